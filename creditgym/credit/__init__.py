@@ -1,0 +1,1 @@
+"""Credit assignment: turn-reward shapers and advantage estimators."""

@@ -1,0 +1,1 @@
+"""Training: rollout collection, losses, the trainer loop, checkpoints and logging."""

@@ -1,0 +1,123 @@
+"""The one data model every part of creditgym speaks: `Turn`, `Episode`, `EpisodeGroup`.
+
+Rollouts produce `Episode`s; credit modules read them and return one float per turn; the
+trainer broadcasts each turn's advantage to that turn's action tokens. This module imports
+nothing else of creditgym so that every other part can depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Turn", "Episode", "EpisodeGroup", "group_episodes", "turn_rewards"]
+
+
+@dataclass
+class Turn:
+    """One decision of one agent: what it saw, what it said, and what the env answered.
+
+    Attributes:
+        observation: the environment's text observation the decision was made on.
+        action: the action sent to the environment (parsed from `response`).
+        reward: the environment's own reward for this step.
+        info: the environment's `info` dict returned *with* `observation` (so `anchor`,
+            `admissible_actions` describe the state the decision was made in).
+        next_info: the `info` returned by the step (so `won`, `valid`, `events` describe
+            what this action did).
+        prompt: the full text prompt given to the policy.
+        response: the policy's raw output text (may contain reasoning around the action).
+        prompt_ids: token ids of `prompt`.
+        response_ids: token ids of `response` (the tokens the policy gradient acts on).
+        logprobs: behaviour-policy log-probabilities of `response_ids`, one per token.
+        valid: whether the response parsed to an action the environment understood.
+    """
+
+    observation: str
+    action: str
+    reward: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    next_info: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+    response: str = ""
+    prompt_ids: list[int] = field(default_factory=list)
+    response_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    valid: bool = True
+
+    @property
+    def anchor(self) -> Hashable | None:
+        """Canonical key of the true environment state this decision was made in."""
+        return self.info.get("anchor")
+
+
+@dataclass
+class Episode:
+    """One agent's trajectory through one episode.
+
+    Attributes:
+        turns: the agent's turns in order.
+        env_id: registered id of the environment.
+        task_id: identifies the task (for example the reset seed and split).
+        group_id: episodes with the same `group_id` began from the same start state;
+            group-relative estimators (GRPO, GiGPO) compare within it.
+        agent_id: the agent's name in multi-agent envs, `"agent"` otherwise.
+        success: the environment's `won` flag at the end.
+        terminated: the episode ended by the environment (not by a step budget).
+        truncated: the episode was cut by a step budget.
+        failed: the episode could not be completed (the env crashed, a worker died);
+            failed episodes carry no learning signal and estimators skip them.
+        task_type: the task family, for per-type evaluation tables.
+        metadata: anything else (seed, split, error message, ...).
+    """
+
+    turns: list[Turn] = field(default_factory=list)
+    env_id: str = ""
+    task_id: str = ""
+    group_id: Hashable = 0
+    agent_id: str = "agent"
+    success: bool = False
+    terminated: bool = False
+    truncated: bool = False
+    failed: bool = False
+    task_type: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def episode_return(self) -> float:
+        """Undiscounted sum of the environment's rewards."""
+        return float(sum(turn.reward for turn in self.turns))
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+
+@dataclass
+class EpisodeGroup:
+    """Episodes that began from the same start state (GRPO's "group")."""
+
+    group_id: Hashable
+    episodes: list[Episode]
+
+    @property
+    def returns(self) -> np.ndarray:  # (episodes,)
+        return np.array([ep.episode_return for ep in self.episodes], dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+
+def group_episodes(episodes: Iterable[Episode]) -> list[EpisodeGroup]:
+    """Group episodes by `group_id`, keeping first-seen order of groups and episodes."""
+    by_id: dict[Hashable, list[Episode]] = {}
+    for episode in episodes:
+        by_id.setdefault(episode.group_id, []).append(episode)
+    return [EpisodeGroup(group_id, members) for group_id, members in by_id.items()]
+
+
+def turn_rewards(episode: Episode) -> np.ndarray:  # (turns,)
+    """The environment's per-turn rewards of an episode as a float array."""
+    return np.array([turn.reward for turn in episode.turns], dtype=np.float64)
