@@ -1,0 +1,4 @@
+from creditgym.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `serve`.
+
+    creditgym envs
+    creditgym play creditgym/HouseholdEasy-v0 --seed 3
+    creditgym eval --env creditgym/Household-v0 --agent expert --agent random --episodes 50
+    creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
+    creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from creditgym.envs.registry import describe, list_envs
+
+    table = Table(title="registered creditgym environments")
+    table.add_column("id")
+    table.add_column("description")
+    for env_id in list_envs():
+        table.add_row(env_id, describe(env_id))
+    _console().print(table)
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from creditgym.play import play
+
+    return play(args.env, seed=args.seed, split=args.split)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from creditgym.agents.factory import load_policy
+    from creditgym.train.evaluate import evaluate, results_json, results_table
+    from creditgym.train.rollout import PromptFormat
+
+    console = _console()
+    env_kwargs = dict(_parse_kv(item) for item in args.env_kwarg)
+    results = []
+    for agent in args.agent or ["expert", "random"]:
+        policy = load_policy(agent, **({"constrained": True} if args.constrained else {}))
+        model_based = hasattr(policy, "tokenizer") or agent.startswith("openai:")
+        prompt_format = PromptFormat(
+            template=args.template,
+            history_length=args.history_length,
+            require_tags=model_based and not args.constrained,
+        )
+        results += evaluate(
+            policy,
+            args.env,
+            args.splits.split(","),
+            args.episodes,
+            agent=agent,
+            env_kwargs=env_kwargs,
+            batch_size=args.batch_size,
+            prompt_format=prompt_format,
+        )
+    console.print(results_table(results, title=f"{args.env}: {args.episodes} episodes per split"))
+    if args.json:
+        Path(args.json).write_text(results_json(results))
+        console.print(f"results written to {args.json}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from creditgym.config import load_config
+    from creditgym.train.evaluate import results_table
+    from creditgym.train.trainer import train
+
+    console = _console()
+    config = load_config(args.config, args.overrides)
+    result = train(config, console=console)
+    console.print(results_table(result.random_baseline + result.initial + result.final, title="held-out success"))
+    console.print(
+        f"trained {result.iterations} iterations, {result.env_steps} env steps in {result.seconds / 60:.1f} min\n"
+        f"learning curve: {result.plot}\ncheckpoint:     {result.checkpoint / 'model'}\n"
+        f"metrics:        {result.output_dir / 'metrics.jsonl'}"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from creditgym.agents.server import main as serve_main
+
+    return serve_main([args.model, "--host", args.host, "--port", str(args.port)])
+
+
+def _parse_kv(item: str) -> tuple[str, object]:
+    import yaml  # installed with omegaconf
+
+    if "=" not in item:
+        raise SystemExit(f"--env-kwarg {item!r} must look like key=value")
+    key, value = item.split("=", 1)
+    return key, yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="creditgym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    envs = sub.add_parser("envs", help="list registered environments")
+    envs.set_defaults(func=cmd_envs)
+
+    play = sub.add_parser("play", help="play an environment in the terminal")
+    play.add_argument("env", help="registered env id")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--split", default="train")
+    play.set_defaults(func=cmd_play)
+
+    ev = sub.add_parser("eval", help="evaluate agents on held-out tasks and print a results table")
+    ev.add_argument("--env", default="creditgym/Household-v0", help="registered env id")
+    ev.add_argument(
+        "--agent",
+        action="append",
+        help="expert | random | tiny | smollm2 | openai:<base_url> | a checkpoint dir | an HF model name "
+        "(repeat for several; default: expert and random)",
+    )
+    ev.add_argument("--episodes", type=int, default=50, help="episodes per split")
+    ev.add_argument("--splits", default="valid_seen,valid_unseen", help="comma-separated splits")
+    ev.add_argument("--batch-size", type=int, default=32, help="environments stepped in lockstep")
+    ev.add_argument("--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make")
+    ev.add_argument("--template", default="compact", help="prompt template for model agents")
+    ev.add_argument("--history-length", type=int, default=2)
+    ev.add_argument("--constrained", action="store_true", help="model agents sample only admissible actions")
+    ev.add_argument("--json", help="also write the results as JSON to this path")
+    ev.set_defaults(func=cmd_eval)
+
+    tr = sub.add_parser("train", help="train an agent from a YAML config")
+    tr.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
+    tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.iterations=5")
+    tr.set_defaults(func=cmd_train)
+
+    serve = sub.add_parser("serve", help="serve a policy over an OpenAI-compatible HTTP API")
+    serve.add_argument("model", help="tiny | smollm2 | a checkpoint dir | an HF model name")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from gymnasium.error import Error as GymnasiumError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, LookupError, FileNotFoundError, GymnasiumError) as error:
+        # Configuration mistakes (unknown env id, config key, agent name): one clear line, no trace.
+        _console().print(f"[bold red]error:[/] {error}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Rollout collection: B environments stepped in lockstep, one batched `generate` per step.
+
+Every step, the prompts of all still-running environments go to the policy in one call, so a
+model policy pays one batched forward pass per turn instead of one per environment. Episodes
+that start from the same seed share a `group_id`, which is what group-relative credit (GRPO,
+GiGPO) compares within.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from creditgym.agents.base import Policy
+from creditgym.agents.parsing import parse_action
+from creditgym.agents.prompts import build_prompt
+from creditgym.envs import info as keys
+from creditgym.envs.registry import make
+from creditgym.trajectory import Episode, Turn
+
+__all__ = ["PromptFormat", "Task", "make_envs", "collect_episodes", "group_tasks"]
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How observations become prompts and responses become actions."""
+
+    template: str = "compact"
+    history_length: int = 2
+    require_tags: bool = False  # False for constrained decoding and scripted policies: bare actions
+
+
+@dataclass(frozen=True)
+class Task:
+    """One episode to run: the reset seed fixes the start state; `group_id` ties a group."""
+
+    seed: int
+    group_id: Any = None
+    split: str = ""
+
+
+def group_tasks(seeds: Sequence[int], group_size: int, split: str = "") -> list[Task]:
+    """`group_size` copies of each seed, the copies of one seed forming one group."""
+    return [Task(seed, group_id=(split, seed), split=split) for seed in seeds for _ in range(group_size)]
+
+
+def make_envs(env_id: str, count: int, split: str | None = None, **kwargs: Any) -> list[gym.Env]:
+    """`count` instances of a registered env, on `split` when the env family has splits."""
+    if split:
+        try:
+            return [make(env_id, split=split, **kwargs) for _ in range(count)]
+        except TypeError as error:
+            if "split" not in str(error):
+                raise
+    return [make(env_id, **kwargs) for _ in range(count)]
+
+
+@dataclass
+class _Running:
+    """Book-keeping for one environment while its episode runs."""
+
+    env: gym.Env
+    episode: Episode
+    observation: str
+    info: dict
+    history: list[tuple[str, str]]
+
+
+def _start(env: gym.Env, env_id: str, task: Task) -> _Running:
+    observation, info = env.reset(seed=task.seed)
+    episode = Episode(
+        env_id=env_id,
+        task_id=f"{task.split}:{task.seed}" if task.split else str(task.seed),
+        group_id=task.group_id if task.group_id is not None else task.seed,
+        task_type=str(info.get(keys.TASK_TYPE, "")),
+        metadata={"seed": task.seed, "split": task.split, "task": info.get(keys.TASK, "")},
+    )
+    return _Running(env, episode, observation, info, [])
+
+
+def collect_episodes(
+    envs: Sequence[gym.Env],
+    policy: Policy,
+    tasks: Sequence[Task],
+    *,
+    env_id: str = "",
+    prompt_format: PromptFormat = PromptFormat(),
+    max_turns: int = 0,
+) -> list[Episode]:
+    """Run one episode per task, `len(envs)` at a time, and return them in task order.
+
+    Args:
+        envs: the environment instances to step (B of them); tasks beyond B wait for a free one.
+        policy: any `Policy`; it gets one `generate` call per step for all running envs.
+        tasks: what to run; equal seeds give equal start states.
+        env_id: recorded in each `Episode`.
+        prompt_format: prompt template, history length and the action format.
+        max_turns: cut episodes after this many turns (0 = only the env's own budget).
+    """
+    episodes: list[Episode | None] = [None] * len(tasks)
+    pending = list(range(len(tasks)))[::-1]
+    running: dict[int, tuple[int, _Running]] = {}  # env slot -> (task index, state)
+
+    def fill_free_slots() -> None:
+        for slot, env in enumerate(envs):
+            while slot not in running and pending:
+                index = pending.pop()
+                try:
+                    running[slot] = (index, _start(env, env_id, tasks[index]))
+                except Exception as error:  # a broken env must not take the run down
+                    episodes[index] = _failed_episode(env_id, tasks[index], error)
+
+    fill_free_slots()
+    while running:
+        slots = sorted(running)
+        states = [running[slot][1] for slot in slots]
+        admissible = [state.info.get(keys.ADMISSIBLE_ACTIONS) for state in states]
+        prompts = [
+            build_prompt(
+                state.info.get(keys.TASK, ""),
+                state.observation,
+                state.history,
+                actions,
+                history_length=prompt_format.history_length,
+                template=prompt_format.template,
+            )
+            for state, actions in zip(states, admissible)
+        ]
+        has_all_admissible = all(actions is not None for actions in admissible)
+        generations = policy.generate(
+            prompts, admissible_actions=admissible if has_all_admissible else None, envs=[s.env for s in states]
+        )
+        for slot, state, prompt, actions, generation in zip(slots, states, prompts, admissible, generations):
+            parsed = parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
+            turn = Turn(
+                observation=state.observation,
+                action=parsed.action,
+                info=state.info,
+                prompt=prompt,
+                response=generation.text,
+                prompt_ids=list(generation.prompt_ids),
+                response_ids=list(generation.token_ids),
+                logprobs=list(generation.logprobs),
+                valid=parsed.valid and generation.error is None,
+            )
+            episode = state.episode
+            try:
+                observation, reward, terminated, truncated, info = state.env.step(parsed.action)
+            except Exception as error:
+                episode.turns.append(turn)
+                episode.failed = True
+                episode.metadata["error"] = _describe(error)
+                episodes[running.pop(slot)[0]] = episode
+                continue
+            turn.reward = float(reward)
+            turn.next_info = info
+            turn.valid = turn.valid and bool(info.get(keys.VALID, True))
+            episode.turns.append(turn)
+            state.history.append((state.observation, parsed.action))
+            state.observation, state.info = observation, info
+            over_budget = max_turns > 0 and len(episode.turns) >= max_turns
+            if terminated or truncated or over_budget:
+                episode.success = bool(info.get(keys.WON, False))
+                episode.terminated = bool(terminated)
+                episode.truncated = bool(truncated or (over_budget and not terminated))
+                if "score" in info:  # task-specific graded score (WebShop), kept for eval tables
+                    episode.metadata["score"] = float(info["score"])
+                episodes[running.pop(slot)[0]] = episode
+        fill_free_slots()
+    return [episode for episode in episodes if episode is not None]
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}"
+
+
+def _failed_episode(env_id: str, task: Task, error: BaseException) -> Episode:
+    return Episode(
+        env_id=env_id,
+        task_id=str(task.seed),
+        group_id=task.group_id if task.group_id is not None else task.seed,
+        failed=True,
+        metadata={"seed": task.seed, "split": task.split, "error": _describe(error)},
+    )

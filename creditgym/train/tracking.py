@@ -1,0 +1,81 @@
+"""Run tracking: metrics to JSONL and TensorBoard, and the learning-curve plot at the end."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MetricsWriter", "plot_learning_curve"]
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to `metrics.jsonl`; mirrors scalars to TensorBoard."""
+
+    def __init__(self, output_dir: Path, tensorboard: bool = True) -> None:
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
+            except ImportError:
+                warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only", stacklevel=2)
+
+    def write(self, row: dict[str, Any], step: int) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+        if self._tb is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._tb.add_scalar(key, value, step)
+            self._tb.flush()
+
+    def truncate_after(self, iteration: int) -> None:
+        """Drop rows past `iteration` (a resumed run rewrites what the crashed one logged)."""
+        if not self.path.exists():
+            return
+        rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [row for row in rows if row.get("iteration", 0) <= iteration]
+        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def plot_learning_curve(history: list[dict[str, Any]], evals: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Training success per iteration and held-out success per split against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if history:
+        ax.plot(
+            [row["env_steps"] for row in history],
+            [row["rollout/success"] for row in history],
+            label="train rollouts",
+            color="0.6",
+        )
+    splits = sorted({key.split("/")[1] for row in evals for key in row if key.startswith("eval/")})
+    for split in splits:
+        points = [(row["env_steps"], row[f"eval/{split}/success"]) for row in evals if f"eval/{split}/success" in row]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", label=f"held-out {split}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

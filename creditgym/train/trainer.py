@@ -1,0 +1,311 @@
+"""The trainer loop: rollout -> credit -> PPO update, with evaluation, checkpoints and resume.
+
+Read top to bottom, in the order a run executes (CleanRL style):
+  1. set-up: seeds, policy, optimizer, environments, resume from the latest checkpoint;
+  2. before training: held-out evaluation of the initial policy and of the random agent,
+     then the optional supervised warm start on expert demonstrations;
+  3. each iteration: collect grouped episodes, turn them into per-turn advantages with the
+     configured credit (shapers + estimator), PPO-update, log, evaluate, checkpoint;
+  4. the end: final evaluation, learning-curve plot, a summary.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from creditgym.agents.base import Policy
+from creditgym.agents.scripted import RandomPolicy
+from creditgym.config import Config, to_yaml
+from creditgym.credit import compute_advantages, credit_metrics
+from creditgym.train.checkpoint import (
+    TrainerState,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from creditgym.train.evaluate import SplitResult, evaluate
+from creditgym.train.models import build_policy
+from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
+from creditgym.train.sft import sft_warmup
+from creditgym.train.tracking import MetricsWriter, plot_learning_curve
+from creditgym.train.update import flatten_turns, ppo_update, reference_logprobs
+from creditgym.trajectory import Episode
+
+__all__ = ["train", "TrainResult"]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    output_dir: Path
+    checkpoint: Path
+    plot: Path
+    initial: list[SplitResult]
+    final: list[SplitResult]
+    random_baseline: list[SplitResult]
+    iterations: int
+    env_steps: int
+    seconds: float
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def _evaluation_mode(policy: Any, temperature: float) -> Iterator[None]:
+    """Sample at the eval temperature without consuming the training sampler's randomness."""
+    saved_temperature = policy.temperature
+    generator = getattr(policy, "generator", None)
+    saved_state = generator.get_state() if generator is not None else None
+    policy.temperature = temperature
+    try:
+        yield
+    finally:
+        policy.temperature = saved_temperature
+        if generator is not None:
+            generator.set_state(saved_state)
+
+
+def _rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
+    usable = [ep for ep in episodes if not ep.failed]
+    turns = [t for ep in usable for t in ep.turns]
+    return {
+        "rollout/success": float(np.mean([ep.success for ep in usable])) if usable else 0.0,
+        "rollout/return": float(np.mean([ep.episode_return for ep in usable])) if usable else 0.0,
+        "rollout/turns": float(np.mean([len(ep) for ep in usable])) if usable else 0.0,
+        "rollout/invalid_rate": float(np.mean([not t.valid for t in turns])) if turns else 0.0,
+        "rollout/failed_episodes": float(len(episodes) - len(usable)),
+        "rollout/response_tokens": float(sum(len(t.response_ids) for t in turns)),
+    }
+
+
+def _eval_row(results: list[SplitResult], state: TrainerState) -> dict[str, Any]:
+    row: dict[str, Any] = {"iteration": state.iteration, "env_steps": state.env_steps}
+    for result in results:
+        row[f"eval/{result.split}/success"] = result.success
+        row[f"eval/{result.split}/return"] = result.mean_return
+        row[f"eval/{result.split}/steps"] = result.mean_steps
+    return row
+
+
+def train(config: Config, *, console: Any = None) -> TrainResult:
+    """Train `config.policy` on `config.env` with the configured credit; see module docstring."""
+    from rich.console import Console
+
+    console = console or Console()
+    started = time.perf_counter()
+    out = Path(config.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(config))
+    if config.run.threads > 0:
+        torch.set_num_threads(config.run.threads)
+
+    # ---- 1. set-up ---------------------------------------------------------------------------
+    _seed_everything(config.run.seed)
+    checkpoint_dir = out / "checkpoints"
+    resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
+    policy = build_policy(config, out, init_from=resume_from / "model" if resume_from else None)
+    parameters = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    reference = build_policy(config, out, frozen_copy_of=policy) if config.train.kl_coef > 0 else None
+    task_rng = np.random.default_rng(config.run.seed)
+    update_rng = np.random.default_rng(config.run.seed + 1)
+    state = TrainerState()
+    writer = MetricsWriter(out, tensorboard=config.run.tensorboard)
+    if resume_from is not None:
+        state, rng = load_checkpoint(resume_from, optimizer)
+        set_rng_state(rng["global"], task_rng, getattr(policy, "generator", None))
+        update_rng.bit_generator.state = rng["update_rng"]
+        writer.truncate_after(state.iteration)
+        console.print(f"[bold]resumed[/] from {resume_from} (iteration {state.iteration})")
+
+    env_cfg, roll_cfg = config.env, config.rollout
+    prompt_format = PromptFormat(
+        template=config.policy.template,
+        history_length=config.policy.history_length,
+        require_tags=not config.policy.constrained,
+    )
+    batch_size = roll_cfg.groups * roll_cfg.group_size
+    train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **env_cfg.kwargs)
+
+    def run_eval() -> list[SplitResult]:
+        with _evaluation_mode(policy, config.eval.temperature):
+            return evaluate(
+                policy,
+                env_cfg.id,
+                env_cfg.eval_splits,
+                config.eval.episodes,
+                agent="policy",
+                env_kwargs=env_cfg.kwargs,
+                batch_size=max(batch_size, 16),
+                prompt_format=prompt_format,
+                max_turns=roll_cfg.max_turns,
+            )
+
+    def record_eval(results: list[SplitResult]) -> None:
+        row = _eval_row(results, state)
+        state.evals.append(row)
+        writer.write(row, state.iteration)
+
+    def checkpoint() -> Path:
+        rng = {"global": rng_state(task_rng, getattr(policy, "generator", None)), "update_rng": update_rng.bit_generator.state}
+        return save_checkpoint(
+            checkpoint_dir, model=policy.model, tokenizer=policy.tokenizer, optimizer=optimizer, state=state, rng=rng
+        )
+
+    # ---- 2. before training: baselines, warm start ---------------------------------------------
+    random_baseline = evaluate(
+        RandomPolicy(seed=config.run.seed),
+        env_cfg.id,
+        env_cfg.eval_splits,
+        config.eval.episodes,
+        agent="random",
+        env_kwargs=env_cfg.kwargs,
+        batch_size=max(batch_size, 16),
+        max_turns=roll_cfg.max_turns,
+    )
+    if state.iteration == 0 and not state.evals:
+        record_eval(run_eval())
+        if config.train.sft_warmup.episodes > 0:
+            stats = sft_warmup(policy, config, prompt_format)
+            console.print(f"supervised warm start: {stats}")
+            writer.write({"iteration": 0, **stats}, 0)
+            record_eval(run_eval())
+    initial = _results_from_row(state.evals[0], env_cfg.eval_splits)
+
+    # ---- 3. the loop ---------------------------------------------------------------------------
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("[bold]iter {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not config.run.progress,
+    )
+    with progress:
+        bar = progress.add_task("train", total=config.train.iterations, completed=state.iteration, status="")
+        while state.iteration < config.train.iterations:
+            iteration = state.iteration + 1
+            # rollout: `groups` tasks, each played `group_size` times from the same start state
+            t0 = time.perf_counter()
+            seeds = task_rng.integers(0, 2**31 - 1, size=roll_cfg.groups).tolist()
+            tasks = group_tasks(seeds, roll_cfg.group_size, split=env_cfg.train_split)
+            episodes = collect_episodes(
+                train_envs,
+                policy,
+                tasks,
+                env_id=env_cfg.id,
+                prompt_format=prompt_format,
+                max_turns=roll_cfg.max_turns,
+            )
+            t_rollout = time.perf_counter() - t0
+
+            # credit: per-turn advantages from the configured shapers and estimator
+            t0 = time.perf_counter()
+            advantages = compute_advantages(episodes, shapers=config.credit.shapers, estimator=config.credit.estimator)
+            t_credit = time.perf_counter() - t0
+
+            # update: PPO-clip over every action token
+            t0 = time.perf_counter()
+            turns = flatten_turns(episodes, advantages)
+            if reference is not None:
+                reference_logprobs(reference, turns, config.train.micro_batch_turns)
+            update_stats = ppo_update(
+                policy,
+                optimizer,
+                turns,
+                ppo_epochs=config.train.ppo_epochs,
+                mini_batches=config.train.mini_batches,
+                micro_batch_turns=config.train.micro_batch_turns,
+                clip_eps=config.train.clip_eps,
+                kl_coef=config.train.kl_coef,
+                entropy_coef=config.train.entropy_coef,
+                max_grad_norm=config.train.max_grad_norm,
+                skip_zero_advantage=config.train.skip_zero_advantage,
+                rng=update_rng,
+            )
+            t_update = time.perf_counter() - t0
+
+            state.iteration = iteration
+            state.env_steps += sum(len(ep) for ep in episodes)
+            row = {
+                "iteration": iteration,
+                "env_steps": state.env_steps,
+                **_rollout_metrics(episodes),
+                **{f"credit/{k}": v for k, v in credit_metrics(episodes, advantages).items()},
+                **update_stats,
+                "time/rollout": t_rollout,
+                "time/credit": t_credit,
+                "time/update": t_update,
+            }
+            state.history.append(row)
+            writer.write(row, iteration)
+
+            if config.eval.every > 0 and iteration % config.eval.every == 0 and iteration != config.train.iterations:
+                record_eval(run_eval())
+            if iteration == config.train.iterations:
+                record_eval(run_eval())
+            if iteration % config.run.save_every == 0 or iteration == config.train.iterations:
+                checkpoint()
+            held_out = state.evals[-1]
+            held_out_text = "  ".join(
+                f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}" for split in env_cfg.eval_splits
+            )
+            progress.update(
+                bar,
+                completed=iteration,
+                status=f"train success {row['rollout/success']:.0%}  held-out: {held_out_text}",
+            )
+
+    # ---- 4. the end --------------------------------------------------------------------------
+    last = latest_checkpoint(checkpoint_dir) or checkpoint()
+    plot = plot_learning_curve(state.history, state.evals, out / "learning_curve.png", title=config.env.id)
+    writer.close()
+    for env in train_envs:
+        env.close()
+    return TrainResult(
+        output_dir=out,
+        checkpoint=last,
+        plot=plot,
+        initial=initial,
+        final=_results_from_row(state.evals[-1], env_cfg.eval_splits),
+        random_baseline=random_baseline,
+        iterations=state.iteration,
+        env_steps=state.env_steps,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _results_from_row(row: dict[str, Any], splits: list[str]) -> list[SplitResult]:
+    return [
+        SplitResult(
+            agent=f"policy @ iteration {row['iteration']}",
+            split=split,
+            episodes=0,
+            success=row.get(f"eval/{split}/success", 0.0),
+            mean_return=row.get(f"eval/{split}/return", 0.0),
+            mean_steps=row.get(f"eval/{split}/steps", 0.0),
+        )
+        for split in splits
+    ]
+
+
+def summary_dict(result: TrainResult) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}

@@ -1,0 +1,144 @@
+"""One policy-gradient update over a rollout batch: turns -> token tensors -> PPO-clip steps.
+
+Each turn contributes its response tokens; its advantage is broadcast to them. The batch is
+split into `mini_batches` optimizer steps per epoch and each of those into micro-batches of
+`micro_batch_turns` turns whose gradients are accumulated, with the token mean taken over the
+whole mini-batch so micro-batching never changes the gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from creditgym.envs import info as keys
+from creditgym.train.losses import pad_sequences, ppo_clip_loss
+from creditgym.trajectory import Episode, Turn
+
+__all__ = ["TrainTurn", "flatten_turns", "ppo_update", "reference_logprobs"]
+
+
+@dataclass
+class TrainTurn:
+    """A turn ready for the loss: token ids, behaviour log-probs and its advantage."""
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+    old_logprobs: list[float]
+    advantage: float
+    admissible_actions: list[str] | None
+    ref_logprobs: torch.Tensor | None = None
+
+
+def flatten_turns(episodes: Sequence[Episode], advantages: Sequence[np.ndarray]) -> list[TrainTurn]:
+    """Every turn that has response tokens, paired with its advantage."""
+    flat = []
+    for episode, episode_advantages in zip(episodes, advantages):
+        for turn, advantage in zip(episode.turns, episode_advantages):
+            if turn.response_ids and len(turn.logprobs) == len(turn.response_ids):
+                flat.append(_train_turn(turn, float(advantage)))
+    return flat
+
+
+def _train_turn(turn: Turn, advantage: float) -> TrainTurn:
+    admissible = turn.info.get(keys.ADMISSIBLE_ACTIONS)
+    return TrainTurn(
+        prompt_ids=turn.prompt_ids,
+        response_ids=turn.response_ids,
+        old_logprobs=turn.logprobs,
+        advantage=advantage,
+        admissible_actions=list(admissible) if admissible is not None else None,
+    )
+
+
+def _score(policy: Any, turns: Sequence[TrainTurn], with_entropy: bool) -> tuple[list[torch.Tensor], list | None]:
+    admissible = [t.admissible_actions for t in turns]
+    return policy.score(
+        [t.prompt_ids for t in turns],
+        [t.response_ids for t in turns],
+        admissible if getattr(policy, "constrained", False) and all(a is not None for a in admissible) else None,
+        with_entropy=with_entropy,
+    )
+
+
+@torch.no_grad()
+def reference_logprobs(reference: Any, turns: Sequence[TrainTurn], micro_batch_turns: int) -> None:
+    """Fill `turn.ref_logprobs` with the frozen reference policy's log-probs."""
+    for start in range(0, len(turns), micro_batch_turns):
+        chunk = turns[start : start + micro_batch_turns]
+        logprobs, _ = _score(reference, chunk, with_entropy=False)
+        for turn, values in zip(chunk, logprobs):
+            turn.ref_logprobs = values.detach()
+
+
+def ppo_update(
+    policy: Any,
+    optimizer: torch.optim.Optimizer,
+    turns: list[TrainTurn],
+    *,
+    ppo_epochs: int = 1,
+    mini_batches: int = 1,
+    micro_batch_turns: int = 64,
+    clip_eps: float = 0.2,
+    kl_coef: float = 0.0,
+    entropy_coef: float = 0.0,
+    max_grad_norm: float = 1.0,
+    skip_zero_advantage: bool = True,
+    rng: np.random.Generator | None = None,
+) -> dict[str, float]:
+    """Run the PPO-clip update on `turns` and return averaged loss statistics.
+
+    Turns whose advantage is 0 contribute nothing to the clipped policy-gradient term, so with
+    no KL or entropy term they are left out of the forward pass (`skip_zero_advantage`), while
+    still counted in the token-mean divisor so the gradient is unchanged.
+    """
+    rng = rng or np.random.default_rng(0)
+    parameters = [p for p in policy.model.parameters() if p.requires_grad]
+    device = next(iter(parameters)).device
+    sums: dict[str, float] = {}
+    steps = 0
+    for _ in range(ppo_epochs):
+        order = rng.permutation(len(turns))
+        for batch_indices in np.array_split(order, max(1, min(mini_batches, len(turns)))):
+            batch = [turns[i] for i in batch_indices]
+            token_count = sum(len(t.response_ids) for t in batch)
+            if skip_zero_advantage and kl_coef == 0 and entropy_coef == 0:
+                batch = [t for t in batch if t.advantage != 0.0]
+            if not batch or token_count == 0:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            for start in range(0, len(batch), micro_batch_turns):
+                micro = batch[start : start + micro_batch_turns]
+                logprobs, entropies = _score(policy, micro, with_entropy=True)
+                new_logprobs, mask = pad_sequences(logprobs)
+                old_logprobs, _ = pad_sequences([torch.tensor(t.old_logprobs, dtype=torch.float32) for t in micro])
+                ref = None
+                if kl_coef > 0:
+                    ref, _ = pad_sequences([t.ref_logprobs.float() for t in micro])
+                    ref = ref.to(device)
+                entropy = pad_sequences(entropies)[0] if entropies is not None else None
+                out = ppo_clip_loss(
+                    new_logprobs.float(),
+                    old_logprobs.to(device),
+                    torch.tensor([t.advantage for t in micro], dtype=torch.float32, device=device),
+                    mask.float(),
+                    clip_eps=clip_eps,
+                    token_count=token_count,
+                    ref_logprobs=ref,
+                    kl_coef=kl_coef,
+                    entropy=entropy.float() if entropy is not None else None,
+                    entropy_coef=entropy_coef,
+                )
+                out.loss.backward()
+                for name in ("pg_loss", "approx_kl", "clip_fraction", "ref_kl", "entropy"):
+                    sums[name] = sums.get(name, 0.0) + getattr(out, name)
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+            optimizer.step()
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+            steps += 1
+    # loss statistics are per mini-batch sums of micro-batch parts; report per optimizer step
+    return {f"update/{name}": value / max(steps, 1) for name, value in sums.items()} | {"update/steps": steps}
