@@ -1,0 +1,133 @@
+"""The registry: creditgym ids in Gymnasium's registry, helpful unknown-id errors, and envs
+shipped by other packages (through `creditgym.register` or a `creditgym.envs` entry point)."""
+
+import sys
+import textwrap
+
+import gymnasium as gym
+import pytest
+
+import creditgym
+from creditgym.envs import registry
+from creditgym.envs.checks import check_text_env
+
+# A complete third-party text env, written as a user would, in a package of its own.
+EXTERNAL_ENV = textwrap.dedent(
+    '''
+    """A corridor: walk east to the door."""
+    import gymnasium as gym
+    from creditgym.envs import info as keys
+    from creditgym.envs.spaces import text_space
+
+
+    class CorridorEnv(gym.Env):
+        """Walk east along a corridor until you reach the door."""
+
+        def __init__(self, length=3, split="train"):
+            self.length = length
+            self.observation_space = text_space()
+            self.action_space = text_space()
+
+        def _info(self, valid=True, events=()):
+            return {
+                keys.TASK: "reach the door",
+                keys.TASK_TYPE: "corridor",
+                keys.ADMISSIBLE_ACTIONS: ["go east", "go west"],
+                keys.ANCHOR: self.position,
+                keys.WON: self.position == self.length,
+                keys.VALID: valid,
+                keys.SYMBOLIC_STATE: {"position": float(self.position)},
+                keys.EVENTS: list(events),
+                "expert_action": "go east",
+            }
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            self.position = 0
+            return f"You are at square 0 of {self.length}.", self._info()
+
+        def step(self, action):
+            action = str(action).strip().lower()
+            if action not in ("go east", "go west"):
+                return "Nothing happens.", 0.0, False, False, self._info(valid=False)
+            self.position = max(0, self.position + (1 if action == "go east" else -1))
+            won = self.position == self.length
+            events = ["reached the door"] if won else []
+            return f"You are at square {self.position}.", float(won), won, False, self._info(events=events)
+
+        def expert_action(self):
+            return "go east"
+
+
+    def register_envs():
+        import creditgym
+        creditgym.register("thirdparty/Corridor-v0", "corridor_pkg:CorridorEnv", description="walk to the door")
+    '''
+)
+
+
+@pytest.fixture
+def corridor_package(tmp_path, monkeypatch):
+    """An installed-looking package `corridor_pkg` that declares a creditgym.envs entry point."""
+    (tmp_path / "corridor_pkg.py").write_text(EXTERNAL_ENV)
+    dist_info = tmp_path / "corridor_pkg-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: corridor-pkg\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[creditgym.envs]\ncorridor = corridor_pkg:register_envs\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    yield
+    gym.envs.registry.pop("thirdparty/Corridor-v0", None)
+    registry._descriptions.pop("thirdparty/Corridor-v0", None)
+    sys.modules.pop("corridor_pkg", None)
+
+
+def test_unknown_id_error_lists_the_closest_ids():
+    with pytest.raises(gym.error.UnregisteredEnv) as error:
+        creditgym.make("creditgym/Housework-v0")
+    message = str(error.value)
+    assert "unknown env id 'creditgym/Housework-v0'" in message
+    assert "did you mean 'creditgym/Household-v0'" in message
+
+
+def test_builtin_envs_are_in_gymnasiums_registry_under_the_creditgym_namespace():
+    ids = creditgym.list_envs(namespace="creditgym")
+    assert "creditgym/Household-v0" in ids
+    assert all(env_id.startswith("creditgym/") for env_id in ids)
+    assert all(env_id in gym.envs.registry for env_id in ids)
+    assert all(creditgym.describe(env_id) for env_id in ids), "every env needs a one-line description"
+
+
+def test_an_entry_point_plugin_env_is_found_made_checked_and_evaluated(corridor_package):
+    assert "thirdparty/Corridor-v0" in creditgym.list_envs()
+    assert creditgym.describe("thirdparty/Corridor-v0") == "walk to the door"
+    env = creditgym.make("thirdparty/Corridor-v0", length=2)
+    check_text_env(env)
+
+    from creditgym.agents.scripted import ExpertPolicy
+    from creditgym.train.evaluate import evaluate
+
+    (result,) = evaluate(ExpertPolicy(), "thirdparty/Corridor-v0", ["train"], episodes=4, env_kwargs={"length": 2})
+    assert result.success == 1.0 and result.mean_steps == 2.0
+
+
+def test_register_in_user_code_with_a_class_entry_point_and_default_kwargs(corridor_package):
+    import corridor_pkg
+
+    creditgym.register("thirdparty/Corridor-v0", corridor_pkg.CorridorEnv, length=5)
+    env = creditgym.make("thirdparty/Corridor-v0")
+    assert env.unwrapped.length == 5
+    assert creditgym.describe("thirdparty/Corridor-v0") == "Walk east along a corridor until you reach the door."
+    assert creditgym.make("thirdparty/Corridor-v0", length=1).unwrapped.length == 1
+
+
+def test_a_broken_plugin_warns_with_its_name_and_does_not_break_other_envs(tmp_path, monkeypatch):
+    dist_info = tmp_path / "broken_pkg-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-pkg\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[creditgym.envs]\nbroken = no_such_module:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    with pytest.warns(UserWarning, match="creditgym env plugin 'broken'"):
+        ids = creditgym.list_envs()
+    assert "creditgym/Household-v0" in ids
