@@ -1,1 +1,58 @@
-"""Credit assignment: turn-reward shapers and advantage estimators."""
+"""Credit assignment: turn-reward shapers and advantage estimators.
+
+Two stages, each picked by name from the config::
+
+    credit:
+      shapers: [env]                                  # summed turn rewards
+      estimator: {name: gigpo, gamma: 0.95, step_weight: 1.0}
+
+and callable without the trainer::
+
+    from creditgym.credit import compute_advantages
+    advantages = compute_advantages(episodes, shapers=["env"], estimator="grpo")
+
+Built in: shaper ``env``; estimators ``grpo`` and ``gigpo``. Add yours with
+`register_shaper` / `register_estimator`.
+"""
+
+from creditgym.credit.api import check_credit_config, compute_advantages, shape_rewards
+from creditgym.credit.batch import discounted_returns
+from creditgym.credit.context import CreditContext, LogProbScorer
+from creditgym.credit.registry import (
+    CreditConfigError,
+    get_estimator,
+    get_shaper,
+    list_estimators,
+    list_shapers,
+    register_estimator,
+    register_shaper,
+)
+
+# Built-ins register themselves on import.
+from creditgym.credit.shapers import env_rewards
+from creditgym.credit.grpo import grpo_advantages
+from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
+from creditgym.credit.metrics import credit_metrics
+
+__all__ = [
+    "compute_advantages",
+    "shape_rewards",
+    "check_credit_config",
+    "CreditContext",
+    "LogProbScorer",
+    "CreditConfigError",
+    "register_shaper",
+    "register_estimator",
+    "get_shaper",
+    "get_estimator",
+    "list_shapers",
+    "list_estimators",
+    "discounted_returns",
+    "env_rewards",
+    "grpo_advantages",
+    "gigpo_advantages",
+    "gigpo_terms",
+    "GiGPOTerms",
+    "step_groups",
+    "credit_metrics",
+]

@@ -1,0 +1,183 @@
+"""Registries of turn-reward shapers and advantage estimators, picked by name from a config.
+
+A **shaper** is ``shaper(episodes, context, **options) -> list[np.ndarray]``: one reward per
+turn for each episode. The rewards of all configured shapers are summed.
+
+An **estimator** is ``estimator(episodes, turn_rewards, **options) -> list[np.ndarray]``: one
+advantage per turn for each episode.
+
+Options are the function's keyword parameters with defaults; a config may set any of them and
+nothing else. Register your own in your code and name it in the config::
+
+    from creditgym.credit import register_estimator
+
+    @register_estimator("my_rloo")
+    def my_rloo(episodes, turn_rewards, *, baseline: str = "leave_one_out"):
+        ...
+
+    # credit: {shapers: [env], estimator: {name: my_rloo, baseline: leave_one_out}}
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CreditConfigError",
+    "Resolved",
+    "register_shaper",
+    "register_estimator",
+    "list_shapers",
+    "list_estimators",
+    "get_shaper",
+    "get_estimator",
+    "resolve",
+]
+
+Shaper = Callable[..., list[np.ndarray]]
+Estimator = Callable[..., list[np.ndarray]]
+
+_SHAPERS: dict[str, Shaper] = {}
+_ESTIMATORS: dict[str, Estimator] = {}
+
+# Leading positional parameters each kind receives from the caller; the rest are options.
+_POSITIONAL = {"shaper": ("episodes", "context"), "estimator": ("episodes", "turn_rewards")}
+
+
+class CreditConfigError(ValueError):
+    """A credit config names an unknown shaper/estimator or gives it an option it lacks."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A shaper or estimator looked up by name, with its validated options."""
+
+    kind: str
+    name: str
+    fn: Callable[..., list[np.ndarray]]
+    options: dict[str, Any]
+
+
+def _register(table: dict[str, Callable], kind: str, name: str) -> Callable[[Callable], Callable]:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register_{kind} needs a non-empty string name, e.g. @register_{kind}('mine')")
+
+    def decorator(fn: Callable) -> Callable:
+        _check_signature(fn, kind, name)
+        old = table.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+            warnings.warn(
+                f"{kind} {name!r} ({old.__module__}.{old.__qualname__}) is replaced by "
+                f"{fn.__module__}.{fn.__qualname__}; pick another name to keep both.",
+                stacklevel=2,
+            )
+        table[name] = fn
+        return fn
+
+    return decorator
+
+
+def register_shaper(name: str) -> Callable[[Shaper], Shaper]:
+    """Decorator: make `shaper(episodes, context, **options)` available as ``shapers: [name]``."""
+    return _register(_SHAPERS, "shaper", name)
+
+
+def register_estimator(name: str) -> Callable[[Estimator], Estimator]:
+    """Decorator: make `estimator(episodes, turn_rewards, **options)` available by `name`."""
+    return _register(_ESTIMATORS, "estimator", name)
+
+
+def list_shapers() -> list[str]:
+    return sorted(_SHAPERS)
+
+
+def list_estimators() -> list[str]:
+    return sorted(_ESTIMATORS)
+
+
+def _lookup(table: dict[str, Callable], kind: str, name: Any) -> Callable:
+    if isinstance(name, str) and name in table:
+        return table[name]
+    known = sorted(table)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise CreditConfigError(
+        f"unknown {kind} {name!r}; {hint}registered {kind}s: {', '.join(known) or 'none'}. "
+        f"Register your own with @creditgym.credit.register_{kind}({str(name)!r})."
+    )
+
+
+def get_shaper(name: str) -> Shaper:
+    return _lookup(_SHAPERS, "shaper", name)
+
+
+def get_estimator(name: str) -> Estimator:
+    return _lookup(_ESTIMATORS, "estimator", name)
+
+
+def _option_parameters(fn: Callable, kind: str) -> dict[str, inspect.Parameter]:
+    params = list(inspect.signature(fn).parameters.values())
+    return {
+        p.name: p
+        for p in params[len(_POSITIONAL[kind]) :]
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _check_signature(fn: Callable, kind: str, name: str) -> None:
+    params = list(inspect.signature(fn).parameters.values())
+    expected = _POSITIONAL[kind]
+    leading = [p for p in params[: len(expected)] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(leading) != len(expected):
+        raise TypeError(
+            f"{kind} {name!r}: {fn.__qualname__} must take ({', '.join(expected)}, **options) "
+            f"as its first parameters; it takes ({', '.join(p.name for p in params)})."
+        )
+    missing = [p.name for p in params[len(expected) :] if p.default is p.empty and p.kind is not p.VAR_KEYWORD]
+    if missing:
+        raise TypeError(
+            f"{kind} {name!r}: option(s) {', '.join(missing)} of {fn.__qualname__} need defaults "
+            "so a config can leave them out."
+        )
+
+
+def _validate_options(kind: str, name: str, fn: Callable, options: Mapping[str, Any]) -> dict[str, Any]:
+    parameters = _option_parameters(fn, kind)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    for option in options:
+        if option not in parameters and not accepts_any:
+            close = difflib.get_close_matches(option, list(parameters), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise CreditConfigError(
+                f"unknown option {option!r} for {kind} {name!r}; {hint}"
+                f"valid options: {', '.join(parameters) or 'none'}."
+            )
+    return dict(options)
+
+
+def resolve(kind: str, spec: Any) -> Resolved:
+    """Turn a config entry (a name, or a mapping with `name` and options) into a `Resolved`."""
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, Mapping):
+        if "name" not in spec:
+            raise CreditConfigError(
+                f"{kind} entry {dict(spec)!r} has no 'name'; write e.g. {{name: gigpo, gamma: 0.95}}."
+            )
+        options = {str(k): v for k, v in spec.items() if k != "name"}
+        name = spec["name"]
+    else:
+        raise CreditConfigError(
+            f"a {kind} is given as a name or as {{name: ..., option: value}}; got {spec!r} "
+            f"({type(spec).__name__})."
+        )
+    table = _SHAPERS if kind == "shaper" else _ESTIMATORS
+    fn = _lookup(table, kind, name)
+    return Resolved(kind, name, fn, _validate_options(kind, name, fn, options))
