@@ -5,5 +5,10 @@ Importing this package registers the built-in families under the ``creditgym/`` 
 
 from creditgym.envs import info
 from creditgym.envs.registry import describe, list_envs, make, register
+from creditgym.envs import household  # noqa: F401,E402  (registers creditgym/Household-*)
+from creditgym.envs import webshop  # noqa: F401,E402  (registers creditgym/WebShop-*)
+from creditgym.envs import search  # noqa: F401,E402  (registers creditgym/SearchQA-*)
+from creditgym.envs import tw  # noqa: F401,E402  (registers creditgym/TextWorld*; imports textworld lazily)
+from creditgym.envs import nethack  # noqa: F401,E402  (registers creditgym/MiniHack*; imports minihack lazily)
 
 __all__ = ["info", "make", "register", "list_envs", "describe"]

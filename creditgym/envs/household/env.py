@@ -1,0 +1,224 @@
+"""`HouseholdEnv`: the ALFWorld-style household as a `gymnasium.Env`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from creditgym.envs import info as keys
+from creditgym.envs.household import render
+from creditgym.envs.household.expert import expert_action
+from creditgym.envs.household.tasks import TASK_TYPES, Task, TaskConfig, generate_task
+from creditgym.envs.household.world import World
+from creditgym.envs.spaces import text_space
+
+__all__ = ["HouseholdEnv"]
+
+#: Extra `info` key: the id of the current task (``"train:17:pick_and_place:..."``).
+TASK_ID = "task_id"
+
+
+def _as_range(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if len(value) != 2:
+        raise ValueError(f"{name}={value!r}: give an int or a (low, high) pair")
+    return (int(value[0]), int(value[1]))
+
+
+def _normalise(action: str) -> str:
+    """Lower case, single spaces, no trailing full stop; ``put O in/on R`` becomes ``move O to R``."""
+    text = " ".join(action.lower().split()).rstrip(".")
+    if text.startswith("put "):
+        for preposition in (" in ", " on ", " into ", " onto "):
+            obj, found, rec = text[4:].partition(preposition)
+            if found:
+                return f"move {obj} to {rec}"
+    return text
+
+
+class HouseholdEnv(gym.Env[str, str]):
+    """An ALFWorld-style household: find objects, clean/heat/cool them, put them in place, by text.
+
+    ## Description
+    A procedurally generated room (kitchen, bedroom or living room) full of numbered
+    receptacles (``countertop 1``, ``cabinet 3``, ``fridge 1`` ...) and objects (``apple 1``,
+    ``mug 2`` ...). The agent gets one instruction in ALFWorld's words (``put some apple on
+    diningtable.``) and acts with ALFWorld's commands; the feedback copies ALFWorld's text. A
+    native engine instead of ALFWorld/TextWorld: no data to download and ~100x faster.
+
+    ## Action Space
+    `creditgym.envs.spaces.text_space()`: any string. Understood commands (case and spacing do
+    not matter, a final full stop is ignored): ``go to R``, ``open R``, ``close R``,
+    ``take O from R``, ``move O to R`` (alias ``put O in R`` / ``put O on R``),
+    ``clean O with R`` (sinkbasin), ``heat O with R`` (microwave), ``cool O with R`` (fridge),
+    ``use desklamp N``, ``examine R`` (where you are), ``examine O`` (held), ``inventory``,
+    ``look``. A command that does not apply now is answered "Nothing happens." (valid=False).
+
+    ## Observation Space
+    `text_space()`: the feedback to the last command. The first observation is
+    "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, ...
+    \\n\\nYour task is to: put some apple on diningtable."
+
+    ## Rewards
+    1.0 on the step that completes the task, 0.0 otherwise.
+
+    ## Starting State
+    In the middle of the room, hands empty, openable receptacles (cabinet, drawer, fridge,
+    microwave, safe) closed unless ``closed=False``. The task's objects never start where the
+    goal wants them.
+
+    ## Episode End
+    terminated=True when the task is done; truncated=True after ``max_steps`` steps (the env
+    enforces its own budget, so it is also exact under `env.unwrapped`).
+
+    ## Arguments
+    * ``split``: ``"train"``, ``"valid_seen"`` or ``"valid_unseen"`` (below).
+    * ``receptacles``: receptacles per house, an int or an inclusive ``(low, high)`` range;
+      a room with fewer kinds gives fewer.
+    * ``distractors``: objects unrelated to the task, int or ``(low, high)``.
+    * ``task_types``: the task types to draw from (names below).
+    * ``max_steps``: the step budget.
+    * ``closed``: whether openable receptacles start closed.
+    * ``render_mode``: ``None`` or ``"ansi"`` (returns the last observation).
+
+    ## Task Types
+    ALFWorld's six, only with object/receptacle types where they make sense:
+    ``pick_and_place`` ("put a apple in fridge."), ``pick_two_and_place`` ("find two
+    cellphone and put them in bed."), ``pick_clean_then_place`` ("clean some mug and put it in
+    coffeemachine."), ``pick_heat_then_place`` (microwave), ``pick_cool_then_place`` (fridge),
+    ``look_at_obj_in_light`` ("look at book under the desklamp.": hold it where a switched-on
+    desklamp stands). Goals are on types, like ALFWorld's: any apple, any fridge. Pass
+    ``options={"task_type": ...}`` to `reset` to choose one, or ``options={"task": task}`` to
+    play a given `Task` (generated, or built by hand from a `Layout` and a `Goal`).
+
+    ## Info
+    ``task``, ``task_type``, ``task_id``, ``admissible_actions`` (sorted; every command that
+    does something now), ``anchor`` (the true state: task, location, held object, open
+    receptacles, every object's place and clean/hot/cold state, the lamp; never the step
+    count), ``won``, ``valid``, ``symbolic_state`` (holding, holding_target,
+    target_ready_in_hand, targets_visible, at_target_receptacle, lamp_on, placed, needed,
+    progress, steps) and ``events`` ("found apple 1", "opened fridge 1", "took apple 1",
+    "cleaned mug 1", "heated egg 1", "cooled apple 1", "placed apple 1 in fridge 1",
+    "used desklamp 1", ...).
+
+    ## Splits
+    `reset(seed=n)` gives task ``n`` of the split, the same forever; `reset()` draws ``n`` from
+    the env's RNG. ``train`` and ``valid_seen`` share layouts and goals; ``valid_unseen`` uses
+    only room layouts and (object, receptacle) goal pairs that ``train`` never does.
+
+    ## The Expert
+    ``env.unwrapped.expert_action()`` returns the next admissible command of a planner that
+    reads the true state; it solves every task.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium's convention)
+
+    def __init__(
+        self,
+        split: str = "train",
+        receptacles: int | Sequence[int] = (15, 25),
+        distractors: int | Sequence[int] = (10, 20),
+        task_types: str | Sequence[str] = TASK_TYPES,
+        max_steps: int = 50,
+        closed: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; expected None or 'ansi'")
+        if max_steps < 1:
+            raise ValueError(f"max_steps={max_steps}; the step budget must be at least 1")
+        self.split = split
+        self.config = TaskConfig(
+            receptacles=_as_range(receptacles, "receptacles"),
+            distractors=_as_range(distractors, "distractors"),
+            task_types=(task_types,) if isinstance(task_types, str) else tuple(task_types),
+            closed=bool(closed),
+        )
+        generate_task(0, split, self.config)  # fail now, with the generator's message, on bad knobs
+        self.max_steps = max_steps
+        self.render_mode = render_mode
+        self.observation_space = text_space()
+        self.action_space = text_space()
+        self.task: Task | None = None
+        self.world: World | None = None
+        self._steps = 0
+        self._last_obs = ""
+        self._commands: dict[str, tuple] = {}  # admissible command text -> parsed command, now
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict]:
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = set(options) - {"task_type", "task"}
+        if unknown:
+            raise ValueError(
+                f"unknown reset options {sorted(unknown)}; HouseholdEnv accepts 'task_type' and 'task'"
+            )
+        if "task" in options:
+            if not isinstance(options["task"], Task):
+                raise TypeError(
+                    f"options['task'] is a {type(options['task']).__name__}; pass a household Task "
+                    "(from creditgym.envs.household.generate_task or built by hand)"
+                )
+            self.task = options["task"]
+        else:
+            task_seed = seed if seed is not None else int(self.np_random.integers(2**31))
+            self.task = generate_task(task_seed, self.split, self.config, options.get("task_type"))
+        self.world = World(self.task.layout, self.task.goal, key=self.task.task_id)
+        self._steps = 0
+        self._last_obs = render.first_observation(
+            self.task.layout.receptacles, self.task.instruction
+        )
+        return self._last_obs, self._info(True, [])
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        if self.world is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        world = self.world
+        was_won = world.won
+        command = None
+        if isinstance(action, str):  # exact admissible text is the common case: no parsing
+            command = self._commands.get(action) or self._commands.get(_normalise(action))
+        if command is None:
+            obs, events, valid = render.NOTHING_HAPPENS, [], False
+        else:
+            obs, events = world.execute(command)
+            valid = True
+        self._steps += 1
+        self._last_obs = obs
+        reward = 1.0 if world.won and not was_won else 0.0
+        truncated = self._steps >= self.max_steps and not world.won
+        return obs, reward, world.won, truncated, self._info(valid, events)
+
+    def _info(self, valid: bool, events: list[str]) -> dict[str, Any]:
+        world, task = self.world, self.task
+        ordered, self._commands = world.admissible()
+        symbolic = world.symbolic_state()
+        symbolic["steps"] = float(self._steps)
+        return {
+            keys.TASK: task.instruction,
+            keys.TASK_TYPE: task.task_type,
+            TASK_ID: task.task_id,
+            keys.ADMISSIBLE_ACTIONS: list(ordered),
+            keys.ANCHOR: world.anchor(),
+            keys.WON: world.won,
+            keys.VALID: valid,
+            keys.SYMBOLIC_STATE: symbolic,
+            keys.EVENTS: events,
+        }
+
+    def expert_action(self) -> str:
+        """The expert's next command from the current state (admissible; ``"look"`` once won)."""
+        if self.world is None:
+            raise gym.error.ResetNeeded("call reset() before expert_action()")
+        return expert_action(self.world)
+
+    def render(self) -> str | None:
+        return self._last_obs if self.render_mode == "ansi" else None

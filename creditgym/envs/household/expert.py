@@ -1,0 +1,80 @@
+"""The expert: a planner over the true state that returns the next command toward success.
+
+It knows where every object is (it reads the `World`, not the transcript), so it never
+searches: it walks to a target object, opens what is closed, takes it, treats it at the
+sinkbasin/microwave/fridge if the task asks, and carries it to the goal receptacle (or the
+lit desklamp). It can take over from any state, including after a random agent's moves: a
+stray object in hand is put down first. Every command it returns is admissible.
+"""
+
+from __future__ import annotations
+
+from creditgym.envs.household.world import NOBODY, TOOLS, World
+
+__all__ = ["expert_action"]
+
+
+def expert_action(world: World) -> str:
+    """The next command toward success from the world's current state (``"look"`` once won)."""
+    if world.won:
+        return "look"
+    held = world.held
+    if held != NOBODY and not world.is_target[held]:
+        return _put_down(world)
+    if held == NOBODY:
+        return _fetch(world)
+    if world.goal.in_light:
+        lamp_at = world.obj_loc[world.lamp]
+        return _go_or(world, lamp_at, f"use {world.obj_names[world.lamp]}")
+    if not world.ready(held):
+        tool = next(
+            r
+            for r, kind in enumerate(world.rec_kinds)
+            if kind in TOOLS and TOOLS[kind][1] == world.goal.condition
+        )
+        verb = TOOLS[world.rec_kinds[tool]][0]
+        return _go_or(world, tool, f"{verb} {world.obj_names[held]} with {world.rec_names[tool]}")
+    dest = _destination(world)
+    return _open_or(world, dest, f"move {world.obj_names[held]} to {world.rec_names[dest]}")
+
+
+def _destination(world: World) -> int:
+    """The goal receptacle holding the most ready goal objects (the lowest index on ties)."""
+    best, best_count = world.goal_receptacles[0], -1
+    for rec in world.goal_receptacles:
+        count = sum(1 for obj in world.targets if world.obj_loc[obj] == rec and world.ready(obj))
+        if count > best_count:
+            best, best_count = rec, count
+    return best
+
+
+def _fetch(world: World) -> str:
+    """Walk to the most useful goal object not yet in place, open its receptacle, take it."""
+    dest = None if world.goal.in_light else _destination(world)
+    candidates = [
+        obj for obj in world.targets if world.obj_loc[obj] != dest or not world.ready(obj)
+    ]
+    # Prefer objects already in the goal's condition, then ones where the agent stands.
+    obj = min(candidates, key=lambda o: (not world.ready(o), world.obj_loc[o] != world.loc, o))
+    rec = world.obj_loc[obj]
+    return _open_or(world, rec, f"take {world.obj_names[obj]} from {world.rec_names[rec]}")
+
+
+def _put_down(world: World) -> str:
+    """Free the hands: put the held object into the receptacle the agent stands at."""
+    return _open_or(
+        world, world.loc, f"move {world.obj_names[world.held]} to {world.rec_names[world.loc]}"
+    )
+
+
+def _go_or(world: World, rec: int, command: str) -> str:
+    return command if world.loc == rec else f"go to {world.rec_names[rec]}"
+
+
+def _open_or(world: World, rec: int, command: str) -> str:
+    """Go to `rec`, open it if it is closed, then `command`."""
+    if world.loc != rec:
+        return f"go to {world.rec_names[rec]}"
+    if not world.is_open[rec]:
+        return f"open {world.rec_names[rec]}"
+    return command
