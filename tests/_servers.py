@@ -1,0 +1,192 @@
+"""Test helpers: a real `creditgym.agents.server` process, and small stdlib HTTP servers that
+misbehave on purpose. Loopback only; every wait is bounded in time."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+
+#: (status, body, headers) a scripted server answers with.
+Reply = tuple[int, bytes, dict[str, str]]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def json_reply(payload: object, status: int = 200, **headers: str) -> Reply:
+    return status, json.dumps(payload).encode(), {"Content-Type": "application/json", **headers}
+
+
+def chat_reply(content: str, logprobs: list[float] | None = None) -> Reply:
+    """A minimal valid chat completion."""
+    tokens = (
+        None
+        if logprobs is None
+        else {"content": [{"token": "t", "logprob": lp} for lp in logprobs]}
+    )
+    return json_reply(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "logprobs": tokens,
+                }
+            ]
+        }
+    )
+
+
+class ScriptedServer:
+    """A stdlib HTTP server on a thread; `respond(path, body)` decides each answer.
+
+    Records every request body in `requests` and the most requests it held at once in
+    `peak_in_flight`; `delay` seconds are slept inside each request (to overlap them).
+    """
+
+    def __init__(self, respond: Callable[[str, dict], Reply], delay: float = 0.0) -> None:
+        self.respond = respond
+        self.delay = delay
+        self.requests: list[dict] = []
+        self.peak_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
+        self._httpd.daemon_threads = True
+        self.url = f"http://{LOOPBACK}:{self._httpd.server_address[1]}/v1"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._answer({})
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._answer(json.loads(raw) if raw else {})
+
+            def _answer(self, body: dict) -> None:
+                with scripted._lock:
+                    scripted.requests.append(body)
+                    scripted._in_flight += 1
+                    scripted.peak_in_flight = max(scripted.peak_in_flight, scripted._in_flight)
+                try:
+                    time.sleep(scripted.delay)
+                    status, data, headers = scripted.respond(self.path, body)
+                finally:
+                    with scripted._lock:
+                        scripted._in_flight -= 1
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+        return Handler
+
+    def __enter__(self) -> ScriptedServer:
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@contextmanager
+def unresponsive_server() -> Iterator[str]:
+    """A socket that accepts connections (in the kernel backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(16)
+        yield f"http://{LOOPBACK}:{listener.getsockname()[1]}/v1"
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextmanager
+def policy_server_process(spec: str, log_dir: Path, ready_timeout: float) -> Iterator[str]:
+    """Run ``python -m creditgym.agents.server SPEC`` as a separate process; yield its base URL.
+
+    Waits (at most `ready_timeout` seconds) until ``GET /v1/models`` answers; fails with the
+    server's stderr if it dies or never gets ready. The process is always stopped on exit.
+    """
+    port = free_port()
+    base_url = f"http://{LOOPBACK}:{port}/v1"
+    stdout_path, stderr_path = log_dir / "server.out", log_dir / "server.err"
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "creditgym.agents.server",
+                spec,
+                "--port",
+                str(port),
+                "--host",
+                LOOPBACK,
+            ]
+            + ["--threads", "1"],  # several torch threads crawl on a CPU shared with other tests
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        _wait_ready(process, base_url, ready_timeout, stderr_path)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_ready(
+    process: subprocess.Popen, base_url: str, timeout: float, stderr_path: Path
+) -> None:
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.2) + 1):
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the server exited with code {process.returncode}:\n{_tail(stderr_path)}"
+            )
+        try:
+            if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the server at {base_url} was not ready after {timeout}s:\n{_tail(stderr_path)}"
+    )
