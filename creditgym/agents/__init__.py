@@ -1,6 +1,50 @@
 """Agents: prompts and action parsing, and policies for every engine (HF, OpenAI-compatible,
-vLLM, scripted expert, random), all behind the `Policy` interface."""
+vLLM, scripted expert, random), all behind the `Policy` interface.
+
+Importing this package stays light (no torch, no transformers): the model-backed names
+(`HFPolicy`, `ActionTrie`, `build_tiny_agent`, ...) are imported on first use.
+"""
+
+from importlib import import_module
+from typing import Any
 
 from creditgym.agents.base import Generation, Policy
+from creditgym.agents.factory import load_policy
+from creditgym.agents.parsing import ParsedAction, parse_action
+from creditgym.agents.prompts import build_prompt, chat_messages
+from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 
-__all__ = ["Generation", "Policy"]
+_LAZY = {
+    "HFPolicy": "creditgym.agents.hf",
+    "ActionTrie": "creditgym.agents.constrained",
+    "fit_tokenizer": "creditgym.agents.tokenizer",
+    "env_corpus": "creditgym.agents.tokenizer",
+    "build_tiny_model": "creditgym.agents.tiny",
+    "build_tiny_agent": "creditgym.agents.tiny",
+    "load_smollm2": "creditgym.agents.smollm",
+}
+
+__all__ = [
+    "ActionTrie",
+    "ExpertPolicy",
+    "Generation",
+    "HFPolicy",
+    "ParsedAction",
+    "Policy",
+    "RandomPolicy",
+    "build_prompt",
+    "build_tiny_agent",
+    "build_tiny_model",
+    "chat_messages",
+    "env_corpus",
+    "fit_tokenizer",
+    "load_policy",
+    "load_smollm2",
+    "parse_action",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'creditgym.agents' has no attribute {name!r}")

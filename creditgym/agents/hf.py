@@ -1,0 +1,469 @@
+"""`HFPolicy`: a Hugging Face causal LM as a creditgym policy, on CPU or GPU.
+
+Generation is our own sampling loop over ``model(input_ids, attention_mask, position_ids,
+past_key_values, use_cache=True)``: batched with left padding and a KV cache, temperature and
+top-p, stopping at EOS, and optionally *constrained* to the admissible actions (per-token
+masks from an `ActionTrie`). Owning the loop lets us record exactly the log-probabilities of
+the distribution we sampled from and recompute them, token for token, in `score` (the
+trainer's differentiable scorer) and `logprobs`.
+
+The sampling distribution at each step is ``log_softmax(mask(logits / temperature))``, where
+the mask (constrained mode only) keeps the tokens that continue some admissible action.
+Recorded log-probs, `score` and `logprobs` all use it. Top-p is applied only when drawing the
+sample: the recorded log-prob is that of the untruncated distribution above, which `score`
+can recompute without knowing what was sampled; with ``top_p=1`` (the default, and what
+training should use) it is exactly the distribution sampled from. ``temperature=0`` means
+greedy decoding, scored under ``temperature=1``.
+
+Tokenisation is done one way everywhere: the prompt and the response are tokenised
+separately (`encode_prompt`, `encode_response`) and their ids concatenated, so an action
+tokenises the same alone, in the trie, after any prompt, and when re-scored.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from creditgym.agents.base import Generation
+from creditgym.agents.constrained import ActionTrie
+
+__all__ = ["HFPolicy", "resolve_device"]
+
+_ENCODING_CACHE_LIMIT = 200_000
+
+
+def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, torch.dtype]:
+    """``"auto"``: CUDA with bfloat16 when a GPU is available, else CPU with float32."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda"), torch.bfloat16
+        return torch.device("cpu"), torch.float32
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu' or 'auto'")
+    dtype = torch.bfloat16 if resolved.type == "cuda" else torch.float32
+    return resolved, dtype
+
+
+def _left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """Left-pad token rows; returns input_ids, attention_mask, position_ids, each (batch, length)."""
+    length = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            input_ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, length - len(row) :] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+
+
+class HFPolicy:
+    """A causal LM from transformers behind the `Policy` interface.
+
+    Args:
+        model: a causal LM (``AutoModelForCausalLM``); moved to `device`, dtype kept.
+        tokenizer: its tokenizer; needs an EOS token (used for padding when there is no pad).
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        temperature: sampling temperature; 0 means greedy.
+        top_p: nucleus sampling threshold (see the module docstring for the recorded log-probs).
+        max_new_tokens: longest free-form response; constrained responses are as long as the
+            longest admissible action needs.
+        constrained: sample only admissible actions (needs `admissible_actions` in `generate`).
+        require_tags: how the rollout should parse this policy's responses; defaults to
+            ``not constrained`` (constrained decoding produces the bare action).
+        chat_template: wrap each prompt as a user message in the tokenizer's chat template.
+        seed: seeds the sampling generator (same seed, same weights, same prompts -> same samples).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        device: str | torch.device = "auto",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        constrained: bool = False,
+        require_tags: bool | None = None,
+        chat_template: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if tokenizer.eos_token_id is None:
+            raise ValueError(
+                "the tokenizer has no eos_token; set tokenizer.eos_token before building HFPolicy"
+            )
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "chat_template=True but this tokenizer has no chat template; use chat_template=False "
+                "(plain text prompts) or a chat model's tokenizer"
+            )
+        self.device, _ = resolve_device(device)
+        self.model = model.to(self.device)
+        self.model.eval()
+        self.tokenizer = tokenizer
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_new_tokens = int(max_new_tokens)
+        self.constrained = bool(constrained)
+        self.require_tags = (not self.constrained) if require_tags is None else bool(require_tags)
+        self.chat_template = bool(chat_template)
+        self.eos_token_id = int(tokenizer.eos_token_id)
+        self.pad_token_id = int(
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
+        )
+        self.stop_token_ids = self._stop_token_ids()
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._response_cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device = "auto",
+        gguf_file: str | None = None,
+        **kwargs: Any,
+    ) -> HFPolicy:
+        """Load a model directory or Hugging Face model name (bfloat16 on CUDA, float32 on CPU).
+
+        `gguf_file` loads a GGUF checkpoint from that directory (needs ``pip install gguf``).
+        Other keyword arguments go to `HFPolicy`.
+        """
+        resolved, dtype = resolve_device(device)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), **extra)
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, **extra)
+        return cls(model, tokenizer, device=resolved, **kwargs)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Save model and tokenizer as a Hugging Face directory; `from_pretrained` reloads it."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        return out
+
+    # ---- tokenisation: one way everywhere ------------------------------------------------
+
+    def _stop_token_ids(self) -> set[int]:
+        stops = {self.eos_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(configured, int):
+            stops.add(configured)
+        elif configured:
+            stops.update(int(token) for token in configured)
+        return stops
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a prompt (through the chat template when `chat_template`)."""
+        if self.chat_template:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def encode_response(self, text: str, *, add_eos: bool = True) -> list[int]:
+        """Token ids of a response tokenised alone, closed by EOS when `add_eos`."""
+        ids = self._response_cache.get(text)
+        if ids is None:
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if len(self._response_cache) >= _ENCODING_CACHE_LIMIT:
+                self._response_cache.clear()
+            self._response_cache[text] = ids
+        return ids + [self.eos_token_id] if add_eos else list(ids)
+
+    def decode_response(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(
+            [token for token in token_ids if token not in self.stop_token_ids],
+            skip_special_tokens=True,
+            clean_up_tokenization_spaces=False,
+        )
+
+    def _tries(
+        self, admissible_actions: Sequence[Sequence[str] | None] | None, batch: int
+    ) -> list[ActionTrie | None]:
+        """One trie per row in constrained mode (None for rows without admissible actions)."""
+        if not self.constrained or admissible_actions is None:
+            return [None] * batch
+        if len(admissible_actions) != batch:
+            raise ValueError(
+                f"got {len(admissible_actions)} admissible-action lists for {batch} prompts; give one per prompt"
+            )
+        encode = functools.partial(self.encode_response, add_eos=False)
+        return [
+            None if actions is None else ActionTrie.from_actions(actions, encode, self.eos_token_id)
+            for actions in admissible_actions
+        ]
+
+    # ---- the sampling distribution, shared by generate and score -------------------------
+
+    def _distribution(self, logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+        """Log-probs of the sampling distribution from raw logits (..., vocab); `allowed` masks."""
+        logits = logits.float()
+        if self.temperature > 0:
+            logits = logits / self.temperature
+        if allowed is not None:
+            # finfo.min, not -inf: masked tokens get probability exactly 0 and entropies stay finite.
+            logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
+        return F.log_softmax(logits, dim=-1)
+
+    def _allowed_mask(
+        self, tries: Sequence[ActionTrie | None], prefixes: Sequence[Sequence[int]], vocab: int
+    ) -> torch.Tensor | None:
+        """(rows, vocab) bool mask of the tokens each row may emit next; None if no row is constrained."""
+        if all(trie is None for trie in tries):
+            return None
+        allowed = torch.ones((len(tries), vocab), dtype=torch.bool)
+        for row, (trie, prefix) in enumerate(zip(tries, prefixes)):
+            if trie is not None:
+                allowed[row] = False
+                allowed[row, trie.allowed_next_tokens(prefix)] = True
+        return allowed.to(self.device)
+
+    def _sample(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """Draw one token per row from log-probs (rows, vocab); greedy at temperature 0."""
+        if self.temperature == 0:
+            return logprobs.argmax(dim=-1)
+        probs = logprobs.exp()
+        if self.top_p < 1:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            # Drop a token when the mass of the likelier tokens already reaches top_p.
+            outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= self.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+
+    def _forward(self, **inputs: Any) -> Any:
+        # `logits_to_keep` only saves work: callers slice logits from the end either way. The
+        # check runs per call because the trainer may wrap `self.model` (LoRA) after __init__.
+        parameters = inspect.signature(self.model.forward).parameters
+        accepts = "logits_to_keep" in parameters or any(
+            p.kind is p.VAR_KEYWORD for p in parameters.values()
+        )
+        if not accepts:
+            inputs.pop("logits_to_keep", None)
+        return self.model(**inputs)
+
+    # ---- Policy interface ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        admissible_actions: Sequence[Sequence[str] | None] | None = None,
+        envs: Sequence[Any] | None = None,
+    ) -> list[Generation]:
+        """Sample one response per prompt in one batch (see the module docstring).
+
+        In constrained mode `admissible_actions` is required and each response is one of its
+        row's actions (a row whose list is None is sampled free-form; a row with an empty
+        list gets an empty `Generation` with `error` set). `envs` is ignored.
+        """
+        if not prompts:
+            return []
+        if self.constrained and admissible_actions is None:
+            raise ValueError(
+                "constrained decoding needs admissible_actions (one list per prompt); pass them, "
+                "or build the policy with constrained=False for free-form generation"
+            )
+        tries = self._tries(admissible_actions, len(prompts))
+        prompt_ids = [self.encode_prompt(prompt) for prompt in prompts]
+        generations = [Generation(text="", prompt_ids=ids) for ids in prompt_ids]
+        active = [i for i, trie in enumerate(tries) if trie is None or trie.size > 0]
+        for i in set(range(len(prompts))) - set(active):
+            generations[i].error = "no admissible actions to choose from"
+        if active:
+            self._sample_responses(
+                [prompt_ids[i] for i in active],
+                [tries[i] for i in active],
+                [generations[i] for i in active],
+            )
+        for generation, trie in zip(generations, tries):
+            # A constrained sample is an admissible action: return the env's own spelling even
+            # if the tokenizer's decode would normalise it.
+            named = trie.action_for(generation.token_ids) if trie is not None else None
+            generation.text = (
+                named if named is not None else self.decode_response(generation.token_ids)
+            )
+        return generations
+
+    def _sample_responses(
+        self, prompt_ids: list[list[int]], tries: list[ActionTrie | None], out: list[Generation]
+    ) -> None:
+        """The decoding loop: prefill the left-padded prompts, then one token per step with the KV cache."""
+        input_ids, attention_mask, position_ids = _left_pad(
+            prompt_ids, self.pad_token_id, self.device
+        )
+        budgets = [self.max_new_tokens if trie is None else trie.max_length for trie in tries]
+        running = list(range(len(prompt_ids)))  # rows of `out` still generating, in batch order
+        outputs = self._forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        past, logits = outputs.past_key_values, outputs.logits[:, -1]
+        next_position = position_ids[:, -1:] + 1
+        for _ in range(max(budgets)):
+            allowed = self._allowed_mask(
+                [tries[i] for i in running], [out[i].token_ids for i in running], logits.shape[-1]
+            )
+            logprobs = self._distribution(logits, allowed)  # (running, vocab)
+            tokens = self._sample(logprobs)
+            token_logprobs = logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+            keep = []
+            for slot, (row, token, logprob) in enumerate(
+                zip(running, tokens.tolist(), token_logprobs.tolist())
+            ):
+                out[row].token_ids.append(token)
+                out[row].logprobs.append(logprob)
+                if token not in self.stop_token_ids and len(out[row].token_ids) < budgets[row]:
+                    keep.append(slot)
+            if not keep:
+                break
+            if len(keep) < len(running):  # finished rows leave the batch and its KV cache
+                index = torch.tensor(keep, device=self.device)
+                past.batch_select_indices(index)
+                tokens, attention_mask, next_position = (
+                    tokens[index],
+                    attention_mask[index],
+                    next_position[index],
+                )
+                running = [running[slot] for slot in keep]
+            attention_mask = torch.cat(
+                [attention_mask, attention_mask.new_ones((len(running), 1))], dim=-1
+            )
+            outputs = self._forward(
+                input_ids=tokens[:, None],
+                attention_mask=attention_mask,
+                position_ids=next_position,
+                past_key_values=past,
+                use_cache=True,
+            )
+            past, logits = outputs.past_key_values, outputs.logits[:, -1]
+            next_position = next_position + 1
+
+    def score(
+        self,
+        prompt_ids: list[list[int]],
+        response_ids: list[list[int]],
+        admissible_actions: list[list[str]] | None = None,
+        *,
+        with_entropy: bool = False,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Per-token log-probs (and entropies) of responses under the sampling distribution.
+
+        Differentiable when grad mode is on (the trainer's PPO loss); the same distribution as
+        `generate` (temperature; the admissible-action mask when constrained and
+        `admissible_actions` is given). One padded forward pass for the whole batch:
+        micro-batch in the caller.
+
+        Returns:
+            per row a tensor of shape (response tokens,) of log-probs, and the same for
+            entropies when `with_entropy` (else None).
+        """
+        if len(prompt_ids) != len(response_ids):
+            raise ValueError(
+                f"got {len(prompt_ids)} prompts but {len(response_ids)} responses; give one each"
+            )
+        if not prompt_ids:
+            return [], ([] if with_entropy else None)
+        if any(len(ids) == 0 for ids in prompt_ids):
+            raise ValueError(
+                "an empty prompt cannot be scored: the first response token needs context"
+            )
+        tries = self._tries(admissible_actions, len(prompt_ids))
+        rows = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids)]
+        input_ids, attention_mask, position_ids = _left_pad(rows, self.pad_token_id, self.device)
+        longest = max(len(r) for r in response_ids)
+        outputs = self._forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            logits_to_keep=longest + 1,
+        )
+        # Rows are left-padded, so every response ends at the last position; logits[:, j]
+        # predicts the token at position (length - longest + j).
+        logits = outputs.logits[:, -(longest + 1) : -1]  # (batch, longest, vocab)
+        logprobs, entropies = [], []
+        for row, (response, trie) in enumerate(zip(response_ids, tries)):
+            row_logits = logits[row, longest - len(response) :]
+            prefixes = [response[:t] for t in range(len(response))]
+            allowed = (
+                None
+                if trie is None
+                else self._allowed_mask([trie] * len(response), prefixes, row_logits.shape[-1])
+            )
+            distribution = self._distribution(row_logits, allowed)  # (response tokens, vocab)
+            targets = torch.tensor(response, dtype=torch.long, device=self.device)
+            logprobs.append(distribution.gather(-1, targets[:, None]).squeeze(-1))
+            if with_entropy:
+                entropies.append(-(distribution.exp() * distribution).sum(-1))
+        return logprobs, (entropies if with_entropy else None)
+
+    @torch.no_grad()
+    def logprobs(
+        self,
+        prompts: Sequence[str],
+        continuations: Sequence[str],
+        admissible_actions: Sequence[Sequence[str]] | None = None,
+        *,
+        add_eos: bool = True,
+        batch_size: int = 16,
+    ) -> list[np.ndarray]:
+        """Teacher-forced log-probs of each continuation's tokens (float32, no grad).
+
+        A continuation is tokenised alone (`encode_response`) and, with `add_eos`, closed by
+        EOS as a finished generation is. A free-form sample may decode to text that
+        re-tokenises differently from the ids sampled; to rescore a rollout exactly, use
+        `score` with the recorded ids.
+        """
+        if len(prompts) != len(continuations):
+            raise ValueError(
+                f"got {len(prompts)} prompts but {len(continuations)} continuations; give one each"
+            )
+        results: list[np.ndarray] = []
+        for start in range(0, len(prompts), batch_size):
+            stop = start + batch_size
+            prompt_ids = [self.encode_prompt(p) for p in prompts[start:stop]]
+            response_ids = [
+                self.encode_response(c, add_eos=add_eos) for c in continuations[start:stop]
+            ]
+            chunk_actions = (
+                None if admissible_actions is None else list(admissible_actions[start:stop])
+            )
+            scores, _ = self.score(prompt_ids, response_ids, chunk_actions)
+            results.extend(s.float().cpu().numpy() for s in scores)
+        return results
+
+    def __repr__(self) -> str:
+        name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+        return (
+            f"HFPolicy({name!r}, device={self.device}, temperature={self.temperature}, top_p={self.top_p}, "
+            f"constrained={self.constrained})"
+        )

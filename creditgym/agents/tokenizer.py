@@ -1,0 +1,146 @@
+"""A tokenizer fitted offline to the environments' own text, for tiny models trained from scratch.
+
+`env_corpus` plays the registered environments (the expert where the env has one, and a
+random agent) and collects their tasks, observations, actions and prompts; `fit_tokenizer`
+trains a byte-level BPE on such text. Byte-level means every string round-trips exactly
+(``decode(encode(x)) == x``) and no character is ever unknown.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from creditgym.agents.prompts import TEMPLATES, build_prompt
+
+__all__ = ["SPECIAL_TOKENS", "env_corpus", "fit_tokenizer"]
+
+#: pad, bos, eos, unk, in the order they get ids 0..3.
+SPECIAL_TOKENS = {
+    "pad_token": "<pad>",
+    "bos_token": "<bos>",
+    "eos_token": "<eos>",
+    "unk_token": "<unk>",
+}
+
+
+def fit_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on `texts`.
+
+    Encoding a text adds `<bos>` in front (``add_special_tokens=False`` leaves it out, which
+    is how responses are tokenised); padding is on the left, as batched generation needs.
+    Deterministic for the same texts in the same order.
+
+    Args:
+        texts: the training corpus (for example `env_corpus(...)`).
+        vocab_size: target vocabulary size including the 256 byte symbols and 4 specials.
+    """
+    specials = list(SPECIAL_TOKENS.values())
+    minimum = len(pre_tokenizers.ByteLevel.alphabet()) + len(specials)
+    if vocab_size < minimum:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least {minimum}"
+        )
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    bos = SPECIAL_TOKENS["bos_token"]
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, backend.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        model_max_length=4096,
+        **SPECIAL_TOKENS,
+    )
+
+
+def _episode_texts(
+    env, seed: int, use_expert: bool, max_steps: int, history_length: int
+) -> list[str]:
+    """Play one episode; return its task, observations, admissible actions and prompts."""
+    from creditgym.envs import info as keys
+
+    rng = random.Random(seed)
+    observation, info = env.reset(seed=seed)
+    task = str(info.get(keys.TASK, ""))
+    texts = [task]
+    history: list[tuple[str, str]] = []
+    for _ in range(max_steps):
+        actions = info.get(keys.ADMISSIBLE_ACTIONS)
+        texts.append(observation)
+        texts.extend(actions or ())
+        texts.extend(
+            build_prompt(
+                task,
+                observation,
+                history,
+                actions,
+                history_length=history_length,
+                template=template,
+            )
+            for template in TEMPLATES
+        )
+        if use_expert:
+            action = str(env.unwrapped.expert_action())
+        elif actions:
+            action = rng.choice(list(actions))
+        else:
+            break
+        texts.append(action)
+        history.append((observation, action))
+        observation, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            texts.append(observation)
+            break
+    return texts
+
+
+def env_corpus(
+    env_ids: Sequence[str],
+    episodes_per_env: int = 50,
+    seed: int = 0,
+    *,
+    max_steps: int = 50,
+    history_length: int = 2,
+) -> list[str]:
+    """Text from playing registered envs, to fit a tokenizer that covers their vocabulary.
+
+    Even-numbered episodes are played by the env's expert (``env.unwrapped.expert_action()``)
+    when it has one, the others by a uniform random agent over the admissible actions, so the
+    corpus holds both the states of successful play and the messages of failed actions.
+
+    Args:
+        env_ids: registered env ids (`creditgym.make`).
+        episodes_per_env: episodes to play in each env (reset seeds ``seed, seed+1, ...``).
+        seed: first reset seed; also seeds the random agent.
+        max_steps: longest episode to play.
+        history_length: history shown in the prompts collected.
+    """
+    from creditgym.envs.registry import make
+
+    corpus: list[str] = []
+    for env_id in env_ids:
+        env = make(env_id)
+        try:
+            has_expert = callable(getattr(env.unwrapped, "expert_action", None))
+            for episode in range(episodes_per_env):
+                use_expert = has_expert and episode % 2 == 0
+                corpus.extend(
+                    _episode_texts(env, seed + episode, use_expert, max_steps, history_length)
+                )
+        finally:
+            env.close()
+    return [text for text in corpus if text]
