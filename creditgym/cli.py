@@ -77,14 +77,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
     from creditgym.config import load_config
-    from creditgym.train.evaluate import results_table
     from creditgym.train.trainer import train
 
     console = _console()
     config = load_config(args.config, args.overrides)
     result = train(config, console=console)
-    console.print(results_table(result.random_baseline + result.initial + result.final, title="held-out success"))
+    table = Table(title=f"held-out success on {config.env.id} ({config.eval.episodes} tasks per split)")
+    for column in ("split", "random agent", "before training", f"after {result.iterations} iterations"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for random, before, after in zip(result.random_baseline, result.initial, result.final):
+        table.add_row(random.split, f"{random.success:.1%}", f"{before.success:.1%}", f"{after.success:.1%}")
+    console.print(table)
     console.print(
         f"trained {result.iterations} iterations, {result.env_steps} env steps in {result.seconds / 60:.1f} min\n"
         f"learning curve: {result.plot}\ncheckpoint:     {result.checkpoint / 'model'}\n"

@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 __all__ = [
     "Config",
+    "CurriculumStage",
     "EnvConfig",
     "PolicyConfig",
     "RolloutConfig",
@@ -48,11 +49,21 @@ def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
 
 
 @dataclass
+class CurriculumStage:
+    iterations: int = _field(10, "how many training iterations this stage lasts")
+    kwargs: dict[str, Any] = _field({}, "env keyword arguments for this stage (over env.kwargs)")
+
+
+@dataclass
 class EnvConfig:
     id: str = _field("creditgym/HouseholdEasy-v0", "registered env id (see `creditgym envs`)")
     kwargs: dict[str, Any] = _field({}, "keyword arguments for creditgym.make")
     train_split: str = _field("train", "split the training tasks are drawn from")
     eval_splits: list[str] = _field(["valid_seen", "valid_unseen"], "held-out splits to evaluate on")
+    curriculum: list[CurriculumStage] = field(
+        default_factory=list,
+        metadata={"help": "easier training stages first; after the last one, env.kwargs (evaluation always uses env.kwargs)"},
+    )
 
 
 @dataclass
@@ -91,7 +102,7 @@ class RolloutConfig:
     groups: int = _field(16, "distinct tasks per iteration (GRPO/GiGPO groups)")
     group_size: int = _field(8, "episodes per task, started from the same state (G)")
     max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget")
-    engine: str = _field("hf", "generation engine", choices=("hf", "vllm"))
+    engine: str = _field("hf", "generation engine", choices=("hf",))
 
 
 @dataclass
@@ -223,7 +234,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         cfg = _merge(cfg, dotlist, f"the command-line override {override!r}")
     config: Config = OmegaConf.to_object(cfg)
     _check_choices(config)
+    _check_credit(config)
     return config
+
+
+def _check_credit(config: Config) -> None:
+    """Unknown shaper/estimator names or options fail now, not after the first rollout."""
+    from creditgym.credit import CreditConfigError, check_credit_config
+
+    try:
+        check_credit_config(config.credit.shapers, config.credit.estimator)
+    except CreditConfigError as error:
+        raise ConfigError(f"config section 'credit': {error}") from None
 
 
 def to_yaml(config: Config) -> str:

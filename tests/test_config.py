@@ -41,8 +41,8 @@ def test_wrong_type_names_the_key_and_the_override():
 
 
 def test_value_outside_the_choices_lists_them():
-    with pytest.raises(ConfigError, match="rollout.engine.*hf, vllm"):
-        load_config(None, ["rollout.engine=tgi"])
+    with pytest.raises(ConfigError, match="policy.template.*compact, verl-agent"):
+        load_config(None, ["policy.template=alpaca"])
 
 
 def test_override_without_equals_sign_says_how_to_write_it():
@@ -58,3 +58,20 @@ def test_missing_file_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_loads(path):
     load_config(path)
+
+
+def test_unknown_credit_estimator_fails_at_load_time_with_the_registered_names():
+    with pytest.raises(ConfigError, match="credit.*gigpo"):
+        load_config(None, ["credit.estimator={name: gipgo}"])
+
+
+def test_unknown_estimator_option_is_named():
+    with pytest.raises(ConfigError, match="gama"):
+        load_config(None, ["credit.estimator={name: gigpo, gama: 0.9}"])
+
+
+def test_curriculum_stages_are_validated_dataclasses():
+    config = load_config(None, ["env.curriculum=[{iterations: 5, kwargs: {receptacles: 3}}]"])
+    assert config.env.curriculum[0].iterations == 5
+    with pytest.raises(ConfigError, match="iteratons"):
+        load_config(None, ["env.curriculum=[{iteratons: 5}]"])

@@ -34,7 +34,7 @@ from creditgym.train.checkpoint import (
     set_rng_state,
 )
 from creditgym.train.evaluate import SplitResult, evaluate
-from creditgym.train.models import build_policy
+from creditgym.train.models import build_policy, frozen_copy
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
@@ -107,6 +107,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     from rich.console import Console
 
     console = console or Console()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars drown the run's own
     started = time.perf_counter()
     out = Path(config.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,10 +121,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
-    policy = build_policy(config, out, init_from=resume_from / "model" if resume_from else None)
+    policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
-    reference = build_policy(config, out, frozen_copy_of=policy) if config.train.kl_coef > 0 else None
     task_rng = np.random.default_rng(config.run.seed)
     update_rng = np.random.default_rng(config.run.seed + 1)
     state = TrainerState()
@@ -140,7 +142,8 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         require_tags=not config.policy.constrained,
     )
     batch_size = roll_cfg.groups * roll_cfg.group_size
-    train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **env_cfg.kwargs)
+    train_kwargs = _stage_kwargs(config, state.iteration + 1)
+    train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
 
     def run_eval() -> list[SplitResult]:
         with _evaluation_mode(policy, config.eval.temperature):
@@ -186,6 +189,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             writer.write({"iteration": 0, **stats}, 0)
             record_eval(run_eval())
     initial = _results_from_row(state.evals[0], env_cfg.eval_splits)
+    reference = _reference_policy(config, policy, out) if config.train.kl_coef > 0 else None
 
     # ---- 3. the loop ---------------------------------------------------------------------------
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -203,6 +207,11 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         bar = progress.add_task("train", total=config.train.iterations, completed=state.iteration, status="")
         while state.iteration < config.train.iterations:
             iteration = state.iteration + 1
+            if _stage_kwargs(config, iteration) != train_kwargs:  # next curriculum stage
+                train_kwargs = _stage_kwargs(config, iteration)
+                for env in train_envs:
+                    env.close()
+                train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
             # rollout: `groups` tasks, each played `group_size` times from the same start state
             t0 = time.perf_counter()
             seeds = task_rng.integers(0, 2**31 - 1, size=roll_cfg.groups).tolist()
@@ -249,7 +258,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 "iteration": iteration,
                 "env_steps": state.env_steps,
                 **_rollout_metrics(episodes),
-                **{f"credit/{k}": v for k, v in credit_metrics(episodes, advantages).items()},
+                **credit_metrics(episodes, advantages=advantages),
                 **update_stats,
                 "time/rollout": t_rollout,
                 "time/credit": t_credit,
@@ -291,6 +300,28 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         env_steps=state.env_steps,
         seconds=time.perf_counter() - started,
     )
+
+
+def _stage_kwargs(config: Config, iteration: int) -> dict[str, Any]:
+    """Env kwargs for training iteration `iteration` (1-based) under the curriculum."""
+    end = 0
+    for stage in config.env.curriculum:
+        end += stage.iterations
+        if iteration <= end:
+            return {**config.env.kwargs, **stage.kwargs}
+    return dict(config.env.kwargs)
+
+
+def _reference_policy(config: Config, policy: Any, out: Path) -> Any:
+    """The frozen policy the KL penalty pulls towards: the policy as it was when RL began
+    (after any warm start), saved once so a resumed run gets the same reference."""
+    saved = out / "reference_model"
+    if (saved / "config.json").is_file():
+        return frozen_copy(build_policy(config, init_from=saved))
+    reference = frozen_copy(policy)
+    if not config.policy.lora.enabled:  # LoRA starts at the base model: rebuilt exactly on resume
+        reference.save_pretrained(saved)
+    return reference
 
 
 def _results_from_row(row: dict[str, Any], splits: list[str]) -> list[SplitResult]:

@@ -1,0 +1,95 @@
+"""Building the trained policy from the config: a fresh tiny model, SmolLM2, any HF model or a
+checkpoint, optionally with LoRA adapters, and the frozen reference for the KL penalty."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from creditgym.agents.factory import load_policy
+from creditgym.agents.hf import HFPolicy
+from creditgym.config import Config, LoraConfig
+
+__all__ = ["build_policy", "frozen_copy"]
+
+
+def _sampling_kwargs(config: Config) -> dict[str, Any]:
+    policy = config.policy
+    return {
+        "device": config.run.device,
+        "temperature": policy.temperature,
+        "top_p": policy.top_p,
+        "max_new_tokens": policy.max_new_tokens,
+        "constrained": policy.constrained,
+        "chat_template": policy.chat_template,
+        "seed": config.run.seed,
+    }
+
+
+def _with_lora(model: Any, lora: LoraConfig, adapter_from: Path | None) -> Any:
+    try:
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import PeftModel, get_peft_model
+    except ImportError as error:
+        raise ImportError("policy.lora.enabled needs peft: pip install 'creditgym[lora]'") from error
+    if adapter_from is not None:
+        return PeftModel.from_pretrained(model, str(adapter_from), is_trainable=True)
+    peft_config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:
+    """The policy `config.policy` describes, with weights from `init_from` when resuming.
+
+    `init_from` is a checkpoint's `model/` directory: the full model, or with LoRA only the
+    adapters, which are put back onto the freshly loaded base model.
+    """
+    sampling = _sampling_kwargs(config)
+    lora = config.policy.lora
+    if init_from is not None and not lora.enabled:
+        return HFPolicy.from_pretrained(init_from, **sampling)
+    if config.policy.model == "tiny":
+        tiny = config.policy.tiny
+        policy = load_policy(
+            "tiny",
+            env_ids=[config.env.id],
+            vocab_size=tiny.vocab_size,
+            hidden_size=tiny.hidden_size,
+            num_layers=tiny.num_layers,
+            num_heads=tiny.num_heads,
+            **sampling,
+        )
+    else:
+        policy = load_policy(config.policy.model, **sampling)
+    if not isinstance(policy, HFPolicy):
+        raise ValueError(
+            f"policy.model={config.policy.model!r} is not a trainable model; use tiny, smollm2, "
+            "a local Hugging Face directory or a model name"
+        )
+    if lora.enabled:
+        policy.model = _with_lora(policy.model, lora, init_from)
+    return policy
+
+
+def frozen_copy(policy: HFPolicy) -> HFPolicy:
+    """A frozen copy of the policy's current weights (the KL reference), sampling alike."""
+    model = copy.deepcopy(policy.model)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return HFPolicy(
+        model,
+        policy.tokenizer,
+        device=policy.device,
+        temperature=policy.temperature,
+        top_p=policy.top_p,
+        max_new_tokens=policy.max_new_tokens,
+        constrained=policy.constrained,
+        chat_template=policy.chat_template,
+    )
