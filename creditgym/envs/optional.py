@@ -1,0 +1,29 @@
+"""Import an optional dependency with an error that says which creditgym extra installs it.
+
+Environment families built on third-party games (TextWorld, MiniHack) register at
+``import creditgym`` time without importing their game library; the library is imported by
+the environment's constructor through `require`, so a user without it gets told how to fix it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["require"]
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import `module`, or raise `ImportError` naming ``pip install creditgym[<extra>]``.
+
+    Args:
+        module: the importable name (``"textworld"``, ``"minihack"``).
+        extra: the creditgym extra that installs it (``"textworld"``, ``"minihack"``).
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"this environment needs the {module!r} package, which could not be imported "
+            f"({type(error).__name__}: {error}). Install it with `pip install creditgym[{extra}]`."
+        ) from error
