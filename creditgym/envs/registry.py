@@ -28,6 +28,7 @@ NAMESPACE = "creditgym"
 
 _descriptions: dict[str, str] = {}
 _plugins_loaded = False
+_loading_plugins = False
 
 
 def register(
@@ -51,7 +52,9 @@ def register(
         **kwargs: default keyword arguments passed to the entry point (overridable in `make`).
     """
     if env_id in gym.envs.registry:
-        # Re-registering (for example re-importing a plugin) replaces the old spec quietly.
+        if _loading_plugins:
+            return  # plugins are loaded lazily: an id registered explicitly before them wins
+        # Re-registering in user code replaces the old spec quietly.
         del gym.envs.registry[env_id]
     gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps, kwargs=kwargs)
     _descriptions[env_id] = description
@@ -59,23 +62,31 @@ def register(
 
 def _load_plugins() -> None:
     """Import environments that other installed packages declare as entry points, once."""
-    global _plugins_loaded
+    global _plugins_loaded, _loading_plugins
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for plugin in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = plugin.load()
-            if inspect.isclass(loaded) and issubclass(loaded, gym.Env):
-                register(plugin.name, loaded)
-            elif callable(loaded):
-                loaded()
-        except Exception as error:  # a broken plugin must not break every other env
-            warnings.warn(
-                f"could not load creditgym env plugin {plugin.name!r} ({plugin.value}): "
-                f"{type(error).__name__}: {error}. Fix or uninstall the package that declares it.",
-                stacklevel=2,
-            )
+    _loading_plugins = True
+    try:
+        for plugin in entry_points(group=ENTRY_POINT_GROUP):
+            _load_plugin(plugin)
+    finally:
+        _loading_plugins = False
+
+
+def _load_plugin(plugin: Any) -> None:
+    try:
+        loaded = plugin.load()
+        if inspect.isclass(loaded) and issubclass(loaded, gym.Env):
+            register(plugin.name, loaded)
+        elif callable(loaded):
+            loaded()
+    except Exception as error:  # a broken plugin must not break every other env
+        warnings.warn(
+            f"could not load creditgym env plugin {plugin.name!r} ({plugin.value}): "
+            f"{type(error).__name__}: {error}. Fix or uninstall the package that declares it.",
+            stacklevel=3,
+        )
 
 
 def _ensure_builtins() -> None:
