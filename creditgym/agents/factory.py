@@ -22,6 +22,8 @@ import json
 import os
 import shutil
 from pathlib import Path
+
+from creditgym.cache import cache_root
 from typing import Any
 
 from creditgym.agents.base import Policy
@@ -35,8 +37,8 @@ TINY_BUILD_ARGS = ("env_ids", "vocab_size", "episodes_per_env", "hidden_size", "
 
 
 def cache_dir() -> Path:
-    """The creditgym cache: ``$CREDITGYM_CACHE`` if set, else ``~/.cache/creditgym``."""
-    return Path(os.environ.get("CREDITGYM_CACHE") or Path.home() / ".cache" / "creditgym")
+    """The creditgym cache (see `creditgym.cache.cache_root`)."""
+    return cache_root()
 
 
 def _env_fingerprint(env_ids: list[str]) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from creditgym.cache import cache_root
 from creditgym.envs.search.corpus import Corpus
 from creditgym.envs.search.world import WorldParams
 
@@ -42,10 +43,6 @@ _STOPWORDS = frozenset(
 def tokenize(text: str) -> list[str]:
     return [token for token in _TOKEN.findall(text.lower()) if token not in _STOPWORDS]
 
-
-def cache_root() -> Path:
-    """``$CREDITGYM_CACHE`` if set, else ``~/.cache/creditgym``."""
-    return Path(os.environ.get("CREDITGYM_CACHE") or Path.home() / ".cache" / "creditgym")
 
 
 def _bm25s():

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from creditgym.cache import cache_root as creditgym_cache_root
 from creditgym.envs.optional import require
 
 __all__ = [
@@ -53,8 +54,7 @@ CHALLENGE_DEFAULTS: dict[str, dict[str, Any]] = {
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Folder of generated games: ``<cache_dir>/textworld``, where `cache_dir` defaults to
     ``$CREDITGYM_CACHE`` or ``~/.cache/creditgym``."""
-    base = cache_dir or os.environ.get("CREDITGYM_CACHE") or Path.home() / ".cache" / "creditgym"
-    return Path(base) / "textworld"
+    return creditgym_cache_root(cache_dir) / "textworld"
 
 
 def challenge_settings(challenge: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:

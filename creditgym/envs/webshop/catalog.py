@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from creditgym.cache import cache_root
 from creditgym.envs.webshop.world import BRANDS, CATEGORIES, world_fingerprint
 
 __all__ = [
@@ -298,10 +299,6 @@ def generate_catalog(params: CatalogParams) -> Catalog:
     }
     return Catalog(params, arrays)
 
-
-def cache_root() -> Path:
-    """``$CREDITGYM_CACHE`` if set, else ``~/.cache/creditgym``."""
-    return Path(os.environ.get("CREDITGYM_CACHE") or Path.home() / ".cache" / "creditgym")
 
 
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
