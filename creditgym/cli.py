@@ -20,7 +20,8 @@ __all__ = ["main"]
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Piped output (CI logs, files) gets a wide console so result tables are not squeezed.
+    return Console(width=None if sys.stdout.isatty() else 140)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -52,7 +53,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     env_kwargs = dict(_parse_kv(item) for item in args.env_kwarg)
     results = []
     for agent in args.agent or ["expert", "random"]:
-        policy = load_policy(agent, **({"constrained": True} if args.constrained else {}))
+        policy = load_policy(agent, **_model_kwargs(agent, args))
         model_based = hasattr(policy, "tokenizer") or agent.startswith("openai:")
         prompt_format = PromptFormat(
             template=args.template,
@@ -74,6 +75,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.json).write_text(results_json(results))
         console.print(f"results written to {args.json}")
     return 0
+
+
+def _model_kwargs(agent: str, args: argparse.Namespace) -> dict:
+    """Sampling options for model agents; scripted agents take none."""
+    if agent in ("expert", "random"):
+        return {"seed": args.seed} if agent == "random" else {}
+    kwargs = {"temperature": args.temperature}
+    if not agent.startswith("openai:"):
+        kwargs["constrained"] = args.constrained
+    return kwargs
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -142,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--template", default="compact", help="prompt template for model agents")
     ev.add_argument("--history-length", type=int, default=2)
     ev.add_argument("--constrained", action="store_true", help="model agents sample only admissible actions")
+    ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of model agents (0 = greedy)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random agent")
     ev.add_argument("--json", help="also write the results as JSON to this path")
     ev.set_defaults(func=cmd_eval)
 

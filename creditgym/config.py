@@ -139,7 +139,9 @@ class TrainConfig:
 class EvalConfig:
     every: int = _field(10, "evaluate on held-out splits every N iterations (0 = only at start/end)")
     episodes: int = _field(64, "episodes per held-out split")
-    temperature: float = _field(0.0, "sampling temperature at evaluation (0 = greedy)")
+    temperature: float = _field(
+        1.0, "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, see README)"
+    )
 
 
 @dataclass
