@@ -25,6 +25,7 @@ def _console():
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from creditgym.envs.registry import describe, list_envs
@@ -33,7 +34,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
     table.add_column("id")
     table.add_column("description")
     for env_id in list_envs():
-        table.add_row(env_id, describe(env_id))
+        table.add_row(escape(env_id), escape(describe(env_id)))  # descriptions hold [extras]
     _console().print(table)
     return 0
 

@@ -94,9 +94,10 @@ def evaluate(
 
 def results_table(results: Sequence[SplitResult], title: str = "") -> Any:
     """A `rich.table.Table` of results, one row per (agent, split), then per-type success."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title or None)
+    table = Table(title=escape(title) if title else None)
     for column in ["agent", "split", "episodes", "success", "return", "steps", "invalid"]:
         table.add_column(column, justify="left" if column in ("agent", "split") else "right")
     has_score = any(r.score is not None for r in results)
@@ -107,7 +108,7 @@ def results_table(results: Sequence[SplitResult], title: str = "") -> Any:
         table.add_column(task_type, justify="right")
     for r in results:
         row = [
-            r.agent,
+            escape(r.agent),
             r.split,
             str(r.episodes) + (f" ({r.failed} failed)" if r.failed else ""),
             f"{r.success:.1%}",
