@@ -87,3 +87,17 @@ def test_training_clearly_beats_the_starting_policy_on_a_trivial_task(tmp_path):
     before = sum(r.success for r in result.initial) / len(result.initial)
     after = sum(r.success for r in result.final) / len(result.final)
     assert after >= before + 0.3, f"held-out success went from {before:.2f} to {after:.2f}"
+
+
+def test_lora_trains_only_the_adapters_and_resumes(tmp_path):
+    pytest.importorskip("peft")
+    lora = ["policy.lora.enabled=true", "policy.lora.r=4", "policy.lora.target_modules=[q_proj, v_proj]"]
+    first = train(_config(tmp_path, "lora", "train.iterations=1", "run.save_every=1", *lora))
+    saved = {p.name for p in (first.checkpoint / "model").iterdir()}
+    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+    resumed = train(_config(tmp_path, "lora", "train.iterations=2", "run.save_every=1", *lora))
+    assert resumed.iterations == 2
+    adapters = load_file(resumed.checkpoint / "model" / "adapter_model.safetensors")
+    optimizer = torch.load(resumed.checkpoint / "optimizer.pt", weights_only=False)
+    # the optimizer holds exactly the LoRA A and B matrices: the base model stays frozen
+    assert len(optimizer["param_groups"][0]["params"]) == len(adapters) == 4  # 2 modules x (A, B)
