@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -188,7 +188,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             console.print(f"supervised warm start: {stats}")
             writer.write({"iteration": 0, **stats}, 0)
             record_eval(run_eval())
-    initial = _results_from_row(state.evals[0], env_cfg.eval_splits)
+    initial = _results_from_row(state.evals[0], env_cfg.eval_splits, config.eval.episodes)
     reference = _reference_policy(config, policy, out) if config.train.kl_coef > 0 else None
 
     # ---- 3. the loop ---------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         checkpoint=last,
         plot=plot,
         initial=initial,
-        final=_results_from_row(state.evals[-1], env_cfg.eval_splits),
+        final=_results_from_row(state.evals[-1], env_cfg.eval_splits, config.eval.episodes),
         random_baseline=random_baseline,
         iterations=state.iteration,
         env_steps=state.env_steps,
@@ -324,12 +324,12 @@ def _reference_policy(config: Config, policy: Any, out: Path) -> Any:
     return reference
 
 
-def _results_from_row(row: dict[str, Any], splits: list[str]) -> list[SplitResult]:
+def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:
     return [
         SplitResult(
             agent=f"policy @ iteration {row['iteration']}",
             split=split,
-            episodes=0,
+            episodes=episodes,
             success=row.get(f"eval/{split}/success", 0.0),
             mean_return=row.get(f"eval/{split}/return", 0.0),
             mean_steps=row.get(f"eval/{split}/steps", 0.0),
@@ -337,6 +337,3 @@ def _results_from_row(row: dict[str, Any], splits: list[str]) -> list[SplitResul
         for split in splits
     ]
 
-
-def summary_dict(result: TrainResult) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
