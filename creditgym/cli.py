@@ -47,11 +47,13 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from creditgym.agents.factory import load_policy
+    from creditgym.envs.registry import eval_splits
     from creditgym.train.evaluate import evaluate, results_json, results_table
     from creditgym.train.rollout import PromptFormat
 
     console = _console()
     env_kwargs = dict(_parse_kv(item) for item in args.env_kwarg)
+    splits = args.splits.split(",") if args.splits else eval_splits(args.env)
     results = []
     for agent in args.agent or ["expert", "random"]:
         policy = load_policy(agent, **_model_kwargs(agent, args))
@@ -64,7 +66,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results += evaluate(
             policy,
             args.env,
-            args.splits.split(","),
+            splits,
             args.episodes,
             agent=agent,
             env_kwargs=env_kwargs,
@@ -148,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeat for several; default: expert and random)",
     )
     ev.add_argument("--episodes", type=int, default=50, help="episodes per split")
-    ev.add_argument("--splits", default="valid_seen,valid_unseen", help="comma-separated splits")
+    ev.add_argument("--splits", default="", help="comma-separated splits (default: the env's held-out ones)")
     ev.add_argument("--batch-size", type=int, default=32, help="environments stepped in lockstep")
     ev.add_argument("--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make")
     ev.add_argument("--template", default="compact", help="prompt template for model agents")

@@ -59,7 +59,9 @@ class EnvConfig:
     id: str = _field("creditgym/HouseholdEasy-v0", "registered env id (see `creditgym envs`)")
     kwargs: dict[str, Any] = _field({}, "keyword arguments for creditgym.make")
     train_split: str = _field("train", "split the training tasks are drawn from")
-    eval_splits: list[str] = _field(["valid_seen", "valid_unseen"], "held-out splits to evaluate on")
+    eval_splits: list[str] = _field(
+        [], "held-out splits to evaluate on (empty: the env's own, e.g. valid_seen and valid_unseen)"
+    )
     curriculum: list[CurriculumStage] = field(
         default_factory=list,
         metadata={"help": "easier training stages first; after the last one, env.kwargs (evaluation always uses env.kwargs)"},

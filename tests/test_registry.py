@@ -131,3 +131,12 @@ def test_a_broken_plugin_warns_with_its_name_and_does_not_break_other_envs(tmp_p
     with pytest.warns(UserWarning, match="creditgym env plugin 'broken'"):
         ids = creditgym.list_envs()
     assert "creditgym/Household-v0" in ids
+
+
+def test_eval_splits_come_from_the_env_class_and_default_to_all_seeds():
+    assert registry.eval_splits("creditgym/HouseholdEasy-v0") == ["valid_seen", "valid_unseen"]
+    assert registry.eval_splits("creditgym/WebShopEasy-v0") == ["valid", "test"]
+    assert registry.eval_splits("creditgym/SearchQAEasy-v0") == ["valid", "test"]
+    assert registry.eval_splits("creditgym/MiniHackRoom-v0") == ["all"]  # games have no splits
+    with pytest.raises(gym.error.UnregisteredEnv):
+        registry.eval_splits("creditgym/Nope-v0")

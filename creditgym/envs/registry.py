@@ -21,7 +21,7 @@ from typing import Any
 
 import gymnasium as gym
 
-__all__ = ["register", "make", "list_envs", "describe", "ENTRY_POINT_GROUP", "NAMESPACE"]
+__all__ = ["register", "make", "list_envs", "describe", "eval_splits", "ENTRY_POINT_GROUP", "NAMESPACE"]
 
 ENTRY_POINT_GROUP = "creditgym.envs"
 NAMESPACE = "creditgym"
@@ -112,10 +112,25 @@ def describe(env_id: str) -> str:
     spec = _spec(env_id)
     if _descriptions.get(env_id):
         return _descriptions[env_id]
-    entry = spec.entry_point
-    target = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-    doc = inspect.getdoc(target) or ""
+    doc = inspect.getdoc(_entry_point_target(spec)) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def eval_splits(env_id: str) -> list[str]:
+    """The held-out splits an env declares in ``metadata["eval_splits"]``.
+
+    Household envs hold out ``valid_seen`` and ``valid_unseen``; shopping and search envs
+    ``valid`` and ``test``. Envs without splits (games generated per seed) give ``["all"]``:
+    evaluation then plays seeds ``0..N-1`` of the env as it is.
+    """
+    target = _entry_point_target(_spec(env_id))
+    splits = getattr(target, "metadata", {}).get("eval_splits") if isinstance(target, type) else None
+    return list(splits) if splits else ["all"]
+
+
+def _entry_point_target(spec: gym.envs.registration.EnvSpec) -> Any:
+    entry = spec.entry_point
+    return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
 
 
 def _spec(env_id: str) -> gym.envs.registration.EnvSpec:

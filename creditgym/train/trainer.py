@@ -25,6 +25,7 @@ from creditgym.agents.base import Policy
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
 from creditgym.credit import compute_advantages, credit_metrics
+from creditgym.envs.registry import eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
     latest_checkpoint,
@@ -141,6 +142,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         history_length=config.policy.history_length,
         require_tags=not config.policy.constrained,
     )
+    held_out_splits = env_cfg.eval_splits or eval_splits(env_cfg.id)
     batch_size = roll_cfg.groups * roll_cfg.group_size
     train_kwargs = _stage_kwargs(config, state.iteration + 1)
     train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
@@ -150,7 +152,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             return evaluate(
                 policy,
                 env_cfg.id,
-                env_cfg.eval_splits,
+                held_out_splits,
                 config.eval.episodes,
                 agent="policy",
                 env_kwargs=env_cfg.kwargs,
@@ -174,7 +176,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     random_baseline = evaluate(
         RandomPolicy(seed=config.run.seed),
         env_cfg.id,
-        env_cfg.eval_splits,
+        held_out_splits,
         config.eval.episodes,
         agent="random",
         env_kwargs=env_cfg.kwargs,
@@ -188,7 +190,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             console.print(f"supervised warm start: {stats}")
             writer.write({"iteration": 0, **stats}, 0)
             record_eval(run_eval())
-    initial = _results_from_row(state.evals[0], env_cfg.eval_splits, config.eval.episodes)
+    initial = _results_from_row(state.evals[0], held_out_splits, config.eval.episodes)
     reference = _reference_policy(config, policy, out) if config.train.kl_coef > 0 else None
 
     # ---- 3. the loop ---------------------------------------------------------------------------
@@ -275,7 +277,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 checkpoint()
             held_out = state.evals[-1]
             held_out_text = "  ".join(
-                f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}" for split in env_cfg.eval_splits
+                f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}" for split in held_out_splits
             )
             progress.update(
                 bar,
@@ -294,7 +296,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         checkpoint=last,
         plot=plot,
         initial=initial,
-        final=_results_from_row(state.evals[-1], env_cfg.eval_splits, config.eval.episodes),
+        final=_results_from_row(state.evals[-1], held_out_splits, config.eval.episodes),
         random_baseline=random_baseline,
         iterations=state.iteration,
         env_steps=state.env_steps,

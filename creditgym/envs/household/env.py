@@ -117,7 +117,7 @@ class HouseholdEnv(gym.Env[str, str]):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium's convention)
+    metadata = {"render_modes": ["ansi"], "render_fps": 4, "eval_splits": ("valid_seen", "valid_unseen")}  # noqa: RUF012
 
     def __init__(
         self,

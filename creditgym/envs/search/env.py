@@ -147,7 +147,7 @@ class SearchQAEnv(gym.Env[str, str]):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4, "eval_splits": ("valid", "test")}  # noqa: RUF012
 
     def __init__(
         self,

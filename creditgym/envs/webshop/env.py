@@ -122,7 +122,7 @@ class WebShopEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "eval_splits": ("valid", "test")}  # noqa: RUF012
 
     def __init__(
         self,
