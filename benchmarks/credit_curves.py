@@ -1,7 +1,7 @@
 """GRPO vs GiGPO learning curves: the same model, env and env-step budget, several seeds.
 
     python benchmarks/credit_curves.py                       # HouseholdEasy, 3 seeds each
-    python benchmarks/credit_curves.py --preset medium --seeds 0,1,2 --iterations 30
+    python benchmarks/credit_curves.py --preset medium --iterations 15 --eval-every 5
 
 Each run is `creditgym train configs/quickstart.yaml` with `credit.estimator` set to the
 method and `run.seed` to the seed (the `medium` preset adds an expert warm start, since
@@ -49,7 +49,8 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
             f"run.output_dir={output_dir}",
             "run.progress=false",
             "run.tensorboard=false",
-        ],
+        ]
+        + args.set,
     )
     result = train(config)
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--set", nargs="*", default=[], help="extra config overrides, e.g. run.threads=1")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

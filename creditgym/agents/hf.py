@@ -265,6 +265,10 @@ class HFPolicy:
         )
         if not accepts:
             inputs.pop("logits_to_keep", None)
+        # transformers >= 5.2x renamed `past_key_values` to `cache` (the old name warns)
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        if "past_key_values" in inputs and "cache" in inspect.signature(base.forward).parameters:
+            inputs["cache"] = inputs.pop("past_key_values")
         return self.model(**inputs)
 
     # ---- Policy interface ---------------------------------------------------------------
@@ -326,7 +330,7 @@ class HFPolicy:
             use_cache=True,
             logits_to_keep=1,
         )
-        past, logits = outputs.past_key_values, outputs.logits[:, -1]
+        past, logits = _kv_cache(outputs), outputs.logits[:, -1]
         next_position = position_ids[:, -1:] + 1
         for _ in range(max(budgets)):
             allowed = self._allowed_mask(
@@ -364,7 +368,7 @@ class HFPolicy:
                 past_key_values=past,
                 use_cache=True,
             )
-            past, logits = outputs.past_key_values, outputs.logits[:, -1]
+            past, logits = _kv_cache(outputs), outputs.logits[:, -1]
             next_position = next_position + 1
 
     def score(
@@ -467,3 +471,9 @@ class HFPolicy:
             f"HFPolicy({name!r}, device={self.device}, temperature={self.temperature}, top_p={self.top_p}, "
             f"constrained={self.constrained})"
         )
+
+
+def _kv_cache(outputs: Any) -> Any:
+    """The KV cache of a forward pass, under its transformers 5.2x name or the older one."""
+    cache = outputs.get("cache")
+    return cache if cache is not None else outputs.past_key_values
