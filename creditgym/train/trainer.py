@@ -24,7 +24,7 @@ import torch
 from creditgym.agents.base import Policy
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
-from creditgym.credit import compute_advantages, credit_metrics
+from creditgym.credit import CreditContext, compute_advantages, credit_metrics
 from creditgym.envs.registry import eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
@@ -230,7 +230,10 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
             # credit: per-turn advantages from the configured shapers and estimator
             t0 = time.perf_counter()
-            advantages = compute_advantages(episodes, shapers=config.credit.shapers, estimator=config.credit.estimator)
+            context = CreditContext(scorer=policy, iteration=state.iteration)
+            advantages = compute_advantages(
+                episodes, shapers=config.credit.shapers, estimator=config.credit.estimator, context=context
+            )
             t_credit = time.perf_counter() - t0
 
             # update: PPO-clip over every action token

@@ -1,0 +1,140 @@
+"""IGPO: information gain of each turn as its reward, then discounted group-normalised advantages.
+
+Wang et al., "Information Gain-based Policy Optimization: A Simple and Effective Approach for
+Multi-Turn LLM Agents", arXiv:2510.14967.
+
+**Shaper ``info_gain``.** Before the episode and after each turn t the current policy scores the
+ground-truth answer by teacher forcing:
+
+    p_t = exp( mean over answer tokens of log pi(answer token | prompt after turn t, answer prefix) )
+
+and turn t's reward is the gain r_t = p_t - p_(t-1) (``"prob_diff"``, the paper's) or the gain
+in mean log-probability (``"log_prob_diff"``). "The prompt after turn t" is the prompt of turn
+t + 1: the policy's own view of the task, the history and the new observation, so the score
+measures what the agent now knows, in its own context format. The final turn gets 0 here: its
+reward is the outcome (the env's F1), so IGPO's turn rewards are ``shapers: [env, info_gain]``.
+The answer is read from ``turn.info["answer"]`` and only ever appears as the teacher-forced
+continuation after ``answer_prefix`` (``"answer["``, our search env's answer tool). Every
+(prompt, answer) pair of the batch is scored in one batched `logprobs` call, and identical
+pairs (the first prompt of every episode of a group) are scored once.
+
+**Estimator ``discounted_group``.** Turn rewards are z-normalised within the group (the
+episodes that began from the same start state): ``"joint"`` pools the information gains and
+the outcomes of the group's turns; ``"separate"`` normalises the final turns' rewards (outcomes)
+among themselves and the other turns' (gains) among themselves. Then
+
+    A_t = r_hat_t + gamma * A_(t+1)      (gamma default 1.0)
+
+the discounted sum of normalised rewards from turn t on. The std is the unbiased one plus
+``epsilon`` as in our GRPO; a group with a single reward of a kind gives it 0.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import numpy as np
+
+from creditgym.credit.batch import batch_discounted_returns, check_choice, flatten, group_normalize, split
+from creditgym.credit.context import CreditContext, LogProbScorer
+from creditgym.credit.registry import register_estimator, register_shaper
+from creditgym.trajectory import Episode
+
+__all__ = ["information_gain", "answer_scores", "discounted_group_advantages"]
+
+GAINS = ("prob_diff", "log_prob_diff")
+NORMALIZATIONS = ("joint", "separate")
+
+
+def answer_scores(
+    episodes: Sequence[Episode], scorer: LogProbScorer, answer_prefix: str = "answer["
+) -> list[np.ndarray]:
+    """Mean log-probability of the answer before each turn of each episode.  # per episode (turns,)
+
+    Entry t of an episode's array scores the answer after turn t's prompt (the state before
+    turn t acts): entry 0 is the score before the episode, entry t the score after turn t - 1.
+    """
+    requests: dict[tuple[str, str], int] = {}
+    slots: list[list[int]] = []
+    for index, episode in enumerate(episodes):
+        row = []
+        for turn in episode.turns:
+            answer = turn.info.get("answer")
+            if not isinstance(answer, str) or not answer:
+                raise ValueError(
+                    f"info_gain: episode {index} ({episode.env_id}) has a turn without "
+                    "info['answer']; IGPO needs the ground-truth answer (question-answering envs)."
+                )
+            if not turn.prompt:
+                raise ValueError(f"info_gain: episode {index} has a turn without its prompt text")
+            row.append(requests.setdefault((turn.prompt + answer_prefix, answer), len(requests)))
+        slots.append(row)
+    if not requests:
+        return [np.zeros(0) for _ in episodes]
+    prompts, answers = zip(*requests)
+    # only the answer's own tokens count: no EOS after it (policies that append one take add_eos)
+    no_eos = {"add_eos": False} if "add_eos" in inspect.signature(scorer.logprobs).parameters else {}
+    token_logprobs = scorer.logprobs(list(prompts), list(answers), **no_eos)
+    means = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in token_logprobs])
+    return [means[np.array(row, dtype=np.int64)] for row in slots]
+
+
+@register_shaper("info_gain")
+def information_gain(
+    episodes: Sequence[Episode],
+    context: CreditContext | None,
+    *,
+    gain: str = "prob_diff",
+    answer_prefix: str = "answer[",
+    scale: float = 1.0,
+) -> list[np.ndarray]:
+    """IGPO's information-gain reward for every turn but the last (which gets 0).
+
+    Args:
+        episodes: the batch; every turn's `info` must hold the ``answer``.
+        context: must carry the current policy as ``scorer``.
+        gain: ``"prob_diff"`` (p_t - p_(t-1), the paper's) or ``"log_prob_diff"``.
+        answer_prefix: text between the prompt and the answer in an answering action.
+        scale: multiplies the gains.
+    """
+    check_choice("gain", gain, GAINS, "info_gain")
+    scorer = (context or CreditContext()).require("scorer", "the info_gain shaper (IGPO)")
+    rewards = []
+    for log_p in answer_scores(episodes, scorer, answer_prefix):
+        score = np.exp(log_p) if gain == "prob_diff" else log_p
+        gains = np.zeros(len(score))
+        gains[:-1] = np.diff(score)  # turn t: score after it (entry t + 1) minus before it
+        rewards.append(scale * gains)
+    return rewards
+
+
+@register_estimator("discounted_group")
+def discounted_group_advantages(
+    episodes: Sequence[Episode],
+    turn_rewards: Sequence[np.ndarray],
+    *,
+    gamma: float = 1.0,
+    normalization: str = "joint",
+    epsilon: float = 1e-6,
+) -> list[np.ndarray]:
+    """IGPO's advantage: group z-normalised turn rewards, summed with discount from each turn on.
+
+    Args:
+        episodes: the batch; `group_id` groups episodes, `failed` ones get 0.
+        turn_rewards: one array of turn rewards per episode (e.g. env outcome + info gain).
+        gamma: discount of the cumulative sum (1.0 in the paper).
+        normalization: ``"joint"`` (all of a group's turn rewards together) or ``"separate"``
+            (final turns' outcomes and earlier turns' gains each among themselves).
+        epsilon: added to the std.
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS, "discounted_group")
+    batch = flatten(episodes, turn_rewards)
+    normalized = np.zeros(len(batch.rewards))
+    ok = ~batch.turn_failed
+    key = batch.group[batch.episode]
+    if normalization == "separate":  # outcomes and gains form distinct pools of each group
+        is_final = batch.step == batch.lengths[batch.episode] - 1
+        key = 2 * key + is_final
+    normalized[ok] = group_normalize(batch.rewards[ok], key[ok], 2 * batch.n_groups, "mean_std", epsilon)
+    return split(batch_discounted_returns(normalized, batch.lengths, gamma), batch.lengths)

@@ -1,0 +1,162 @@
+"""IGPO (arXiv:2510.14967): the information-gain shaper and the discounted group estimator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from creditgym.agents.hf import HFPolicy
+from creditgym.agents.tiny import build_tiny_model
+from creditgym.agents.tokenizer import fit_tokenizer
+from creditgym.credit import (
+    CreditContext,
+    answer_scores,
+    compute_advantages,
+    discounted_group_advantages,
+    information_gain,
+)
+from creditgym.trajectory import Episode, Turn
+from test_credit_helpers import episode
+
+# ---- the discounted_group estimator --------------------------------------------------------
+
+
+def igpo_batch():
+    """Group A: ep1 gains 1, 0 then outcome 3; ep2 answers at once with outcome 0. Group B: one episode."""
+    return [episode([1, 0, 3], group="A"), episode([0], group="A"), episode([5], group="B")]
+
+
+def estimate(episodes, **options):
+    return discounted_group_advantages(episodes, [np.array([t.reward for t in e.turns]) for e in episodes], **options)
+
+
+def test_joint_normalization_hand_worked():
+    # Group A pools {1, 0, 3, 0}: mean 1, deviations 0 -1 2 -1, unbiased std sqrt(6/3) = sqrt(2).
+    # r_hat: ep1 0, -1/sqrt2, 2/sqrt2; ep2 -1/sqrt2. Group B has one reward -> 0.
+    # gamma 0.5: ep1 A_2 = sqrt2, A_1 = -1/sqrt2 + 0.5 sqrt2 = 0, A_0 = 0 + 0.5 * 0 = 0.
+    got = estimate(igpo_batch(), gamma=0.5, normalization="joint")
+    s = math.sqrt(2)
+    assert got[0] == pytest.approx([0.0, 0.0, s], abs=1e-5)
+    assert got[1] == pytest.approx([-1 / s], abs=1e-5)
+    assert got[2] == pytest.approx([0.0])
+    # gamma 1 (the default): A_1 = -1/sqrt2 + sqrt2 = 1/sqrt2, A_0 = 0 + 1/sqrt2
+    got = estimate(igpo_batch())
+    assert got[0] == pytest.approx([1 / s, 1 / s, s], abs=1e-5)
+
+
+def test_separate_normalization_hand_worked():
+    # Outcomes of group A {3, 0}: mean 1.5, std sqrt(4.5) -> +1/sqrt2, -1/sqrt2.
+    # Gains of group A {1, 0}: mean 0.5, std sqrt(0.5) -> +1/sqrt2, -1/sqrt2.
+    # ep1 r_hat = 1/s, -1/s, 1/s; gamma 0.5: A_2 = 1/s, A_1 = -1/s + 0.5/s = -0.5/s,
+    # A_0 = 1/s - 0.25/s = 0.75/s.
+    got = estimate(igpo_batch(), gamma=0.5, normalization="separate")
+    s = math.sqrt(2)
+    assert got[0] == pytest.approx([0.75 / s, -0.5 / s, 1 / s], abs=1e-5)
+    assert got[1] == pytest.approx([-1 / s], abs=1e-5)
+    assert got[2] == pytest.approx([0.0])
+
+
+def test_failed_episodes_get_zero_and_leave_the_statistics_alone():
+    healthy = estimate(igpo_batch(), gamma=0.5)
+    with_failed = estimate(igpo_batch() + [episode([100, -100], group="A", failed=True)], gamma=0.5)
+    for a, b in zip(healthy, with_failed):
+        assert a == pytest.approx(b)
+    assert with_failed[-1] == pytest.approx([0.0, 0.0])
+
+
+def test_unknown_normalization_is_a_clear_error():
+    with pytest.raises(ValueError, match="normalization='z'.*'joint', 'separate'"):
+        estimate(igpo_batch(), normalization="z")
+
+
+# ---- the info_gain shaper ------------------------------------------------------------------
+
+
+class RecordingScorer:
+    """Mean log-prob of the answer per prompt from a table; records every call."""
+
+    def __init__(self, table: dict[str, float]):
+        self.table = table
+        self.calls: list[tuple[list[str], list[str]]] = []
+
+    def logprobs(self, prompts, continuations, *, add_eos=True):
+        assert add_eos is False, "only the answer's own tokens may be scored"
+        self.calls.append((list(prompts), list(continuations)))
+        return [np.full(2, self.table[p]) for p in prompts]
+
+
+def qa_episode(prompts: list[str], answer: str = "paris", group: str = "q") -> Episode:
+    turns = [Turn(observation="", action="search[x]", prompt=p, info={"answer": answer}) for p in prompts]
+    return Episode(turns=turns, group_id=group)
+
+
+def test_prob_diff_and_log_prob_diff_hand_worked():
+    scorer = RecordingScorer({"P0answer[": math.log(0.1), "P1answer[": math.log(0.4), "P2answer[": math.log(0.3)})
+    episodes = [qa_episode(["P0", "P1", "P2"])]
+    context = CreditContext(scorer=scorer)
+    # p = 0.1 before turn 0, 0.4 after it, 0.3 after turn 1; the final turn's reward is the outcome's
+    assert information_gain(episodes, context)[0] == pytest.approx([0.3, -0.1, 0.0])
+    log_gains = information_gain(episodes, context, gain="log_prob_diff")[0]
+    assert log_gains == pytest.approx([math.log(4), math.log(0.75), 0.0])
+
+
+def test_one_batched_call_no_duplicates_and_the_answer_only_as_continuation():
+    scorer = RecordingScorer({"P0answer[": -2.0, "P1answer[": -1.0, "Q1answer[": -3.0})
+    # two episodes of one group share their first prompt: it is scored once
+    episodes = [qa_episode(["P0", "P1"]), qa_episode(["P0", "Q1"])]
+    information_gain(episodes, CreditContext(scorer=scorer))
+    assert len(scorer.calls) == 1
+    prompts, continuations = scorer.calls[0]
+    assert sorted(prompts) == ["P0answer[", "P1answer[", "Q1answer["]
+    assert continuations == ["paris"] * 3
+    assert not any("paris" in p for p in prompts)
+
+
+def test_missing_scorer_or_answer_is_a_clear_error():
+    with pytest.raises(ValueError, match="info_gain shaper.*scorer"):
+        information_gain([qa_episode(["P0"])], CreditContext())
+    no_answer = Episode(turns=[Turn(observation="", action="a", prompt="P0")], env_id="mine/Maze-v0")
+    with pytest.raises(ValueError, match="info\\['answer'\\]"):
+        information_gain([no_answer], CreditContext(scorer=RecordingScorer({})))
+
+
+CORPUS = [
+    "Question: Where was the founder of Trebrarn Trading born? search[Trebrarn Trading]",
+    "Trebrarn Trading was founded by Ada Morrow. Ada Morrow was born in Seihobraia.",
+    "answer[Seihobraia] answer[Ada Morrow] search[Ada Morrow born]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    tokenizer = fit_tokenizer(CORPUS, vocab_size=300)
+    return HFPolicy(build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0), tokenizer)
+
+
+def test_batched_scores_equal_one_at_a_time_with_the_tiny_model(tiny_policy):
+    episodes = [
+        qa_episode([CORPUS[0], CORPUS[0] + "\n" + CORPUS[1]], answer="Seihobraia", group=0),
+        qa_episode([CORPUS[0], "Question: who? search[Ada]", CORPUS[1] * 2], answer="Ada Morrow", group=0),
+    ]
+    batched = answer_scores(episodes, tiny_policy)
+    for ep, scores in zip(episodes, batched):
+        answer = ep.turns[0].info["answer"]
+        one_by_one = [
+            tiny_policy.logprobs([turn.prompt + "answer["], [answer], add_eos=False)[0].mean() for turn in ep.turns
+        ]
+        np.testing.assert_allclose(scores, one_by_one, atol=1e-5)
+
+
+def test_info_gain_composes_with_gigpo_and_the_env_outcome(tiny_policy):
+    episodes = [
+        qa_episode([CORPUS[0], CORPUS[1]], answer="Seihobraia"),
+        qa_episode([CORPUS[0], CORPUS[2]], answer="Seihobraia"),
+    ]
+    episodes[0].turns[-1].reward = 1.0  # the first episode answered right
+    context = CreditContext(scorer=tiny_policy)
+    for estimator in ("discounted_group", {"name": "gigpo", "gamma": 1.0}):
+        advantages = compute_advantages(episodes, ["env", "info_gain"], estimator, context=context)
+        assert [a.shape for a in advantages] == [(2,), (2,)]
+        assert advantages[0][-1] > advantages[1][-1]  # the right answer is credited more
