@@ -1,11 +1,12 @@
-"""GRPO vs GiGPO learning curves: the same model, env and env-step budget, several seeds.
+"""Credit methods' learning curves: the same model, env and env-step budget, several seeds.
 
-    python benchmarks/credit_curves.py                       # HouseholdEasy, 3 seeds each
+    python benchmarks/credit_curves.py                       # HouseholdEasy, GRPO vs GiGPO, 3 seeds
+    python benchmarks/credit_curves.py --preset search       # SearchQAEasy, GRPO vs IGPO (+ GiGPO)
     python benchmarks/credit_curves.py --preset medium --iterations 15 --eval-every 5
 
-Each run is `creditgym train configs/quickstart.yaml` with `credit.estimator` set to the
-method and `run.seed` to the seed (the `medium` preset adds an expert warm start, since
-RL from scratch never sees a success there). Held-out success (valid_seen, valid_unseen) is
+Each run is `creditgym train configs/quickstart.yaml` with `credit` set to the method and
+`run.seed` to the seed (the `medium` preset adds an expert warm start, since
+RL from scratch never sees a success there). Held-out success on the env's two held-out splits is
 measured every `--eval-every` iterations. Writes, under `--out`:
   credit_curves_<preset>.png   mean +- std of held-out success against environment steps
   credit_curves_<preset>.md    the final table (also printed), with the share of turns in
@@ -21,27 +22,41 @@ from pathlib import Path
 import numpy as np
 
 from creditgym.config import load_config
+from creditgym.envs.registry import eval_splits
 from creditgym.train.trainer import train
 
-ESTIMATORS = {"grpo": "{name: grpo}", "gigpo": "{name: gigpo}"}
+# method -> (turn-reward shapers, advantage estimator)
+METHODS = {
+    "grpo": ("[env]", "{name: grpo}"),
+    "gigpo": ("[env]", "{name: gigpo}"),
+    "igpo": ("[env, info_gain]", "{name: discounted_group}"),
+    "igpo+gigpo": ("[env, info_gain]", "{name: gigpo}"),
+}
+# preset -> (config overrides, methods compared)
 PRESETS = {
-    "easy": ["env.id=creditgym/HouseholdEasy-v0"],
-    "medium": [
-        "env.id=creditgym/HouseholdMedium-v0",
-        "train.sft_warmup.episodes=300",
-        "train.sft_warmup.epochs=3",
-        "train.lr=0.0003",
-    ],
+    "easy": (["env.id=creditgym/HouseholdEasy-v0"], ["grpo", "gigpo"]),
+    "medium": (
+        [
+            "env.id=creditgym/HouseholdMedium-v0",
+            "train.sft_warmup.episodes=300",
+            "train.sft_warmup.epochs=3",
+            "train.lr=0.0003",
+        ],
+        ["grpo", "gigpo"],
+    ),
+    "search": (["env.id=creditgym/SearchQAEasy-v0"], ["grpo", "igpo", "igpo+gigpo"]),
 }
 
 
 def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     output_dir = Path(args.out) / "runs" / f"{preset}-{method}-seed{seed}"
+    shapers, estimator = METHODS[method]
     config = load_config(
         "configs/quickstart.yaml",
-        PRESETS[preset]
+        PRESETS[preset][0]
         + [
-            f"credit.estimator={ESTIMATORS[method]}",
+            f"credit.shapers={shapers}",
+            f"credit.estimator={estimator}",
             f"run.seed={seed}",
             f"train.iterations={args.iterations}",
             f"eval.every={args.eval_every}",
@@ -53,6 +68,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
         + args.set,
     )
     result = train(config)
+    first, second = eval_splits(config.env.id)[:2]
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     grouped = [row["credit/step_grouped_turn_share"] for row in rows if "credit/step_grouped_turn_share" in row]
     evals = [row for row in rows if any(key.startswith("eval/") for key in row)]
@@ -60,8 +76,9 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     by_steps = {row["env_steps"]: row for row in evals}
     return {
         "steps": sorted(by_steps),
-        "seen": [by_steps[s]["eval/valid_seen/success"] for s in sorted(by_steps)],
-        "unseen": [by_steps[s]["eval/valid_unseen/success"] for s in sorted(by_steps)],
+        "splits": [first, second],
+        "seen": [by_steps[s][f"eval/{first}/success"] for s in sorted(by_steps)],
+        "unseen": [by_steps[s][f"eval/{second}/success"] for s in sorted(by_steps)],
         "step_grouped_share": float(np.mean(grouped)) if grouped else 0.0,
         "minutes": result.seconds / 60,
     }
@@ -71,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="easy")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default="", help=f"comma-separated, of {', '.join(METHODS)} (default: the preset's)")
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=64)
@@ -81,7 +99,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    results = {method: [run(args.preset, method, seed, args) for seed in seeds] for method in ESTIMATORS}
+    methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
+    results = {method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods}
+    splits = next(iter(results.values()))[0]["splits"]
     (out / f"credit_curves_{args.preset}.json").write_text(json.dumps(results, indent=1))
 
     import matplotlib
@@ -90,7 +110,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, split in zip(axes, ("seen", "unseen")):
+    for ax, split, split_name in zip(axes, ("seen", "unseen"), splits):
         for method, runs in results.items():
             # runs share eval points by iteration; env steps differ slightly, so average them
             length = min(len(r[split]) for r in runs)
@@ -99,17 +119,18 @@ def main() -> None:
             mean, std = success.mean(0), success.std(0)
             ax.plot(steps, mean, marker="o", label=method)
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        ax.set_title(f"valid_{split}")
+        ax.set_title(split_name)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"held-out success (mean +- std, {len(seeds)} seeds)")
     axes[0].legend()
-    fig.suptitle(f"GRPO vs GiGPO, {PRESETS[args.preset][0].split('=')[1]}, tiny model")
+    env_id = PRESETS[args.preset][0][0].split("=")[1]
+    fig.suptitle(f"{' vs '.join(results)}, {env_id}, tiny model")
     fig.tight_layout()
     fig.savefig(out / f"credit_curves_{args.preset}.png", dpi=120)
 
     lines = [
-        f"| estimator | valid_seen | valid_unseen | turns in step groups | minutes/run |",
+        f"| method | {splits[0]} | {splits[1]} | turns in step groups | minutes/run |",
         "|---|---|---|---|---|",
     ]
     for method, runs in results.items():

@@ -451,18 +451,19 @@ class HFPolicy:
             raise ValueError(
                 f"got {len(prompts)} prompts but {len(continuations)} continuations; give one each"
             )
-        results: list[np.ndarray] = []
-        for start in range(0, len(prompts), batch_size):
-            stop = start + batch_size
-            prompt_ids = [self.encode_prompt(p) for p in prompts[start:stop]]
-            response_ids = [
-                self.encode_response(c, add_eos=add_eos) for c in continuations[start:stop]
-            ]
-            chunk_actions = (
-                None if admissible_actions is None else list(admissible_actions[start:stop])
+        prompt_ids = [self.encode_prompt(p) for p in prompts]
+        response_ids = [self.encode_response(c, add_eos=add_eos) for c in continuations]
+        # Score in batches of similar length: left padding to the batch's longest row is waste.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]) + len(response_ids[i]))
+        results: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(prompts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            chunk_actions = None if admissible_actions is None else [admissible_actions[i] for i in chunk]
+            scores, _ = self.score(
+                [prompt_ids[i] for i in chunk], [response_ids[i] for i in chunk], chunk_actions
             )
-            scores, _ = self.score(prompt_ids, response_ids, chunk_actions)
-            results.extend(s.float().cpu().numpy() for s in scores)
+            for i, row in zip(chunk, scores):
+                results[i] = row.float().cpu().numpy()
         return results
 
     def __repr__(self) -> str:
