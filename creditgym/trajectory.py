@@ -28,6 +28,7 @@ class Turn:
             `admissible_actions` describe the state the decision was made in).
         next_info: the `info` returned by the step (so `won`, `valid`, `events` describe
             what this action did).
+        next_observation: the observation the step returned (what an LLM judge reads).
         prompt: the full text prompt given to the policy.
         response: the policy's raw output text (may contain reasoning around the action).
         prompt_ids: token ids of `prompt`.
@@ -41,6 +42,7 @@ class Turn:
     reward: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
     next_info: dict[str, Any] = field(default_factory=dict)
+    next_observation: str = ""
     prompt: str = ""
     response: str = ""
     prompt_ids: list[int] = field(default_factory=list)

@@ -11,7 +11,7 @@ and callable without the trainer::
     from creditgym.credit import compute_advantages
     advantages = compute_advantages(episodes, shapers=["env"], estimator="grpo")
 
-Built in: shapers ``env`` and ``info_gain`` (IGPO); estimators ``grpo``, ``gigpo`` and
+Built in: shapers ``env``, ``info_gain`` (IGPO) and ``calm`` (CALM); estimators ``grpo``, ``gigpo`` and
 ``discounted_group`` (IGPO). Add yours with
 `register_shaper` / `register_estimator`.
 """
@@ -33,6 +33,7 @@ from creditgym.credit.registry import (
 from creditgym.credit.shapers import env_rewards
 from creditgym.credit.grpo import grpo_advantages
 from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
+from creditgym.credit.calm import LLMJudge, OracleJudge, Transition, calm_rewards
 from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
 from creditgym.credit.metrics import credit_metrics
 
@@ -56,6 +57,10 @@ __all__ = [
     "gigpo_terms",
     "GiGPOTerms",
     "step_groups",
+    "calm_rewards",
+    "LLMJudge",
+    "OracleJudge",
+    "Transition",
     "information_gain",
     "answer_scores",
     "discounted_group_advantages",

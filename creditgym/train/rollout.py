@@ -158,6 +158,7 @@ def collect_episodes(
                 continue
             turn.reward = float(reward)
             turn.next_info = info
+            turn.next_observation = observation
             turn.valid = turn.valid and bool(info.get(keys.VALID, True))
             episode.turns.append(turn)
             state.history.append((state.observation, parsed.action))
