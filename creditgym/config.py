@@ -111,6 +111,9 @@ class RolloutConfig:
 class CreditConfig:
     shapers: list[Any] = _field(["env"], "turn-reward shapers, by name or {name: ..., option: ...}")
     estimator: dict[str, Any] = _field({"name": "grpo"}, "advantage estimator: {name: ..., options...}")
+    judge: str = _field(
+        "oracle", "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an HF model"
+    )
 
 
 @dataclass

@@ -139,6 +139,15 @@ def policy_server_process(spec: str, log_dir: Path, ready_timeout: float) -> Ite
     Waits (at most `ready_timeout` seconds) until ``GET /v1/models`` answers; fails with the
     server's stderr if it dies or never gets ready. The process is always stopped on exit.
     """
+    with policy_server(spec, log_dir, ready_timeout) as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def policy_server(
+    spec: str, log_dir: Path, ready_timeout: float
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`policy_server_process`, yielding the process too (for tests that kill it mid-run)."""
     port = free_port()
     base_url = f"http://{LOOPBACK}:{port}/v1"
     stdout_path, stderr_path = log_dir / "server.out", log_dir / "server.err"
@@ -160,7 +169,7 @@ def policy_server_process(spec: str, log_dir: Path, ready_timeout: float) -> Ite
         )
     try:
         _wait_ready(process, base_url, ready_timeout, stderr_path)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 import gymnasium as gym
 
-__all__ = ["register", "make", "list_envs", "describe", "eval_splits", "ENTRY_POINT_GROUP", "NAMESPACE"]
+__all__ = ["register", "make", "list_envs", "describe", "eval_splits", "env_metadata", "ENTRY_POINT_GROUP", "NAMESPACE"]
 
 ENTRY_POINT_GROUP = "creditgym.envs"
 NAMESPACE = "creditgym"
@@ -123,9 +123,14 @@ def eval_splits(env_id: str) -> list[str]:
     ``valid`` and ``test``. Envs without splits (games generated per seed) give ``["all"]``:
     evaluation then plays seeds ``0..N-1`` of the env as it is.
     """
-    target = _entry_point_target(_spec(env_id))
-    splits = getattr(target, "metadata", {}).get("eval_splits") if isinstance(target, type) else None
+    splits = env_metadata(env_id).get("eval_splits")
     return list(splits) if splits else ["all"]
+
+
+def env_metadata(env_id: str) -> dict[str, Any]:
+    """The `metadata` of a registered env's class, without building the env ({} for factories)."""
+    target = _entry_point_target(_spec(env_id))
+    return dict(getattr(target, "metadata", {})) if isinstance(target, type) else {}
 
 
 def _entry_point_target(spec: gym.envs.registration.EnvSpec) -> Any:

@@ -25,7 +25,7 @@ from creditgym.agents.base import Policy
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
 from creditgym.credit import CreditContext, compute_advantages, credit_metrics
-from creditgym.envs.registry import eval_splits
+from creditgym.envs.registry import env_metadata, eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
     latest_checkpoint,
@@ -35,6 +35,7 @@ from creditgym.train.checkpoint import (
     set_rng_state,
 )
 from creditgym.train.evaluate import SplitResult, evaluate
+from creditgym.train.judges import build_judge
 from creditgym.train.models import build_policy, frozen_copy
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.sft import sft_warmup
@@ -143,6 +144,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         require_tags=not config.policy.constrained,
     )
     held_out_splits = env_cfg.eval_splits or eval_splits(env_cfg.id)
+    judge = _judge(config, legend=_judge_legend(env_cfg.id))
     batch_size = roll_cfg.groups * roll_cfg.group_size
     train_kwargs = _stage_kwargs(config, state.iteration + 1)
     train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
@@ -230,7 +232,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
             # credit: per-turn advantages from the configured shapers and estimator
             t0 = time.perf_counter()
-            context = CreditContext(scorer=policy, iteration=state.iteration)
+            context = CreditContext(scorer=policy, judge=judge, iteration=state.iteration)
             advantages = compute_advantages(
                 episodes, shapers=config.credit.shapers, estimator=config.credit.estimator, context=context
             )
@@ -268,6 +270,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 "time/rollout": t_rollout,
                 "time/credit": t_credit,
                 "time/update": t_update,
+                **{f"judge/{k}": float(v) for k, v in getattr(judge, "stats", {}).items()},
             }
             state.history.append(row)
             writer.write(row, iteration)
@@ -327,6 +330,17 @@ def _reference_policy(config: Config, policy: Any, out: Path) -> Any:
     if not config.policy.lora.enabled:  # LoRA starts at the base model: rebuilt exactly on resume
         reference.save_pretrained(saved)
     return reference
+
+
+def _judge(config: Config, legend: str) -> Any:
+    """The calm shaper's judge, built only when a calm shaper is configured."""
+    names = [s if isinstance(s, str) else s.get("name") for s in config.credit.shapers]
+    return build_judge(config.credit.judge, legend=legend) if "calm" in names else None
+
+
+def _judge_legend(env_id: str) -> str:
+    """How to read the env's observations, from its class `metadata["judge_legend"]`."""
+    return str(env_metadata(env_id).get("judge_legend", ""))
 
 
 def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:
