@@ -1,10 +1,11 @@
-"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `serve`.
+"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `serve`, `judge-eval`.
 
     creditgym envs
     creditgym play creditgym/HouseholdEasy-v0 --seed 3
     creditgym eval --env creditgym/Household-v0 --agent expert --agent random --episodes 50
     creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
     creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
+    creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
 """
 
 from __future__ import annotations
@@ -119,6 +120,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_main([args.model, "--host", args.host, "--port", str(args.port)])
 
 
+def cmd_judge_eval(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from creditgym.envs.registry import env_metadata
+    from creditgym.train.judge_eval import judge_dataset, score_judge, scores_table
+    from creditgym.train.judges import build_judge
+
+    transitions, subgoals = judge_dataset(args.env, args.episodes, seed=args.seed)
+    judge = build_judge(args.judge, legend=str(env_metadata(args.env).get("judge_legend", "")))
+    scores = score_judge(judge, transitions, subgoals)
+    title = f"{args.judge} judge vs the env's events on {args.env}: {len(transitions)} balanced transitions"
+    _console().print(scores_table(scores, title=title))
+    if getattr(judge, "stats", None):
+        _console().print(f"judge requests: {dict(judge.stats)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(s) for s in scores], indent=2))
+    return 0
+
+
 def _parse_kv(item: str) -> tuple[str, object]:
     import yaml  # installed with omegaconf
 
@@ -171,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    je = sub.add_parser("judge-eval", help="score a CALM subgoal judge against the env's own events")
+    je.add_argument("--env", default="creditgym/MiniHackKeyRoom-v0", help="registered env id")
+    je.add_argument("--judge", default="oracle", help="oracle | openai:<base_url> | smollm2 | an HF model")
+    je.add_argument("--episodes", type=int, default=20, help="expert and random episodes (seeds 0..N-1)")
+    je.add_argument("--seed", type=int, default=0, help="seed of the random agent and the negative sample")
+    je.add_argument("--json", help="also write the scores as JSON to this path")
+    je.set_defaults(func=cmd_judge_eval)
     return parser
 
 

@@ -158,3 +158,24 @@ def test_make_env_events_are_what_the_oracle_reads():
     _, info = env.reset(seed=0)
     _, _, _, _, info = env.step(env.unwrapped.expert_action())
     assert OracleJudge().judge([Transition("t", "o", "a", "o2", tuple(info["events"]))]) == [frozenset(info["events"])]
+
+
+def test_judge_eval_scores_the_oracle_perfectly_on_balanced_transitions():
+    from creditgym.train.judge_eval import judge_dataset, score_judge
+
+    transitions, subgoals = judge_dataset("creditgym/HouseholdEasy-v0", 8)
+    positives = [t for t in transitions if set(t.events) & set(subgoals[t.task])]
+    assert positives and len(positives) == len(transitions) - len(positives)  # balanced
+    scores = {s.kind: s for s in score_judge(OracleJudge(), transitions, subgoals)}
+    assert scores["all"].f1 == scores["all"].accuracy == 1.0
+    assert {"took", "placed"} <= set(scores)
+
+
+def test_judge_eval_counts_a_judge_that_never_answers_as_missing_every_subgoal():
+    from creditgym.train.judge_eval import judge_dataset, score_judge
+
+    transitions, subgoals = judge_dataset("creditgym/HouseholdEasy-v0", 4)
+    silent = LLMJudge(ScriptedClient(fail=True))
+    overall = score_judge(silent, transitions, subgoals)[-1]
+    assert overall.kind == "all" and overall.recall == 0.0 and overall.precision == 0.0
+    assert silent.stats["failed"] == len(transitions)

@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -172,8 +172,9 @@ class LLMJudge:
         client: anything with ``generate(prompts) -> [Generation]``; sample greedily
             (temperature 0) so a judgement is a function of its request.
         legend: how to read the env's observations (CALM's "symset"); may be empty.
-        subgoals: fixed subgoals for every task (CALM's preset variant); ``None`` asks the
-            LLM to decompose each task (once per task, cached).
+        subgoals: fixed subgoals (CALM's preset variant): one list for every task, or a dict
+            of task -> list; ``None`` (or a task missing from the dict) asks the LLM to
+            decompose the task (once per task, cached).
         cache_dir: where answers are cached; ``None`` keeps them in memory only.
         max_subgoals: at most this many subgoals per task.
         stats: counters: ``requests``, ``cache_hits``, ``failed`` (no answer from the client),
@@ -182,7 +183,7 @@ class LLMJudge:
 
     client: object
     legend: str = ""
-    subgoals: Sequence[str] | None = None
+    subgoals: Sequence[str] | Mapping[str, Sequence[str]] | None = None
     cache_dir: str | Path | None = None
     max_subgoals: int = 6
     stats: Counter = field(default_factory=Counter)
@@ -244,11 +245,13 @@ class LLMJudge:
     def decompose(self, tasks: Sequence[str]) -> dict[str, list[str] | None]:
         """Each distinct task's subgoals (the preset ones if given)."""
         distinct = list(dict.fromkeys(tasks))
-        if self.subgoals is not None:
-            return {task: list(self.subgoals) for task in distinct}
-        answers = self.ask([subgoal_prompt(t, self.legend, self.max_subgoals) for t in distinct])
-        result = {}
-        for task, answer in zip(distinct, answers):
+        preset = self.subgoals
+        if preset is not None and not isinstance(preset, Mapping):
+            return {task: list(preset) for task in distinct}
+        result: dict[str, list[str] | None] = {t: list(preset[t]) for t in distinct if preset and t in preset}
+        unknown = [t for t in distinct if t not in result]
+        answers = self.ask([subgoal_prompt(t, self.legend, self.max_subgoals) for t in unknown])
+        for task, answer in zip(unknown, answers):
             goals = parse_subgoals(answer, self.max_subgoals) if answer is not None else None
             if answer is not None and goals is None:
                 self.stats["unparseable"] += 1

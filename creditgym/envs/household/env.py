@@ -117,7 +117,16 @@ class HouseholdEnv(gym.Env[str, str]):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4, "eval_splits": ("valid_seen", "valid_unseen")}  # noqa: RUF012
+    metadata = {  # noqa: RUF012  (Gymnasium's convention)
+        "render_modes": ["ansi"],
+        "render_fps": 4,
+        "eval_splits": ("valid_seen", "valid_unseen"),
+        "judge_legend": (
+            "Observations are the text feedback of a household simulator in the style of ALFWorld: "
+            "where the agent arrives, what it sees on or in receptacles, and the result of its "
+            "action. 'Nothing happens.' means the action had no effect."
+        ),
+    }
 
     def __init__(
         self,

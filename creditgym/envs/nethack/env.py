@@ -112,7 +112,17 @@ class MiniHackTextEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {  # noqa: RUF012  (Gymnasium's convention)
+        "render_modes": ["ansi"],
+        # how to read an observation, for LLM judges (CALM's "symset")
+        "judge_legend": (
+            "Each observation has an optional game message, a map of the dungeon around the agent, "
+            "a list of what the agent sees with directions, and its hit points and inventory. On "
+            "the map: @ is the agent, . is floor, | and - are walls, + is a closed door, a door "
+            "shown as | or - inside a wall is open, ( is an item such as a key, > is the staircase "
+            "down, < the staircase up, } is water, ` is a boulder, # is a corridor."
+        ),
+    }
 
     def __init__(
         self,
