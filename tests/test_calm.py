@@ -179,3 +179,14 @@ def test_judge_eval_counts_a_judge_that_never_answers_as_missing_every_subgoal()
     overall = score_judge(silent, transitions, subgoals)[-1]
     assert overall.kind == "all" and overall.recall == 0.0 and overall.precision == 0.0
     assert silent.stats["failed"] == len(transitions)
+
+
+def test_cache_keys_use_a_served_models_name_or_else_the_clients_repr():
+    class Local(ScriptedClient):
+        model = object()  # an HF policy's `model` is the torch module, not a name
+
+        def __repr__(self):
+            return "Local(smollm2, temperature=0)"
+
+    assert LLMJudge(ScriptedClient())._identity() == "scripted"
+    assert LLMJudge(Local())._identity() == "Local(smollm2, temperature=0)"

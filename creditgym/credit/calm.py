@@ -190,7 +190,9 @@ class LLMJudge:
     _memory: dict[str, str] = field(default_factory=dict, repr=False)
 
     def _identity(self) -> str:
-        return getattr(self.client, "model", None) or repr(self.client)
+        """What the cache keys on besides the prompt: the served model's name, else the client's repr."""
+        model = getattr(self.client, "model", None)
+        return model if isinstance(model, str) and model else repr(self.client)
 
     def _key(self, prompt: str) -> str:
         return hashlib.sha256(json.dumps([self._identity(), prompt]).encode()).hexdigest()
