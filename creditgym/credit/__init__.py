@@ -11,7 +11,7 @@ and callable without the trainer::
     from creditgym.credit import compute_advantages
     advantages = compute_advantages(episodes, shapers=["env"], estimator="grpo")
 
-Built in: shapers ``env``, ``info_gain`` (IGPO) and ``calm`` (CALM); estimators ``grpo``, ``gigpo`` and
+Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (LaRe); estimators ``grpo``, ``gigpo`` and
 ``discounted_group`` (IGPO). Add yours with
 `register_shaper` / `register_estimator`.
 """
@@ -34,6 +34,7 @@ from creditgym.credit.shapers import env_rewards
 from creditgym.credit.grpo import grpo_advantages
 from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
 from creditgym.credit.calm import LLMJudge, OracleJudge, Transition, calm_rewards
+from creditgym.credit.lare import LatentReward, lare_rewards, sandboxed_factors
 from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
 from creditgym.credit.metrics import credit_metrics
 
@@ -61,6 +62,9 @@ __all__ = [
     "LLMJudge",
     "OracleJudge",
     "Transition",
+    "lare_rewards",
+    "LatentReward",
+    "sandboxed_factors",
     "information_gain",
     "answer_scores",
     "discounted_group_advantages",

@@ -1,0 +1,74 @@
+"""LaRe (arXiv:2412.11120): return-decomposition losses, the online decoder, the shaper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from creditgym.credit import CreditContext, LatentReward, lare_rewards, sandboxed_factors
+from creditgym.credit.lare import decomposition_loss
+from creditgym.trajectory import Episode, Turn
+
+
+def test_rd_loss_hand_worked():
+    # episode 0: turns 1 + 2 = 3 vs return 4 -> (3-4)^2 = 1; episode 1: 5 vs 2 -> 9; mean 5
+    rewards = torch.tensor([1.0, 2.0, 5.0])
+    loss = decomposition_loss(rewards, torch.tensor([0, 0, 1]), torch.tensor([4.0, 2.0]), "rd")
+    assert loss.item() == pytest.approx(5.0)
+
+
+def test_rrd_equals_rd_when_the_subset_covers_every_turn_and_is_unbiased_otherwise():
+    rewards = torch.tensor([1.0, 2.0, 3.0, 5.0])
+    episode = torch.tensor([0, 0, 0, 1])
+    returns = torch.tensor([4.0, 2.0])
+    rd = decomposition_loss(rewards, episode, returns, "rd")
+    assert decomposition_loss(rewards, episode, returns, "rrd", subset_size=3) == pytest.approx(rd.item())
+    # one turn of three, scaled by 3: the estimate of episode 0's sum averages to 6 over subsets
+    generator = torch.Generator().manual_seed(0)
+    estimates = [
+        decomposition_loss(rewards[:3], episode[:3], torch.tensor([0.0]), "rrd", generator, subset_size=1).sqrt().item()
+        for _ in range(600)
+    ]
+    assert np.mean(estimates) == pytest.approx(6.0, abs=0.25)
+    with pytest.raises(ValueError, match="variant"):
+        decomposition_loss(rewards, episode, returns, "lrd")
+
+
+def synthetic_episodes(n_episodes: int, seed: int):
+    """Episodes whose return is the sum of hidden per-turn rewards, a function of 3 factors."""
+    rng = np.random.default_rng(seed)
+    episodes, hidden = [], []
+    for _ in range(n_episodes):
+        length = int(rng.integers(3, 9))
+        states = [{"a": float(rng.random()), "b": float(rng.random()), "c": float(rng.random() > 0.7)} for _ in range(length)]
+        rewards = [2.0 * s["a"] - s["b"] + 1.5 * s["c"] for s in states]
+        turns = [Turn(observation="", action="act", next_info={"symbolic_state": s}) for s in states]
+        turns[-1].reward = float(sum(rewards))  # the episode's reward comes only at the end
+        episodes.append(Episode(turns=turns))
+        hidden += rewards
+    return episodes, np.array(hidden)
+
+
+@pytest.mark.parametrize("variant", ["rd", "rrd"])
+def test_decoded_rewards_recover_the_hidden_per_turn_rewards(variant):
+    episodes, hidden = synthetic_episodes(300, seed=0)
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [s["a"], s["b"], s["c"]]), seed=0)
+    context = CreditContext(extras={"lare": latent})
+    for _ in range(2):  # online: batch after batch, as in training
+        predicted = lare_rewards(episodes, context, variant=variant, updates=150, lr=1e-2)
+    correlation = np.corrcoef(np.concatenate(predicted), hidden)[0, 1]
+    assert correlation >= 0.9, f"{variant}: correlation {correlation:.3f}"
+
+
+def test_sandboxed_llm_style_factor_code_runs_through_the_shaper():
+    code = "def evaluate(state, action):\n    return [state['a'], state['b'], state['c']]\n"
+    episodes, _ = synthetic_episodes(20, seed=1)
+    latent = LatentReward(sandboxed_factors(code, time_limit=10.0))
+    rewards = lare_rewards(episodes, CreditContext(extras={"lare": latent}), updates=5)
+    assert [r.shape for r in rewards] == [(len(ep.turns),) for ep in episodes]
+
+
+def test_lare_needs_its_latent_reward_in_the_context():
+    with pytest.raises(ValueError, match="lare shaper.*extras"):
+        lare_rewards(synthetic_episodes(1, 0)[0], CreditContext())
