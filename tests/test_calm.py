@@ -188,5 +188,5 @@ def test_cache_keys_use_a_served_models_name_or_else_the_clients_repr():
         def __repr__(self):
             return "Local(smollm2, temperature=0)"
 
-    assert LLMJudge(ScriptedClient())._identity() == "scripted"
-    assert LLMJudge(Local())._identity() == "Local(smollm2, temperature=0)"
+    assert LLMJudge(ScriptedClient()).llm.identity() == "scripted"
+    assert LLMJudge(Local()).llm.identity() == "Local(smollm2, temperature=0)"

@@ -23,8 +23,6 @@ Judges, behind one small interface (`Judge`):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -35,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from creditgym.credit.context import CreditContext
+from creditgym.credit.llm import CachedLLM
 from creditgym.credit.registry import register_shaper
 from creditgym.trajectory import Episode
 
@@ -177,8 +176,6 @@ class LLMJudge:
             decompose the task (once per task, cached).
         cache_dir: where answers are cached; ``None`` keeps them in memory only.
         max_subgoals: at most this many subgoals per task.
-        stats: counters: ``requests``, ``cache_hits``, ``failed`` (no answer from the client),
-            ``unparseable`` (an answer that could not be read).
     """
 
     client: object
@@ -186,63 +183,19 @@ class LLMJudge:
     subgoals: Sequence[str] | Mapping[str, Sequence[str]] | None = None
     cache_dir: str | Path | None = None
     max_subgoals: int = 6
-    stats: Counter = field(default_factory=Counter)
-    _memory: dict[str, str] = field(default_factory=dict, repr=False)
+    llm: CachedLLM = field(init=False, repr=False)
 
-    def _identity(self) -> str:
-        """What the cache keys on besides the prompt: the served model's name, else the client's repr."""
-        model = getattr(self.client, "model", None)
-        return model if isinstance(model, str) and model else repr(self.client)
+    def __post_init__(self) -> None:
+        self.llm = CachedLLM(self.client, self.cache_dir)
 
-    def _key(self, prompt: str) -> str:
-        return hashlib.sha256(json.dumps([self._identity(), prompt]).encode()).hexdigest()
-
-    def _cached(self, key: str) -> str | None:
-        if key in self._memory:
-            return self._memory[key]
-        if self.cache_dir is not None:
-            path = Path(self.cache_dir) / key[:2] / f"{key}.json"
-            if path.is_file():
-                self._memory[key] = json.loads(path.read_text())["answer"]
-                return self._memory[key]
-        return None
-
-    def _store(self, key: str, prompt: str, answer: str) -> None:
-        self._memory[key] = answer
-        if self.cache_dir is not None:
-            path = Path(self.cache_dir) / key[:2] / f"{key}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"model": self._identity(), "prompt": prompt, "answer": answer}))
-            tmp.replace(path)  # atomic: a crash never leaves half an answer
+    @property
+    def stats(self) -> Counter:
+        """``requests``, ``cache_hits``, ``failed`` (no answer) and ``unparseable`` counts."""
+        return self.llm.stats
 
     def ask(self, prompts: Sequence[str]) -> list[str | None]:
-        """Answers to `prompts` (cached ones from the cache, the rest in one batched call)."""
-        keys = [self._key(p) for p in prompts]
-        answers: dict[str, str | None] = {}
-        missing: dict[str, str] = {}
-        for key, prompt in zip(keys, prompts):
-            cached = self._cached(key)
-            self.stats["requests"] += 1
-            if cached is not None:
-                self.stats["cache_hits"] += 1
-                answers[key] = cached
-            else:
-                missing.setdefault(key, prompt)
-        if missing:
-            try:
-                generations = self.client.generate(list(missing.values()))
-            except Exception:  # a judge that is down costs the shaping reward, not the run
-                generations = [None] * len(missing)
-            for (key, prompt), generation in zip(missing.items(), generations):
-                if generation is None or getattr(generation, "error", None) or not generation.text.strip():
-                    answers[key] = None
-                else:
-                    answers[key] = generation.text
-                    self._store(key, prompt, generation.text)
-        result = [answers[key] for key in keys]
-        self.stats["failed"] += sum(answer is None for answer in result)
-        return result
+        """Answers to `prompts` through the disk cache (see `CachedLLM.ask`)."""
+        return self.llm.ask(prompts)
 
     def decompose(self, tasks: Sequence[str]) -> dict[str, list[str] | None]:
         """Each distinct task's subgoals (the preset ones if given)."""
