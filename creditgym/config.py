@@ -114,6 +114,11 @@ class CreditConfig:
     judge: str = _field(
         "oracle", "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an HF model"
     )
+    lare_factors: str = _field(
+        "hand",
+        "factor function of the lare shaper: hand (the env's hand-written one), llm:<model> (LaRe's "
+        "LLM-written code, e.g. llm:smollm2), or a .py file defining evaluate(state, action)",
+    )
 
 
 @dataclass

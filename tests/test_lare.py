@@ -72,3 +72,86 @@ def test_sandboxed_llm_style_factor_code_runs_through_the_shaper():
 def test_lare_needs_its_latent_reward_in_the_context():
     with pytest.raises(ValueError, match="lare shaper.*extras"):
         lare_rewards(synthetic_episodes(1, 0)[0], CreditContext())
+
+
+# ---- the code writer -------------------------------------------------------------------------
+
+
+class CodingClient:
+    """Writes one broken candidate then, when shown the error, a working function."""
+
+    model = "coder"
+
+    def __init__(self):
+        self.prompts = []
+
+    def generate(self, prompts):
+        from creditgym.agents.base import Generation
+
+        self.prompts += prompts
+        answers = []
+        for p in prompts:
+            if "failed" in p:
+                answers.append("```python\ndef evaluate(state, action):\n    return [state['a'], 1.0]\n```")
+            else:  # candidates and the merge import os: the sandbox rejects it
+                answers.append("Sure:\n```python\nimport os\ndef evaluate(state, action):\n    return [1.0]\n```")
+        return [Generation(text=a) for a in answers]
+
+
+def test_code_writer_merges_candidates_verifies_in_the_sandbox_and_repairs(tmp_path):
+    from creditgym.credit.lare_coder import write_factor_code
+    from creditgym.credit.llm import CachedLLM
+
+    client = CodingClient()
+    samples = [({"a": 0.5}, "go"), ({"a": 1.0}, "take")]
+    result = write_factor_code(CachedLLM(client, tmp_path), "reach the goal", "a: progress", samples, n_candidates=3)
+    assert result.code is not None and "state['a']" in result.code
+    assert [r["stage"] for r in result.rounds] == ["verify 1", "verify 2"]
+    assert "import of 'os'" in result.rounds[0]["error"]
+    assert len(client.prompts) == 3 + 1 + 1  # candidates, merge, one repair
+    again = CodingClient()
+    assert write_factor_code(CachedLLM(again, tmp_path), "reach the goal", "a: progress", samples, n_candidates=3).code == result.code
+    assert again.prompts == []  # all from the cache
+
+
+def test_code_writer_gives_up_after_max_rounds():
+    from creditgym.credit.lare_coder import write_factor_code
+    from creditgym.credit.llm import CachedLLM
+
+    class Stubborn(CodingClient):
+        def generate(self, prompts):
+            from creditgym.agents.base import Generation
+
+            return [Generation(text="def evaluate(state, action):\n    return 'nope'") for _ in prompts]
+
+    result = write_factor_code(CachedLLM(Stubborn()), "t", "a: x", [({"a": 1}, "go")], n_candidates=2, max_rounds=3)
+    assert result.code is None and len(result.rounds) == 3
+    assert all("list of numbers" in r["error"] for r in result.rounds)
+
+
+def test_training_with_lare_and_the_hand_written_household_factors(tmp_path):
+    from creditgym.config import load_config
+    from creditgym.train.trainer import train
+
+    config = load_config(
+        None,
+        [
+            "policy.tiny.hidden_size=32",
+            "policy.tiny.num_layers=1",
+            "policy.tiny.num_heads=2",
+            "env.kwargs={receptacles: 3, distractors: 0, max_steps: 4}",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "credit.shapers=[{name: lare, variant: rrd, updates: 5}]",
+            "credit.lare_factors=hand",
+            "train.iterations=2",
+            "eval.episodes=2",
+            "eval.every=0",
+            "run.progress=false",
+            "run.tensorboard=false",
+            f"run.output_dir={tmp_path}",
+        ],
+    )
+    assert train(config).iterations == 2
+    with pytest.raises(ValueError, match="lare_factors='nope'"):
+        train(load_config(None, [f"run.output_dir={tmp_path / 'bad'}", "credit.shapers=[lare]", "credit.lare_factors=nope"]))

@@ -36,6 +36,7 @@ from creditgym.train.checkpoint import (
 )
 from creditgym.train.evaluate import SplitResult, evaluate
 from creditgym.train.judges import build_judge
+from creditgym.train.latent import build_latent_reward
 from creditgym.train.models import build_policy, frozen_copy
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.sft import sft_warmup
@@ -120,6 +121,15 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         torch.set_num_threads(config.run.threads)
 
     # ---- 1. set-up ---------------------------------------------------------------------------
+    # What the credit shapers need comes first: a bad credit config fails before any model is
+    # built, and nothing here draws from the seeded random streams.
+    judge = _judge(config, legend=_judge_legend(config.env.id))
+    shaper_names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
+    extras = (
+        {"lare": build_latent_reward(config.credit.lare_factors, config.env.id, out, config.run.seed)}
+        if "lare" in shaper_names
+        else {}
+    )
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
@@ -144,7 +154,6 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         require_tags=not config.policy.constrained,
     )
     held_out_splits = env_cfg.eval_splits or eval_splits(env_cfg.id)
-    judge = _judge(config, legend=_judge_legend(env_cfg.id))
     batch_size = roll_cfg.groups * roll_cfg.group_size
     train_kwargs = _stage_kwargs(config, state.iteration + 1)
     train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
@@ -232,7 +241,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
             # credit: per-turn advantages from the configured shapers and estimator
             t0 = time.perf_counter()
-            context = CreditContext(scorer=policy, judge=judge, iteration=state.iteration)
+            context = CreditContext(scorer=policy, judge=judge, iteration=state.iteration, extras=extras)
             advantages = compute_advantages(
                 episodes, shapers=config.credit.shapers, estimator=config.credit.estimator, context=context
             )
@@ -334,7 +343,7 @@ def _reference_policy(config: Config, policy: Any, out: Path) -> Any:
 
 def _judge(config: Config, legend: str) -> Any:
     """The calm shaper's judge, built only when a calm shaper is configured."""
-    names = [s if isinstance(s, str) else s.get("name") for s in config.credit.shapers]
+    names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
     return build_judge(config.credit.judge, legend=legend) if "calm" in names else None
 
 

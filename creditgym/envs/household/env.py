@@ -10,6 +10,7 @@ import gymnasium as gym
 from creditgym.envs import info as keys
 from creditgym.envs.household import render
 from creditgym.envs.household.expert import expert_action
+from creditgym.envs.household.factors import STATE_DOC
 from creditgym.envs.household.tasks import TASK_TYPES, Task, TaskConfig, generate_task
 from creditgym.envs.household.world import World
 from creditgym.envs.spaces import text_space
@@ -126,6 +127,9 @@ class HouseholdEnv(gym.Env[str, str]):
             "where the agent arrives, what it sees on or in receptacles, and the result of its "
             "action. 'Nothing happens.' means the action had no effect."
         ),
+        # for LaRe: the documented symbolic_state fields and our hand-written factor function
+        "symbolic_state_doc": STATE_DOC,
+        "latent_factors": "creditgym.envs.household.factors:latent_factors",
     }
 
     def __init__(
