@@ -105,6 +105,8 @@ class RolloutConfig:
     group_size: int = _field(8, "episodes per task, started from the same state (G)")
     max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget")
     engine: str = _field("hf", "generation engine", choices=("hf",))
+    workers: int = _field(0, "Ray actors holding the training envs (0 = in this process)")
+    ray_address: str = _field("", "Ray cluster to join with workers > 0 (\"\" = start a local one; \"auto\")")
 
 
 @dataclass

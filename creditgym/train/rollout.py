@@ -19,7 +19,7 @@ from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
 from creditgym.agents.prompts import build_prompt
 from creditgym.envs import info as keys
-from creditgym.envs.registry import make
+from creditgym.envs.registry import eval_splits, make
 from creditgym.trajectory import Episode, Turn
 
 __all__ = ["PromptFormat", "Task", "make_envs", "collect_episodes", "group_tasks"]
@@ -48,8 +48,20 @@ def group_tasks(seeds: Sequence[int], group_size: int, split: str = "") -> list[
     return [Task(seed, group_id=(split, seed), split=split) for seed in seeds for _ in range(group_size)]
 
 
-def make_envs(env_id: str, count: int, split: str | None = None, **kwargs: Any) -> list[gym.Env]:
-    """`count` instances of a registered env, on `split` when the env family has splits."""
+def make_envs(
+    env_id: str, count: int, split: str | None = None, *, workers: int = 0, **kwargs: Any
+) -> list[gym.Env]:
+    """`count` instances of a registered env, on `split` when the env family has splits.
+
+    With `workers` > 0 the envs live in that many Ray actors (`creditgym.train.workers`); the
+    split is passed when the env class declares held-out splits (``metadata["eval_splits"]``).
+    """
+    if workers > 0:
+        from creditgym.train.workers import remote_envs
+
+        if split and eval_splits(env_id) != ["all"]:
+            kwargs["split"] = split
+        return remote_envs(env_id, count, workers, **kwargs)
     if split:
         try:
             return [make(env_id, split=split, **kwargs) for _ in range(count)]
@@ -134,8 +146,14 @@ def collect_episodes(
         generations = policy.generate(
             prompts, admissible_actions=admissible if has_all_admissible else None, envs=[s.env for s in states]
         )
-        for slot, state, prompt, actions, generation in zip(slots, states, prompts, admissible, generations):
-            parsed = parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
+        parsed_actions = [
+            parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
+            for actions, generation in zip(admissible, generations)
+        ]
+        outcomes = _step_all([state.env for state in states], [parsed.action for parsed in parsed_actions])
+        for slot, state, prompt, parsed, generation, outcome in zip(
+            slots, states, prompts, parsed_actions, generations, outcomes
+        ):
             turn = Turn(
                 observation=state.observation,
                 action=parsed.action,
@@ -148,14 +166,13 @@ def collect_episodes(
                 valid=parsed.valid and generation.error is None,
             )
             episode = state.episode
-            try:
-                observation, reward, terminated, truncated, info = state.env.step(parsed.action)
-            except Exception as error:
+            if isinstance(outcome, BaseException):  # the env (or its worker) broke: the episode fails
                 episode.turns.append(turn)
                 episode.failed = True
-                episode.metadata["error"] = _describe(error)
+                episode.metadata["error"] = _describe(outcome)
                 episodes[running.pop(slot)[0]] = episode
                 continue
+            observation, reward, terminated, truncated, info = outcome
             turn.reward = float(reward)
             turn.next_info = info
             turn.next_observation = observation
@@ -175,8 +192,31 @@ def collect_episodes(
     return [episode for episode in episodes if episode is not None]
 
 
+def _step_all(envs: Sequence[Any], actions: Sequence[str]) -> list[tuple | BaseException]:
+    """Step every env; envs in Ray workers (`step_async`) are all dispatched before any is awaited.
+
+    An env that raises gives its exception in place of the step's result.
+    """
+    started = []
+    for env, action in zip(envs, actions):
+        try:
+            started.append(env.step_async(action) if hasattr(env, "step_async") else None)
+        except Exception as error:
+            started.append(error)
+    outcomes: list[tuple | BaseException] = []
+    for env, action, handle in zip(envs, actions, started):
+        try:
+            if isinstance(handle, BaseException):
+                raise handle
+            outcomes.append(env.step_wait(handle) if handle is not None else env.step(action))
+        except Exception as error:
+            outcomes.append(error)
+    return outcomes
+
+
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}"
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=3))
+    return f"{type(error).__name__}: {error}\n{trace}"
 
 
 def _failed_episode(env_id: str, task: Task, error: BaseException) -> Episode:

@@ -156,7 +156,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     held_out_splits = env_cfg.eval_splits or eval_splits(env_cfg.id)
     batch_size = roll_cfg.groups * roll_cfg.group_size
     train_kwargs = _stage_kwargs(config, state.iteration + 1)
-    train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
+    train_envs = _training_envs(config, batch_size, train_kwargs)
 
     def run_eval() -> list[SplitResult]:
         with _evaluation_mode(policy, config.eval.temperature):
@@ -224,7 +224,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 train_kwargs = _stage_kwargs(config, iteration)
                 for env in train_envs:
                     env.close()
-                train_envs = make_envs(env_cfg.id, batch_size, split=env_cfg.train_split, **train_kwargs)
+                train_envs = _training_envs(config, batch_size, train_kwargs)
             # rollout: `groups` tasks, each played `group_size` times from the same start state
             t0 = time.perf_counter()
             seeds = task_rng.integers(0, 2**31 - 1, size=roll_cfg.groups).tolist()
@@ -339,6 +339,15 @@ def _reference_policy(config: Config, policy: Any, out: Path) -> Any:
     if not config.policy.lora.enabled:  # LoRA starts at the base model: rebuilt exactly on resume
         reference.save_pretrained(saved)
     return reference
+
+
+def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[Any]:
+    """The rollout envs: in this process, or in `rollout.workers` Ray actors."""
+    if config.rollout.workers > 0:
+        from creditgym.train.workers import connect
+
+        connect(config.rollout.ray_address)
+    return make_envs(config.env.id, count, split=config.env.train_split, workers=config.rollout.workers, **kwargs)
 
 
 def _judge(config: Config, legend: str) -> Any:

@@ -1,0 +1,130 @@
+"""Environments in Ray actors: `rollout.workers=N` for heavy envs or many hundreds of them.
+
+`remote_envs(env_id, count, workers=N)` returns `count` `RemoteEnv` proxies spread over N
+`EnvWorker` actors. The rollout collector steps them exactly as in-process envs (same seeds,
+same lockstep, so the same `Episode`s), except that it dispatches every env's step before
+waiting for any (`step_async` / `step_wait`), so the workers step in parallel.
+
+A worker that dies (killed, out of memory, its node lost) fails the episodes its envs were
+running (the collector records them as ``failed``, with the error) and is replaced by a fresh
+actor the next time one of its envs is reset, so the next iteration runs on a full pool.
+`connect(address)` joins an existing cluster (``"auto"`` or ``"ray://host:10001"``) for
+multi-node runs; without an address a local Ray starts on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EnvWorker", "RemoteEnv", "WorkerPool", "connect", "remote_envs"]
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError(
+            "rollout.workers > 0 needs Ray: pip install 'creditgym[ray]' (or set rollout.workers=0)"
+        ) from error
+    return ray
+
+
+def connect(address: str = "") -> None:
+    """Start or join Ray once: `address` "" starts a local instance, else joins that cluster."""
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+class EnvWorker:
+    """A Ray actor holding environments of one id; steps them on request (plain data in and out)."""
+
+    def __init__(self, env_id: str, count: int, kwargs: dict[str, Any]) -> None:
+        from creditgym.envs.registry import make
+
+        self.envs = [make(env_id, **kwargs) for _ in range(count)]
+
+    def reset(self, index: int, seed: int | None) -> tuple[str, dict]:
+        return self.envs[index].reset(seed=seed)
+
+    def step(self, index: int, action: str) -> tuple:
+        return self.envs[index].step(action)
+
+    def expert_action(self, index: int) -> str:
+        return self.envs[index].unwrapped.expert_action()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class WorkerPool:
+    """N `EnvWorker` actors; a dead one is replaced on request."""
+
+    def __init__(self, env_id: str, count: int, workers: int, kwargs: dict[str, Any]) -> None:
+        if workers < 1:
+            raise ValueError(f"workers={workers}: a pool needs at least one worker")
+        self.ray = _ray()
+        connect()
+        self.env_id, self.kwargs = env_id, kwargs
+        self.sizes = [count // workers + (w < count % workers) for w in range(workers)]
+        self.remote_class = self.ray.remote(num_cpus=0)(EnvWorker)  # envs are light; do not reserve cores
+        self.actors = [self._spawn(w) for w in range(workers)]
+        self.dead: set[int] = set()
+
+    def _spawn(self, worker: int) -> Any:
+        return self.remote_class.remote(self.env_id, self.sizes[worker], self.kwargs)
+
+    def actor(self, worker: int) -> Any:
+        """The live actor of `worker`, replacing it first if it died."""
+        if worker in self.dead:
+            self.actors[worker] = self._spawn(worker)
+            self.dead.discard(worker)
+        return self.actors[worker]
+
+    def get(self, ref: Any, worker: int) -> Any:
+        """`ray.get(ref)`; if the actor died, mark it for replacement and re-raise."""
+        try:
+            return self.ray.get(ref)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorDiedError):
+            self.dead.add(worker)
+            raise
+
+
+class RemoteEnv:
+    """One env inside a `WorkerPool` actor, with the gym calls the collector makes."""
+
+    def __init__(self, pool: WorkerPool, worker: int, index: int) -> None:
+        self.pool, self.worker, self.index = pool, worker, index
+
+    @property
+    def unwrapped(self) -> RemoteEnv:  # scripted policies call env.unwrapped.expert_action()
+        return self
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+        actor = self.pool.actor(self.worker)
+        return self.pool.get(actor.reset.remote(self.index, seed), self.worker)
+
+    def step_async(self, action: str) -> Any:
+        return self.pool.actor(self.worker).step.remote(self.index, action)
+
+    def step_wait(self, ref: Any) -> tuple:
+        return self.pool.get(ref, self.worker)
+
+    def step(self, action: str) -> tuple:
+        return self.step_wait(self.step_async(action))
+
+    def expert_action(self) -> str:
+        actor = self.pool.actor(self.worker)
+        return self.pool.get(actor.expert_action.remote(self.index), self.worker)
+
+    def close(self) -> None:
+        pass  # the pool's actors own the envs; `ray.shutdown()` or actor exit frees them
+
+
+def remote_envs(env_id: str, count: int, workers: int, **kwargs: Any) -> list[RemoteEnv]:
+    """`count` envs of `env_id` over `workers` Ray actors (env i on worker i mod workers)."""
+    pool = WorkerPool(env_id, count, workers, kwargs)
+    slots = [(w, i) for w, size in enumerate(pool.sizes) for i in range(size)]
+    slots.sort(key=lambda slot: (slot[1], slot[0]))  # interleave: consecutive envs on different workers
+    return [RemoteEnv(pool, w, i) for w, i in slots]

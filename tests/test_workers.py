@@ -1,0 +1,89 @@
+"""Environments in Ray workers: the same episodes as in-process, and a dead worker fails, not hangs."""
+
+from __future__ import annotations
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from creditgym.agents.scripted import RandomPolicy  # noqa: E402
+from creditgym.train.rollout import collect_episodes, group_tasks, make_envs  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ENV = "creditgym/HouseholdEasy-v0"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _signature(episodes):
+    return [
+        (ep.group_id, ep.success, ep.failed, [(t.observation, t.action, t.reward, t.info["anchor"]) for t in ep.turns])
+        for ep in episodes
+    ]
+
+
+def test_ray_workers_give_the_same_episodes_as_in_process_envs():
+    tasks = group_tasks([3, 5, 8], group_size=4, split="train")
+    local = collect_episodes(make_envs(ENV, 6, split="train"), RandomPolicy(seed=1), tasks, env_id=ENV)
+    remote = collect_episodes(make_envs(ENV, 6, split="train", workers=2), RandomPolicy(seed=1), tasks, env_id=ENV)
+    assert _signature(remote) == _signature(local)
+    assert not any(ep.failed for ep in remote)
+
+
+class KillsAWorker(RandomPolicy):
+    """A random policy that kills worker 0 on its third step."""
+
+    def __init__(self, pool, **kwargs):
+        super().__init__(**kwargs)
+        self.pool, self.calls = pool, 0
+
+    def generate(self, prompts, admissible_actions=None, envs=None):
+        self.calls += 1
+        if self.calls == 3:
+            ray.kill(self.pool.actors[0], no_restart=True)
+        return super().generate(prompts, admissible_actions=admissible_actions, envs=envs)
+
+
+def test_a_killed_worker_fails_its_episodes_and_is_replaced_for_the_next_iteration():
+    envs = make_envs(ENV, 4, split="train", workers=2, max_steps=10)
+    tasks = group_tasks([1, 2], group_size=2, split="train")
+    policy = KillsAWorker(envs[0].pool, seed=0)
+    episodes = collect_episodes(envs, policy, tasks, env_id=ENV)
+    assert len(episodes) == 4  # the rollout completed
+    failed = [ep for ep in episodes if ep.failed]
+    survived = [ep for ep in episodes if not ep.failed]
+    assert failed and survived  # worker 0's episodes failed, worker 1's ran to the end
+    assert all("Actor" in ep.metadata["error"] or "actor" in ep.metadata["error"] for ep in failed)
+    next_iteration = collect_episodes(envs, RandomPolicy(seed=0), tasks, env_id=ENV)
+    assert not any(ep.failed for ep in next_iteration)  # the dead worker was replaced
+
+
+def test_training_runs_with_env_workers(tmp_path):
+    from creditgym.config import load_config
+    from creditgym.train.trainer import train
+
+    config = load_config(
+        None,
+        [
+            "policy.tiny.hidden_size=32",
+            "policy.tiny.num_layers=1",
+            "policy.tiny.num_heads=2",
+            "env.kwargs={max_steps: 4}",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "rollout.workers=2",
+            "train.iterations=1",
+            "eval.episodes=2",
+            "eval.every=0",
+            "run.progress=false",
+            "run.tensorboard=false",
+            f"run.output_dir={tmp_path}",
+        ],
+    )
+    result = train(config)
+    assert result.iterations == 1 and result.env_steps > 0
