@@ -38,11 +38,16 @@ def _metrics(path):
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows if "rollout/success" in row]
 
 
-def test_resume_after_two_iterations_equals_four_straight(tmp_path):
-    straight = train(_config(tmp_path, "straight", "train.iterations=4"))
+@pytest.mark.parametrize(
+    "credit",
+    [[], ["credit.shapers=[{name: lare, updates: 5}]", "credit.lare_factors=hand"]],
+    ids=["grpo", "lare-decoder-state"],
+)
+def test_resume_after_two_iterations_equals_four_straight(tmp_path, credit):
+    straight = train(_config(tmp_path, "straight", "train.iterations=4", *credit))
 
-    train(_config(tmp_path, "resumed", "train.iterations=2"))
-    resumed = train(_config(tmp_path, "resumed", "train.iterations=4"))  # picks up iteration 2
+    train(_config(tmp_path, "resumed", "train.iterations=2", *credit))
+    resumed = train(_config(tmp_path, "resumed", "train.iterations=4", *credit))  # picks up iteration 2
 
     assert resumed.iterations == straight.iterations == 4
     assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "straight")

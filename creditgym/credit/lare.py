@@ -132,6 +132,27 @@ class LatentReward:
         self._optimizer = torch.optim.Adam(self.decoder.parameters(), lr=lr)
         self._generator = generator
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the decoder has learned, for checkpoints ({} before the first batch)."""
+        if self.decoder is None:
+            return {}
+        return {
+            "n_factors": self.decoder.net[0].in_features,
+            "lr": self._optimizer.param_groups[0]["lr"],
+            "decoder": self.decoder.state_dict(),
+            "optimizer": self._optimizer.state_dict(),
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()`'s output (so a resumed run continues exactly)."""
+        if not state:
+            return
+        self._setup(state["n_factors"], state["lr"])
+        self.decoder.load_state_dict(state["decoder"])
+        self._optimizer.load_state_dict(state["optimizer"])
+        self._generator.set_state(state["generator"])
+
     def fit_and_predict(
         self,
         factors: np.ndarray,

@@ -61,8 +61,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: TrainerState,
     rng: dict[str, Any],
+    credit_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint for `state.iteration` under `directory` and return its path."""
+    """Write a checkpoint for `state.iteration` under `directory` and return its path.
+
+    `credit_state` holds what stateful credit modules learn (LaRe's decoder), by name.
+    """
     final = Path(directory) / f"iter_{state.iteration:06d}"
     staging = final.with_name(final.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -71,6 +75,8 @@ def save_checkpoint(
     tokenizer.save_pretrained(staging / "model")
     torch.save(optimizer.state_dict(), staging / "optimizer.pt")
     torch.save(rng, staging / "rng.pt")
+    if credit_state:
+        torch.save(credit_state, staging / "credit.pt")
     (staging / "trainer_state.json").write_text(json.dumps(state.__dict__, indent=1, default=float))
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
@@ -85,6 +91,12 @@ def latest_checkpoint(directory: Path) -> Path | None:
     complete = sorted(p for p in directory.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
     complete = [p for p in complete if (p / "trainer_state.json").is_file()]
     return complete[-1] if complete else None
+
+
+def load_credit_state(path: Path) -> dict[str, Any]:
+    """The stateful credit modules' state saved with a checkpoint ({} if none)."""
+    file = Path(path) / "credit.pt"
+    return torch.load(file, weights_only=False) if file.is_file() else {}
 
 
 def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer) -> tuple[TrainerState, dict[str, Any]]:

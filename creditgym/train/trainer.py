@@ -30,6 +30,7 @@ from creditgym.train.checkpoint import (
     TrainerState,
     latest_checkpoint,
     load_checkpoint,
+    load_credit_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -145,6 +146,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         set_rng_state(rng["global"], task_rng, getattr(policy, "generator", None))
         update_rng.bit_generator.state = rng["update_rng"]
         writer.truncate_after(state.iteration)
+        for name, saved in load_credit_state(resume_from).items():
+            if name in extras:
+                extras[name].load_state_dict(saved)
         console.print(f"[bold]resumed[/] from {resume_from} (iteration {state.iteration})")
 
     env_cfg, roll_cfg = config.env, config.rollout
@@ -179,8 +183,15 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
     def checkpoint() -> Path:
         rng = {"global": rng_state(task_rng, getattr(policy, "generator", None)), "update_rng": update_rng.bit_generator.state}
+        credit_state = {name: module.state_dict() for name, module in extras.items() if hasattr(module, "state_dict")}
         return save_checkpoint(
-            checkpoint_dir, model=policy.model, tokenizer=policy.tokenizer, optimizer=optimizer, state=state, rng=rng
+            checkpoint_dir,
+            model=policy.model,
+            tokenizer=policy.tokenizer,
+            optimizer=optimizer,
+            state=state,
+            rng=rng,
+            credit_state=credit_state,
         )
 
     # ---- 2. before training: baselines, warm start ---------------------------------------------
