@@ -124,13 +124,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     # ---- 1. set-up ---------------------------------------------------------------------------
     # What the credit shapers need comes first: a bad credit config fails before any model is
     # built, and nothing here draws from the seeded random streams.
-    judge = _judge(config, legend=_judge_legend(config.env.id))
-    shaper_names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
-    extras = (
-        {"lare": build_latent_reward(config.credit.lare_factors, config.env.id, out, config.run.seed)}
-        if "lare" in shaper_names
-        else {}
-    )
+    judge, extras = _credit_helpers(config, out)
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
@@ -361,15 +355,17 @@ def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[A
     return make_envs(config.env.id, count, split=config.env.train_split, workers=config.rollout.workers, **kwargs)
 
 
-def _judge(config: Config, legend: str) -> Any:
-    """The calm shaper's judge, built only when a calm shaper is configured."""
+def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
+    """The judge (for ``calm``) and the extras (``lare``'s latent reward) the shapers configured need."""
     names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
-    return build_judge(config.credit.judge, legend=legend) if "calm" in names else None
-
-
-def _judge_legend(env_id: str) -> str:
-    """How to read the env's observations, from its class `metadata["judge_legend"]`."""
-    return str(env_metadata(env_id).get("judge_legend", ""))
+    judge = None
+    if "calm" in names:  # the env class documents how to read its observations, for the LLM
+        legend = str(env_metadata(config.env.id).get("judge_legend", ""))
+        judge = build_judge(config.credit.judge, legend=legend)
+    extras = {}
+    if "lare" in names:
+        extras["lare"] = build_latent_reward(config.credit.lare_factors, config.env.id, out, config.run.seed)
+    return judge, extras
 
 
 def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:
