@@ -12,7 +12,10 @@ rewards of an episode add up to its return:
   estimated from a random subset of its turns, R_hat = T/|S| sum_(t in S) r_hat_t, and
   loss = mean (R_hat - R)^2 (the biased, low-variance form, without the variance term).
 
-The shaper ``lare`` replaces the env's episodic reward by these proxy rewards
+In multi-agent rollouts (episodes sharing ``metadata["team_rollout"]``) the decomposition
+runs over all agents' turns of a rollout together: the agents' predicted rewards add up to the
+team return, which is what gives each agent its own share of the credit (LaRe's multi-agent
+setting). The shaper ``lare`` replaces the env's episodic reward by these proxy rewards
 (``shapers: [lare]``); the factors of a turn are computed from the ``symbolic_state`` the step
 returned (``turn.next_info``, what the action achieved) and the action. The factor function
 and the decoder live in a `LatentReward` handed to the shaper as
@@ -206,7 +209,16 @@ def lare_rewards(
         return [np.zeros(0) for _ in episodes]
     factors = np.asarray(latent.factors(inputs), dtype=np.float64)
     lengths = [len(ep.turns) for ep in episodes]
-    episode_of_turn = np.repeat(np.arange(len(episodes)), lengths)
-    returns = np.array([sum(turn.reward for turn in ep.turns) for ep in episodes])
+    # The unit of decomposition: an episode, or, in multi-agent rollouts, every agent's turns of
+    # one rollout together (their predicted rewards add up to the one team return).
+    units: dict[Any, int] = {}
+    unit_of_episode = [
+        units.setdefault(("team", ep.metadata["team_rollout"]) if "team_rollout" in ep.metadata else ("episode", i), len(units))
+        for i, ep in enumerate(episodes)
+    ]
+    returns = np.zeros(len(units))
+    for unit, ep in zip(unit_of_episode, episodes):
+        returns[unit] = sum(turn.reward for turn in ep.turns)  # the same team return for every agent
+    episode_of_turn = np.repeat(np.array(unit_of_episode, dtype=np.int64), lengths)
     predicted = latent.fit_and_predict(factors, episode_of_turn, returns, variant=variant, updates=updates, lr=lr)
     return np.split(predicted, np.cumsum(lengths)[:-1])

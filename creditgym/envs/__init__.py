@@ -10,5 +10,6 @@ from creditgym.envs import webshop  # noqa: F401,E402  (registers creditgym/WebS
 from creditgym.envs import search  # noqa: F401,E402  (registers creditgym/SearchQA-*)
 from creditgym.envs import tw  # noqa: F401,E402  (registers creditgym/TextWorld*; imports textworld lazily)
 from creditgym.envs import nethack  # noqa: F401,E402  (registers creditgym/MiniHack*; imports minihack lazily)
+from creditgym.envs import coop  # noqa: F401,E402  (registers creditgym/CoopHousehold*; imports pettingzoo lazily)
 
 __all__ = ["info", "make", "register", "list_envs", "describe"]

@@ -155,10 +155,14 @@ def _spec(env_id: str) -> gym.envs.registration.EnvSpec:
 def make(env_id: str, **kwargs: Any) -> gym.Env:
     """Build a registered environment, like `gymnasium.make`, with a helpful unknown-id error.
 
-    Keyword arguments override the registered defaults. Gymnasium's passive env checker is
-    off (creditgym's test-suite runs the full `check_env` on every registered env instead),
+    Multi-agent envs (PettingZoo `ParallelEnv` classes) are built directly, since Gymnasium's
+    `make` only builds `gymnasium.Env`s. Keyword arguments override the registered defaults.
+    Gymnasium's passive env checker is off (creditgym's test-suite runs the full `check_env` on every registered env instead),
     which keeps the per-step overhead low.
     """
-    _spec(env_id)
+    spec = _spec(env_id)
+    target = _entry_point_target(spec)
+    if isinstance(target, type) and not issubclass(target, gym.Env):  # a PettingZoo ParallelEnv
+        return target(**{**spec.kwargs, **kwargs})
     kwargs.setdefault("disable_env_checker", True)
     return gym.make(env_id, **kwargs)

@@ -105,6 +105,8 @@ def collect_episodes(
 ) -> list[Episode]:
     """Run one episode per task, `len(envs)` at a time, and return them in task order.
 
+    Multi-agent (PettingZoo) envs give one `Episode` per agent per task, task by task.
+
     Args:
         envs: the environment instances to step (B of them); tasks beyond B wait for a free one.
         policy: any `Policy`; it gets one `generate` call per step for all running envs.
@@ -113,6 +115,12 @@ def collect_episodes(
         prompt_format: prompt template, history length and the action format.
         max_turns: cut episodes after this many turns (0 = only the env's own budget).
     """
+    if envs and hasattr(envs[0], "possible_agents"):  # PettingZoo ParallelEnvs: one Episode per agent
+        from creditgym.train.multiagent import collect_multiagent_episodes
+
+        return collect_multiagent_episodes(
+            envs, policy, tasks, env_id=env_id, prompt_format=prompt_format, max_turns=max_turns
+        )
     episodes: list[Episode | None] = [None] * len(tasks)
     pending = list(range(len(tasks)))[::-1]
     running: dict[int, tuple[int, _Running]] = {}  # env slot -> (task index, state)

@@ -1,0 +1,22 @@
+"""Cooperative household (PettingZoo `ParallelEnv`): registers ``creditgym/CoopHousehold*``.
+
+PettingZoo is imported only when the env is made (``pip install creditgym[multiagent]``).
+"""
+
+from creditgym.envs.registry import register
+
+_ENTRY_POINT = "creditgym.envs.coop.env:CoopHouseholdEnv"
+
+register(
+    "creditgym/CoopHousehold-v0",
+    _ENTRY_POINT,
+    description="multi-agent (PettingZoo): 2 agents put 2 objects on one receptacle, team reward [multiagent]",
+)
+register(
+    "creditgym/CoopHousehold3-v0",
+    _ENTRY_POINT,
+    description="multi-agent (PettingZoo): 3 agents, 3 objects, 7 receptacles, 30 steps [multiagent]",
+    agents=3,
+    receptacles=7,
+    max_steps=30,
+)

@@ -1,0 +1,226 @@
+"""A cooperative household as a PettingZoo `ParallelEnv`: N agents, one house, one team task.
+
+The team must put N objects of one type (``apple 1``, ``apple 2``, ...) on one receptacle,
+in ALFWorld's command grammar. Each agent carries one object at a time and sees only the
+receptacle it stands at (and teammates standing there); the team reward, 1.0 for every agent,
+comes when the last object is placed. Actions of one step apply in agent order, so when two
+agents reach for the same object the first one gets it and the other gets "Nothing happens.".
+
+Per-agent ``info`` has the single-agent keys (DESIGN.md): ``task``, ``admissible_actions``,
+``anchor`` (the agent's place and load, with every object's place), ``won``, ``valid``,
+``symbolic_state`` and ``events``. `expert_actions()` gives every agent's next move of a
+plan that sends agent i for the i-th object.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from typing import Any
+
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from creditgym.envs import info as keys
+from creditgym.envs.spaces import text_space
+
+__all__ = ["CoopHouseholdEnv", "STATE_DOC", "latent_factors"]
+
+RECEPTACLES = (
+    "countertop", "diningtable", "cabinet", "drawer", "shelf", "sidetable", "fridge", "sinkbasin",
+    "coffeetable", "dresser", "desk", "stoveburner",
+)  # fmt: skip
+OBJECT_TYPES = ("apple", "mug", "book", "tomato", "cup", "spoon", "bowl", "potato", "vase", "pen")
+MIDDLE = "the middle of the room"
+
+STATE_DOC = """\
+holding_target: 1.0 if this agent holds an object of the task's type
+at_target: 1.0 if this agent stands at the target receptacle
+placed: how many task objects are on the target receptacle
+needed: how many task objects the task needs there
+teammates_holding: how many other agents hold a task object
+steps: steps taken so far"""
+
+
+def latent_factors(state: dict[str, Any], action: str) -> list[float]:
+    """Hand-written LaRe factors of one agent's turn (`state` is that agent's state after the
+    team's step): what *this* agent did, so the decoder can tell teammates' shares apart."""
+    holding, at_target = state.get("holding_target", 0.0), state.get("at_target", 0.0)
+    return [
+        holding,  # carries a task object
+        holding * at_target,  # ... and stands where it goes
+        float(action.startswith("move ")) * at_target,  # put something down at the target
+        float(action.startswith("take ")) * holding,  # picked a task object up
+    ]
+
+
+class CoopHouseholdEnv(ParallelEnv):
+    """N agents put N objects of one type on one receptacle together (team reward).
+
+    Args:
+        agents: number of agents (2 or 3), and of objects to place.
+        receptacles: receptacles in the room (at least agents + 1).
+        distractors: other objects lying around.
+        max_steps: team steps before truncation.
+        render_mode: ``"ansi"`` or None.
+    """
+
+    metadata = {"name": "coop_household_v0", "render_modes": ["ansi"], "is_parallelizable": True}  # noqa: RUF012
+
+    def __init__(
+        self,
+        agents: int = 2,
+        receptacles: int = 5,
+        distractors: int = 2,
+        max_steps: int = 20,
+        render_mode: str | None = None,
+    ) -> None:
+        if not 2 <= agents <= 3:
+            raise ValueError(f"agents={agents}; the cooperative household has 2 or 3 agents")
+        if receptacles < agents + 1:
+            raise ValueError(f"receptacles={receptacles} is too few for {agents} agents; use at least {agents + 1}")
+        self.possible_agents = [f"agent_{i}" for i in range(agents)]
+        self.agents: list[str] = []
+        self.n_receptacles, self.n_distractors, self.max_steps = receptacles, distractors, max_steps
+        self.render_mode = render_mode
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019  (PettingZoo's convention: one space object per agent)
+    def observation_space(self, agent: str) -> spaces.Space:
+        return text_space()
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019
+    def action_space(self, agent: str) -> spaces.Space:
+        return text_space()
+
+    # ---- the world -------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        rng = random.Random(seed)
+        kinds = rng.sample(RECEPTACLES, self.n_receptacles)
+        self.places = [f"{kind} 1" for kind in kinds]
+        self.target = self.places[0]
+        kind = rng.choice(OBJECT_TYPES)
+        self.targets = [f"{kind} {i + 1}" for i in range(len(self.possible_agents))]
+        others = [t for t in OBJECT_TYPES if t != kind]
+        distractors = [f"{rng.choice(others)} {i + 1}" for i in range(self.n_distractors)]
+        self.where = {obj: rng.choice(self.places[1:]) for obj in self.targets}
+        self.where.update({obj: rng.choice(self.places) for obj in dict.fromkeys(distractors)})
+        self.agents = list(self.possible_agents)
+        self.loc = dict.fromkeys(self.agents, MIDDLE)
+        self.held: dict[str, str | None] = dict.fromkeys(self.agents)
+        self.steps = 0
+        plural = kind + ("es" if kind.endswith("o") else "s")
+        self.task = f"your team of {len(self.agents)} must put all {len(self.targets)} {plural} in {self.target}."
+        intro = f"You are in the middle of a room. Looking around you, you see {', '.join(self.places)}."
+        self._messages = dict.fromkeys(self.agents, intro)
+        return dict(self._messages), {a: self._info(a, valid=True, events=[]) for a in self.agents}
+
+    def _placed(self) -> int:
+        return sum(self.where.get(obj) == self.target for obj in self.targets)
+
+    def _at(self, place: str) -> list[str]:
+        return sorted(obj for obj, at in self.where.items() if at == place)
+
+    def admissible_actions(self, agent: str) -> list[str]:
+        loc, held = self.loc[agent], self.held[agent]
+        actions = [f"go to {p}" for p in self.places if p != loc]
+        if loc != MIDDLE:
+            if held is None:
+                actions += [f"take {obj} from {loc}" for obj in self._at(loc)]
+            else:
+                actions.append(f"move {held} to {loc}")
+        return actions + ["look", "inventory"]
+
+    def _apply(self, agent: str, action: str) -> tuple[str, list[str]]:
+        """Carry out one agent's action: (its feedback, its events)."""
+        if action not in self.admissible_actions(agent):
+            return "Nothing happens.", []
+        loc = self.loc[agent]
+        if action.startswith("go to "):
+            place = action[len("go to ") :]
+            self.loc[agent] = place
+            things = self._at(place)
+            mates = [a for a in self.agents if a != agent and self.loc[a] == place]
+            seen = f"On the {place}, you see {', '.join(things) if things else 'nothing'}."
+            company = f" {', '.join(mates)} {'is' if len(mates) == 1 else 'are'} here." if mates else ""
+            found = [f"found {obj}" for obj in things if obj in self.targets]
+            return f"You arrive at {place}. {seen}{company}", found
+        if action.startswith("take "):
+            obj = action[len("take ") : action.index(" from ")]
+            self.held[agent], self.where[obj] = obj, None
+            return f"You pick up the {obj} from the {loc}.", [f"took {obj}"] if obj in self.targets else []
+        if action.startswith("move "):
+            obj = self.held[agent]
+            self.held[agent], self.where[obj] = None, loc
+            placed = obj in self.targets and loc == self.target
+            return f"You move the {obj} to the {loc}.", [f"placed {obj} in {loc}"] if placed else []
+        if action == "inventory":
+            return (f"You are carrying: {self.held[agent]}." if self.held[agent] else "You are not carrying anything."), []
+        things = self._at(loc) if loc != MIDDLE else []
+        where = "in the middle of the room" if loc == MIDDLE else f"facing the {loc}"
+        return f"You are {where}. Next to it, you see {', '.join(things) if things else 'nothing'}.", []
+
+    def step(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
+        self.steps += 1
+        events: dict[str, list[str]] = {}
+        valid: dict[str, bool] = {}
+        for agent in self.agents:  # in agent order: the first to reach for an object gets it
+            action = actions.get(agent, "")
+            valid[agent] = isinstance(action, str) and action in self.admissible_actions(agent)
+            self._messages[agent], events[agent] = self._apply(agent, action if isinstance(action, str) else "")
+        won = self._placed() == len(self.targets)
+        truncated = not won and self.steps >= self.max_steps
+        observations = dict(self._messages)
+        rewards = {a: float(won) for a in self.agents}
+        terminations = dict.fromkeys(self.agents, won)
+        truncations = dict.fromkeys(self.agents, truncated)
+        infos = {a: self._info(a, valid[a], events[a]) for a in self.agents}
+        if won or truncated:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def _info(self, agent: str, valid: bool, events: list[str]) -> dict[str, Any]:
+        held = self.held[agent]
+        placed = self._placed()
+        return {
+            keys.TASK: f"You are {agent}; {self.task}",
+            keys.TASK_TYPE: "coop_pick_and_place",
+            keys.ADMISSIBLE_ACTIONS: self.admissible_actions(agent),
+            keys.ANCHOR: (agent, self.loc[agent], held, tuple(sorted((o, str(w)) for o, w in self.where.items()))),
+            keys.WON: placed == len(self.targets),
+            keys.VALID: valid,
+            keys.SYMBOLIC_STATE: {
+                "holding_target": float(held in self.targets),
+                "at_target": float(self.loc[agent] == self.target),
+                "placed": float(placed),
+                "needed": float(len(self.targets)),
+                "teammates_holding": float(sum(self.held[a] in self.targets for a in self.held if a != agent)),
+                "steps": float(self.steps),
+            },
+            keys.EVENTS: events,
+        }
+
+    # ---- the expert --------------------------------------------------------------------------
+
+    def expert_actions(self) -> dict[str, str]:
+        """Every live agent's next move: agent i fetches target object i and places it."""
+        moves = {}
+        for i, agent in enumerate(self.agents):
+            obj = self.targets[i]
+            if self.held[agent] == obj:
+                moves[agent] = f"move {obj} to {self.target}" if self.loc[agent] == self.target else f"go to {self.target}"
+            elif self.where.get(obj) == self.target:
+                moves[agent] = "look"  # my object is in place: wait for the team
+            elif self.loc[agent] == self.where.get(obj):
+                moves[agent] = f"take {obj} from {self.loc[agent]}"
+            else:
+                moves[agent] = f"go to {self.where[obj]}"
+        return moves
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return "\n".join(f"{a}: {self._messages[a]}" for a in self.possible_agents)
+
+    def close(self) -> None:
+        pass
