@@ -110,3 +110,31 @@ def test_lare_gives_the_agent_whose_actions_matter_more_credit_than_the_idle_one
     idle = np.mean([r.sum() for ep, r in zip(episodes, rewards) if ep.agent_id == "agent_1" and ep.success])
     print(f"credit per successful episode: agent_0 {worker:.2f}, agent_1 {idle:.2f}")
     assert worker > idle + 0.5, (worker, idle)  # the team return of 1 goes mostly to agent_0
+
+
+def test_training_on_the_cooperative_household_with_lare(tmp_path):
+    from creditgym.config import load_config
+    from creditgym.train.trainer import train
+
+    config = load_config(
+        None,
+        [
+            "env.id=creditgym/CoopHousehold-v0",
+            "env.kwargs={max_steps: 6}",
+            "policy.tiny.hidden_size=32",
+            "policy.tiny.num_layers=1",
+            "policy.tiny.num_heads=2",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "credit.shapers=[{name: lare, updates: 5}]",
+            "credit.lare_factors=hand",
+            "train.iterations=1",
+            "eval.episodes=2",
+            "eval.every=0",
+            "run.progress=false",
+            "run.tensorboard=false",
+            f"run.output_dir={tmp_path}",
+        ],
+    )
+    result = train(config)
+    assert result.iterations == 1 and result.env_steps > 0

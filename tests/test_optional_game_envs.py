@@ -14,7 +14,7 @@ def test_importing_creditgym_imports_no_game_library():
     code = (
         "import sys, creditgym; ids = creditgym.list_envs(); "
         "print('creditgym/TextWorldCoin-v0' in ids, 'creditgym/MiniHackRiver-v0' in ids, "
-        "sorted(m for m in ('textworld', 'minihack', 'nle') if m in sys.modules))"
+        "sorted(m for m in ('textworld', 'minihack', 'nle', 'pettingzoo') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -31,15 +31,23 @@ __all__ = ["build_latent_reward"]
 def _sample_states(env_id: str, count: int = 16, seed: int = 0) -> list[tuple[dict[str, Any], str]]:
     """(symbolic_state, action) pairs from random play, for verifying written code."""
     env, rng, samples = make(env_id), random.Random(seed), []
-    _, info = env.reset(seed=seed)
+    multiagent = hasattr(env, "possible_agents")
+    _, infos = env.reset(seed=seed)
+    infos = infos if multiagent else {"agent": infos}
     while len(samples) < count:
-        action = rng.choice(info.get(keys.ADMISSIBLE_ACTIONS) or ["look"])
-        _, _, terminated, truncated, info = env.step(action)
-        samples.append((dict(info.get(keys.SYMBOLIC_STATE, {})), action))
-        if terminated or truncated:
-            _, info = env.reset(seed=rng.randrange(2**31))
+        actions = {a: rng.choice(info.get(keys.ADMISSIBLE_ACTIONS) or ["look"]) for a, info in infos.items()}
+        if multiagent:
+            _, _, terminations, truncations, infos = env.step(actions)
+            over = not env.agents
+        else:
+            _, _, terminated, truncated, info = env.step(actions["agent"])
+            infos, over = {"agent": info}, terminated or truncated
+        samples += [(dict(infos[a].get(keys.SYMBOLIC_STATE, {})), actions[a]) for a in actions if a in infos]
+        if over:
+            _, infos = env.reset(seed=rng.randrange(2**31))
+            infos = infos if multiagent else {"agent": infos}
     env.close()
-    return samples
+    return samples[:count]
 
 
 def build_latent_reward(spec: str, env_id: str, out: Path, seed: int = 0) -> LatentReward:
@@ -58,6 +66,8 @@ def build_latent_reward(spec: str, env_id: str, out: Path, seed: int = 0) -> Lat
         client = load_policy(spec[len("llm:") :], **_text_options(spec[len("llm:") :]))
         env = make(env_id)
         _, info = env.reset(seed=seed)
+        if hasattr(env, "possible_agents"):  # multi-agent: the first agent's view of the task
+            info = info[env.possible_agents[0]]
         task = str(info.get(keys.TASK, ""))
         env.close()
         doc = str(metadata.get("symbolic_state_doc", "")) or "(undocumented: see the sample states)"

@@ -65,7 +65,14 @@ class CoopHouseholdEnv(ParallelEnv):
         render_mode: ``"ansi"`` or None.
     """
 
-    metadata = {"name": "coop_household_v0", "render_modes": ["ansi"], "is_parallelizable": True}  # noqa: RUF012
+    metadata = {  # noqa: RUF012  (PettingZoo's convention)
+        "name": "coop_household_v0",
+        "render_modes": ["ansi"],
+        "is_parallelizable": True,
+        # for LaRe: the documented symbolic_state fields and our hand-written factor function
+        "symbolic_state_doc": STATE_DOC,
+        "latent_factors": "creditgym.envs.coop.env:latent_factors",
+    }
 
     def __init__(
         self,
