@@ -138,3 +138,32 @@ def test_training_on_the_cooperative_household_with_lare(tmp_path):
     )
     result = train(config)
     assert result.iterations == 1 and result.env_steps > 0
+
+
+# ---- MPE cooperative navigation as text ---------------------------------------------------
+
+
+def test_mpe_spread_passes_the_parallel_api_test_and_is_deterministic():
+    pytest.importorskip("mpe2")
+    parallel_api_test(creditgym.make("creditgym/MPESpread-v0"), num_cycles=30)
+    a, b = creditgym.make("creditgym/MPESpread-v0"), creditgym.make("creditgym/MPESpread-v0")
+    assert a.reset(seed=4)[0] == b.reset(seed=4)[0]
+    moves = {"agent_0": "move up", "agent_1": "nonsense", "agent_2": "move left"}
+    first, second = a.step(moves), b.step(moves)
+    assert first[0] == second[0] and first[4]["agent_1"]["valid"] is False
+
+
+def test_mpe_spread_reward_is_episodic_and_the_state_is_documented():
+    pytest.importorskip("mpe2")
+    from creditgym.envs.coop.spread import spread_factors
+
+    env = creditgym.make("creditgym/MPESpread-v0", max_cycles=5)
+    _, infos = env.reset(seed=0)
+    state = infos["agent_0"]["symbolic_state"]
+    assert {"x", "y", "vx", "vy", "landmark_2_dx", "landmark_0_nearest", "teammate_1_dy", "collisions", "covered"} <= set(state)
+    rewards = []
+    while env.agents:
+        _, reward, _, _, infos = env.step({agent: "move right" for agent in env.agents})
+        rewards.append(reward["agent_0"])
+    assert rewards[:-1] == [0.0] * 4 and rewards[-1] < 0  # MPE's summed team reward, at the end
+    assert len(spread_factors(infos["agent_0"]["symbolic_state"], "move right")) == 4

@@ -20,3 +20,8 @@ register(
     receptacles=7,
     max_steps=30,
 )
+register(
+    "creditgym/MPESpread-v0",
+    "creditgym.envs.coop.spread:TextSpreadEnv",
+    description="multi-agent (PettingZoo): MPE cooperative navigation as text, 3 agents, episodic team reward [multiagent]",
+)
