@@ -2,6 +2,8 @@
 
     python benchmarks/credit_curves.py                       # HouseholdEasy, GRPO vs GiGPO, 3 seeds
     python benchmarks/credit_curves.py --preset search       # SearchQAEasy, GRPO vs IGPO (+ GiGPO)
+    python benchmarks/credit_curves.py --preset keyroom      # MiniHack KeyRoom, GRPO vs CALM (+ GiGPO)
+    python benchmarks/credit_curves.py --preset coop         # CoopHousehold, GRPO vs LaRe vs GiGPO
     python benchmarks/credit_curves.py --preset medium --iterations 15 --eval-every 5
 
 Each run is `creditgym train configs/quickstart.yaml` with `credit` set to the method and
@@ -31,6 +33,9 @@ METHODS = {
     "gigpo": ("[env]", "{name: gigpo}"),
     "igpo": ("[env, info_gain]", "{name: discounted_group}"),
     "igpo+gigpo": ("[env, info_gain]", "{name: gigpo}"),
+    "calm": ("[env, calm]", "{name: grpo}"),
+    "calm+gigpo": ("[env, calm]", "{name: gigpo}"),
+    "lare": ("[lare]", "{name: discounted_group}"),
 }
 # preset -> (config overrides, methods compared)
 PRESETS = {
@@ -45,6 +50,10 @@ PRESETS = {
         ["grpo", "gigpo"],
     ),
     "search": (["env.id=creditgym/SearchQAEasy-v0"], ["grpo", "igpo", "igpo+gigpo"]),
+    # CALM with the oracle judge (the game's events); credit.judge=smollm2 for an LLM judge
+    "keyroom": (["env.id=creditgym/MiniHackKeyRoom-v0", "credit.judge=oracle"], ["grpo", "calm", "calm+gigpo"]),
+    # team reward only; LaRe with the hand-written factors
+    "coop": (["env.id=creditgym/CoopHousehold-v0", "credit.lare_factors=hand"], ["grpo", "lare", "gigpo"]),
 }
 
 
@@ -68,7 +77,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
         + args.set,
     )
     result = train(config)
-    first, second = eval_splits(config.env.id)[:2]
+    splits = config.env.eval_splits or eval_splits(config.env.id)
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     grouped = [row["credit/step_grouped_turn_share"] for row in rows if "credit/step_grouped_turn_share" in row]
     evals = [row for row in rows if any(key.startswith("eval/") for key in row)]
@@ -76,9 +85,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     by_steps = {row["env_steps"]: row for row in evals}
     return {
         "steps": sorted(by_steps),
-        "splits": [first, second],
-        "seen": [by_steps[s][f"eval/{first}/success"] for s in sorted(by_steps)],
-        "unseen": [by_steps[s][f"eval/{second}/success"] for s in sorted(by_steps)],
+        "success": {split: [by_steps[s][f"eval/{split}/success"] for s in sorted(by_steps)] for split in splits},
         "step_grouped_share": float(np.mean(grouped)) if grouped else 0.0,
         "minutes": result.seconds / 60,
     }
@@ -101,7 +108,7 @@ def main() -> None:
 
     methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
     results = {method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods}
-    splits = next(iter(results.values()))[0]["splits"]
+    splits = list(next(iter(results.values()))[0]["success"])
     (out / f"credit_curves_{args.preset}.json").write_text(json.dumps(results, indent=1))
 
     import matplotlib
@@ -109,17 +116,18 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, split, split_name in zip(axes, ("seen", "unseen"), splits):
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, split in zip(axes, splits):
         for method, runs in results.items():
             # runs share eval points by iteration; env steps differ slightly, so average them
-            length = min(len(r[split]) for r in runs)
+            length = min(len(r["success"][split]) for r in runs)
             steps = np.mean([r["steps"][:length] for r in runs], axis=0)
-            success = np.array([r[split][:length] for r in runs])
+            success = np.array([r["success"][split][:length] for r in runs])
             mean, std = success.mean(0), success.std(0)
             ax.plot(steps, mean, marker="o", label=method)
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        ax.set_title(split_name)
+        ax.set_title(split)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"held-out success (mean +- std, {len(seeds)} seeds)")
@@ -130,15 +138,15 @@ def main() -> None:
     fig.savefig(out / f"credit_curves_{args.preset}.png", dpi=120)
 
     lines = [
-        f"| method | {splits[0]} | {splits[1]} | turns in step groups | minutes/run |",
-        "|---|---|---|---|---|",
+        f"| method | {' | '.join(splits)} | turns in step groups | minutes/run |",
+        "|---" * (len(splits) + 3) + "|",
     ]
     for method, runs in results.items():
-        seen = np.array([r["seen"][-1] for r in runs])
-        unseen = np.array([r["unseen"][-1] for r in runs])
+        finals = [np.array([r["success"][split][-1] for r in runs]) for split in splits]
+        cells = " | ".join(f"{f.mean():.1%} +- {f.std():.1%}" for f in finals)
         lines.append(
-            f"| {method} | {seen.mean():.1%} +- {seen.std():.1%} | {unseen.mean():.1%} +- {unseen.std():.1%} "
-            f"| {np.mean([r['step_grouped_share'] for r in runs]):.1%} | {np.mean([r['minutes'] for r in runs]):.1f} |"
+            f"| {method} | {cells} | {np.mean([r['step_grouped_share'] for r in runs]):.1%} "
+            f"| {np.mean([r['minutes'] for r in runs]):.1f} |"
         )
     table = "\n".join(lines)
     (out / f"credit_curves_{args.preset}.md").write_text(table + "\n")
