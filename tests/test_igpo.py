@@ -102,6 +102,12 @@ def test_prob_diff_and_log_prob_diff_hand_worked():
     assert log_gains == pytest.approx([math.log(4), math.log(0.75), 0.0])
 
 
+def test_one_turn_episodes_need_no_scoring():
+    scorer = RecordingScorer({})
+    assert information_gain([qa_episode(["P0"])], CreditContext(scorer=scorer))[0] == pytest.approx([0.0])
+    assert scorer.calls == []
+
+
 def test_one_batched_call_no_duplicates_and_the_answer_only_as_continuation():
     scorer = RecordingScorer({"P0answer[": -2.0, "P1answer[": -1.0, "Q1answer[": -3.0})
     # two episodes of one group share their first prompt: it is scored once
@@ -117,7 +123,7 @@ def test_one_batched_call_no_duplicates_and_the_answer_only_as_continuation():
 def test_missing_scorer_or_answer_is_a_clear_error():
     with pytest.raises(ValueError, match="info_gain shaper.*scorer"):
         information_gain([qa_episode(["P0"])], CreditContext())
-    no_answer = Episode(turns=[Turn(observation="", action="a", prompt="P0")], env_id="mine/Maze-v0")
+    no_answer = Episode(turns=[Turn(observation="", action="a", prompt=p) for p in ("P0", "P1")], env_id="mine/Maze-v0")
     with pytest.raises(ValueError, match="info\\['answer'\\]"):
         information_gain([no_answer], CreditContext(scorer=RecordingScorer({})))
 

@@ -100,12 +100,13 @@ def information_gain(
     """
     check_choice("gain", gain, GAINS, "info_gain")
     scorer = (context or CreditContext()).require("scorer", "the info_gain shaper (IGPO)")
-    rewards = []
-    for log_p in answer_scores(episodes, scorer, answer_prefix):
+    rewards = [np.zeros(len(episode.turns)) for episode in episodes]
+    # a one-turn episode has no gain to score (its only turn's reward is the outcome)
+    multi_turn = [i for i, episode in enumerate(episodes) if len(episode.turns) > 1]
+    scores = answer_scores([episodes[i] for i in multi_turn], scorer, answer_prefix)
+    for i, log_p in zip(multi_turn, scores):
         score = np.exp(log_p) if gain == "prob_diff" else log_p
-        gains = np.zeros(len(score))
-        gains[:-1] = np.diff(score)  # turn t: score after it (entry t + 1) minus before it
-        rewards.append(scale * gains)
+        rewards[i][:-1] = scale * np.diff(score)  # turn t: score after it (entry t + 1) minus before it
     return rewards
 
 
