@@ -19,7 +19,7 @@ from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
 from creditgym.agents.prompts import build_prompt
 from creditgym.envs import info as keys
-from creditgym.trajectory import Episode, Turn
+from creditgym.trajectory import Episode
 
 __all__ = ["collect_multiagent_episodes"]
 
@@ -84,7 +84,7 @@ def collect_multiagent_episodes(
 ) -> list[Episode]:
     """Run one multi-agent episode per task, `len(envs)` at a time; return every agent's
     `Episode`, task by task (agents in the env's order)."""
-    from creditgym.train.rollout import PromptFormat
+    from creditgym.train.rollout import PromptFormat, new_turn
 
     prompt_format = prompt_format or PromptFormat()
     finished: list[list[Episode] | None] = [None] * len(tasks)
@@ -128,19 +128,7 @@ def collect_multiagent_episodes(
         for (slot, name, agent), prompt, actions, generation in zip(seats, prompts, admissible, generations):
             parsed = parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
             actions_of.setdefault(slot, {})[name] = parsed.action
-            turns.append(
-                Turn(
-                    observation=agent.observation,
-                    action=parsed.action,
-                    info=agent.info,
-                    prompt=prompt,
-                    response=generation.text,
-                    prompt_ids=list(generation.prompt_ids),
-                    response_ids=list(generation.token_ids),
-                    logprobs=list(generation.logprobs),
-                    valid=parsed.valid and generation.error is None,
-                )
-            )
+            turns.append(new_turn(agent.observation, agent.info, prompt, generation, parsed))
         results: dict[int, Any] = {}
         for slot, actions in actions_of.items():
             try:

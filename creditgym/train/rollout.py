@@ -162,17 +162,7 @@ def collect_episodes(
         for slot, state, prompt, parsed, generation, outcome in zip(
             slots, states, prompts, parsed_actions, generations, outcomes
         ):
-            turn = Turn(
-                observation=state.observation,
-                action=parsed.action,
-                info=state.info,
-                prompt=prompt,
-                response=generation.text,
-                prompt_ids=list(generation.prompt_ids),
-                response_ids=list(generation.token_ids),
-                logprobs=list(generation.logprobs),
-                valid=parsed.valid and generation.error is None,
-            )
+            turn = new_turn(state.observation, state.info, prompt, generation, parsed)
             episode = state.episode
             if isinstance(outcome, BaseException):  # the env (or its worker) broke: the episode fails
                 episode.turns.append(turn)
@@ -198,6 +188,21 @@ def collect_episodes(
                 episodes[running.pop(slot)[0]] = episode
         fill_free_slots()
     return [episode for episode in episodes if episode is not None]
+
+
+def new_turn(observation: str, info: dict, prompt: str, generation: Any, parsed: Any) -> Turn:
+    """The `Turn` of one decision, before the env's answer (reward, next info) is filled in."""
+    return Turn(
+        observation=observation,
+        action=parsed.action,
+        info=info,
+        prompt=prompt,
+        response=generation.text,
+        prompt_ids=list(generation.prompt_ids),
+        response_ids=list(generation.token_ids),
+        logprobs=list(generation.logprobs),
+        valid=parsed.valid and generation.error is None,
+    )
 
 
 def _step_all(envs: Sequence[Any], actions: Sequence[str]) -> list[tuple | BaseException]:
