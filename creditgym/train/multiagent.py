@@ -17,7 +17,6 @@ from typing import Any
 
 from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
-from creditgym.agents.prompts import build_prompt
 from creditgym.envs import info as keys
 from creditgym.trajectory import Episode
 
@@ -107,14 +106,7 @@ def collect_multiagent_episodes(
         ]
         admissible = [agent.info.get(keys.ADMISSIBLE_ACTIONS) for _, _, agent in seats]
         prompts = [
-            build_prompt(
-                agent.info.get(keys.TASK, ""),
-                agent.observation,
-                agent.history,
-                actions,
-                history_length=prompt_format.history_length,
-                template=prompt_format.template,
-            )
+            prompt_format.prompt(agent.info, agent.observation, agent.history, actions)
             for (_, _, agent), actions in zip(seats, admissible)
         ]
         has_all = all(actions is not None for actions in admissible)

@@ -33,6 +33,19 @@ class PromptFormat:
     history_length: int = 2
     require_tags: bool = False  # False for constrained decoding and scripted policies: bare actions
 
+    def prompt(
+        self, info: dict, observation: str, history: Sequence[tuple[str, str]], actions: Sequence[str] | None
+    ) -> str:
+        """The prompt for one decision: the task from `info`, the observation, recent history."""
+        return build_prompt(
+            info.get(keys.TASK, ""),
+            observation,
+            history,
+            actions,
+            history_length=self.history_length,
+            template=self.template,
+        )
+
 
 @dataclass(frozen=True)
 class Task:
@@ -140,14 +153,7 @@ def collect_episodes(
         states = [running[slot][1] for slot in slots]
         admissible = [state.info.get(keys.ADMISSIBLE_ACTIONS) for state in states]
         prompts = [
-            build_prompt(
-                state.info.get(keys.TASK, ""),
-                state.observation,
-                state.history,
-                actions,
-                history_length=prompt_format.history_length,
-                template=prompt_format.template,
-            )
+            prompt_format.prompt(state.info, state.observation, state.history, actions)
             for state, actions in zip(states, admissible)
         ]
         has_all_admissible = all(actions is not None for actions in admissible)

@@ -21,7 +21,6 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from creditgym.agents.base import Policy
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
 from creditgym.credit import CreditContext, compute_advantages, credit_metrics
