@@ -35,6 +35,8 @@ class Turn:
         response_ids: token ids of `response` (the tokens the policy gradient acts on).
         logprobs: behaviour-policy log-probabilities of `response_ids`, one per token.
         valid: whether the response parsed to an action the environment understood.
+        teacher_forced: ``(context, target, target token log-probs)`` when the rollout asked
+            the policy to score a text after this prompt from its KV cache (IGPO's answer).
     """
 
     observation: str
@@ -49,6 +51,7 @@ class Turn:
     response_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     valid: bool = True
+    teacher_forced: tuple[str, str, list[float]] | None = None
 
     @property
     def anchor(self) -> Hashable | None:

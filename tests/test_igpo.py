@@ -166,3 +166,49 @@ def test_info_gain_composes_with_gigpo_and_the_env_outcome(tiny_policy):
         advantages = compute_advantages(episodes, ["env", "info_gain"], estimator, context=context)
         assert [a.shape for a in advantages] == [(2,), (2,)]
         assert advantages[0][-1] > advantages[1][-1]  # the right answer is credited more
+
+
+# ---- answer scores from the rollout's KV cache ---------------------------------------------
+
+
+def test_scores_recorded_by_the_rollout_are_used_without_a_call():
+    episodes = [qa_episode(["P0", "P1", "P2"])]
+    for turn, p in zip(episodes[0].turns, (0.1, 0.4, 0.3)):
+        turn.teacher_forced = ("answer[", "paris", [math.log(p)] * 2)
+    episodes[0].turns[2].teacher_forced = ("ANSWER:", "paris", [0.0])  # another prefix: scored afresh
+    scorer = RecordingScorer({"P2answer[": math.log(0.3)})
+    assert information_gain(episodes, CreditContext(scorer=scorer))[0] == pytest.approx([0.3, -0.1, 0.0])
+    assert scorer.calls == [(["P2answer["], ["paris"])]
+
+
+@pytest.fixture(scope="module")
+def search_policy():
+    from creditgym.agents.factory import load_policy
+
+    return load_policy("tiny", env_ids=["creditgym/SearchQAEasy-v0"], constrained=True)
+
+
+def test_rollout_scores_from_the_kv_cache_equal_a_fresh_prefill_and_leave_sampling_alone(search_policy):
+    from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
+
+    envs = make_envs("creditgym/SearchQAEasy-v0", 8, split="train")
+    tasks = group_tasks([3, 4], 4, split="train")
+    search_policy.generator.manual_seed(0)
+    plain = collect_episodes(envs, search_policy, tasks)
+    search_policy.generator.manual_seed(0)
+    scored = collect_episodes(envs, search_policy, tasks, answer_prefix="answer[")
+
+    assert [[t.response_ids for t in ep.turns] for ep in scored] == [[t.response_ids for t in ep.turns] for ep in plain]
+    np.testing.assert_allclose(
+        [lp for ep in scored for t in ep.turns for lp in t.logprobs],
+        [lp for ep in plain for t in ep.turns for lp in t.logprobs],
+        atol=1e-5,
+    )
+    assert all(t.teacher_forced is not None and t.teacher_forced[1] == t.info["answer"] for ep in scored for t in ep.turns)
+    from_cache = answer_scores(scored, search_policy)
+    for ep in scored:
+        for turn in ep.turns:
+            turn.teacher_forced = None
+    fresh = answer_scores(scored, search_policy)
+    for cached, prefilled in zip(from_cache, fresh):
+        np.testing.assert_allclose(cached, prefilled, atol=1e-5)

@@ -29,6 +29,8 @@ class Generation:
         prompt_ids: the prompt's token ids as the policy tokenised it.
         error: set when the engine failed for this request (server down, timeout); the
             rollout then records an invalid turn instead of crashing.
+        teacher_forced_logprobs: with `generate(..., teacher_force=...)`, the log-probs of the
+            requested target tokens after this prompt (IGPO's answer scores), else None.
     """
 
     text: str
@@ -36,6 +38,7 @@ class Generation:
     logprobs: list[float] = field(default_factory=list)
     prompt_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    teacher_forced_logprobs: list[float] | None = None
 
 
 @runtime_checkable

@@ -279,12 +279,21 @@ class HFPolicy:
         prompts: Sequence[str],
         admissible_actions: Sequence[Sequence[str] | None] | None = None,
         envs: Sequence[Any] | None = None,
+        *,
+        teacher_force: Sequence[tuple[str, str] | None] | None = None,
     ) -> list[Generation]:
         """Sample one response per prompt in one batch (see the module docstring).
 
         In constrained mode `admissible_actions` is required and each response is one of its
         row's actions (a row whose list is None is sampled free-form; a row with an empty
         list gets an empty `Generation` with `error` set). `envs` is ignored.
+
+        `teacher_force` gives per prompt None or a ``(context, target)`` pair of texts that is
+        teacher-forced right after the prompt from the prompt's own KV cache before sampling;
+        the target tokens' log-probs land in `Generation.teacher_forced_logprobs`. They equal
+        ``logprobs([prompt + context], [target], add_eos=False)`` whenever the prompt and
+        context tokenise apart as they do together, for the cost of a few tokens instead of a
+        second prefill (IGPO scores the answer after every prompt this way).
         """
         if not prompts:
             return []
@@ -299,11 +308,18 @@ class HFPolicy:
         active = [i for i, trie in enumerate(tries) if trie is None or trie.size > 0]
         for i in set(range(len(prompts))) - set(active):
             generations[i].error = "no admissible actions to choose from"
+        if teacher_force is not None and len(teacher_force) != len(prompts):
+            raise ValueError(f"got {len(teacher_force)} teacher_force entries for {len(prompts)} prompts; give one each")
+        forced = [
+            None if pair is None else self._teacher_force_ids(*pair)
+            for pair in (teacher_force if teacher_force is not None else [None] * len(prompts))
+        ]
         if active:
             self._sample_responses(
                 [prompt_ids[i] for i in active],
                 [tries[i] for i in active],
                 [generations[i] for i in active],
+                [forced[i] for i in active],
             )
         for generation, trie in zip(generations, tries):
             # A constrained sample is an admissible action: return the env's own spelling even
@@ -314,8 +330,18 @@ class HFPolicy:
             )
         return generations
 
+    def _teacher_force_ids(self, context: str, target: str) -> tuple[list[int], int]:
+        """Token ids of ``context + target`` as `logprobs` tokenises them, and the target's length."""
+        context_ids = self.encode_response(context, add_eos=False) if context else []
+        target_ids = self.encode_response(target, add_eos=False)
+        return context_ids + target_ids, len(target_ids)
+
     def _sample_responses(
-        self, prompt_ids: list[list[int]], tries: list[ActionTrie | None], out: list[Generation]
+        self,
+        prompt_ids: list[list[int]],
+        tries: list[ActionTrie | None],
+        out: list[Generation],
+        forced: list[tuple[list[int], int] | None],
     ) -> None:
         """The decoding loop: prefill the left-padded prompts, then one token per step with the KV cache."""
         input_ids, attention_mask, position_ids = _left_pad(
@@ -332,6 +358,8 @@ class HFPolicy:
         )
         past, logits = _kv_cache(outputs), outputs.logits[:, -1]
         next_position = position_ids[:, -1:] + 1
+        if any(f is not None for f in forced):
+            past = self._score_from_cache(past, attention_mask, next_position, logits, forced, out)
         for _ in range(max(budgets)):
             allowed = self._allowed_mask(
                 [tries[i] for i in running], [out[i].token_ids for i in running], logits.shape[-1]
@@ -370,6 +398,45 @@ class HFPolicy:
             )
             past, logits = _kv_cache(outputs), outputs.logits[:, -1]
             next_position = next_position + 1
+
+    def _score_from_cache(
+        self,
+        past: Any,
+        attention_mask: torch.Tensor,
+        next_position: torch.Tensor,
+        last_logits: torch.Tensor,
+        forced: list[tuple[list[int], int] | None],
+        out: list[Generation],
+    ) -> Any:
+        """Teacher-force each row's tokens after its prefilled prompt; returns the cache cropped back.
+
+        Rows are right-padded here (their prompts all end at the same position); padding is
+        masked out and never read. `last_logits` (rows, vocab) predicts each row's first token.
+        """
+        rows = [[] if f is None else f[0] for f in forced]
+        longest = max(len(ids) for ids in rows)
+        ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(rows), longest), dtype=attention_mask.dtype, device=self.device)
+        for row, row_ids in enumerate(rows):
+            ids[row, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
+            mask[row, : len(row_ids)] = 1
+        outputs = self._forward(
+            input_ids=ids,
+            attention_mask=torch.cat([attention_mask, mask], dim=-1),
+            position_ids=next_position + torch.arange(longest, device=self.device),
+            past_key_values=past,
+            use_cache=True,
+        )
+        # logits[:, j] predicts ids[:, j]: the prompt's last logits, then the forced tokens' own
+        logits = torch.cat([last_logits[:, None], outputs.logits[:, :-1]], dim=1)
+        logprobs = self._distribution(logits, None).gather(-1, ids[..., None]).squeeze(-1)
+        for row, f in enumerate(forced):
+            if f is not None:
+                end = len(f[0])
+                out[row].teacher_forced_logprobs = logprobs[row, end - f[1] : end].float().tolist()
+        cache = _kv_cache(outputs)
+        cache.crop(-longest)  # back to the prompts alone for sampling
+        return cache
 
     def score(
         self,

@@ -16,7 +16,10 @@ reward is the outcome (the env's F1), so IGPO's turn rewards are ``shapers: [env
 The answer is read from ``turn.info["answer"]`` and only ever appears as the teacher-forced
 continuation after ``answer_prefix`` (``"answer["``, our search env's answer tool). Every
 (prompt, answer) pair of the batch is scored in one batched `logprobs` call, and identical
-pairs (the first prompt of every episode of a group) are scored once.
+pairs (the first prompt of every episode of a group) are scored once. Cheaper still, a rollout
+given ``answer_prefix`` (the trainer passes it when ``info_gain`` is configured) has the policy
+score the answer from each prompt's own KV cache as it samples (`Turn.teacher_forced`); those
+scores are used as they are, and only turns without one are scored here.
 
 **Estimator ``discounted_group``.** Turn rewards are z-normalised within the group (the
 episodes that began from the same start state): ``"joint"`` pools the information gains and
@@ -41,43 +44,55 @@ from creditgym.credit.context import CreditContext, LogProbScorer
 from creditgym.credit.registry import register_estimator, register_shaper
 from creditgym.trajectory import Episode
 
-__all__ = ["information_gain", "answer_scores", "discounted_group_advantages"]
+__all__ = ["ANSWER_PREFIX", "information_gain", "answer_scores", "discounted_group_advantages"]
 
 GAINS = ("prob_diff", "log_prob_diff")
+ANSWER_PREFIX = "answer["  # our search env's answer tool
 NORMALIZATIONS = ("joint", "separate")
 
 
 def answer_scores(
-    episodes: Sequence[Episode], scorer: LogProbScorer, answer_prefix: str = "answer["
+    episodes: Sequence[Episode], scorer: LogProbScorer, answer_prefix: str = ANSWER_PREFIX
 ) -> list[np.ndarray]:
     """Mean log-probability of the answer before each turn of each episode.  # per episode (turns,)
 
     Entry t of an episode's array scores the answer after turn t's prompt (the state before
     turn t acts): entry 0 is the score before the episode, entry t the score after turn t - 1.
+    A turn whose rollout already scored ``answer_prefix + answer`` from its KV cache
+    (`Turn.teacher_forced`) keeps that score; the rest are scored here in one batched call.
     """
     requests: dict[tuple[str, str], int] = {}
     slots: list[list[int]] = []
+    known: dict[tuple[int, int], float] = {}  # (episode, turn) -> mean log-prob from the rollout
     for index, episode in enumerate(episodes):
         row = []
-        for turn in episode.turns:
+        for step, turn in enumerate(episode.turns):
             answer = turn.info.get("answer")
             if not isinstance(answer, str) or not answer:
                 raise ValueError(
                     f"info_gain: episode {index} ({episode.env_id}) has a turn without "
                     "info['answer']; IGPO needs the ground-truth answer (question-answering envs)."
                 )
+            forced = turn.teacher_forced
+            if forced is not None and forced[:2] == (answer_prefix, answer) and forced[2]:
+                known[index, step] = float(np.mean(forced[2]))
+                row.append(-1)
+                continue
             if not turn.prompt:
                 raise ValueError(f"info_gain: episode {index} has a turn without its prompt text")
             row.append(requests.setdefault((turn.prompt + answer_prefix, answer), len(requests)))
         slots.append(row)
-    if not requests:
-        return [np.zeros(0) for _ in episodes]
-    prompts, answers = zip(*requests)
-    # only the answer's own tokens count: no EOS after it (policies that append one take add_eos)
-    no_eos = {"add_eos": False} if "add_eos" in inspect.signature(scorer.logprobs).parameters else {}
-    token_logprobs = scorer.logprobs(list(prompts), list(answers), **no_eos)
-    means = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in token_logprobs])
-    return [means[np.array(row, dtype=np.int64)] for row in slots]
+    means = np.zeros(len(requests))
+    if requests:
+        prompts, answers = zip(*requests)
+        # only the answer's own tokens count: no EOS after it (policies that append one take add_eos)
+        no_eos = {"add_eos": False} if "add_eos" in inspect.signature(scorer.logprobs).parameters else {}
+        token_logprobs = scorer.logprobs(list(prompts), list(answers), **no_eos)
+        means = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in token_logprobs])
+    return [
+        np.array([known[index, step] if slot < 0 else means[slot] for step, slot in enumerate(row)])
+        for index, row in enumerate(slots)
+    ]
 
 
 @register_shaper("info_gain")
@@ -86,7 +101,7 @@ def information_gain(
     context: CreditContext | None,
     *,
     gain: str = "prob_diff",
-    answer_prefix: str = "answer[",
+    answer_prefix: str = ANSWER_PREFIX,
     scale: float = 1.0,
 ) -> list[np.ndarray]:
     """IGPO's information-gain reward for every turn but the last (which gets 0).

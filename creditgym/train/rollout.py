@@ -8,6 +8,7 @@ GiGPO) compares within.
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ def collect_episodes(
     env_id: str = "",
     prompt_format: PromptFormat = PromptFormat(),
     max_turns: int = 0,
+    answer_prefix: str | None = None,
 ) -> list[Episode]:
     """Run one episode per task, `len(envs)` at a time, and return them in task order.
 
@@ -127,6 +129,9 @@ def collect_episodes(
         env_id: recorded in each `Episode`.
         prompt_format: prompt template, history length and the action format.
         max_turns: cut episodes after this many turns (0 = only the env's own budget).
+        answer_prefix: for IGPO: a policy whose `generate` takes ``teacher_force`` scores
+            ``answer_prefix + info["answer"]`` after every prompt from the prompt's KV cache
+            (`Turn.teacher_forced`), which spares the `info_gain` shaper a second prefill.
     """
     if envs and hasattr(envs[0], "possible_agents"):  # PettingZoo ParallelEnvs: one Episode per agent
         from creditgym.train.multiagent import collect_multiagent_episodes
@@ -157,18 +162,24 @@ def collect_episodes(
             for state, actions in zip(states, admissible)
         ]
         has_all_admissible = all(actions is not None for actions in admissible)
+        forced = _answers_to_score(states, answer_prefix, policy)
         generations = policy.generate(
-            prompts, admissible_actions=admissible if has_all_admissible else None, envs=[s.env for s in states]
+            prompts,
+            admissible_actions=admissible if has_all_admissible else None,
+            envs=[s.env for s in states],
+            **({"teacher_force": forced} if forced else {}),
         )
         parsed_actions = [
             parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
             for actions, generation in zip(admissible, generations)
         ]
         outcomes = _step_all([state.env for state in states], [parsed.action for parsed in parsed_actions])
-        for slot, state, prompt, parsed, generation, outcome in zip(
-            slots, states, prompts, parsed_actions, generations, outcomes
+        for slot, state, prompt, parsed, generation, outcome, pair in zip(
+            slots, states, prompts, parsed_actions, generations, outcomes, forced or [None] * len(states)
         ):
             turn = new_turn(state.observation, state.info, prompt, generation, parsed)
+            if pair is not None and generation.teacher_forced_logprobs is not None:
+                turn.teacher_forced = (*pair, generation.teacher_forced_logprobs)
             episode = state.episode
             if isinstance(outcome, BaseException):  # the env (or its worker) broke: the episode fails
                 episode.turns.append(turn)
@@ -209,6 +220,16 @@ def new_turn(observation: str, info: dict, prompt: str, generation: Any, parsed:
         logprobs=list(generation.logprobs),
         valid=parsed.valid and generation.error is None,
     )
+
+
+def _answers_to_score(
+    states: Sequence[_Running], answer_prefix: str | None, policy: Policy
+) -> list[tuple[str, str] | None] | None:
+    """Per running env, ``(answer_prefix, ground-truth answer)`` to teacher-force, if asked and supported."""
+    if answer_prefix is None or "teacher_force" not in inspect.signature(policy.generate).parameters:
+        return None
+    answers = [state.info.get(keys.ANSWER) for state in states]
+    return [(answer_prefix, a) if isinstance(a, str) and a else None for a in answers]
 
 
 def _step_all(envs: Sequence[Any], actions: Sequence[str]) -> list[tuple | BaseException]:

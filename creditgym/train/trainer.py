@@ -24,6 +24,7 @@ import torch
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
 from creditgym.credit import CreditContext, compute_advantages, credit_metrics
+from creditgym.credit.igpo import ANSWER_PREFIX
 from creditgym.envs.registry import env_metadata, eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
@@ -240,6 +241,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 env_id=env_cfg.id,
                 prompt_format=prompt_format,
                 max_turns=roll_cfg.max_turns,
+                answer_prefix=_info_gain_prefix(config),
             )
             t_rollout = time.perf_counter() - t0
 
@@ -365,6 +367,16 @@ def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
     if "lare" in names:
         extras["lare"] = build_latent_reward(config.credit.lare_factors, config.env.id, out, config.run.seed)
     return judge, extras
+
+
+def _info_gain_prefix(config: Config) -> str | None:
+    """The ``info_gain`` shaper's answer prefix if it is configured (the rollout then scores answers)."""
+    for spec in config.credit.shapers:
+        name = spec if isinstance(spec, str) else spec.get("name")
+        if name == "info_gain":
+            options = {} if isinstance(spec, str) else spec
+            return str(options.get("answer_prefix", ANSWER_PREFIX))
+    return None
 
 
 def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:
