@@ -100,6 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     console = _console()
     config = load_config(args.config, args.overrides)
     result = train(config, console=console)
+    if result.checkpoint is None:  # another rank than 0 of a multi-process run: rank 0 reports
+        return 0
     table = Table(title=f"held-out success on {config.env.id} ({config.eval.episodes} tasks per split)")
     for column in ("split", "random agent", "before training", f"after {result.iterations} iterations"):
         table.add_column(column, justify="left" if column == "split" else "right")

@@ -11,12 +11,18 @@ __all__ = ["MetricsWriter", "plot_learning_curve"]
 
 
 class MetricsWriter:
-    """Appends one JSON object per line to `metrics.jsonl`; mirrors scalars to TensorBoard."""
+    """Appends one JSON object per line to `metrics.jsonl`; mirrors scalars to TensorBoard.
 
-    def __init__(self, output_dir: Path, tensorboard: bool = True) -> None:
+    A writer built with ``enabled=False`` (every training process but rank 0) writes nothing.
+    """
+
+    def __init__(self, output_dir: Path, tensorboard: bool = True, *, enabled: bool = True) -> None:
         self.path = Path(output_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
         self._tb = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -26,6 +32,8 @@ class MetricsWriter:
                 warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only", stacklevel=2)
 
     def write(self, row: dict[str, Any], step: int) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(row, default=float) + "\n")
         if self._tb is not None:
@@ -36,7 +44,7 @@ class MetricsWriter:
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows past `iteration` (a resumed run rewrites what the crashed one logged)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
         kept = [row for row in rows if row.get("iteration", 0) <= iteration]

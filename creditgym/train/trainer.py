@@ -7,6 +7,10 @@ Read top to bottom, in the order a run executes (CleanRL style):
   3. each iteration: collect grouped episodes, turn them into per-turn advantages with the
      configured credit (shapers + estimator), PPO-update, log, evaluate, checkpoint;
   4. the end: final evaluation, learning-curve plot, a summary.
+
+Launched by `torchrun` with several processes, each rank rolls out its share of the groups and
+the update sums gradients over ranks (`creditgym.train.distributed`); rank 0 alone evaluates,
+logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from creditgym.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from creditgym.train.distributed import Distributed, shard
+from creditgym.train.distributed import setup as setup_distributed
 from creditgym.train.evaluate import SplitResult, evaluate
 from creditgym.train.judges import build_judge
 from creditgym.train.latent import build_latent_reward
@@ -53,7 +59,7 @@ class TrainResult:
     """What a finished run reports."""
 
     output_dir: Path
-    checkpoint: Path
+    checkpoint: Path | None  # None on the ranks but 0 of a multi-process run
     plot: Path
     initial: list[SplitResult]
     final: list[SplitResult]
@@ -115,9 +121,14 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
     hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars drown the run's own
     started = time.perf_counter()
+    distributed = setup_distributed()
+    _check_distributed(config, distributed)
+    if not distributed.is_main:  # rank 0 speaks for the run
+        console = Console(quiet=True)
     out = Path(config.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(config))
+    if distributed.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(to_yaml(config))
     if config.run.threads > 0:
         torch.set_num_threads(config.run.threads)
 
@@ -129,12 +140,13 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     checkpoint_dir = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
     policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
+    distributed.broadcast_parameters(policy.model)
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
     task_rng = np.random.default_rng(config.run.seed)
     update_rng = np.random.default_rng(config.run.seed + 1)
     state = TrainerState()
-    writer = MetricsWriter(out, tensorboard=config.run.tensorboard)
+    writer = MetricsWriter(out, tensorboard=config.run.tensorboard, enabled=distributed.is_main)
     if resume_from is not None:
         state, rng = load_checkpoint(resume_from, optimizer)
         set_rng_state(rng["global"], task_rng, getattr(policy, "generator", None))
@@ -153,10 +165,13 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     )
     held_out_splits = env_cfg.eval_splits or eval_splits(env_cfg.id)
     batch_size = roll_cfg.groups * roll_cfg.group_size
+    local_batch_size = batch_size // distributed.world_size  # this rank's envs
     train_kwargs = _stage_kwargs(config, state.iteration + 1)
-    train_envs = _training_envs(config, batch_size, train_kwargs)
+    train_envs = _training_envs(config, local_batch_size, train_kwargs)
 
     def run_eval() -> list[SplitResult]:
+        if not distributed.is_main:
+            return []
         with _evaluation_mode(policy, config.eval.temperature):
             return evaluate(
                 policy,
@@ -171,12 +186,19 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             )
 
     def record_eval(results: list[SplitResult]) -> None:
+        if not distributed.is_main:  # only rank 0 evaluates
+            return
         row = _eval_row(results, state)
         state.evals.append(row)
         writer.write(row, state.iteration)
 
-    def checkpoint() -> Path:
-        rng = {"global": rng_state(task_rng, getattr(policy, "generator", None)), "update_rng": update_rng.bit_generator.state}
+    def checkpoint() -> Path | None:
+        if not distributed.is_main:
+            return None
+        rng = {
+            "global": rng_state(task_rng, getattr(policy, "generator", None)),
+            "update_rng": update_rng.bit_generator.state,
+        }
         credit_state = {name: module.state_dict() for name, module in extras.items() if hasattr(module, "state_dict")}
         return save_checkpoint(
             checkpoint_dir,
@@ -189,25 +211,28 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         )
 
     # ---- 2. before training: baselines, warm start ---------------------------------------------
-    random_baseline = evaluate(
-        RandomPolicy(seed=config.run.seed),
-        env_cfg.id,
-        held_out_splits,
-        config.eval.episodes,
-        agent="random",
-        env_kwargs=env_cfg.kwargs,
-        batch_size=max(batch_size, 16),
-        max_turns=roll_cfg.max_turns,
-    )
+    random_baseline = []
+    if distributed.is_main:
+        random_baseline = evaluate(
+            RandomPolicy(seed=config.run.seed),
+            env_cfg.id,
+            held_out_splits,
+            config.eval.episodes,
+            agent="random",
+            env_kwargs=env_cfg.kwargs,
+            batch_size=max(batch_size, 16),
+            max_turns=roll_cfg.max_turns,
+        )
     if state.iteration == 0 and not state.evals:
         record_eval(run_eval())
         if config.train.sft_warmup.episodes > 0:
-            stats = sft_warmup(policy, config, prompt_format)
+            stats = sft_warmup(policy, config, prompt_format)  # the same on every rank (same seed)
+            distributed.broadcast_parameters(policy.model)
             console.print(f"supervised warm start: {stats}")
             writer.write({"iteration": 0, **stats}, 0)
             record_eval(run_eval())
-    initial = _results_from_row(state.evals[0], held_out_splits, config.eval.episodes)
-    reference = _reference_policy(config, policy, out) if config.train.kl_coef > 0 else None
+    initial = _results_from_row(state.evals[0], held_out_splits, config.eval.episodes) if state.evals else []
+    reference = _reference_policy(config, policy, out, save=distributed.is_main) if config.train.kl_coef > 0 else None
 
     # ---- 3. the loop ---------------------------------------------------------------------------
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -229,10 +254,13 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 train_kwargs = _stage_kwargs(config, iteration)
                 for env in train_envs:
                     env.close()
-                train_envs = _training_envs(config, batch_size, train_kwargs)
+                train_envs = _training_envs(config, local_batch_size, train_kwargs)
             # rollout: `groups` tasks, each played `group_size` times from the same start state
             t0 = time.perf_counter()
             seeds = task_rng.integers(0, 2**31 - 1, size=roll_cfg.groups).tolist()
+            if distributed.enabled:  # whole groups per rank; a sampler stream per (iteration, rank)
+                seeds = shard(seeds, distributed)
+                policy.generator.manual_seed(_rank_seed(config.run.seed, iteration, distributed.rank))
             tasks = group_tasks(seeds, roll_cfg.group_size, split=env_cfg.train_split)
             episodes = collect_episodes(
                 train_envs,
@@ -249,7 +277,10 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             t0 = time.perf_counter()
             context = CreditContext(scorer=policy, judge=judge, iteration=state.iteration, extras=extras)
             advantages = compute_advantages(
-                episodes, shapers=config.credit.shapers, estimator=config.credit.estimator, context=context
+                episodes,
+                shapers=config.credit.shapers,
+                estimator=config.credit.estimator,
+                context=context,
             )
             t_credit = time.perf_counter() - t0
 
@@ -271,8 +302,12 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 max_grad_norm=config.train.max_grad_norm,
                 skip_zero_advantage=config.train.skip_zero_advantage,
                 rng=update_rng,
+                distributed=distributed,
             )
             t_update = time.perf_counter() - t0
+            if distributed.enabled:  # metrics of the global batch
+                advantages = distributed.gather(advantages)
+                episodes = distributed.gather(episodes)
 
             state.iteration = iteration
             state.env_steps += sum(len(ep) for ep in episodes)
@@ -296,7 +331,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 record_eval(run_eval())
             if iteration % config.run.save_every == 0 or iteration == config.train.iterations:
                 checkpoint()
-            held_out = state.evals[-1]
+            held_out = state.evals[-1] if state.evals else {}
             held_out_text = "  ".join(
                 f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}" for split in held_out_splits
             )
@@ -308,8 +343,11 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
     # ---- 4. the end --------------------------------------------------------------------------
     last = latest_checkpoint(checkpoint_dir) or checkpoint()
-    plot = plot_learning_curve(state.history, state.evals, out / "learning_curve.png", title=config.env.id)
+    plot = out / "learning_curve.png"
+    if distributed.is_main:
+        plot_learning_curve(state.history, state.evals, plot, title=config.env.id)
     writer.close()
+    distributed.barrier()  # no rank leaves before rank 0 has written the last checkpoint
     for env in train_envs:
         env.close()
     return TrainResult(
@@ -317,7 +355,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         checkpoint=last,
         plot=plot,
         initial=initial,
-        final=_results_from_row(state.evals[-1], held_out_splits, config.eval.episodes),
+        final=_results_from_row(state.evals[-1], held_out_splits, config.eval.episodes) if state.evals else [],
         random_baseline=random_baseline,
         iterations=state.iteration,
         env_steps=state.env_steps,
@@ -335,14 +373,14 @@ def _stage_kwargs(config: Config, iteration: int) -> dict[str, Any]:
     return dict(config.env.kwargs)
 
 
-def _reference_policy(config: Config, policy: Any, out: Path) -> Any:
+def _reference_policy(config: Config, policy: Any, out: Path, *, save: bool = True) -> Any:
     """The frozen policy the KL penalty pulls towards: the policy as it was when RL began
     (after any warm start), saved once so a resumed run gets the same reference."""
     saved = out / "reference_model"
     if (saved / "config.json").is_file():
         return frozen_copy(build_policy(config, init_from=saved))
     reference = frozen_copy(policy)
-    if not config.policy.lora.enabled:  # LoRA starts at the base model: rebuilt exactly on resume
+    if save and not config.policy.lora.enabled:  # LoRA starts at the base model: rebuilt exactly on resume
         reference.save_pretrained(saved)
     return reference
 
@@ -369,6 +407,28 @@ def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
     return judge, extras
 
 
+def _check_distributed(config: Config, distributed: Distributed) -> None:
+    """Fail early, with the fix, on what multi-process training cannot do."""
+    if not distributed.enabled:
+        return
+    if config.rollout.groups % distributed.world_size:
+        raise ValueError(
+            f"rollout.groups={config.rollout.groups} does not split over {distributed.world_size} processes; "
+            f"use a multiple of {distributed.world_size} so every rank rolls out whole groups"
+        )
+    names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
+    if "lare" in names:
+        raise ValueError(
+            "the lare shaper trains its decoder online in one process; multi-process training with lare "
+            "is not supported: train it in one process (without torchrun)"
+        )
+
+
+def _rank_seed(seed: int, iteration: int, rank: int) -> int:
+    """The sampler seed of one rank in one iteration: the same whatever the run resumed from."""
+    return int(np.random.SeedSequence([seed, iteration, rank]).generate_state(1)[0])
+
+
 def _info_gain_prefix(config: Config) -> str | None:
     """The ``info_gain`` shaper's answer prefix if it is configured (the rollout then scores answers)."""
     for spec in config.credit.shapers:
@@ -391,4 +451,3 @@ def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> 
         )
         for split in splits
     ]
-

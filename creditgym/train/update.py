@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from creditgym.envs import info as keys
+from creditgym.train.distributed import ALONE, Distributed
 from creditgym.train.losses import pad_sequences, ppo_clip_loss
 from creditgym.trajectory import Episode, Turn
 
@@ -89,26 +90,34 @@ def ppo_update(
     max_grad_norm: float = 1.0,
     skip_zero_advantage: bool = True,
     rng: np.random.Generator | None = None,
+    distributed: Distributed = ALONE,
 ) -> dict[str, float]:
     """Run the PPO-clip update on `turns` and return averaged loss statistics.
 
     Turns whose advantage is 0 contribute nothing to the clipped policy-gradient term, so with
     no KL or entropy term they are left out of the forward pass (`skip_zero_advantage`), while
     still counted in the token-mean divisor so the gradient is unchanged.
+
+    Under `distributed` training each rank passes its own turns: the token-mean divisor and the
+    gradients are summed over ranks, so with one mini-batch the step is the one a single process
+    takes on all ranks' turns; the statistics returned are the global ones.
     """
     rng = rng or np.random.default_rng(0)
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     device = next(iter(parameters)).device
-    sums: dict[str, float] = {}
+    statistics = ("pg_loss", "approx_kl", "clip_fraction", "ref_kl", "entropy")
+    sums = dict.fromkeys((*statistics, "grad_norm"), 0.0)  # the same keys on every rank
     steps = 0
+    # every rank must take the same optimizer steps: a fixed split count (some splits may be empty)
+    splits = max(1, mini_batches) if distributed.enabled else max(1, min(mini_batches, len(turns)))
     for _ in range(ppo_epochs):
         order = rng.permutation(len(turns))
-        for batch_indices in np.array_split(order, max(1, min(mini_batches, len(turns)))):
+        for batch_indices in np.array_split(order, splits):
             batch = [turns[i] for i in batch_indices]
-            token_count = sum(len(t.response_ids) for t in batch)
+            token_count = distributed.sum(sum(len(t.response_ids) for t in batch))
             if skip_zero_advantage and kl_coef == 0 and entropy_coef == 0:
                 batch = [t for t in batch if t.advantage != 0.0]
-            if not batch or token_count == 0:
+            if distributed.sum(len(batch)) == 0 or token_count == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
             for start in range(0, len(batch), micro_batch_turns):
@@ -134,11 +143,15 @@ def ppo_update(
                     entropy_coef=entropy_coef,
                 )
                 out.loss.backward()
-                for name in ("pg_loss", "approx_kl", "clip_fraction", "ref_kl", "entropy"):
-                    sums[name] = sums.get(name, 0.0) + getattr(out, name)
+                for name in statistics:
+                    sums[name] += getattr(out, name)
+            distributed.sum_gradients(parameters)
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
             optimizer.step()
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+            sums["grad_norm"] += float(grad_norm)
             steps += 1
-    # loss statistics are per mini-batch sums of micro-batch parts; report per optimizer step
+    # loss statistics are per mini-batch sums of micro-batch parts (and of ranks' parts, each a
+    # share of the global token mean); grad_norm is already global, the same on every rank
+    if distributed.enabled:
+        sums = {name: value if name == "grad_norm" else distributed.sum(value) for name, value in sorted(sums.items())}
     return {f"update/{name}": value / max(steps, 1) for name, value in sums.items()} | {"update/steps": steps}
