@@ -1,11 +1,15 @@
 """Rollout throughput of the tiny model: turns/s and generated tokens/s at B parallel envs.
 
     python benchmarks/rollout_throughput.py [--env creditgym/HouseholdEasy-v0] [--batches 16,64,128]
+    python benchmarks/rollout_throughput.py --workers 0,1,2 [--workers-env creditgym/MiniHackKeyRoom-v0]
 
 For each B, B environments are stepped in lockstep by `collect_episodes` (one batched
 `generate` per step), constrained to admissible actions and free-form (the untrained model
 then writes up to `--max-new-tokens` tokens of anything, which the parser marks invalid).
 Each row is one full rollout of B episodes, timed after a warm-up rollout.
+
+With `--workers`, a second table times constrained rollouts of `--workers-env` with its envs in
+this process (0) or in that many Ray actors (`rollout.workers`), at the largest B.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from creditgym.agents.factory import load_policy
 from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_envs
 
 
-def measure(env_id: str, batch: int, constrained: bool, max_new_tokens: int) -> dict[str, float]:
+def measure(env_id: str, batch: int, constrained: bool, max_new_tokens: int, workers: int = 0) -> dict[str, float]:
     policy = load_policy("tiny", env_ids=[env_id], constrained=constrained, max_new_tokens=max_new_tokens)
-    envs = make_envs(env_id, batch, split="train")
+    envs = make_envs(env_id, batch, split="train", workers=workers)
     prompt_format = PromptFormat(require_tags=not constrained)
     tasks = [Task(seed) for seed in range(batch)]
     collect_episodes(envs, policy, tasks[: min(batch, 8)], prompt_format=prompt_format)  # warm-up
@@ -32,6 +36,8 @@ def measure(env_id: str, batch: int, constrained: bool, max_new_tokens: int) -> 
     seconds = time.perf_counter() - start
     turns = sum(len(ep) for ep in episodes)
     tokens = sum(len(t.response_ids) for ep in episodes for t in ep.turns)
+    for env in envs:
+        env.close()
     return {"turns/s": turns / seconds, "tokens/s": tokens / seconds, "turns": turns, "seconds": seconds}
 
 
@@ -41,6 +47,8 @@ def main() -> None:
     parser.add_argument("--batches", default="16,64,128")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="free-form response limit")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--workers", default="", help="e.g. 0,1,2: Ray env-worker rows (0 = in-process)")
+    parser.add_argument("--workers-env", default="creditgym/MiniHackKeyRoom-v0")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,6 +67,22 @@ def main() -> None:
                 f"{row['turns/s']:.0f}",
                 f"{row['tokens/s']:.0f}",
             )
+    Console(width=120).print(table)
+    if args.workers:
+        print_worker_rows(args, max(int(b) for b in args.batches.split(",")))
+
+
+def print_worker_rows(args: argparse.Namespace, batch: int) -> None:
+    from creditgym.train.workers import connect
+
+    connect()
+    table = Table(title=f"env workers, tiny model, {args.workers_env}, B={batch}, constrained")
+    for column in ("workers", "turns", "seconds", "turns/s"):
+        table.add_column(column, justify="right")
+    for workers in [int(w) for w in args.workers.split(",")]:
+        row = measure(args.workers_env, batch, True, args.max_new_tokens, workers=workers)
+        label = "in-process" if workers == 0 else str(workers)
+        table.add_row(label, str(row["turns"]), f"{row['seconds']:.1f}", f"{row['turns/s']:.0f}")
     Console(width=120).print(table)
 
 

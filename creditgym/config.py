@@ -104,7 +104,11 @@ class RolloutConfig:
     groups: int = _field(16, "distinct tasks per iteration (GRPO/GiGPO groups)")
     group_size: int = _field(8, "episodes per task, started from the same state (G)")
     max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget")
-    engine: str = _field("hf", "generation engine", choices=("hf",))
+    engine: str = _field(
+        "hf", "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each update)",
+        choices=("hf", "vllm"),
+    )
+    vllm_gpu_memory: float = _field(0.4, "share of the GPU the vllm engine may take (the trainer needs the rest)")
     workers: int = _field(0, "Ray actors holding the training envs (0 = in this process)")
     ray_address: str = _field("", "Ray cluster to join with workers > 0 (\"\" = start a local one; \"auto\")")
 

@@ -11,7 +11,7 @@ from creditgym.agents.factory import load_policy
 from creditgym.agents.hf import HFPolicy
 from creditgym.config import Config, LoraConfig
 
-__all__ = ["build_policy", "frozen_copy"]
+__all__ = ["build_policy", "build_rollout_policy", "frozen_copy"]
 
 
 def _sampling_kwargs(config: Config) -> dict[str, Any]:
@@ -43,6 +43,21 @@ def _with_lora(model: Any, lora: LoraConfig, adapter_from: Path | None) -> Any:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config)
+
+
+def build_rollout_policy(config: Config, policy: HFPolicy) -> Any:
+    """What samples the rollouts: `policy` itself (``rollout.engine=hf``) or a vLLM engine
+    seeded with its weights (``vllm``; the trainer calls its `sync_weights` after each update)."""
+    if config.rollout.engine == "hf":
+        return policy
+    if config.policy.lora.enabled:
+        raise ValueError(
+            "rollout.engine=vllm does not take LoRA adapters yet (it loads full weights); "
+            "set policy.lora.enabled=false or rollout.engine=hf"
+        )
+    from creditgym.agents.vllm_policy import VLLMPolicy
+
+    return VLLMPolicy(policy, gpu_memory_utilization=config.rollout.vllm_gpu_memory, seed=config.run.seed)
 
 
 def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:

@@ -44,7 +44,7 @@ from creditgym.train.distributed import setup as setup_distributed
 from creditgym.train.evaluate import SplitResult, evaluate
 from creditgym.train.judges import build_judge
 from creditgym.train.latent import build_latent_reward
-from creditgym.train.models import build_policy, frozen_copy
+from creditgym.train.models import build_policy, build_rollout_policy, frozen_copy
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
@@ -141,6 +141,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
     policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
     distributed.broadcast_parameters(policy.model)
+    rollout_policy = build_rollout_policy(config, policy)  # policy itself, or a vLLM engine
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
     task_rng = np.random.default_rng(config.run.seed)
@@ -172,9 +173,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     def run_eval() -> list[SplitResult]:
         if not distributed.is_main:
             return []
-        with _evaluation_mode(policy, config.eval.temperature):
+        with _evaluation_mode(rollout_policy, config.eval.temperature):
             return evaluate(
-                policy,
+                rollout_policy,
                 env_cfg.id,
                 held_out_splits,
                 config.eval.episodes,
@@ -228,6 +229,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         if config.train.sft_warmup.episodes > 0:
             stats = sft_warmup(policy, config, prompt_format)  # the same on every rank (same seed)
             distributed.broadcast_parameters(policy.model)
+            _sync_weights(rollout_policy)
             console.print(f"supervised warm start: {stats}")
             writer.write({"iteration": 0, **stats}, 0)
             record_eval(run_eval())
@@ -264,7 +266,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             tasks = group_tasks(seeds, roll_cfg.group_size, split=env_cfg.train_split)
             episodes = collect_episodes(
                 train_envs,
-                policy,
+                rollout_policy,
                 tasks,
                 env_id=env_cfg.id,
                 prompt_format=prompt_format,
@@ -304,6 +306,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 rng=update_rng,
                 distributed=distributed,
             )
+            _sync_weights(rollout_policy)
             t_update = time.perf_counter() - t0
             if distributed.enabled:  # metrics of the global batch
                 advantages = distributed.gather(advantages)
@@ -422,6 +425,13 @@ def _check_distributed(config: Config, distributed: Distributed) -> None:
             "the lare shaper trains its decoder online in one process; multi-process training with lare "
             "is not supported: train it in one process (without torchrun)"
         )
+
+
+def _sync_weights(rollout_policy: Any) -> None:
+    """Give a separate rollout engine (vLLM) the trained weights; a no-op when it is the policy."""
+    sync = getattr(rollout_policy, "sync_weights", None)
+    if sync is not None:
+        sync()
 
 
 def _rank_seed(seed: int, iteration: int, rank: int) -> int:
