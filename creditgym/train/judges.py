@@ -19,17 +19,23 @@ __all__ = ["build_judge"]
 
 
 def build_judge(
-    spec: str, *, legend: str = "", max_new_tokens: int = 128, cache_dir: str | Path | None = None
+    spec: str,
+    *,
+    legend: str = "",
+    max_new_tokens: int = 128,
+    cache_dir: str | Path | None = None,
+    timeout: float = 60.0,
 ) -> Any:
     """An `OracleJudge` for ``"oracle"``, else an `LLMJudge` over the model `spec` names.
 
-    Answers are cached in `cache_dir` (default: ``judge/`` under the creditgym cache).
+    Answers are cached in `cache_dir` (default: ``judge/`` under the creditgym cache); a served
+    judge (``openai:<url>``) has `timeout` seconds per answer before the attempt counts as failed.
     """
     if spec == "oracle":
         return OracleJudge()
     options: dict[str, Any] = {"temperature": 0.0}
     if spec.startswith("openai:"):
-        options["max_tokens"] = max_new_tokens
+        options.update(max_tokens=max_new_tokens, timeout=timeout)
     else:  # a local model: free text, not admissible actions
         options.update(constrained=False, max_new_tokens=max_new_tokens)
     client = load_policy(spec, **options)

@@ -235,6 +235,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             record_eval(run_eval())
     initial = _results_from_row(state.evals[0], held_out_splits, config.eval.episodes) if state.evals else []
     reference = _reference_policy(config, policy, out, save=distributed.is_main) if config.train.kl_coef > 0 else None
+    judge_counts: dict[str, float] = {}  # what the judge had counted by the last logged iteration
 
     # ---- 3. the loop ---------------------------------------------------------------------------
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -323,7 +324,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 "time/rollout": t_rollout,
                 "time/credit": t_credit,
                 "time/update": t_update,
-                **{f"judge/{k}": float(v) for k, v in getattr(judge, "stats", {}).items()},
+                **_judge_metrics(judge, judge_counts),
             }
             state.history.append(row)
             writer.write(row, iteration)
@@ -425,6 +426,15 @@ def _check_distributed(config: Config, distributed: Distributed) -> None:
             "the lare shaper trains its decoder online in one process; multi-process training with lare "
             "is not supported: train it in one process (without torchrun)"
         )
+
+
+def _judge_metrics(judge: Any, seen: dict[str, float]) -> dict[str, float]:
+    """This iteration's judge counts (requests, failures, unparseable answers, cache hits): the
+    judge counts since it was built, minus those already logged (`seen`, updated in place)."""
+    totals = {key: float(value) for key, value in getattr(judge, "stats", {}).items()}
+    row = {f"judge/{key}": value - seen.get(key, 0.0) for key, value in totals.items()}
+    seen.update(totals)
+    return row
 
 
 def _sync_weights(rollout_policy: Any) -> None:
