@@ -174,17 +174,20 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         if not distributed.is_main:
             return []
         with _evaluation_mode(rollout_policy, config.eval.temperature):
-            return evaluate(
-                rollout_policy,
-                env_cfg.id,
-                held_out_splits,
-                config.eval.episodes,
-                agent="policy",
-                env_kwargs=env_cfg.kwargs,
-                batch_size=max(batch_size, 16),
-                prompt_format=prompt_format,
-                max_turns=roll_cfg.max_turns,
-            )
+            return evaluate_on_held_out(rollout_policy, "policy", prompt_format=prompt_format)
+
+    def evaluate_on_held_out(agent: Any, name: str, **options: Any) -> list[SplitResult]:
+        return evaluate(
+            agent,
+            env_cfg.id,
+            held_out_splits,
+            config.eval.episodes,
+            agent=name,
+            env_kwargs=env_cfg.kwargs,
+            batch_size=max(batch_size, 16),
+            max_turns=roll_cfg.max_turns,
+            **options,
+        )
 
     def record_eval(results: list[SplitResult]) -> None:
         if not distributed.is_main:  # only rank 0 evaluates
@@ -212,18 +215,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         )
 
     # ---- 2. before training: baselines, warm start ---------------------------------------------
-    random_baseline = []
-    if distributed.is_main:
-        random_baseline = evaluate(
-            RandomPolicy(seed=config.run.seed),
-            env_cfg.id,
-            held_out_splits,
-            config.eval.episodes,
-            agent="random",
-            env_kwargs=env_cfg.kwargs,
-            batch_size=max(batch_size, 16),
-            max_turns=roll_cfg.max_turns,
-        )
+    random_baseline = evaluate_on_held_out(RandomPolicy(seed=config.run.seed), "random") if distributed.is_main else []
     if state.iteration == 0 and not state.evals:
         record_eval(run_eval())
         if config.train.sft_warmup.episodes > 0:
