@@ -14,6 +14,7 @@ from creditgym.train.distributed import ALONE, Distributed, shard
 from creditgym.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 
 def torchrun(processes: int, *args: str) -> None:
@@ -62,7 +63,7 @@ def test_two_rank_training_writes_once_and_resumes_on_one_rank(tmp_path):
     assert train_rows[0]["credit/failed_episode_share"] == 0.0
     assert train_rows[1]["env_steps"] > train_rows[0]["env_steps"] >= 8
 
-    resumed = train(load_config("configs/quickstart.yaml", [*overrides[:-2], "train.iterations=3", f"run.output_dir={out}"]))
+    resumed = train(load_config(QUICKSTART, [*overrides[:-2], "train.iterations=3", f"run.output_dir={out}"]))
     assert resumed.iterations == 3
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["iteration"] for row in rows if "rollout/success" in row] == [1, 2, 3]
@@ -71,9 +72,9 @@ def test_two_rank_training_writes_once_and_resumes_on_one_rank(tmp_path):
 def test_groups_that_do_not_split_over_the_ranks_are_a_clear_error(tmp_path):
     from creditgym.train.trainer import _check_distributed
 
-    config = load_config("configs/quickstart.yaml", ["rollout.groups=3"])
+    config = load_config(QUICKSTART, ["rollout.groups=3"])
     with pytest.raises(ValueError, match="rollout.groups=3 does not split over 2 processes"):
         _check_distributed(config, Distributed(0, 2))
-    lare = load_config("configs/quickstart.yaml", ["rollout.groups=4", "credit.shapers=[lare]"])
+    lare = load_config(QUICKSTART, ["rollout.groups=4", "credit.shapers=[lare]"])
     with pytest.raises(ValueError, match="lare"):
         _check_distributed(lare, Distributed(0, 2))

@@ -7,6 +7,7 @@ import random
 import sys
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from creditgym.agents.tiny import build_tiny_model
 from creditgym.agents.tokenizer import fit_tokenizer
 from creditgym.config import load_config
 
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 ACTIONS = ["go to fridge 1", "take apple 1 from countertop 1", "open drawer 2", "look"]
 
 
@@ -86,7 +88,7 @@ def test_without_cuda_the_vllm_engine_says_what_to_use_instead(monkeypatch):
 def test_lora_with_vllm_is_a_clear_error():
     from creditgym.train.models import build_rollout_policy
 
-    config = load_config("configs/quickstart.yaml", ["rollout.engine=vllm", "policy.lora.enabled=true"])
+    config = load_config(QUICKSTART, ["rollout.engine=vllm", "policy.lora.enabled=true"])
     with pytest.raises(ValueError, match="LoRA"):
         build_rollout_policy(config, tiny_policy())
 
@@ -153,7 +155,7 @@ def test_trainer_with_the_vllm_engine_syncs_after_every_update(fake_vllm, tmp_pa
     monkeypatch.setattr(vllm_policy.VLLMPolicy, "sync_weights", lambda self: syncs.append(1) or sync(self))
     overrides = [*TINY, "rollout.engine=vllm", "rollout.groups=2", "rollout.group_size=2", "train.iterations=2"]
     overrides += ["env.kwargs={max_steps: 4}", "eval.episodes=2", "eval.every=0", f"run.output_dir={tmp_path}"]
-    result = train(load_config("configs/quickstart.yaml", overrides))
+    result = train(load_config(QUICKSTART, overrides))
     assert result.iterations == 2 and len(syncs) == 2
 
 
