@@ -126,22 +126,28 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--set", nargs="*", default=[], help="extra config overrides, e.g. run.threads=1")
+    parser.add_argument("--replot", action="store_true", help="redraw plot and table from --out's saved JSON")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    saved = out / f"credit_curves_{args.preset}.json"
 
-    methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
-    results = {method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods}
+    if args.replot:
+        results = json.loads(saved.read_text())
+    else:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
+        results = {method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods}
+        saved.write_text(json.dumps(results, indent=1))
     splits = list(next(iter(results.values()))[0]["success"])
-    (out / f"credit_curves_{args.preset}.json").write_text(json.dumps(results, indent=1))
+    seeds_per_method = len(next(iter(results.values())))
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(splits), figsize=(max(7, 5 * len(splits)), 4), sharey=True, squeeze=False)
     axes = axes[0]
     for ax, split in zip(axes, splits):
         for method, runs in results.items():
@@ -155,7 +161,7 @@ def main() -> None:
         ax.set_title(split)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"held-out success (mean +- std, {len(seeds)} seeds)")
+    axes[0].set_ylabel(f"held-out success (mean +- std, {seeds_per_method} seeds)")
     axes[0].legend()
     env_id = PRESETS[args.preset][0][0].split("=")[1]
     fig.suptitle(f"{' vs '.join(results)}, {env_id}, tiny model")
