@@ -134,6 +134,15 @@ def test_sync_sends_every_weight_and_drops_the_prefix_cache(fake_vllm):
         torch.testing.assert_close(tensor, state[name].cpu())
 
 
+def test_the_engine_gets_a_loadable_copy_of_the_policy(tmp_path):
+    policy = tiny_policy()
+    exported = HFPolicy.from_pretrained(vllm_policy.export_for_engine(policy, tmp_path))
+    assert exported.model.config.architectures == [type(policy.model).__name__]
+    for (name, a), (_, b) in zip(policy.model.state_dict().items(), exported.model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert exported.encode_prompt("go to fridge 1") == policy.encode_prompt("go to fridge 1")
+
+
 def test_the_extension_loads_weights_into_the_workers_model():
     class Model(torch.nn.Linear):
         def load_weights(self, weights):

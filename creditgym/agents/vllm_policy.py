@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ import torch
 from creditgym.agents.base import Generation
 from creditgym.agents.hf import HFPolicy
 
-__all__ = ["VLLMPolicy", "WeightSyncExtension", "cuda_available"]
+__all__ = ["VLLMPolicy", "WeightSyncExtension", "cuda_available", "export_for_engine"]
 
 
 def cuda_available() -> bool:
@@ -76,7 +77,7 @@ class VLLMPolicy:
         self.trainer_policy = trainer_policy
         self.score_batch = score_batch
         self._model_dir = tempfile.TemporaryDirectory(prefix="creditgym-vllm-")
-        trainer_policy.save_pretrained(self._model_dir.name)
+        export_for_engine(trainer_policy, self._model_dir.name)
         self.llm = LLM(
             model=self._model_dir.name,
             tokenizer=self._model_dir.name,
@@ -188,6 +189,24 @@ class VLLMPolicy:
 
     def __repr__(self) -> str:
         return f"VLLMPolicy(trainer={self.trainer_policy!r})"
+
+
+def export_for_engine(policy: HFPolicy, directory: str | Path) -> Path:
+    """Write `policy` as a Hugging Face directory (config, safetensors weights, tokenizer) on any
+    process: under torch.distributed, transformers' `save_pretrained` writes on rank 0 only, and
+    every rank needs its own engine."""
+    from safetensors.torch import save_model
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    model = policy.model
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(out)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(out)
+    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})  # tied weights once
+    policy.tokenizer.save_pretrained(out)
+    return out
 
 
 def _choice(actions: list[str]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ optimizer state and nothing per rank, so a run resumes on any number of ranks. W
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -81,6 +82,17 @@ class Distributed:
 
     def barrier(self) -> None:
         if self.enabled:
+            dist.barrier()
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Run the block on rank 0, then on the other ranks: what rank 0 builds into the cache
+        (the tiny model) the others find there. It matters beyond speed: under an initialised
+        process group, transformers' `save_pretrained` writes files on rank 0 only."""
+        if self.enabled and not self.is_main:
+            dist.barrier()
+        yield
+        if self.enabled and self.is_main:
             dist.barrier()
 
 

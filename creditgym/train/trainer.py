@@ -139,7 +139,8 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
-    policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
+    with distributed.main_first():
+        policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
     distributed.broadcast_parameters(policy.model)
     rollout_policy = build_rollout_policy(config, policy)  # policy itself, or a vLLM engine
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
