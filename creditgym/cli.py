@@ -95,11 +95,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from creditgym.config import load_config
+    from creditgym.train.distributed import shutdown
     from creditgym.train.trainer import train
 
     console = _console()
     config = load_config(args.config, args.overrides)
     result = train(config, console=console)
+    shutdown()  # a no-op unless torchrun started several processes
     if result.checkpoint is None:  # another rank than 0 of a multi-process run: rank 0 reports
         return 0
     table = Table(title=f"held-out success on {config.env.id} ({config.eval.episodes} tasks per split)")

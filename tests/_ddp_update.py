@@ -14,7 +14,7 @@ import torch
 from creditgym.agents.hf import HFPolicy
 from creditgym.agents.tiny import build_tiny_model
 from creditgym.agents.tokenizer import fit_tokenizer
-from creditgym.train.distributed import setup, shard
+from creditgym.train.distributed import setup, shard, shutdown
 from creditgym.train.update import TrainTurn, ppo_update
 
 CORPUS = ["go to the fridge", "take apple 1 from the countertop", "put the mug in the cabinet"]
@@ -45,6 +45,7 @@ def main(out: str) -> None:
         stats = ppo_update(policy, optimizer, shard(turns, distributed), micro_batch_turns=2, distributed=distributed)
     if distributed.is_main:
         torch.save({"weights": policy.model.state_dict(), "stats": stats}, out)
+    shutdown()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-__all__ = ["ALONE", "Distributed", "setup", "shard"]
+__all__ = ["ALONE", "Distributed", "setup", "shard", "shutdown"]
 
 T = TypeVar("T")
 
@@ -112,6 +112,13 @@ def setup() -> Distributed:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def shutdown() -> None:
+    """Leave the process group before the process exits (else gloo may abort it at exit)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def shard(items: Sequence[T], distributed: Distributed) -> list[T]:
