@@ -29,6 +29,7 @@ from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
 from creditgym.credit import CreditContext, compute_advantages, credit_metrics
 from creditgym.credit.igpo import ANSWER_PREFIX
+from creditgym.credit.registry import resolve
 from creditgym.envs.registry import env_metadata, eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
@@ -393,7 +394,7 @@ def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[A
 
 def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
     """The judge (for ``calm``) and the extras (``lare``'s latent reward) the shapers configured need."""
-    names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
+    names = _shapers(config)
     judge = None
     if "calm" in names:  # the env class documents how to read its observations, for the LLM
         legend = str(env_metadata(config.env.id).get("judge_legend", ""))
@@ -413,8 +414,7 @@ def _check_distributed(config: Config, distributed: Distributed) -> None:
             f"rollout.groups={config.rollout.groups} does not split over {distributed.world_size} processes; "
             f"use a multiple of {distributed.world_size} so every rank rolls out whole groups"
         )
-    names = {s if isinstance(s, str) else s.get("name") for s in config.credit.shapers}
-    if "lare" in names:
+    if "lare" in _shapers(config):
         raise ValueError(
             "the lare shaper trains its decoder online in one process; multi-process training with lare "
             "is not supported: train it in one process (without torchrun)"
@@ -444,12 +444,14 @@ def _rank_seed(seed: int, iteration: int, rank: int) -> int:
 
 def _info_gain_prefix(config: Config) -> str | None:
     """The ``info_gain`` shaper's answer prefix if it is configured (the rollout then scores answers)."""
-    for spec in config.credit.shapers:
-        name = spec if isinstance(spec, str) else spec.get("name")
-        if name == "info_gain":
-            options = {} if isinstance(spec, str) else spec
-            return str(options.get("answer_prefix", ANSWER_PREFIX))
-    return None
+    options = _shapers(config).get("info_gain")
+    return None if options is None else str(options.get("answer_prefix", ANSWER_PREFIX))
+
+
+def _shapers(config: Config) -> dict[str, dict[str, Any]]:
+    """The configured shapers' names and their options, as the credit registry reads them."""
+    resolved = [resolve("shaper", spec) for spec in config.credit.shapers]
+    return {shaper.name: shaper.options for shaper in resolved}
 
 
 def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:
