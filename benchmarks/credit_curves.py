@@ -104,29 +104,46 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     result = train(config)
     splits = config.env.eval_splits or eval_splits(config.env.id)
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
-    grouped = [row["credit/step_grouped_turn_share"] for row in rows if "credit/step_grouped_turn_share" in row]
+    grouped = [
+        row["credit/step_grouped_turn_share"]
+        for row in rows
+        if "credit/step_grouped_turn_share" in row
+    ]
     evals = [row for row in rows if any(key.startswith("eval/") for key in row)]
     # the last eval row per env-step count (a warm start logs two at step 0)
     by_steps = {row["env_steps"]: row for row in evals}
     return {
         "steps": sorted(by_steps),
-        "success": {split: [by_steps[s][f"eval/{split}/success"] for s in sorted(by_steps)] for split in splits},
+        "success": {
+            split: [by_steps[s][f"eval/{split}/success"] for s in sorted(by_steps)]
+            for split in splits
+        },
         "step_grouped_share": float(np.mean(grouped)) if grouped else 0.0,
         "minutes": result.seconds / 60,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="easy")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--methods", default="", help=f"comma-separated, of {', '.join(METHODS)} (default: the preset's)")
+    parser.add_argument(
+        "--methods",
+        default="",
+        help=f"comma-separated, of {', '.join(METHODS)} (default: the preset's)",
+    )
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--set", nargs="*", default=[], help="extra config overrides, e.g. run.threads=1")
-    parser.add_argument("--replot", action="store_true", help="redraw plot and table from --out's saved JSON")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="extra config overrides, e.g. run.threads=1"
+    )
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw plot and table from --out's saved JSON"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +154,9 @@ def main() -> None:
     else:
         seeds = [int(s) for s in args.seeds.split(",")]
         methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
-        results = {method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods}
+        results = {
+            method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods
+        }
         saved.write_text(json.dumps(results, indent=1))
     splits = list(next(iter(results.values()))[0]["success"])
     seeds_per_method = len(next(iter(results.values())))
@@ -147,7 +166,9 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(splits), figsize=(max(7, 5 * len(splits)), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(splits), figsize=(max(7, 5 * len(splits)), 4), sharey=True, squeeze=False
+    )
     axes = axes[0]
     for ax, split in zip(axes, splits):
         for method, runs in results.items():

@@ -69,22 +69,32 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--groups", type=int, default=128)
     parser.add_argument("--episodes-per-group", type=int, default=8)
     parser.add_argument("--turns", type=int, default=50)
-    parser.add_argument("--states-per-group", type=int, default=12, help="distinct anchors per group")
+    parser.add_argument(
+        "--states-per-group", type=int, default=12, help="distinct anchors per group"
+    )
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument(
-        "--iteration-seconds", type=float, default=60.0,
+        "--iteration-seconds",
+        type=float,
+        default=60.0,
         help="wall time of one training iteration to compare against (default 60 s: a placeholder "
         "until the trainer reports real iteration times)",
     )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the target says
+        os.sched_setaffinity(
+            0, {sorted(os.sched_getaffinity(0))[0]}
+        )  # one core, as the target says
 
-    episodes = synthetic_batch(args.groups, args.episodes_per_group, args.turns, args.states_per_group)
+    episodes = synthetic_batch(
+        args.groups, args.episodes_per_group, args.turns, args.states_per_group
+    )
     rewards = env_rewards(episodes, None)
     n_turns = sum(len(e.turns) for e in episodes)
     cases: list[tuple[str, Callable[[], object]]] = [
@@ -92,7 +102,10 @@ def main() -> None:
         ("grpo_advantages", lambda: grpo_advantages(episodes, rewards)),
         ("gigpo_advantages", lambda: gigpo_advantages(episodes, rewards)),
         ("gigpo, mean_std", lambda: gigpo_advantages(episodes, rewards, normalization="mean_std")),
-        ("gigpo, episode_stats=turns", lambda: gigpo_advantages(episodes, rewards, episode_stats="turns")),
+        (
+            "gigpo, episode_stats=turns",
+            lambda: gigpo_advantages(episodes, rewards, episode_stats="turns"),
+        ),
         ("gigpo, similarity=True", lambda: gigpo_advantages(episodes, rewards, similarity=True)),
         ("compute_advantages(env, gigpo)", lambda: compute_advantages(episodes, ["env"], "gigpo")),
         ("credit_metrics", lambda: credit_metrics(episodes, rewards)),

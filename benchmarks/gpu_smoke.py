@@ -42,13 +42,21 @@ def run(engine: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     rows = [row for row in rows if "time/rollout" in row]
     tokens = sum(row["rollout/response_tokens"] for row in rows)
     seconds = sum(row["time/rollout"] for row in rows)
-    return {"tokens": tokens, "seconds": seconds, "update_seconds": sum(row["time/update"] for row in rows)}
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "update_seconds": sum(row["time/update"] for row in rows),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--model", default="tiny", help="policy.model: tiny, smollm2 or an HF model")
+    parser.add_argument(
+        "--model", default="tiny", help="policy.model: tiny, smollm2 or an HF model"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("gpu_smoke needs a CUDA GPU and none is visible: nothing to measure here (exit 0).")
@@ -57,9 +65,13 @@ def main() -> int:
     if importlib.util.find_spec("vllm") is not None:
         engines.append("vllm")
     else:
-        print("vLLM is not installed (pip install 'creditgym[vllm]'): measuring the hf engine only.")
+        print(
+            "vLLM is not installed (pip install 'creditgym[vllm]'): measuring the hf engine only."
+        )
 
-    table = Table(title=f"quickstart, {args.iterations} iterations, {torch.cuda.get_device_name()}, {args.model}")
+    table = Table(
+        title=f"quickstart, {args.iterations} iterations, {torch.cuda.get_device_name()}, {args.model}"
+    )
     for column in ("engine", "response tokens", "rollout s", "rollout tokens/s", "update s"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory(prefix="creditgym-gpu-smoke-") as tmp:

@@ -29,14 +29,18 @@ def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str,
     policy = load_policy("tiny", env_ids=[env_id], constrained=True)
     envs = make_envs(env_id, batch, split="train")
     tasks = group_tasks(list(range(batch // group_size)), group_size, split="train")
-    collect_episodes(envs, policy, tasks[:8], prompt_format=PromptFormat(), answer_prefix="answer[")  # warm-up
+    collect_episodes(
+        envs, policy, tasks[:8], prompt_format=PromptFormat(), answer_prefix="answer["
+    )  # warm-up
     context = CreditContext(scorer=policy)
     totals = {"rollout": 0.0, "kv_cache": 0.0, "prefill": 0.0, "turns": 0.0, "scored": 0.0}
 
     def timed(answer_prefix: str | None, seed: int) -> tuple[float, list]:
         policy.generator.manual_seed(seed)
         start = time.perf_counter()
-        episodes = collect_episodes(envs, policy, tasks, prompt_format=PromptFormat(), answer_prefix=answer_prefix)
+        episodes = collect_episodes(
+            envs, policy, tasks, prompt_format=PromptFormat(), answer_prefix=answer_prefix
+        )
         information_gain(episodes, context) if answer_prefix else None
         return time.perf_counter() - start, episodes
 
@@ -44,7 +48,9 @@ def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str,
         plain, episodes = timed(None, repeat)
         with_cache, _ = timed("answer[", repeat)
         start = time.perf_counter()
-        information_gain(episodes, context)  # no rollout scores: a second prefill per distinct prompt
+        information_gain(
+            episodes, context
+        )  # no rollout scores: a second prefill per distinct prompt
         totals["rollout"] += plain
         totals["kv_cache"] += with_cache - plain
         totals["prefill"] += time.perf_counter() - start
@@ -54,18 +60,33 @@ def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="creditgym/SearchQAEasy-v0")
     parser.add_argument("--batches", default="64")
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="rollouts averaged per row")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0 = torch's default)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    table = Table(title=f"IGPO scoring overhead, tiny model, {args.env}, {torch.get_num_threads()} torch threads")
-    columns = ("B", "turns", "distinct prompts", "rollout s", "KV-cache scoring s", "overhead", "second prefill s", "overhead")
+    table = Table(
+        title=f"IGPO scoring overhead, tiny model, {args.env}, {torch.get_num_threads()} torch threads"
+    )
+    columns = (
+        "B",
+        "turns",
+        "distinct prompts",
+        "rollout s",
+        "KV-cache scoring s",
+        "overhead",
+        "second prefill s",
+        "overhead",
+    )
     for column in columns:
         table.add_column(column, justify="right")
     for batch in [int(b) for b in args.batches.split(",")]:

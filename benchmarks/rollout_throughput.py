@@ -25,8 +25,12 @@ from creditgym.agents.factory import load_policy
 from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_envs
 
 
-def measure(env_id: str, batch: int, constrained: bool, max_new_tokens: int, workers: int = 0) -> dict[str, float]:
-    policy = load_policy("tiny", env_ids=[env_id], constrained=constrained, max_new_tokens=max_new_tokens)
+def measure(
+    env_id: str, batch: int, constrained: bool, max_new_tokens: int, workers: int = 0
+) -> dict[str, float]:
+    policy = load_policy(
+        "tiny", env_ids=[env_id], constrained=constrained, max_new_tokens=max_new_tokens
+    )
     envs = make_envs(env_id, batch, split="train", workers=workers)
     prompt_format = PromptFormat(require_tags=not constrained)
     tasks = [Task(seed) for seed in range(batch)]
@@ -38,22 +42,35 @@ def measure(env_id: str, batch: int, constrained: bool, max_new_tokens: int, wor
     tokens = sum(len(t.response_ids) for ep in episodes for t in ep.turns)
     for env in envs:
         env.close()
-    return {"turns/s": turns / seconds, "tokens/s": tokens / seconds, "turns": turns, "seconds": seconds}
+    return {
+        "turns/s": turns / seconds,
+        "tokens/s": tokens / seconds,
+        "turns": turns,
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="creditgym/HouseholdEasy-v0")
     parser.add_argument("--batches", default="16,64,128")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="free-form response limit")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    parser.add_argument("--workers", default="", help="e.g. 0,1,2: Ray env-worker rows (0 = in-process)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0 = torch's default)"
+    )
+    parser.add_argument(
+        "--workers", default="", help="e.g. 0,1,2: Ray env-worker rows (0 = in-process)"
+    )
     parser.add_argument("--workers-env", default="creditgym/MiniHackKeyRoom-v0")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    table = Table(title=f"rollout throughput, tiny model, {args.env}, {torch.get_num_threads()} torch threads")
+    table = Table(
+        title=f"rollout throughput, tiny model, {args.env}, {torch.get_num_threads()} torch threads"
+    )
     for column in ("B", "decoding", "turns", "seconds", "turns/s", "tokens/s"):
         table.add_column(column, justify="right")
     for batch in [int(b) for b in args.batches.split(",")]:

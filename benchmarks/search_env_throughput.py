@@ -34,7 +34,7 @@ def expert_scores(env: SearchQAEnv) -> tuple[float, float, float, list[float]]:
             action = env.expert_action()
             if action.startswith("search["):
                 start = time.perf_counter()
-                top5 = env.index.search(action[len("search["):-1], 5)
+                top5 = env.index.search(action[len("search[") : -1], 5)
                 latencies.append(1000 * (time.perf_counter() - start))
                 hits.append(any(passage in env.question.gold_passages for passage in top5))
             _, _, terminated, truncated, info = env.step(action)
@@ -64,24 +64,33 @@ def random_agent(env: SearchQAEnv, seconds: float) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--difficulties", nargs="+", default=list(DIFFICULTIES), choices=list(DIFFICULTIES))
-    parser.add_argument("--seconds", type=float, default=5.0, help="CPU seconds of random play per difficulty")
+    parser.add_argument(
+        "--difficulties", nargs="+", default=list(DIFFICULTIES), choices=list(DIFFICULTIES)
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="CPU seconds of random play per difficulty"
+    )
     args = parser.parse_args()
 
-    print(f"{'difficulty':>10} {'passages':>8} {'build s':>7} {'test q':>6} {'expert EM':>9} {'F1':>5} "
-          f"{'recall@5':>8} {'search ms med/p99':>17} {'random steps/s':>14} {'random return':>13}")
+    print(
+        f"{'difficulty':>10} {'passages':>8} {'build s':>7} {'test q':>6} {'expert EM':>9} {'F1':>5} "
+        f"{'recall@5':>8} {'search ms med/p99':>17} {'random steps/s':>14} {'random return':>13}"
+    )
     with tempfile.TemporaryDirectory() as cache_dir:
         for difficulty in args.difficulties:
             start = time.perf_counter()
             env = SearchQAEnv(split="test", difficulty=difficulty, cache_dir=cache_dir)
             build_s = time.perf_counter() - start
             em, f1, recall, latencies = expert_scores(env)
-            rate, mean_return, _ = random_agent(SearchQAEnv(split="train", difficulty=difficulty, cache_dir=cache_dir),
-                                                args.seconds)
-            print(f"{difficulty:>10} {len(env.corpus.passages):>8,} {build_s:>7.2f} {len(env.questions):>6} "
-                  f"{em:>9.3f} {f1:>5.3f} {recall:>8.3f} "
-                  f"{np.median(latencies):>8.3f}/{np.percentile(latencies, 99):>8.3f} "
-                  f"{rate:>14,.0f} {mean_return:>13.3f}")
+            rate, mean_return, _ = random_agent(
+                SearchQAEnv(split="train", difficulty=difficulty, cache_dir=cache_dir), args.seconds
+            )
+            print(
+                f"{difficulty:>10} {len(env.corpus.passages):>8,} {build_s:>7.2f} {len(env.questions):>6} "
+                f"{em:>9.3f} {f1:>5.3f} {recall:>8.3f} "
+                f"{np.median(latencies):>8.3f}/{np.percentile(latencies, 99):>8.3f} "
+                f"{rate:>14,.0f} {mean_return:>13.3f}"
+            )
 
 
 if __name__ == "__main__":

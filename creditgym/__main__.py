@@ -1,4 +1,5 @@
-from creditgym.cli import main
 import sys
+
+from creditgym.cli import main
 
 sys.exit(main())

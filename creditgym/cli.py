@@ -1,11 +1,11 @@
 """The `creditgym` command line: `envs`, `play`, `eval`, `train`, `serve`, `judge-eval`.
 
-    creditgym envs
-    creditgym play creditgym/HouseholdEasy-v0 --seed 3
-    creditgym eval --env creditgym/Household-v0 --agent expert --agent random --episodes 50
-    creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
-    creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
-    creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
+creditgym envs
+creditgym play creditgym/HouseholdEasy-v0 --seed 3
+creditgym eval --env creditgym/Household-v0 --agent expert --agent random --episodes 50
+creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
+creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
+creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
 """
 
 from __future__ import annotations
@@ -104,11 +104,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     shutdown()  # a no-op unless torchrun started several processes
     if result.checkpoint is None:  # another rank than 0 of a multi-process run: rank 0 reports
         return 0
-    table = Table(title=f"held-out success on {config.env.id} ({config.eval.episodes} tasks per split)")
-    for column in ("split", "random agent", "before training", f"after {result.iterations} iterations"):
+    table = Table(
+        title=f"held-out success on {config.env.id} ({config.eval.episodes} tasks per split)"
+    )
+    for column in (
+        "split",
+        "random agent",
+        "before training",
+        f"after {result.iterations} iterations",
+    ):
         table.add_column(column, justify="left" if column == "split" else "right")
     for random, before, after in zip(result.random_baseline, result.initial, result.final):
-        table.add_row(random.split, f"{random.success:.1%}", f"{before.success:.1%}", f"{after.success:.1%}")
+        table.add_row(
+            random.split, f"{random.success:.1%}", f"{before.success:.1%}", f"{after.success:.1%}"
+        )
     console.print(table)
     console.print(
         f"trained {result.iterations} iterations, {result.env_steps} env steps in {result.seconds / 60:.1f} min\n"
@@ -154,7 +163,9 @@ def _parse_kv(item: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="creditgym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="creditgym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     envs = sub.add_parser("envs", help="list registered environments")
@@ -175,13 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeat for several; default: expert and random)",
     )
     ev.add_argument("--episodes", type=int, default=50, help="episodes per split")
-    ev.add_argument("--splits", default="", help="comma-separated splits (default: the env's held-out ones)")
+    ev.add_argument(
+        "--splits", default="", help="comma-separated splits (default: the env's held-out ones)"
+    )
     ev.add_argument("--batch-size", type=int, default=32, help="environments stepped in lockstep")
-    ev.add_argument("--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make")
+    ev.add_argument(
+        "--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make"
+    )
     ev.add_argument("--template", default="compact", help="prompt template for model agents")
     ev.add_argument("--history-length", type=int, default=2)
-    ev.add_argument("--constrained", action="store_true", help="model agents sample only admissible actions")
-    ev.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of model agents (0 = greedy)")
+    ev.add_argument(
+        "--constrained", action="store_true", help="model agents sample only admissible actions"
+    )
+    ev.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature of model agents (0 = greedy)",
+    )
     ev.add_argument("--seed", type=int, default=0, help="seed of the random agent")
     ev.add_argument("--json", help="also write the results as JSON to this path")
     ev.set_defaults(func=cmd_eval)
@@ -197,11 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
 
-    je = sub.add_parser("judge-eval", help="score a CALM subgoal judge against the env's own events")
+    je = sub.add_parser(
+        "judge-eval", help="score a CALM subgoal judge against the env's own events"
+    )
     je.add_argument("--env", default="creditgym/MiniHackKeyRoom-v0", help="registered env id")
-    je.add_argument("--judge", default="oracle", help="oracle | openai:<base_url> | smollm2 | an HF model")
-    je.add_argument("--episodes", type=int, default=20, help="expert and random episodes (seeds 0..N-1)")
-    je.add_argument("--seed", type=int, default=0, help="seed of the random agent and the negative sample")
+    je.add_argument(
+        "--judge", default="oracle", help="oracle | openai:<base_url> | smollm2 | an HF model"
+    )
+    je.add_argument(
+        "--episodes", type=int, default=20, help="expert and random episodes (seeds 0..N-1)"
+    )
+    je.add_argument(
+        "--seed", type=int, default=0, help="seed of the random agent and the negative sample"
+    )
     je.add_argument("--json", help="also write the scores as JSON to this path")
     je.set_defaults(func=cmd_judge_eval)
     return parser

@@ -60,11 +60,14 @@ class EnvConfig:
     kwargs: dict[str, Any] = _field({}, "keyword arguments for creditgym.make")
     train_split: str = _field("train", "split the training tasks are drawn from")
     eval_splits: list[str] = _field(
-        [], "held-out splits to evaluate on (empty: the env's own, e.g. valid_seen and valid_unseen)"
+        [],
+        "held-out splits to evaluate on (empty: the env's own, e.g. valid_seen and valid_unseen)",
     )
     curriculum: list[CurriculumStage] = field(
         default_factory=list,
-        metadata={"help": "easier training stages first; after the last one, env.kwargs (evaluation always uses env.kwargs)"},
+        metadata={
+            "help": "easier training stages first; after the last one, env.kwargs (evaluation always uses env.kwargs)"
+        },
     )
 
 
@@ -88,14 +91,22 @@ class LoraConfig:
 @dataclass
 class PolicyConfig:
     model: str = _field("tiny", "tiny | smollm2 | a local HF directory | a Hugging Face model name")
-    constrained: bool = _field(True, "sample only admissible actions (prefix-trie constrained decoding)")
+    constrained: bool = _field(
+        True, "sample only admissible actions (prefix-trie constrained decoding)"
+    )
     template: str = _field("compact", "prompt template", choices=("compact", "verl-agent"))
-    history_length: int = _field(2, "how many previous (observation, action) turns the prompt shows")
+    history_length: int = _field(
+        2, "how many previous (observation, action) turns the prompt shows"
+    )
     temperature: float = _field(1.0, "sampling temperature for rollouts")
     top_p: float = _field(1.0, "nucleus sampling threshold for rollouts")
     max_new_tokens: int = _field(48, "response length limit per turn")
-    chat_template: bool = _field(False, "wrap prompts in the tokenizer's chat template (instruct models)")
-    tiny: TinyModelConfig = field(default_factory=TinyModelConfig, metadata={"help": "tiny model shape"})
+    chat_template: bool = _field(
+        False, "wrap prompts in the tokenizer's chat template (instruct models)"
+    )
+    tiny: TinyModelConfig = field(
+        default_factory=TinyModelConfig, metadata={"help": "tiny model shape"}
+    )
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters"})
 
 
@@ -105,20 +116,28 @@ class RolloutConfig:
     group_size: int = _field(8, "episodes per task, started from the same state (G)")
     max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget")
     engine: str = _field(
-        "hf", "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each update)",
+        "hf",
+        "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each update)",
         choices=("hf", "vllm"),
     )
-    vllm_gpu_memory: float = _field(0.4, "share of the GPU the vllm engine may take (the trainer needs the rest)")
+    vllm_gpu_memory: float = _field(
+        0.4, "share of the GPU the vllm engine may take (the trainer needs the rest)"
+    )
     workers: int = _field(0, "Ray actors holding the training envs (0 = in this process)")
-    ray_address: str = _field("", "Ray cluster to join with workers > 0 (\"\" = start a local one; \"auto\")")
+    ray_address: str = _field(
+        "", 'Ray cluster to join with workers > 0 ("" = start a local one; "auto")'
+    )
 
 
 @dataclass
 class CreditConfig:
     shapers: list[Any] = _field(["env"], "turn-reward shapers, by name or {name: ..., option: ...}")
-    estimator: dict[str, Any] = _field({"name": "grpo"}, "advantage estimator: {name: ..., options...}")
+    estimator: dict[str, Any] = _field(
+        {"name": "grpo"}, "advantage estimator: {name: ..., options...}"
+    )
     judge: str = _field(
-        "oracle", "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an HF model"
+        "oracle",
+        "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an HF model",
     )
     lare_factors: str = _field(
         "hand",
@@ -148,15 +167,20 @@ class TrainConfig:
     micro_batch_turns: int = _field(64, "turns per forward/backward micro-batch")
     mini_batches: int = _field(1, "optimizer steps per PPO epoch")
     skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
-    sft_warmup: SFTConfig = field(default_factory=SFTConfig, metadata={"help": "supervised warm start"})
+    sft_warmup: SFTConfig = field(
+        default_factory=SFTConfig, metadata={"help": "supervised warm start"}
+    )
 
 
 @dataclass
 class EvalConfig:
-    every: int = _field(10, "evaluate on held-out splits every N iterations (0 = only at start/end)")
+    every: int = _field(
+        10, "evaluate on held-out splits every N iterations (0 = only at start/end)"
+    )
     episodes: int = _field(64, "episodes per held-out split")
     temperature: float = _field(
-        1.0, "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, see README)"
+        1.0,
+        "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, see README)",
     )
 
 
@@ -175,9 +199,15 @@ class RunConfig:
 @dataclass
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "environment"})
-    policy: PolicyConfig = field(default_factory=PolicyConfig, metadata={"help": "the model and how it acts"})
-    rollout: RolloutConfig = field(default_factory=RolloutConfig, metadata={"help": "rollout collection"})
-    credit: CreditConfig = field(default_factory=CreditConfig, metadata={"help": "credit assignment"})
+    policy: PolicyConfig = field(
+        default_factory=PolicyConfig, metadata={"help": "the model and how it acts"}
+    )
+    rollout: RolloutConfig = field(
+        default_factory=RolloutConfig, metadata={"help": "rollout collection"}
+    )
+    credit: CreditConfig = field(
+        default_factory=CreditConfig, metadata={"help": "credit assignment"}
+    )
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "held-out evaluation"})
     run: RunConfig = field(default_factory=RunConfig, metadata={"help": "bookkeeping"})
@@ -230,7 +260,9 @@ def _merge(base: DictConfig, values: dict, where: str) -> DictConfig:
         raise ConfigError(f"invalid value for config key '{key}' in {where}: {reason}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
     """Defaults, then the YAML file, then `key=value` overrides; validated at each layer.
 
     Returns a plain `Config` dataclass (not an OmegaConf node) so the rest of the code gets
@@ -240,14 +272,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} not found; the shipped ones are in configs/")
+            raise ConfigError(
+                f"config file {str(path)!r} not found; the shipped ones are in configs/"
+            )
         loaded = OmegaConf.to_container(OmegaConf.load(path)) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of config sections, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"{path} must hold a mapping of config sections, got {type(loaded).__name__}"
+            )
         cfg = _merge(cfg, loaded, str(path))
     for override in overrides:
         if "=" not in override:
-            raise ConfigError(f"command-line override {override!r} must look like key=value (e.g. train.iterations=5)")
+            raise ConfigError(
+                f"command-line override {override!r} must look like key=value (e.g. train.iterations=5)"
+            )
         dotlist = OmegaConf.to_container(OmegaConf.from_dotlist([override]))
         cfg = _merge(cfg, dotlist, f"the command-line override {override!r}")
     config: Config = OmegaConf.to_object(cfg)

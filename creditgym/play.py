@@ -34,7 +34,9 @@ def _install_completion(get_actions: Callable[[], list[str]]) -> None:
     readline.parse_and_bind("tab: complete")
 
 
-def play(env_id: str, seed: int = 0, split: str = "train", input_fn: Callable[[str], str] = input) -> int:
+def play(
+    env_id: str, seed: int = 0, split: str = "train", input_fn: Callable[[str], str] = input
+) -> int:
     """Play `env_id` interactively; returns 0 when the player quits or input ends."""
     from rich.console import Console
 

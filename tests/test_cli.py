@@ -16,7 +16,17 @@ def test_envs_lists_every_registered_env_with_its_description(capsys):
 def test_eval_of_expert_and_random_prints_a_table_and_writes_json(tmp_path, capsys):
     out_file = tmp_path / "results.json"
     code = main(
-        ["eval", "--env", "creditgym/HouseholdEasy-v0", "--episodes", "10", "--splits", "valid_seen", "--json", str(out_file)]
+        [
+            "eval",
+            "--env",
+            "creditgym/HouseholdEasy-v0",
+            "--episodes",
+            "10",
+            "--splits",
+            "valid_seen",
+            "--json",
+            str(out_file),
+        ]
     )
     assert code == 0
     results = {row["agent"]: row for row in json.loads(out_file.read_text())}
@@ -40,7 +50,10 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_unknown_agent_lists_the_choices(capsys):
-    assert main(["eval", "--env", "creditgym/HouseholdEasy-v0", "--agent", "exprt", "--episodes", "1"]) == 2
+    assert (
+        main(["eval", "--env", "creditgym/HouseholdEasy-v0", "--agent", "exprt", "--episodes", "1"])
+        == 2
+    )
     assert "did you mean 'expert'" in capsys.readouterr().out
 
 

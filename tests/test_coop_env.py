@@ -42,7 +42,15 @@ def test_same_seed_same_episode_and_per_agent_info_keys():
         actions = {agent: first[1][agent]["admissible_actions"][0] for agent in a.agents}
         assert a.step(actions) == b.step(actions)
     info = a.reset(seed=3)[1]["agent_1"]
-    assert {"task", "admissible_actions", "anchor", "won", "valid", "symbolic_state", "events"} <= set(info)
+    assert {
+        "task",
+        "admissible_actions",
+        "anchor",
+        "won",
+        "valid",
+        "symbolic_state",
+        "events",
+    } <= set(info)
     assert "agent_1" in info["task"] and info["anchor"][0] == "agent_1"
 
 
@@ -66,7 +74,9 @@ def test_rollouts_give_one_episode_per_agent_grouped_by_role():
     episodes = collect_episodes(envs, ExpertPolicy(), group_tasks([1, 2], 2), env_id=IDS[0])
     assert [ep.agent_id for ep in episodes] == ["agent_0", "agent_1"] * 4
     assert all(ep.success and ep.turns[-1].reward == 1.0 for ep in episodes)
-    assert {ep.group_id for ep in episodes} == {(("", s), a) for s in (1, 2) for a in ("agent_0", "agent_1")}
+    assert {ep.group_id for ep in episodes} == {
+        (("", s), a) for s in (1, 2) for a in ("agent_0", "agent_1")
+    }
     assert episodes[0].metadata["team_rollout"] == episodes[1].metadata["team_rollout"]
 
 
@@ -100,14 +110,20 @@ def test_lare_gives_the_agent_whose_actions_matter_more_credit_than_the_idle_one
     envs = make_envs(IDS[0], 8, max_steps=12)
     for i, env in enumerate(envs):
         env.seed_parity = i % 2  # env slots 0, 2, 4, 6: agent_0 works; 1, 3, 5, 7: it wanders
-    episodes = collect_episodes(envs, OneAgentWorks(seed=0), group_tasks(list(range(8)), 2), env_id=IDS[0])
+    episodes = collect_episodes(
+        envs, OneAgentWorks(seed=0), group_tasks(list(range(8)), 2), env_id=IDS[0]
+    )
     assert 0 < np.mean([ep.success for ep in episodes]) < 1
     latent = LatentReward(LatentReward.trusted(latent_factors), seed=0)
     context = CreditContext(extras={"lare": latent})
     for _ in range(3):
         rewards = lare_rewards(episodes, context, updates=100)
-    worker = np.mean([r.sum() for ep, r in zip(episodes, rewards) if ep.agent_id == "agent_0" and ep.success])
-    idle = np.mean([r.sum() for ep, r in zip(episodes, rewards) if ep.agent_id == "agent_1" and ep.success])
+    worker = np.mean(
+        [r.sum() for ep, r in zip(episodes, rewards) if ep.agent_id == "agent_0" and ep.success]
+    )
+    idle = np.mean(
+        [r.sum() for ep, r in zip(episodes, rewards) if ep.agent_id == "agent_1" and ep.success]
+    )
     print(f"credit per successful episode: agent_0 {worker:.2f}, agent_1 {idle:.2f}")
     assert worker > idle + 0.5, (worker, idle)  # the team return of 1 goes mostly to agent_0
 
@@ -160,7 +176,17 @@ def test_mpe_spread_reward_is_episodic_and_the_state_is_documented():
     env = creditgym.make("creditgym/MPESpread-v0", max_cycles=5)
     _, infos = env.reset(seed=0)
     state = infos["agent_0"]["symbolic_state"]
-    assert {"x", "y", "vx", "vy", "landmark_2_dx", "landmark_0_nearest", "teammate_1_dy", "collisions", "covered"} <= set(state)
+    assert {
+        "x",
+        "y",
+        "vx",
+        "vy",
+        "landmark_2_dx",
+        "landmark_0_nearest",
+        "teammate_1_dy",
+        "collisions",
+        "covered",
+    } <= set(state)
     rewards = []
     while env.agents:
         _, reward, _, _, infos = env.step({agent: "move right" for agent in env.agents})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from test_credit_helpers import episode
 
 from creditgym.credit import (
     CreditConfigError,
@@ -17,7 +18,6 @@ from creditgym.credit import (
     register_shaper,
     shape_rewards,
 )
-from test_credit_helpers import episode
 
 
 @register_estimator("test_last_turn_only")
@@ -35,7 +35,10 @@ def last_turn_only(episodes, turn_rewards, *, value: float = 1.0):
 def bonus_from_context(episodes, context, *, per_turn: bool = False):
     """A user's shaper reading an outside value from the context."""
     bonus = context.require("bonus", needed_by="shaper 'test_bonus'")
-    return [np.full(len(e.turns), bonus) if per_turn else np.eye(1, len(e.turns), 0)[0] * bonus for e in episodes]
+    return [
+        np.full(len(e.turns), bonus) if per_turn else np.eye(1, len(e.turns), 0)[0] * bonus
+        for e in episodes
+    ]
 
 
 def test_built_ins_are_registered():
@@ -45,7 +48,9 @@ def test_built_ins_are_registered():
 
 def test_user_estimator_is_picked_by_name_with_its_options():
     episodes = [episode([0, 0, 1]), episode([1])]
-    advantages = compute_advantages(episodes, estimator={"name": "test_last_turn_only", "value": 2.5})
+    advantages = compute_advantages(
+        episodes, estimator={"name": "test_last_turn_only", "value": 2.5}
+    )
     assert [a.tolist() for a in advantages] == [[0.0, 0.0, 2.5], [2.5]]
 
 
@@ -63,7 +68,9 @@ def test_shaper_gets_outside_things_through_the_context():
 
 
 def test_shaper_missing_its_context_says_what_to_pass():
-    with pytest.raises(ValueError, match=r"needs `bonus`.*CreditContext\(extras=\{'bonus': \.\.\.\}\)"):
+    with pytest.raises(
+        ValueError, match=r"needs `bonus`.*CreditContext\(extras=\{'bonus': \.\.\.\}\)"
+    ):
         shape_rewards([episode([0])], ["test_bonus"])
 
 
@@ -104,7 +111,9 @@ def test_unknown_option_names_the_option_and_the_valid_ones():
 
 
 def test_unknown_shaper_option_is_an_error():
-    with pytest.raises(CreditConfigError, match=r"unknown option 'scaling' for shaper 'env'.*valid options: scale"):
+    with pytest.raises(
+        CreditConfigError, match=r"unknown option 'scaling' for shaper 'env'.*valid options: scale"
+    ):
         shape_rewards([episode([1])], [{"name": "env", "scaling": 2}])
 
 
@@ -123,7 +132,9 @@ def test_estimator_returning_the_wrong_shape_is_an_error_naming_it():
     def bad(episodes, turn_rewards):
         return [np.zeros(1) for _ in episodes]
 
-    with pytest.raises(ValueError, match=r"estimator 'test_bad_shape' returned shape \(1,\) for episode 0"):
+    with pytest.raises(
+        ValueError, match=r"estimator 'test_bad_shape' returned shape \(1,\) for episode 0"
+    ):
         compute_advantages([episode([1, 1])], estimator="test_bad_shape")
 
 
@@ -138,5 +149,7 @@ def test_config_block_from_yaml_is_accepted_as_is():
     ).credit
     episodes = [episode([0, 1], anchors=["s", "t"]), episode([0, 0], anchors=["s", "u"])]
     advantages = compute_advantages(episodes, shapers=config.shapers, estimator=config.estimator)
-    direct = compute_advantages(episodes, ["env"], {"name": "gigpo", "gamma": 0.95, "step_weight": 1.0})
+    direct = compute_advantages(
+        episodes, ["env"], {"name": "gigpo", "gamma": 0.95, "step_weight": 1.0}
+    )
     assert np.allclose(np.concatenate(advantages), np.concatenate(direct))

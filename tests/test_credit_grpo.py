@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_credit_helpers import episode
 
 from creditgym.credit import compute_advantages, discounted_returns, grpo_advantages
 from creditgym.credit.shapers import env_rewards
-from test_credit_helpers import episode
 
 
 def grpo(episodes, **options):
@@ -39,7 +39,9 @@ def test_mean_normalization_subtracts_the_group_mean_only():
 
 
 def test_single_episode_group_gets_zero():
-    advantages = grpo([episode([5.0, 1.0], group="alone"), episode([1], group="x"), episode([0], group="x")])
+    advantages = grpo(
+        [episode([5.0, 1.0], group="alone"), episode([1], group="x"), episode([0], group="x")]
+    )
     assert advantages[0].tolist() == [0.0, 0.0]
 
 

@@ -22,7 +22,13 @@ def episode(
     valid = list(valid) if valid is not None else [True] * len(rewards)
     assert len(anchors) == len(rewards) == len(valid)
     turns = [
-        Turn(observation=f"obs {t}", action=f"act {t}", reward=float(r), info={"anchor": a}, valid=bool(v))
+        Turn(
+            observation=f"obs {t}",
+            action=f"act {t}",
+            reward=float(r),
+            info={"anchor": a},
+            valid=bool(v),
+        )
         for t, (r, a, v) in enumerate(zip(rewards, anchors, valid))
     ]
     return Episode(turns=turns, group_id=group, failed=failed)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_credit_helpers import episode
 
 from creditgym.credit import compute_advantages, credit_metrics
-from test_credit_helpers import episode
 
 
 def batch():

@@ -18,8 +18,17 @@ QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 
 def torchrun(processes: int, *args: str) -> None:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *args]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        *args,
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -63,7 +72,9 @@ def test_two_rank_training_writes_once_and_resumes_on_one_rank(tmp_path):
     assert train_rows[0]["credit/failed_episode_share"] == 0.0
     assert train_rows[1]["env_steps"] > train_rows[0]["env_steps"] >= 8
 
-    resumed = train(load_config(QUICKSTART, [*overrides[:-2], "train.iterations=3", f"run.output_dir={out}"]))
+    resumed = train(
+        load_config(QUICKSTART, [*overrides[:-2], "train.iterations=3", f"run.output_dir={out}"])
+    )
     assert resumed.iterations == 3
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["iteration"] for row in rows if "rollout/success" in row] == [1, 2, 3]

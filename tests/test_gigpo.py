@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_credit_helpers import episode
 
 from creditgym.credit import gigpo_advantages, gigpo_terms
 from creditgym.credit.shapers import env_rewards
-from test_credit_helpers import episode
 
 
 def gigpo(episodes, **options):
@@ -60,13 +60,18 @@ def test_hand_worked_mean_std_normalization():
     # A^S (A, t): deviations 0 -0.5 0.5, std 0.5 -> 0, -1, 1
     # A^S (B, s): deviations 0.5 -0.5, std 0.707107 -> 0.707107, -0.707107
     terms = gigpo_terms(
-        two_groups(), env_rewards(two_groups(), None), gamma=0.5, normalization="mean_std", invalid_penalty=0.0
+        two_groups(),
+        env_rewards(two_groups(), None),
+        gamma=0.5,
+        normalization="mean_std",
+        invalid_penalty=0.0,
     )
     assert terms.episode_advantage == pytest.approx(
         [0.577350] * 3 + [-1.154701] * 3 + [0.577350] * 2 + [0.707107] * 2 + [-0.707107], abs=1e-5
     )
     assert terms.step_advantage == pytest.approx(
-        [0.261115, 0.0, 0.0, -0.783346, -0.783346, -1.0, 1.305577, 1.0, 0.707107, 0.0, -0.707107], abs=1e-5
+        [0.261115, 0.0, 0.0, -0.783346, -0.783346, -1.0, 1.305577, 1.0, 0.707107, 0.0, -0.707107],
+        abs=1e-5,
     )
     assert terms.advantage == pytest.approx(terms.episode_advantage + terms.step_advantage)
 
@@ -164,7 +169,9 @@ def test_reference_code_variant_takes_episode_statistics_over_turns():
     episodes = [episode([0, 1]), episode([0])]
     rewards = env_rewards(episodes, None)
     by_turns = gigpo_terms(episodes, rewards, episode_stats="turns", invalid_penalty=0.0)
-    by_trajectories = gigpo_terms(episodes, rewards, episode_stats="trajectories", invalid_penalty=0.0)
+    by_trajectories = gigpo_terms(
+        episodes, rewards, episode_stats="trajectories", invalid_penalty=0.0
+    )
     assert by_turns.episode_advantage == pytest.approx([1 / 3, 1 / 3, -2 / 3])
     assert by_trajectories.episode_advantage == pytest.approx([0.5, 0.5, -0.5])
     episodes[0].turns[1].valid = False
@@ -203,7 +210,10 @@ def test_similarity_grouping_is_greedy_against_each_clusters_first_member():
 
 
 def test_similarity_never_merges_across_episode_groups():
-    episodes = [episode([0], anchors=["kitchen"], group=1), episode([1], anchors=["kitchen"], group=2)]
+    episodes = [
+        episode([0], anchors=["kitchen"], group=1),
+        episode([1], anchors=["kitchen"], group=2),
+    ]
     terms = gigpo_terms(episodes, env_rewards(episodes, None), similarity=True)
     assert terms.step_group[0] != terms.step_group[1]
 
@@ -213,7 +223,10 @@ def test_similarity_never_merges_across_episode_groups():
     [
         ({"gamma": 1.5}, r"gamma=1.5 must be in \[0, 1\]"),
         ({"normalization": "std"}, r"normalization='std' is not one of 'mean', 'mean_std'"),
-        ({"episode_stats": "steps"}, r"episode_stats='steps' is not one of 'trajectories', 'turns'"),
+        (
+            {"episode_stats": "steps"},
+            r"episode_stats='steps' is not one of 'trajectories', 'turns'",
+        ),
         ({"similarity_threshold": 0.0}, r"similarity_threshold=0.0 must be in \(0, 1\]"),
     ],
 )

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_credit_helpers import episode
 
 from creditgym.credit import gigpo_advantages, gigpo_terms, grpo_advantages
 from creditgym.credit.shapers import env_rewards
-from test_credit_helpers import episode
 
 SETTINGS = settings(max_examples=60, deadline=None)
 options_strategy = st.fixed_dictionaries(
@@ -24,14 +24,21 @@ options_strategy = st.fixed_dictionaries(
 
 
 @st.composite
-def batches(draw, equal_lengths_in_group: bool = False, anchors_with_time: bool = False, max_episodes: int = 4):
+def batches(
+    draw,
+    equal_lengths_in_group: bool = False,
+    anchors_with_time: bool = False,
+    max_episodes: int = 4,
+):
     """1-3 groups of 1-max_episodes episodes; rewards in halves; anchors from 3 states."""
     episodes = []
     for group in range(draw(st.integers(1, 3))):
         group_length = draw(st.integers(1, 4))
         for _ in range(draw(st.integers(1, max_episodes))):
             length = group_length if equal_lengths_in_group else draw(st.integers(1, 4))
-            rewards = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=length, max_size=length))
+            rewards = draw(
+                st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=length, max_size=length)
+            )
             states = draw(st.lists(st.sampled_from("abc"), min_size=length, max_size=length))
             anchors = [(t, s) for t, s in enumerate(states)] if anchors_with_time else states
             valid = draw(st.lists(st.booleans(), min_size=length, max_size=length))
@@ -40,7 +47,9 @@ def batches(draw, equal_lengths_in_group: bool = False, anchors_with_time: bool 
 
 
 def gigpo(episodes, rewards=None, **options):
-    return gigpo_advantages(episodes, rewards if rewards is not None else env_rewards(episodes, None), **options)
+    return gigpo_advantages(
+        episodes, rewards if rewards is not None else env_rewards(episodes, None), **options
+    )
 
 
 def assert_same(left, right, atol=1e-9):
@@ -58,12 +67,18 @@ def test_permuting_episodes_permutes_advantages(episodes, options, random):
     permuted = gigpo([episodes[i] for i in order], **options)
     assert_same(permuted, [advantages[i] for i in order])
     grpo = grpo_advantages(episodes, env_rewards(episodes, None))
-    grpo_permuted = grpo_advantages([episodes[i] for i in order], env_rewards([episodes[i] for i in order], None))
+    grpo_permuted = grpo_advantages(
+        [episodes[i] for i in order], env_rewards([episodes[i] for i in order], None)
+    )
     assert_same(grpo_permuted, [grpo[i] for i in order])
 
 
 @SETTINGS
-@given(batches(equal_lengths_in_group=True, anchors_with_time=True), options_strategy, st.sampled_from([-1.0, 0.5, 3.0]))
+@given(
+    batches(equal_lengths_in_group=True, anchors_with_time=True),
+    options_strategy,
+    st.sampled_from([-1.0, 0.5, 3.0]),
+)
 def test_constant_added_to_every_reward_changes_nothing_when_compared_turns_are_equally_far_from_the_end(
     episodes, options, constant
 ):
@@ -133,8 +148,12 @@ def test_advantages_of_each_episode_group_sum_to_zero_without_penalty(normalizat
         episode([0, 0, 0], anchors=["s", "s", "t"]),
         episode([2], anchors=["s"]),
     ]
-    terms = gigpo_terms(episodes, env_rewards(episodes, None), normalization=normalization, invalid_penalty=0.0)
+    terms = gigpo_terms(
+        episodes, env_rewards(episodes, None), normalization=normalization, invalid_penalty=0.0
+    )
     per_episode = [terms.episode_advantage[i] for i in (0, 2, 5)]
     assert sum(per_episode) == pytest.approx(0.0, abs=1e-12)
     for group in set(terms.step_group.tolist()):
-        assert terms.step_advantage[terms.step_group == group].sum() == pytest.approx(0.0, abs=1e-12)
+        assert terms.step_advantage[terms.step_group == group].sum() == pytest.approx(
+            0.0, abs=1e-12
+        )

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from test_credit_helpers import episode
 
 from creditgym.agents.hf import HFPolicy
 from creditgym.agents.tiny import build_tiny_model
@@ -18,7 +19,6 @@ from creditgym.credit import (
     information_gain,
 )
 from creditgym.trajectory import Episode, Turn
-from test_credit_helpers import episode
 
 # ---- the discounted_group estimator --------------------------------------------------------
 
@@ -29,7 +29,9 @@ def igpo_batch():
 
 
 def estimate(episodes, **options):
-    return discounted_group_advantages(episodes, [np.array([t.reward for t in e.turns]) for e in episodes], **options)
+    return discounted_group_advantages(
+        episodes, [np.array([t.reward for t in e.turns]) for e in episodes], **options
+    )
 
 
 def test_joint_normalization_hand_worked():
@@ -88,12 +90,16 @@ class RecordingScorer:
 
 
 def qa_episode(prompts: list[str], answer: str = "paris", group: str = "q") -> Episode:
-    turns = [Turn(observation="", action="search[x]", prompt=p, info={"answer": answer}) for p in prompts]
+    turns = [
+        Turn(observation="", action="search[x]", prompt=p, info={"answer": answer}) for p in prompts
+    ]
     return Episode(turns=turns, group_id=group)
 
 
 def test_prob_diff_and_log_prob_diff_hand_worked():
-    scorer = RecordingScorer({"P0answer[": math.log(0.1), "P1answer[": math.log(0.4), "P2answer[": math.log(0.3)})
+    scorer = RecordingScorer(
+        {"P0answer[": math.log(0.1), "P1answer[": math.log(0.4), "P2answer[": math.log(0.3)}
+    )
     episodes = [qa_episode(["P0", "P1", "P2"])]
     context = CreditContext(scorer=scorer)
     # p = 0.1 before turn 0, 0.4 after it, 0.3 after turn 1; the final turn's reward is the outcome's
@@ -104,7 +110,9 @@ def test_prob_diff_and_log_prob_diff_hand_worked():
 
 def test_one_turn_episodes_need_no_scoring():
     scorer = RecordingScorer({})
-    assert information_gain([qa_episode(["P0"])], CreditContext(scorer=scorer))[0] == pytest.approx([0.0])
+    assert information_gain([qa_episode(["P0"])], CreditContext(scorer=scorer))[0] == pytest.approx(
+        [0.0]
+    )
     assert scorer.calls == []
 
 
@@ -123,7 +131,10 @@ def test_one_batched_call_no_duplicates_and_the_answer_only_as_continuation():
 def test_missing_scorer_or_answer_is_a_clear_error():
     with pytest.raises(ValueError, match="info_gain shaper.*scorer"):
         information_gain([qa_episode(["P0"])], CreditContext())
-    no_answer = Episode(turns=[Turn(observation="", action="a", prompt=p) for p in ("P0", "P1")], env_id="mine/Maze-v0")
+    no_answer = Episode(
+        turns=[Turn(observation="", action="a", prompt=p) for p in ("P0", "P1")],
+        env_id="mine/Maze-v0",
+    )
     with pytest.raises(ValueError, match="info\\['answer'\\]"):
         information_gain([no_answer], CreditContext(scorer=RecordingScorer({})))
 
@@ -138,19 +149,24 @@ CORPUS = [
 @pytest.fixture(scope="module")
 def tiny_policy():
     tokenizer = fit_tokenizer(CORPUS, vocab_size=300)
-    return HFPolicy(build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0), tokenizer)
+    return HFPolicy(
+        build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0), tokenizer
+    )
 
 
 def test_batched_scores_equal_one_at_a_time_with_the_tiny_model(tiny_policy):
     episodes = [
         qa_episode([CORPUS[0], CORPUS[0] + "\n" + CORPUS[1]], answer="Seihobraia", group=0),
-        qa_episode([CORPUS[0], "Question: who? search[Ada]", CORPUS[1] * 2], answer="Ada Morrow", group=0),
+        qa_episode(
+            [CORPUS[0], "Question: who? search[Ada]", CORPUS[1] * 2], answer="Ada Morrow", group=0
+        ),
     ]
     batched = answer_scores(episodes, tiny_policy)
     for ep, scores in zip(episodes, batched):
         answer = ep.turns[0].info["answer"]
         one_by_one = [
-            tiny_policy.logprobs([turn.prompt + "answer["], [answer], add_eos=False)[0].mean() for turn in ep.turns
+            tiny_policy.logprobs([turn.prompt + "answer["], [answer], add_eos=False)[0].mean()
+            for turn in ep.turns
         ]
         np.testing.assert_allclose(scores, one_by_one, atol=1e-5)
 
@@ -175,9 +191,15 @@ def test_scores_recorded_by_the_rollout_are_used_without_a_call():
     episodes = [qa_episode(["P0", "P1", "P2"])]
     for turn, p in zip(episodes[0].turns, (0.1, 0.4, 0.3)):
         turn.teacher_forced = ("answer[", "paris", [math.log(p)] * 2)
-    episodes[0].turns[2].teacher_forced = ("ANSWER:", "paris", [0.0])  # another prefix: scored afresh
+    episodes[0].turns[2].teacher_forced = (
+        "ANSWER:",
+        "paris",
+        [0.0],
+    )  # another prefix: scored afresh
     scorer = RecordingScorer({"P2answer[": math.log(0.3)})
-    assert information_gain(episodes, CreditContext(scorer=scorer))[0] == pytest.approx([0.3, -0.1, 0.0])
+    assert information_gain(episodes, CreditContext(scorer=scorer))[0] == pytest.approx(
+        [0.3, -0.1, 0.0]
+    )
     assert scorer.calls == [(["P2answer["], ["paris"])]
 
 
@@ -188,7 +210,9 @@ def search_policy():
     return load_policy("tiny", env_ids=["creditgym/SearchQAEasy-v0"], constrained=True)
 
 
-def test_rollout_scores_from_the_kv_cache_equal_a_fresh_prefill_and_leave_sampling_alone(search_policy):
+def test_rollout_scores_from_the_kv_cache_equal_a_fresh_prefill_and_leave_sampling_alone(
+    search_policy,
+):
     from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
 
     envs = make_envs("creditgym/SearchQAEasy-v0", 8, split="train")
@@ -198,13 +222,19 @@ def test_rollout_scores_from_the_kv_cache_equal_a_fresh_prefill_and_leave_sampli
     search_policy.generator.manual_seed(0)
     scored = collect_episodes(envs, search_policy, tasks, answer_prefix="answer[")
 
-    assert [[t.response_ids for t in ep.turns] for ep in scored] == [[t.response_ids for t in ep.turns] for ep in plain]
+    assert [[t.response_ids for t in ep.turns] for ep in scored] == [
+        [t.response_ids for t in ep.turns] for ep in plain
+    ]
     np.testing.assert_allclose(
         [lp for ep in scored for t in ep.turns for lp in t.logprobs],
         [lp for ep in plain for t in ep.turns for lp in t.logprobs],
         atol=1e-5,
     )
-    assert all(t.teacher_forced is not None and t.teacher_forced[1] == t.info["answer"] for ep in scored for t in ep.turns)
+    assert all(
+        t.teacher_forced is not None and t.teacher_forced[1] == t.info["answer"]
+        for ep in scored
+        for t in ep.turns
+    )
     from_cache = answer_scores(scored, search_policy)
     for ep in scored:
         for turn in ep.turns:

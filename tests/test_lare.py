@@ -23,11 +23,17 @@ def test_rrd_equals_rd_when_the_subset_covers_every_turn_and_is_unbiased_otherwi
     episode = torch.tensor([0, 0, 0, 1])
     returns = torch.tensor([4.0, 2.0])
     rd = decomposition_loss(rewards, episode, returns, "rd")
-    assert decomposition_loss(rewards, episode, returns, "rrd", subset_size=3) == pytest.approx(rd.item())
+    assert decomposition_loss(rewards, episode, returns, "rrd", subset_size=3) == pytest.approx(
+        rd.item()
+    )
     # one turn of three, scaled by 3: the estimate of episode 0's sum averages to 6 over subsets
     generator = torch.Generator().manual_seed(0)
     estimates = [
-        decomposition_loss(rewards[:3], episode[:3], torch.tensor([0.0]), "rrd", generator, subset_size=1).sqrt().item()
+        decomposition_loss(
+            rewards[:3], episode[:3], torch.tensor([0.0]), "rrd", generator, subset_size=1
+        )
+        .sqrt()
+        .item()
         for _ in range(600)
     ]
     assert np.mean(estimates) == pytest.approx(6.0, abs=0.25)
@@ -41,9 +47,14 @@ def synthetic_episodes(n_episodes: int, seed: int):
     episodes, hidden = [], []
     for _ in range(n_episodes):
         length = int(rng.integers(3, 9))
-        states = [{"a": float(rng.random()), "b": float(rng.random()), "c": float(rng.random() > 0.7)} for _ in range(length)]
+        states = [
+            {"a": float(rng.random()), "b": float(rng.random()), "c": float(rng.random() > 0.7)}
+            for _ in range(length)
+        ]
         rewards = [2.0 * s["a"] - s["b"] + 1.5 * s["c"] for s in states]
-        turns = [Turn(observation="", action="act", next_info={"symbolic_state": s}) for s in states]
+        turns = [
+            Turn(observation="", action="act", next_info={"symbolic_state": s}) for s in states
+        ]
         turns[-1].reward = float(sum(rewards))  # the episode's reward comes only at the end
         episodes.append(Episode(turns=turns))
         hidden += rewards
@@ -92,9 +103,13 @@ class CodingClient:
         answers = []
         for p in prompts:
             if "failed" in p:
-                answers.append("```python\ndef evaluate(state, action):\n    return [state['a'], 1.0]\n```")
+                answers.append(
+                    "```python\ndef evaluate(state, action):\n    return [state['a'], 1.0]\n```"
+                )
             else:  # candidates and the merge import os: the sandbox rejects it
-                answers.append("Sure:\n```python\nimport os\ndef evaluate(state, action):\n    return [1.0]\n```")
+                answers.append(
+                    "Sure:\n```python\nimport os\ndef evaluate(state, action):\n    return [1.0]\n```"
+                )
         return [Generation(text=a) for a in answers]
 
 
@@ -104,13 +119,20 @@ def test_code_writer_merges_candidates_verifies_in_the_sandbox_and_repairs(tmp_p
 
     client = CodingClient()
     samples = [({"a": 0.5}, "go"), ({"a": 1.0}, "take")]
-    result = write_factor_code(CachedLLM(client, tmp_path), "reach the goal", "a: progress", samples, n_candidates=3)
+    result = write_factor_code(
+        CachedLLM(client, tmp_path), "reach the goal", "a: progress", samples, n_candidates=3
+    )
     assert result.code is not None and "state['a']" in result.code
     assert [r["stage"] for r in result.rounds] == ["verify 1", "verify 2"]
     assert "import of 'os'" in result.rounds[0]["error"]
     assert len(client.prompts) == 3 + 1 + 1  # candidates, merge, one repair
     again = CodingClient()
-    assert write_factor_code(CachedLLM(again, tmp_path), "reach the goal", "a: progress", samples, n_candidates=3).code == result.code
+    assert (
+        write_factor_code(
+            CachedLLM(again, tmp_path), "reach the goal", "a: progress", samples, n_candidates=3
+        ).code
+        == result.code
+    )
     assert again.prompts == []  # all from the cache
 
 
@@ -122,9 +144,13 @@ def test_code_writer_gives_up_after_max_rounds():
         def generate(self, prompts):
             from creditgym.agents.base import Generation
 
-            return [Generation(text="def evaluate(state, action):\n    return 'nope'") for _ in prompts]
+            return [
+                Generation(text="def evaluate(state, action):\n    return 'nope'") for _ in prompts
+            ]
 
-    result = write_factor_code(CachedLLM(Stubborn()), "t", "a: x", [({"a": 1}, "go")], n_candidates=2, max_rounds=3)
+    result = write_factor_code(
+        CachedLLM(Stubborn()), "t", "a: x", [({"a": 1}, "go")], n_candidates=2, max_rounds=3
+    )
     assert result.code is None and len(result.rounds) == 3
     assert all("list of numbers" in r["error"] for r in result.rounds)
 
@@ -154,4 +180,13 @@ def test_training_with_lare_and_the_hand_written_household_factors(tmp_path):
     )
     assert train(config).iterations == 2
     with pytest.raises(ValueError, match="lare_factors='nope'"):
-        train(load_config(None, [f"run.output_dir={tmp_path / 'bad'}", "credit.shapers=[lare]", "credit.lare_factors=nope"]))
+        train(
+            load_config(
+                None,
+                [
+                    f"run.output_dir={tmp_path / 'bad'}",
+                    "credit.shapers=[lare]",
+                    "credit.lare_factors=nope",
+                ],
+            )
+        )

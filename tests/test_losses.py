@@ -10,7 +10,11 @@ def test_loss_at_ratio_one_has_the_reinforce_gradient():
     # At theta = theta_old the PPO surrogate's gradient is -mean_t A * grad log pi(token_t).
     logits = torch.tensor([[0.3, -0.2, 1.0], [0.5, 0.1, -1.0]], requires_grad=True)
     tokens = torch.tensor([[0, 2], [1, 0]])
-    logprobs = torch.log_softmax(logits, -1)[:, None, :].expand(2, 2, 3).gather(-1, tokens[..., None])[..., 0]
+    logprobs = (
+        torch.log_softmax(logits, -1)[:, None, :]
+        .expand(2, 2, 3)
+        .gather(-1, tokens[..., None])[..., 0]
+    )
     advantages = torch.tensor([2.0, -1.0])
     mask = torch.ones(2, 2)
     out = ppo_clip_loss(logprobs, logprobs.detach(), advantages, mask)
@@ -35,7 +39,9 @@ def test_loss_at_ratio_one_has_the_reinforce_gradient():
 )
 def test_clipping_stops_the_gradient_only_beyond_the_trust_region(advantage, ratio, clipped):
     new = torch.tensor([[torch.log(torch.tensor(ratio)).item()]], requires_grad=True)
-    out = ppo_clip_loss(new, torch.zeros(1, 1), torch.tensor([advantage]), torch.ones(1, 1), clip_eps=0.2)
+    out = ppo_clip_loss(
+        new, torch.zeros(1, 1), torch.tensor([advantage]), torch.ones(1, 1), clip_eps=0.2
+    )
     (grad,) = torch.autograd.grad(out.loss, new)
     if clipped:
         assert grad.item() == 0.0
@@ -57,13 +63,17 @@ def test_micro_batches_with_a_shared_token_count_sum_to_the_full_batch_gradient(
     parts = base.clone().requires_grad_(True)
     total = mask.sum().item()
     for rows in ([0], [1, 2]):
-        ppo_clip_loss(parts[rows], old[rows], advantages[rows], mask[rows], token_count=total).loss.backward()
+        ppo_clip_loss(
+            parts[rows], old[rows], advantages[rows], mask[rows], token_count=total
+        ).loss.backward()
     torch.testing.assert_close(parts.grad, full.grad)
 
 
 def test_padding_tokens_do_not_contribute():
     logprobs = torch.tensor([[-1.0, -5.0]], requires_grad=True)
-    out = ppo_clip_loss(logprobs, torch.tensor([[-1.0, 0.0]]), torch.tensor([1.0]), torch.tensor([[1.0, 0.0]]))
+    out = ppo_clip_loss(
+        logprobs, torch.tensor([[-1.0, 0.0]]), torch.tensor([1.0]), torch.tensor([[1.0, 0.0]])
+    )
     (grad,) = torch.autograd.grad(out.loss, logprobs)
     assert grad[0, 1].item() == 0.0
 
@@ -71,9 +81,13 @@ def test_padding_tokens_do_not_contribute():
 def test_reference_kl_is_zero_at_the_reference_and_positive_elsewhere():
     logprobs = torch.tensor([[-1.0, -2.0]])
     mask = torch.ones(1, 2)
-    same = ppo_clip_loss(logprobs, logprobs, torch.zeros(1), mask, ref_logprobs=logprobs, kl_coef=0.1)
+    same = ppo_clip_loss(
+        logprobs, logprobs, torch.zeros(1), mask, ref_logprobs=logprobs, kl_coef=0.1
+    )
     assert same.ref_kl == pytest.approx(0.0)
-    apart = ppo_clip_loss(logprobs, logprobs, torch.zeros(1), mask, ref_logprobs=logprobs - 0.5, kl_coef=0.1)
+    apart = ppo_clip_loss(
+        logprobs, logprobs, torch.zeros(1), mask, ref_logprobs=logprobs - 0.5, kl_coef=0.1
+    )
     # k3 estimator, delta = -0.5 per token: exp(-0.5) + 0.5 - 1
     assert apart.ref_kl == pytest.approx(float(torch.exp(torch.tensor(-0.5))) - 0.5)
 

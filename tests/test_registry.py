@@ -73,7 +73,9 @@ def corridor_package(tmp_path, monkeypatch):
     dist_info = tmp_path / "corridor_pkg-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: corridor-pkg\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text("[creditgym.envs]\ncorridor = corridor_pkg:register_envs\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[creditgym.envs]\ncorridor = corridor_pkg:register_envs\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     yield
@@ -95,7 +97,9 @@ def test_builtin_envs_are_in_gymnasiums_registry_under_the_creditgym_namespace()
     assert "creditgym/Household-v0" in ids
     assert all(env_id.startswith("creditgym/") for env_id in ids)
     assert all(env_id in gym.envs.registry for env_id in ids)
-    assert all(creditgym.describe(env_id) for env_id in ids), "every env needs a one-line description"
+    assert all(creditgym.describe(env_id) for env_id in ids), (
+        "every env needs a one-line description"
+    )
 
 
 def test_an_entry_point_plugin_env_is_found_made_checked_and_evaluated(corridor_package):
@@ -107,7 +111,9 @@ def test_an_entry_point_plugin_env_is_found_made_checked_and_evaluated(corridor_
     from creditgym.agents.scripted import ExpertPolicy
     from creditgym.train.evaluate import evaluate
 
-    (result,) = evaluate(ExpertPolicy(), "thirdparty/Corridor-v0", ["train"], episodes=4, env_kwargs={"length": 2})
+    (result,) = evaluate(
+        ExpertPolicy(), "thirdparty/Corridor-v0", ["train"], episodes=4, env_kwargs={"length": 2}
+    )
     assert result.success == 1.0 and result.mean_steps == 2.0
 
 
@@ -117,7 +123,10 @@ def test_register_in_user_code_with_a_class_entry_point_and_default_kwargs(corri
     creditgym.register("thirdparty/Corridor-v0", corridor_pkg.CorridorEnv, length=5)
     env = creditgym.make("thirdparty/Corridor-v0")
     assert env.unwrapped.length == 5
-    assert creditgym.describe("thirdparty/Corridor-v0") == "Walk east along a corridor until you reach the door."
+    assert (
+        creditgym.describe("thirdparty/Corridor-v0")
+        == "Walk east along a corridor until you reach the door."
+    )
     assert creditgym.make("thirdparty/Corridor-v0", length=1).unwrapped.length == 1
 
 
@@ -125,7 +134,9 @@ def test_a_broken_plugin_warns_with_its_name_and_does_not_break_other_envs(tmp_p
     dist_info = tmp_path / "broken_pkg-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-pkg\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text("[creditgym.envs]\nbroken = no_such_module:register\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[creditgym.envs]\nbroken = no_such_module:register\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     with pytest.warns(UserWarning, match="creditgym env plugin 'broken'"):

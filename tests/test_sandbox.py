@@ -15,7 +15,10 @@ import math
 def evaluate(state, action):
     return [float(state["holding"]), math.sqrt(state["distance"]), float(action.startswith("take"))]
 """
-INPUTS = [({"holding": 1, "distance": 4.0}, "take apple"), ({"holding": 0, "distance": 9.0}, "look")]
+INPUTS = [
+    ({"holding": 1, "distance": 4.0}, "take apple"),
+    ({"holding": 0, "distance": 9.0}, "look"),
+]
 
 
 def test_good_code_runs_on_every_input():
@@ -28,7 +31,10 @@ def test_good_code_runs_on_every_input():
         ("import os\ndef evaluate(s, a):\n    return [0.0]", "import of 'os'"),
         ("import subprocess\ndef evaluate(s, a):\n    return [0.0]", "import of 'subprocess'"),
         ("import socket\ndef evaluate(s, a):\n    return [0.0]", "import of 'socket'"),
-        ("def evaluate(s, a):\n    open('/tmp/x', 'w').write('x')\n    return [0.0]", "name 'open'"),
+        (
+            "def evaluate(s, a):\n    open('/tmp/x', 'w').write('x')\n    return [0.0]",
+            "name 'open'",
+        ),
         ("def evaluate(s, a):\n    return [().__class__.__bases__[0]]", "dunder attribute"),
         ("def evaluate(s, a):\n    return [eval('1')]", "name 'eval'"),
         ("def evaluate(s, a):\n    return [__import__('os')]", "name '__import__'"),
@@ -49,7 +55,9 @@ def _runtime(code, time_limit=5.0, memory_mb=256):
 def test_runtime_blocks_file_writes(tmp_path):
     target = tmp_path / "escaped.txt"
     with pytest.raises(SandboxError, match="open"):
-        _runtime(f"def evaluate(s, a):\n    open({str(target)!r}, 'w').write('x')\n    return [0.0]")
+        _runtime(
+            f"def evaluate(s, a):\n    open({str(target)!r}, 'w').write('x')\n    return [0.0]"
+        )
     assert not target.exists()
 
 
@@ -72,7 +80,9 @@ def test_an_endless_loop_is_stopped_within_the_time_limit():
 
 def test_unbounded_allocation_hits_the_memory_limit():
     with pytest.raises(SandboxError, match="memory"):
-        run_sandboxed("def evaluate(s, a):\n    x = [0] * (10 ** 10)\n    return [0.0]", INPUTS, memory_mb=256)
+        run_sandboxed(
+            "def evaluate(s, a):\n    x = [0] * (10 ** 10)\n    return [0.0]", INPUTS, memory_mb=256
+        )
 
 
 @pytest.mark.parametrize(
@@ -93,6 +103,10 @@ def test_wrong_outputs_are_rejected(body, reason):
 def test_the_trainer_process_is_unaffected():
     before = (os.getcwd(), dict(os.environ))
     with pytest.raises(SandboxError):
-        run_sandboxed("import math\ndef evaluate(s, a):\n    while True:\n        pass", INPUTS, time_limit=0.5)
+        run_sandboxed(
+            "import math\ndef evaluate(s, a):\n    while True:\n        pass",
+            INPUTS,
+            time_limit=0.5,
+        )
     assert run_sandboxed(GOOD, INPUTS)[0] == [1.0, 2.0, 1.0]  # and the next call works
     assert (os.getcwd(), dict(os.environ)) == before

@@ -66,10 +66,13 @@ def play_expert(env: SearchQAEnv, seed: int, options=None):
 
 # --- scoring (hand-worked) ---------------------------------------------------------------------
 
+
 def test_normalisation_lowercases_and_drops_punctuation_articles_and_extra_spaces():
     assert normalize_answer("The  Orvel-Tides!") == "orveltides"
     assert normalize_answer("An apple a Day.") == "apple day"
-    assert normalize_answer("Theodore and the Anvil") == "theodore and anvil"  # "the" only as a word
+    assert (
+        normalize_answer("Theodore and the Anvil") == "theodore and anvil"
+    )  # "the" only as a word
     assert normalize_answer(" the ") == ""
 
 
@@ -99,6 +102,7 @@ def test_scores_are_the_best_over_aliases():
 
 # --- the contract ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("env_id", [EASY, STANDARD])
 def test_presets_pass_gymnasium_check_env_and_the_text_env_contract(env_id, cache_dir):
     env = creditgym.make(env_id, cache_dir=cache_dir)
@@ -122,7 +126,14 @@ def test_same_seed_gives_same_question_and_same_transitions(cache_dir):
             for action in actions:
                 action = action or info[keys.ADMISSIBLE_ACTIONS][1]
                 obs, reward, terminated, truncated, info = env.step(action)
-                run += [obs, reward, terminated, truncated, info[keys.ANCHOR], info[keys.ADMISSIBLE_ACTIONS]]
+                run += [
+                    obs,
+                    reward,
+                    terminated,
+                    truncated,
+                    info[keys.ANCHOR],
+                    info[keys.ADMISSIBLE_ACTIONS],
+                ]
             trace.append(run)
         assert trace[0] == trace[1]
 
@@ -134,7 +145,9 @@ def test_reset_seed_n_gives_question_n_of_the_split(cache_dir):
         assert info[TASK_ID] == env.questions[n % len(env.questions)].id
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(actions=st.lists(st.text(max_size=300), min_size=1, max_size=12))
 def test_arbitrary_strings_never_raise_and_observations_stay_in_the_space(easy, actions):
     obs, info = easy.reset(seed=1)
@@ -153,10 +166,14 @@ def test_unparseable_action_is_invalid_costs_a_turn_and_names_the_formats(cache_
     obs, reward, terminated, truncated, info = env.step("go north")
     assert not info[keys.VALID] and reward == 0.0 and not (terminated or truncated)
     assert "search[" in obs and "answer[" in obs
-    assert info[keys.SYMBOLIC_STATE]["turn"] == 1.0 and info[keys.SYMBOLIC_STATE]["invalid_actions"] == 1.0
+    assert (
+        info[keys.SYMBOLIC_STATE]["turn"] == 1.0
+        and info[keys.SYMBOLIC_STATE]["invalid_actions"] == 1.0
+    )
 
 
 # --- tools ---------------------------------------------------------------------------------------
+
 
 def test_any_search_text_is_accepted_case_insensitively(cache_dir):
     env = make(cache_dir)
@@ -179,7 +196,9 @@ def test_search_returns_top_k_passages_and_adds_them_to_the_anchor(cache_dir):
     assert info[keys.ANCHOR] == frozenset({question.id, *hits})
     _, _, _, _, again = env.step(f"search[{query}]")
     assert again[keys.ANCHOR] == info[keys.ANCHOR]
-    assert again[keys.ADMISSIBLE_ACTIONS] == info[keys.ADMISSIBLE_ACTIONS]  # a function of the anchor
+    assert (
+        again[keys.ADMISSIBLE_ACTIONS] == info[keys.ADMISSIBLE_ACTIONS]
+    )  # a function of the anchor
 
 
 def test_admissible_actions_offer_searches_and_answers_for_names_and_years_seen(cache_dir):
@@ -209,12 +228,15 @@ def test_every_admissible_search_is_a_valid_action(cache_dir):
 
 # --- rewards and episode end ---------------------------------------------------------------------
 
+
 def test_correct_answer_ends_with_reward_one_and_won(cache_dir):
     env = make(cache_dir)
     _, info = env.reset(seed=0)
     _, reward, terminated, truncated, info = env.step(f"answer[{info[keys.ANSWER]}]")
     assert (reward, terminated, truncated) == (1.0, True, False)
-    assert info[keys.WON] and info[EM] == 1.0 and info[F1] == 1.0 and info[keys.EVENTS] == ["answered"]
+    assert (
+        info[keys.WON] and info[EM] == 1.0 and info[F1] == 1.0 and info[keys.EVENTS] == ["answered"]
+    )
 
 
 def test_partial_answer_earns_its_word_f1_and_does_not_win(cache_dir):
@@ -262,6 +284,7 @@ def test_stepping_after_the_end_does_not_raise(cache_dir):
 
 # --- the expert and retrieval (the acceptance numbers) ---------------------------------------------
 
+
 @pytest.mark.parametrize("env_id", [EASY, STANDARD])
 def test_expert_answers_at_least_98_percent_of_test_questions_exactly(env_id, cache_dir):
     env = make(cache_dir, env_id, split="test")
@@ -276,7 +299,7 @@ def test_bm25_puts_a_gold_passage_in_the_top_5_for_95_percent_of_expert_queries(
     for seed in range(len(env.questions)):
         env.reset(seed=seed)
         while (action := env.expert_action()).startswith("search["):
-            top5 = env.index.search(action[len("search["):-1], 5)
+            top5 = env.index.search(action[len("search[") : -1], 5)
             hits += any(passage in env.question.gold_passages for passage in top5)
             queries += 1
             env.step(action)
@@ -288,7 +311,11 @@ def test_expert_retrieves_gold_passages_in_hop_order_on_a_bridge_question(cache_
     actions, reward, info, events = play_expert(env, 0, {"task_type": "bridge"})
     assert events == ["retrieved gold passage 1", "retrieved gold passage 2", "answered"]
     assert len(actions) == 3 and reward == 1.0
-    assert info[keys.SYMBOLIC_STATE]["gold_retrieved"] == info[keys.SYMBOLIC_STATE]["gold_total"] == 2.0
+    assert (
+        info[keys.SYMBOLIC_STATE]["gold_retrieved"]
+        == info[keys.SYMBOLIC_STATE]["gold_total"]
+        == 2.0
+    )
 
 
 def test_expert_answers_comparisons_with_the_older_name(cache_dir):
@@ -310,8 +337,11 @@ def test_expert_learns_facts_only_from_retrieval(cache_dir):
 
 # --- world, questions, splits ----------------------------------------------------------------------
 
+
 def test_world_is_a_pure_function_of_its_parameters():
-    params = WorldParams(n_countries=3, n_cities=5, n_people=10, n_companies=4, n_works=4, n_distractors=3)
+    params = WorldParams(
+        n_countries=3, n_cities=5, n_people=10, n_companies=4, n_works=4, n_distractors=3
+    )
     same = generate_world(params), generate_world(params)
     other = generate_world(WorldParams(**{**params.__dict__, "seed": 1}))
     assert [e.name for e in same[0].entities] == [e.name for e in same[1].entities]
@@ -330,8 +360,10 @@ def test_every_fact_is_stated_in_its_gold_passage_with_its_keyword():
 def test_splits_name_disjoint_topics_and_questions_are_unique():
     world, corpus = load_world(DIFFICULTIES["standard"].world)
     mix = DIFFICULTIES["standard"].hop_mix
-    topics = {split: {t for q in generate_questions(world, corpus, split, mix) for t in q.topics}
-              for split in ("train", "valid", "test")}
+    topics = {
+        split: {t for q in generate_questions(world, corpus, split, mix) for t in q.topics}
+        for split in ("train", "valid", "test")
+    }
     assert not topics["train"] & topics["test"] and not topics["train"] & topics["valid"]
     questions = generate_questions(world, corpus, "train", mix)
     assert len({q.id for q in questions}) == len(questions)
@@ -340,11 +372,21 @@ def test_splits_name_disjoint_topics_and_questions_are_unique():
 
 def test_hop_mix_sets_the_task_type_proportions():
     world, corpus = load_world(DIFFICULTIES["standard"].world)
-    questions = generate_questions(world, corpus, "train", {"single_hop": 0.4, "bridge": 0.4, "comparison": 0.2})
-    share = {t: sum(q.task_type == t for q in questions) / len(questions) for t in ("single_hop", "comparison")}
-    assert share["single_hop"] == pytest.approx(0.4, abs=0.01) and share["comparison"] == pytest.approx(0.2, abs=0.01)
+    questions = generate_questions(
+        world, corpus, "train", {"single_hop": 0.4, "bridge": 0.4, "comparison": 0.2}
+    )
+    share = {
+        t: sum(q.task_type == t for q in questions) / len(questions)
+        for t in ("single_hop", "comparison")
+    }
+    assert share["single_hop"] == pytest.approx(0.4, abs=0.01) and share[
+        "comparison"
+    ] == pytest.approx(0.2, abs=0.01)
     easy_world, easy_corpus = load_world(DIFFICULTIES["easy"].world)
-    easy_types = {q.task_type for q in generate_questions(easy_world, easy_corpus, "train", DIFFICULTIES["easy"].hop_mix)}
+    easy_types = {
+        q.task_type
+        for q in generate_questions(easy_world, easy_corpus, "train", DIFFICULTIES["easy"].hop_mix)
+    }
     assert easy_types == {"single_hop", "bridge"}
 
 
@@ -358,10 +400,13 @@ def test_bad_arguments_say_what_to_choose(cache_dir):
     with pytest.raises(ValueError, match="every country needs a city"):
         WorldParams(n_countries=5, n_cities=3)
     with pytest.raises(ValueError, match="comparison"):
-        SearchQAEnv(difficulty="easy", cache_dir=cache_dir).reset(options={"task_type": "comparison"})
+        SearchQAEnv(difficulty="easy", cache_dir=cache_dir).reset(
+            options={"task_type": "comparison"}
+        )
 
 
 # --- the BM25 index cache --------------------------------------------------------------------------
+
 
 def test_index_is_cached_on_disk_keyed_by_world_parameters(cache_dir):
     params = DIFFICULTIES["easy"].world

@@ -35,7 +35,11 @@ def _config(tmp_path, name, *overrides):
 
 def _metrics(path):
     rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows if "rollout/success" in row]
+    return [
+        {k: v for k, v in row.items() if not k.startswith("time/")}
+        for row in rows
+        if "rollout/success" in row
+    ]
 
 
 @pytest.mark.parametrize(
@@ -47,7 +51,9 @@ def test_resume_after_two_iterations_equals_four_straight(tmp_path, credit):
     straight = train(_config(tmp_path, "straight", "train.iterations=4", *credit))
 
     train(_config(tmp_path, "resumed", "train.iterations=2", *credit))
-    resumed = train(_config(tmp_path, "resumed", "train.iterations=4", *credit))  # picks up iteration 2
+    resumed = train(
+        _config(tmp_path, "resumed", "train.iterations=4", *credit)
+    )  # picks up iteration 2
 
     assert resumed.iterations == straight.iterations == 4
     assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "straight")
@@ -100,7 +106,11 @@ def test_training_clearly_beats_the_starting_policy_on_a_small_task(tmp_path):
 
 def test_lora_trains_only_the_adapters_and_resumes(tmp_path):
     pytest.importorskip("peft")
-    lora = ["policy.lora.enabled=true", "policy.lora.r=4", "policy.lora.target_modules=[q_proj, v_proj]"]
+    lora = [
+        "policy.lora.enabled=true",
+        "policy.lora.r=4",
+        "policy.lora.target_modules=[q_proj, v_proj]",
+    ]
     first = train(_config(tmp_path, "lora", "train.iterations=1", "run.save_every=1", *lora))
     saved = {p.name for p in (first.checkpoint / "model").iterdir()}
     assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved

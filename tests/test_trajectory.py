@@ -4,7 +4,10 @@ from creditgym.trajectory import Episode, Turn, group_episodes, turn_rewards
 
 
 def _episode(group, rewards, anchor_prefix="s"):
-    turns = [Turn(observation="o", action="a", reward=r, info={"anchor": f"{anchor_prefix}{i}"}) for i, r in enumerate(rewards)]
+    turns = [
+        Turn(observation="o", action="a", reward=r, info={"anchor": f"{anchor_prefix}{i}"})
+        for i, r in enumerate(rewards)
+    ]
     return Episode(turns=turns, group_id=group)
 
 

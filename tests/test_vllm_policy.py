@@ -23,7 +23,9 @@ ACTIONS = ["go to fridge 1", "take apple 1 from countertop 1", "open drawer 2", 
 
 
 def tiny_policy(constrained=True) -> HFPolicy:
-    tokenizer = fit_tokenizer(["Task: put an apple in the fridge. " + " ".join(ACTIONS)] * 3, vocab_size=300)
+    tokenizer = fit_tokenizer(
+        ["Task: put an apple in the fridge. " + " ".join(ACTIONS)] * 3, vocab_size=300
+    )
     model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0)
     return HFPolicy(model, tokenizer, constrained=constrained, max_new_tokens=8)
 
@@ -40,11 +42,16 @@ class FakeLLM:
             assert prompt["prompt_token_ids"], "prompts go to vLLM as token ids"
             rng = random.Random(p.seed)
             if p.structured_outputs is not None:
-                text, ids = rng.choice(p.structured_outputs.choice), [7, 8]  # vLLM's own tokenisation
+                text, ids = (
+                    rng.choice(p.structured_outputs.choice),
+                    [7, 8],
+                )  # vLLM's own tokenisation
             else:
                 ids = [rng.randrange(3, 200) for _ in range(3)] + [p.stop_token_ids[0]]
                 text = "free text"
-            outputs.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text, token_ids=ids)]))
+            outputs.append(
+                types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text, token_ids=ids)])
+            )
         return outputs
 
     def collective_rpc(self, method, args=()):
@@ -72,9 +79,15 @@ def fake_vllm(monkeypatch):
     inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
     sampling = types.ModuleType("vllm.sampling_params")
     sampling.StructuredOutputsParams = lambda choice: types.SimpleNamespace(choice=choice)
-    for name, module in {"vllm": vllm, "vllm.inputs": inputs, "vllm.sampling_params": sampling}.items():
+    for name, module in {
+        "vllm": vllm,
+        "vllm.inputs": inputs,
+        "vllm.sampling_params": sampling,
+    }.items():
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else None)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else None
+    )
     monkeypatch.setattr(vllm_policy, "cuda_available", lambda: True)
 
 
@@ -93,7 +106,9 @@ def test_lora_with_vllm_is_a_clear_error():
         build_rollout_policy(config, tiny_policy())
 
 
-def test_constrained_samples_are_admissible_tokenised_like_the_trainer_and_scored_by_it(fake_vllm, tmp_path):
+def test_constrained_samples_are_admissible_tokenised_like_the_trainer_and_scored_by_it(
+    fake_vllm, tmp_path
+):
     policy = tiny_policy()
     engine = vllm_policy.VLLMPolicy(policy)
     assert engine.llm.kwargs["worker_extension_cls"].endswith("WeightSyncExtension")
@@ -126,7 +141,7 @@ def test_sync_sends_every_weight_and_drops_the_prefix_cache(fake_vllm):
     with torch.no_grad():
         next(policy.model.parameters()).add_(1.0)
     engine.sync_weights()
-    (method, (named,)), = engine.llm.rpcs
+    ((method, (named,)),) = engine.llm.rpcs
     assert method == "load_trainer_weights" and engine.llm.cache_resets == 1
     state = policy.model.state_dict()
     assert [name for name, _ in named] == list(state)
@@ -138,7 +153,9 @@ def test_the_engine_gets_a_loadable_copy_of_the_policy(tmp_path):
     policy = tiny_policy()
     exported = HFPolicy.from_pretrained(vllm_policy.export_for_engine(policy, tmp_path))
     assert exported.model.config.architectures == [type(policy.model).__name__]
-    for (name, a), (_, b) in zip(policy.model.state_dict().items(), exported.model.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        policy.model.state_dict().items(), exported.model.state_dict().items()
+    ):
         torch.testing.assert_close(a, b, msg=name)
     assert exported.encode_prompt("go to fridge 1") == policy.encode_prompt("go to fridge 1")
 
@@ -161,9 +178,22 @@ def test_trainer_with_the_vllm_engine_syncs_after_every_update(fake_vllm, tmp_pa
 
     syncs = []
     sync = vllm_policy.VLLMPolicy.sync_weights
-    monkeypatch.setattr(vllm_policy.VLLMPolicy, "sync_weights", lambda self: syncs.append(1) or sync(self))
-    overrides = [*TINY, "rollout.engine=vllm", "rollout.groups=2", "rollout.group_size=2", "train.iterations=2"]
-    overrides += ["env.kwargs={max_steps: 4}", "eval.episodes=2", "eval.every=0", f"run.output_dir={tmp_path}"]
+    monkeypatch.setattr(
+        vllm_policy.VLLMPolicy, "sync_weights", lambda self: syncs.append(1) or sync(self)
+    )
+    overrides = [
+        *TINY,
+        "rollout.engine=vllm",
+        "rollout.groups=2",
+        "rollout.group_size=2",
+        "train.iterations=2",
+    ]
+    overrides += [
+        "env.kwargs={max_steps: 4}",
+        "eval.episodes=2",
+        "eval.every=0",
+        f"run.output_dir={tmp_path}",
+    ]
     result = train(load_config(QUICKSTART, overrides))
     assert result.iterations == 2 and len(syncs) == 2
 

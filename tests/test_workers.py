@@ -22,15 +22,24 @@ def local_ray():
 
 def _signature(episodes):
     return [
-        (ep.group_id, ep.success, ep.failed, [(t.observation, t.action, t.reward, t.info["anchor"]) for t in ep.turns])
+        (
+            ep.group_id,
+            ep.success,
+            ep.failed,
+            [(t.observation, t.action, t.reward, t.info["anchor"]) for t in ep.turns],
+        )
         for ep in episodes
     ]
 
 
 def test_ray_workers_give_the_same_episodes_as_in_process_envs():
     tasks = group_tasks([3, 5, 8], group_size=4, split="train")
-    local = collect_episodes(make_envs(ENV, 6, split="train"), RandomPolicy(seed=1), tasks, env_id=ENV)
-    remote = collect_episodes(make_envs(ENV, 6, split="train", workers=2), RandomPolicy(seed=1), tasks, env_id=ENV)
+    local = collect_episodes(
+        make_envs(ENV, 6, split="train"), RandomPolicy(seed=1), tasks, env_id=ENV
+    )
+    remote = collect_episodes(
+        make_envs(ENV, 6, split="train", workers=2), RandomPolicy(seed=1), tasks, env_id=ENV
+    )
     assert _signature(remote) == _signature(local)
     assert not any(ep.failed for ep in remote)
 

@@ -22,18 +22,25 @@ import json
 import os
 import shutil
 from pathlib import Path
-
-from creditgym.cache import cache_root
 from typing import Any
 
 from creditgym.agents.base import Policy
+from creditgym.cache import cache_root
 
 __all__ = ["POLICY_NAMES", "cache_dir", "load_policy", "tiny_agent_dir"]
 
 POLICY_NAMES = ("expert", "random", "tiny", "smollm2", "openai:<base_url>")
 
 #: Keyword arguments of `load_policy("tiny", ...)` that shape the model, not the sampling.
-TINY_BUILD_ARGS = ("env_ids", "vocab_size", "episodes_per_env", "hidden_size", "num_layers", "num_heads", "seed")
+TINY_BUILD_ARGS = (
+    "env_ids",
+    "vocab_size",
+    "episodes_per_env",
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "seed",
+)
 
 
 def cache_dir() -> Path:
@@ -69,7 +76,13 @@ def tiny_agent_dir(**build_args: Any) -> Path:
     env_ids = build_args.pop("env_ids", None)
     env_ids = sorted(list_envs("creditgym") if env_ids is None else env_ids)
     key = json.dumps(
-        {"version": __version__, "env_ids": env_ids, "envs": _env_fingerprint(env_ids), **build_args}, sort_keys=True
+        {
+            "version": __version__,
+            "env_ids": env_ids,
+            "envs": _env_fingerprint(env_ids),
+            **build_args,
+        },
+        sort_keys=True,
     )
     target = cache_dir() / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if (target / "config.json").exists():
@@ -124,7 +137,9 @@ def load_policy(spec: str, **kwargs: Any) -> Policy:
         from creditgym.agents.hf import HFPolicy
 
         return HFPolicy.from_pretrained(local if local.exists() else spec, **kwargs)
-    close = difflib.get_close_matches(spec, ["expert", "random", "tiny", "smollm2"], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(
+        spec, ["expert", "random", "tiny", "smollm2"], n=1, cutoff=0.6
+    )
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise ValueError(
         f"unknown policy {spec!r}; {hint}choose one of {', '.join(POLICY_NAMES)}, a local model "

@@ -309,7 +309,9 @@ class HFPolicy:
         for i in set(range(len(prompts))) - set(active):
             generations[i].error = "no admissible actions to choose from"
         if teacher_force is not None and len(teacher_force) != len(prompts):
-            raise ValueError(f"got {len(teacher_force)} teacher_force entries for {len(prompts)} prompts; give one each")
+            raise ValueError(
+                f"got {len(teacher_force)} teacher_force entries for {len(prompts)} prompts; give one each"
+            )
         forced = [
             None if pair is None else self._teacher_force_ids(*pair)
             for pair in (teacher_force if teacher_force is not None else [None] * len(prompts))
@@ -415,7 +417,9 @@ class HFPolicy:
         """
         rows = [[] if f is None else f[0] for f in forced]
         longest = max(len(ids) for ids in rows)
-        ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long, device=self.device)
+        ids = torch.full(
+            (len(rows), longest), self.pad_token_id, dtype=torch.long, device=self.device
+        )
         mask = torch.zeros((len(rows), longest), dtype=attention_mask.dtype, device=self.device)
         for row, row_ids in enumerate(rows):
             ids[row, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
@@ -525,7 +529,9 @@ class HFPolicy:
         results: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(prompts)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            chunk_actions = None if admissible_actions is None else [admissible_actions[i] for i in chunk]
+            chunk_actions = (
+                None if admissible_actions is None else [admissible_actions[i] for i in chunk]
+            )
             scores, _ = self.score(
                 [prompt_ids[i] for i in chunk], [response_ids[i] for i in chunk], chunk_actions
             )

@@ -40,7 +40,9 @@ def smollm2_gguf() -> Path:
 
 def _require_gguf() -> None:
     if importlib.util.find_spec("gguf") is None:
-        raise ImportError(f"reading SmolLM2's GGUF file needs the gguf package; run `{INSTALL_HINT}`")
+        raise ImportError(
+            f"reading SmolLM2's GGUF file needs the gguf package; run `{INSTALL_HINT}`"
+        )
 
 
 def smollm2_dir(cache_dir: str | Path) -> Path:

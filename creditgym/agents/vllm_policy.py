@@ -67,7 +67,9 @@ class VLLMPolicy:
         score_batch: int = 64,
     ) -> None:
         if importlib.util.find_spec("vllm") is None:
-            raise ImportError("rollout.engine=vllm needs vLLM: pip install 'creditgym[vllm]' (CUDA only)")
+            raise ImportError(
+                "rollout.engine=vllm needs vLLM: pip install 'creditgym[vllm]' (CUDA only)"
+            )
         if not cuda_available():
             raise RuntimeError(
                 "rollout.engine=vllm needs a CUDA GPU and none is visible; use rollout.engine=hf on this machine"
@@ -107,7 +109,10 @@ class VLLMPolicy:
 
     def sync_weights(self) -> None:
         """Load the trainer's current weights into vLLM (after every update)."""
-        named = [(name, tensor.detach().cpu()) for name, tensor in self.trainer_policy.model.state_dict().items()]
+        named = [
+            (name, tensor.detach().cpu())
+            for name, tensor in self.trainer_policy.model.state_dict().items()
+        ]
         self.llm.collective_rpc("load_trainer_weights", args=(named,))
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
 
@@ -180,7 +185,9 @@ class VLLMPolicy:
             for generation, values in zip(chunk, scores):
                 generation.logprobs = values.float().cpu().tolist()
 
-    def logprobs(self, prompts: Sequence[str], continuations: Sequence[str], **kwargs: Any) -> list[np.ndarray]:
+    def logprobs(
+        self, prompts: Sequence[str], continuations: Sequence[str], **kwargs: Any
+    ) -> list[np.ndarray]:
         """Teacher-forced log-probs, from the HF model (credit modules score with it)."""
         return self.trainer_policy.logprobs(prompts, continuations, **kwargs)
 
@@ -204,7 +211,9 @@ def export_for_engine(policy: HFPolicy, directory: str | Path) -> Path:
     model.config.save_pretrained(out)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(out)
-    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})  # tied weights once
+    save_model(
+        model, str(out / "model.safetensors"), metadata={"format": "pt"}
+    )  # tied weights once
     policy.tokenizer.save_pretrained(out)
     return out
 

@@ -18,7 +18,13 @@ Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (L
 
 from creditgym.credit.api import check_credit_config, compute_advantages, shape_rewards
 from creditgym.credit.batch import discounted_returns
+from creditgym.credit.calm import LLMJudge, OracleJudge, Transition, calm_rewards
 from creditgym.credit.context import CreditContext, LogProbScorer
+from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
+from creditgym.credit.grpo import grpo_advantages
+from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
+from creditgym.credit.lare import LatentReward, lare_rewards, sandboxed_factors
+from creditgym.credit.metrics import credit_metrics
 from creditgym.credit.registry import (
     CreditConfigError,
     get_estimator,
@@ -31,12 +37,6 @@ from creditgym.credit.registry import (
 
 # Built-ins register themselves on import.
 from creditgym.credit.shapers import env_rewards
-from creditgym.credit.grpo import grpo_advantages
-from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
-from creditgym.credit.calm import LLMJudge, OracleJudge, Transition, calm_rewards
-from creditgym.credit.lare import LatentReward, lare_rewards, sandboxed_factors
-from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
-from creditgym.credit.metrics import credit_metrics
 
 __all__ = [
     "compute_advantages",

@@ -23,7 +23,13 @@ from creditgym.credit.context import CreditContext
 from creditgym.credit.registry import CreditConfigError, Resolved, resolve
 from creditgym.trajectory import Episode
 
-__all__ = ["ShaperSpec", "EstimatorSpec", "check_credit_config", "shape_rewards", "compute_advantages"]
+__all__ = [
+    "ShaperSpec",
+    "EstimatorSpec",
+    "check_credit_config",
+    "shape_rewards",
+    "compute_advantages",
+]
 
 ShaperSpec = str | Mapping[str, Any]
 EstimatorSpec = str | Mapping[str, Any]
@@ -49,7 +55,9 @@ def check_credit_config(
     resolve("estimator", estimator)
 
 
-def _run_shaper(shaper: Resolved, episodes: Sequence[Episode], context: CreditContext) -> list[np.ndarray]:
+def _run_shaper(
+    shaper: Resolved, episodes: Sequence[Episode], context: CreditContext
+) -> list[np.ndarray]:
     rewards = shaper.fn(episodes, context, **shaper.options)
     check_turn_rewards(episodes, rewards, f"shaper {shaper.name!r}")
     return [np.asarray(r, dtype=np.float64) for r in rewards]

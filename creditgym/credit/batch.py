@@ -141,7 +141,9 @@ def discounted_returns(rewards: Sequence[float] | np.ndarray, gamma: float) -> n
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     if rewards.ndim != 1:
-        raise ValueError(f"rewards must be one episode's 1-D array of turn rewards, got shape {rewards.shape}")
+        raise ValueError(
+            f"rewards must be one episode's 1-D array of turn rewards, got shape {rewards.shape}"
+        )
     return batch_discounted_returns(rewards, np.array([len(rewards)]), gamma)
 
 
@@ -162,7 +164,10 @@ def group_normalize(
     member = np.zeros(n_groups)
     member[groups] = values  # any member of each group will do as a shift
     shifted = values - member[groups]
-    deviation = shifted - (np.bincount(groups, weights=shifted, minlength=n_groups) / np.maximum(counts, 1))[groups]
+    deviation = (
+        shifted
+        - (np.bincount(groups, weights=shifted, minlength=n_groups) / np.maximum(counts, 1))[groups]
+    )
     if normalization == "mean":
         return deviation
     squares = np.bincount(groups, weights=deviation**2, minlength=n_groups)

@@ -203,7 +203,9 @@ class LLMJudge:
         preset = self.subgoals
         if preset is not None and not isinstance(preset, Mapping):
             return {task: list(preset) for task in distinct}
-        result: dict[str, list[str] | None] = {t: list(preset[t]) for t in distinct if preset and t in preset}
+        result: dict[str, list[str] | None] = {
+            t: list(preset[t]) for t in distinct if preset and t in preset
+        }
         unknown = [t for t in distinct if t not in result]
         answers = self.ask([subgoal_prompt(t, self.legend, self.max_subgoals) for t in unknown])
         for task, answer in zip(unknown, answers):
@@ -216,7 +218,12 @@ class LLMJudge:
     def judge(self, transitions: Sequence[Transition]) -> list[frozenset[str] | None]:
         goals = self.decompose([t.task for t in transitions])
         askable = [i for i, t in enumerate(transitions) if goals[t.task]]
-        answers = self.ask([transition_prompt(transitions[i], goals[transitions[i].task], self.legend) for i in askable])
+        answers = self.ask(
+            [
+                transition_prompt(transitions[i], goals[transitions[i].task], self.legend)
+                for i in askable
+            ]
+        )
         verdicts: list[frozenset[str] | None] = [None] * len(transitions)
         for i, answer in zip(askable, answers):
             if answer is None:

@@ -20,7 +20,9 @@ __all__ = ["CreditContext", "LogProbScorer"]
 class LogProbScorer(Protocol):
     """Scores continuations under the current policy (every creditgym `Policy` is one)."""
 
-    def logprobs(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[np.ndarray]: ...
+    def logprobs(
+        self, prompts: Sequence[str], continuations: Sequence[str]
+    ) -> list[np.ndarray]: ...
 
 
 @dataclass
@@ -43,10 +45,16 @@ class CreditContext:
 
     def require(self, name: str, needed_by: str) -> Any:
         """The field or extra `name`, or an error saying who needs it and how to pass it."""
-        value = getattr(self, name, None) if name in self.__dataclass_fields__ else self.extras.get(name)
+        value = (
+            getattr(self, name, None)
+            if name in self.__dataclass_fields__
+            else self.extras.get(name)
+        )
         if value is None:
-            where = f"CreditContext({name}=...)" if name in self.__dataclass_fields__ else (
-                f"CreditContext(extras={{{name!r}: ...}})"
+            where = (
+                f"CreditContext({name}=...)"
+                if name in self.__dataclass_fields__
+                else (f"CreditContext(extras={{{name!r}: ...}})")
             )
             raise ValueError(
                 f"{needed_by} needs `{name}` from the credit context, but none was given; "

@@ -44,8 +44,8 @@ The state s_t is `turn.anchor`, the environment's canonical state key.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 import inspect
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
@@ -149,13 +149,20 @@ def step_groups(
     """
     ok = ~batch.turn_failed
     # `turn.anchor` inlined: this loop and the dict pass below are most of GiGPO's cost.
-    anchors = [turn.info.get("anchor") for episode in episodes if not episode.failed for turn in episode.turns]
+    anchors = [
+        turn.info.get("anchor")
+        for episode in episodes
+        if not episode.failed
+        for turn in episode.turns
+    ]
     try:
         anchor_id, distinct = factorize(anchors)
     except TypeError:  # an unhashable anchor (list, dict, array)
         anchor_id, distinct = factorize([_hashable(a) for a in anchors])
     group = batch.group[batch.episode][ok]
-    missing = anchor_id == distinct.index(None) if None in distinct else np.zeros(len(anchors), bool)
+    missing = (
+        anchor_id == distinct.index(None) if None in distinct else np.zeros(len(anchors), bool)
+    )
     pair_key = group * (len(distinct) + 1) + anchor_id
     _, first_turn, pair = np.unique(pair_key[~missing], return_index=True, return_inverse=True)
     if similarity:
@@ -163,7 +170,9 @@ def step_groups(
         turn_of_pair = np.flatnonzero(~missing)[first_turn[seen_order]]
         cluster = np.empty(len(first_turn), dtype=np.int64)
         cluster[seen_order] = _cluster_similar(
-            [distinct[i] for i in anchor_id[turn_of_pair]], group[turn_of_pair], similarity_threshold
+            [distinct[i] for i in anchor_id[turn_of_pair]],
+            group[turn_of_pair],
+            similarity_threshold,
         )
         pair = cluster[pair]
     n_paired = int(pair.max()) + 1 if len(pair) else 0
@@ -175,7 +184,9 @@ def step_groups(
     return ids, n_paired + int(missing.sum())
 
 
-def _check_options(gamma: float, normalization: str, similarity_threshold: float, episode_stats: str) -> None:
+def _check_options(
+    gamma: float, normalization: str, similarity_threshold: float, episode_stats: str
+) -> None:
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gigpo: gamma={gamma} must be in [0, 1] (the paper uses 0.95).")
     if not 0.0 < similarity_threshold <= 1.0:
@@ -214,7 +225,9 @@ def _gigpo(
     else:  # verl-agent's statistics over all turns of the group
         episode_score = batch.returns[batch.episode] - penalty
         A_E = np.zeros(len(batch.rewards))
-        A_E[ok] = group_normalize(episode_score[ok], group_of_turn[ok], batch.n_groups, normalization, epsilon)
+        A_E[ok] = group_normalize(
+            episode_score[ok], group_of_turn[ok], batch.n_groups, normalization, epsilon
+        )
 
     # Eq. 5: discounted return of every turn.
     R_t = batch_discounted_returns(batch.rewards, batch.lengths, gamma)
@@ -224,7 +237,9 @@ def _gigpo(
 
     # Eq. 7: step relative advantage A^S.
     A_S = np.zeros(len(batch.rewards))
-    A_S[ok] = group_normalize((R_t - penalty)[ok], step_group[ok], n_step_groups, normalization, epsilon)
+    A_S[ok] = group_normalize(
+        (R_t - penalty)[ok], step_group[ok], n_step_groups, normalization, epsilon
+    )
 
     # Eq. 8: combined advantage A = A^E + omega * A^S (both are 0 on failed episodes).
     omega = step_weight
@@ -268,7 +283,9 @@ def gigpo_advantages(
     return split(terms.advantage, terms.batch.lengths)
 
 
-def gigpo_terms(episodes: Sequence[Episode], turn_rewards: Sequence[np.ndarray], **options: Any) -> GiGPOTerms:
+def gigpo_terms(
+    episodes: Sequence[Episode], turn_rewards: Sequence[np.ndarray], **options: Any
+) -> GiGPOTerms:
     """A^E, A^S, A and the step groups as flat arrays; options and defaults as `gigpo_advantages`."""
     arguments = inspect.signature(gigpo_advantages).bind(episodes, turn_rewards, **options)
     arguments.apply_defaults()

@@ -39,7 +39,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from creditgym.credit.batch import batch_discounted_returns, check_choice, flatten, group_normalize, split
+from creditgym.credit.batch import (
+    batch_discounted_returns,
+    check_choice,
+    flatten,
+    group_normalize,
+    split,
+)
 from creditgym.credit.context import CreditContext, LogProbScorer
 from creditgym.credit.registry import register_estimator, register_shaper
 from creditgym.trajectory import Episode
@@ -86,7 +92,9 @@ def answer_scores(
     if requests:
         prompts, answers = zip(*requests)
         # only the answer's own tokens count: no EOS after it (policies that append one take add_eos)
-        no_eos = {"add_eos": False} if "add_eos" in inspect.signature(scorer.logprobs).parameters else {}
+        no_eos = (
+            {"add_eos": False} if "add_eos" in inspect.signature(scorer.logprobs).parameters else {}
+        )
         token_logprobs = scorer.logprobs(list(prompts), list(answers), **no_eos)
         means = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in token_logprobs])
     return [
@@ -121,7 +129,9 @@ def information_gain(
     scores = answer_scores([episodes[i] for i in multi_turn], scorer, answer_prefix)
     for i, log_p in zip(multi_turn, scores):
         score = np.exp(log_p) if gain == "prob_diff" else log_p
-        rewards[i][:-1] = scale * np.diff(score)  # turn t: score after it (entry t + 1) minus before it
+        rewards[i][:-1] = scale * np.diff(
+            score
+        )  # turn t: score after it (entry t + 1) minus before it
     return rewards
 
 
@@ -152,5 +162,7 @@ def discounted_group_advantages(
     if normalization == "separate":  # outcomes and gains form distinct pools of each group
         is_final = batch.step == batch.lengths[batch.episode] - 1
         key = 2 * key + is_final
-    normalized[ok] = group_normalize(batch.rewards[ok], key[ok], 2 * batch.n_groups, "mean_std", epsilon)
+    normalized[ok] = group_normalize(
+        batch.rewards[ok], key[ok], 2 * batch.n_groups, "mean_std", epsilon
+    )
     return split(batch_discounted_returns(normalized, batch.lengths, gamma), batch.lengths)

@@ -37,7 +37,13 @@ from creditgym.credit.registry import register_shaper
 from creditgym.credit.sandbox import run_sandboxed
 from creditgym.trajectory import Episode
 
-__all__ = ["RewardDecoder", "LatentReward", "sandboxed_factors", "decomposition_loss", "lare_rewards"]
+__all__ = [
+    "RewardDecoder",
+    "LatentReward",
+    "sandboxed_factors",
+    "decomposition_loss",
+    "lare_rewards",
+]
 
 FactorFunction = Callable[[Sequence[tuple[dict[str, Any], str]]], list[list[float]]]
 VARIANTS = ("rd", "rrd")
@@ -75,7 +81,9 @@ def decomposition_loss(
     n_episodes = len(returns)
     lengths = torch.bincount(episode_of_turn, minlength=n_episodes).to(turn_rewards.dtype)
     if variant == "rd":
-        predicted = torch.zeros(n_episodes, dtype=turn_rewards.dtype).index_add(0, episode_of_turn, turn_rewards)
+        predicted = torch.zeros(n_episodes, dtype=turn_rewards.dtype).index_add(
+            0, episode_of_turn, turn_rewards
+        )
     elif variant == "rrd":
         # a random subset per episode: rank the turns of each episode by random keys
         keys = torch.rand(len(turn_rewards), generator=generator)
@@ -94,7 +102,9 @@ def decomposition_loss(
     return torch.mean((predicted - returns) ** 2)
 
 
-def sandboxed_factors(code: str, *, time_limit: float = 10.0, memory_mb: int = 512) -> FactorFunction:
+def sandboxed_factors(
+    code: str, *, time_limit: float = 10.0, memory_mb: int = 512
+) -> FactorFunction:
     """A factor function from untrusted code: one sandboxed process per batch of turns."""
 
     def factors(inputs: Sequence[tuple[dict[str, Any], str]]) -> list[list[float]]:
@@ -171,7 +181,9 @@ class LatentReward:
             raise ValueError(f"lare: variant={variant!r} is not one of {VARIANTS}")
         x = torch.as_tensor(factors, dtype=torch.float32)
         if x.ndim != 2 or x.shape[0] != len(episode_of_turn):
-            raise ValueError(f"lare: factors of shape {tuple(x.shape)} for {len(episode_of_turn)} turns")
+            raise ValueError(
+                f"lare: factors of shape {tuple(x.shape)} for {len(episode_of_turn)} turns"
+            )
         if self.decoder is None:
             self._setup(x.shape[1], lr)
         index = torch.as_tensor(episode_of_turn, dtype=torch.long)
@@ -204,7 +216,11 @@ def lare_rewards(
         lr: the decoder's learning rate.
     """
     latent: LatentReward = (context or CreditContext()).require("lare", "the lare shaper (LaRe)")
-    inputs = [(dict(turn.next_info.get("symbolic_state", {})), turn.action) for ep in episodes for turn in ep.turns]
+    inputs = [
+        (dict(turn.next_info.get("symbolic_state", {})), turn.action)
+        for ep in episodes
+        for turn in ep.turns
+    ]
     if not inputs:
         return [np.zeros(0) for _ in episodes]
     factors = np.asarray(latent.factors(inputs), dtype=np.float64)
@@ -213,12 +229,21 @@ def lare_rewards(
     # one rollout together (their predicted rewards add up to the one team return).
     units: dict[Any, int] = {}
     unit_of_episode = [
-        units.setdefault(("team", ep.metadata["team_rollout"]) if "team_rollout" in ep.metadata else ("episode", i), len(units))
+        units.setdefault(
+            ("team", ep.metadata["team_rollout"])
+            if "team_rollout" in ep.metadata
+            else ("episode", i),
+            len(units),
+        )
         for i, ep in enumerate(episodes)
     ]
     returns = np.zeros(len(units))
     for unit, ep in zip(unit_of_episode, episodes):
-        returns[unit] = sum(turn.reward for turn in ep.turns)  # the same team return for every agent
+        returns[unit] = sum(
+            turn.reward for turn in ep.turns
+        )  # the same team return for every agent
     episode_of_turn = np.repeat(np.array(unit_of_episode, dtype=np.int64), lengths)
-    predicted = latent.fit_and_predict(factors, episode_of_turn, returns, variant=variant, updates=updates, lr=lr)
+    predicted = latent.fit_and_predict(
+        factors, episode_of_turn, returns, variant=variant, updates=updates, lr=lr
+    )
     return np.split(predicted, np.cumsum(lengths)[:-1])

@@ -40,7 +40,9 @@ def candidate_prompt(task: str, state_doc: str, index: int) -> str:
 
 
 def merge_prompt(task: str, state_doc: str, candidates: Sequence[str]) -> str:
-    shown = "\n\n".join(f"Candidate {i + 1}:\n```python\n{code}\n```" for i, code in enumerate(candidates))
+    shown = "\n\n".join(
+        f"Candidate {i + 1}:\n```python\n{code}\n```" for i, code in enumerate(candidates)
+    )
     return (
         f"{_spec(task, state_doc)}\n\nHere are candidate functions:\n\n{shown}\n\nMerge them into one "
         "`evaluate(state, action)` that keeps every useful factor. Answer with one ```python code block."
@@ -106,7 +108,9 @@ def write_factor_code(
         try:
             run_sandboxed(code, samples, time_limit=time_limit)
         except SandboxError as error:
-            result.rounds.append({"stage": f"verify {round_index + 1}", "code": code, "error": str(error)})
+            result.rounds.append(
+                {"stage": f"verify {round_index + 1}", "code": code, "error": str(error)}
+            )
             fixed = llm.ask([repair_prompt(task, state_doc, code, str(error))])[0]
             if fixed is None:
                 break

@@ -57,7 +57,9 @@ class CachedLLM:
             path = self._path(key)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"model": self.identity(), "prompt": prompt, "answer": answer}))
+            tmp.write_text(
+                json.dumps({"model": self.identity(), "prompt": prompt, "answer": answer})
+            )
             tmp.replace(path)  # atomic: a crash never leaves half an answer
 
     def ask(self, prompts: Sequence[str]) -> list[str | None]:
@@ -79,7 +81,11 @@ class CachedLLM:
             except Exception:  # a client that is down costs this answer, not the run
                 generations = [None] * len(missing)
             for (key, prompt), generation in zip(missing.items(), generations):
-                if generation is None or getattr(generation, "error", None) or not generation.text.strip():
+                if (
+                    generation is None
+                    or getattr(generation, "error", None)
+                    or not generation.text.strip()
+                ):
                     answers[key] = None
                 else:
                     answers[key] = generation.text

@@ -8,7 +8,8 @@ import numpy as np
 
 from creditgym.credit.batch import flatten, group_normalize
 from creditgym.credit.gigpo import step_groups
-from creditgym.trajectory import Episode, turn_rewards as env_turn_rewards
+from creditgym.trajectory import Episode
+from creditgym.trajectory import turn_rewards as env_turn_rewards
 
 __all__ = ["credit_metrics"]
 
@@ -46,7 +47,9 @@ def credit_metrics(
     n_turns = int(ok.sum())
     step_group, n_step_groups = step_groups(episodes, batch, similarity, similarity_threshold)
     sizes = np.bincount(step_group[ok], minlength=n_step_groups)
-    anchorless = sum(turn.anchor is None for episode in episodes if not episode.failed for turn in episode.turns)
+    anchorless = sum(
+        turn.anchor is None for episode in episodes if not episode.failed for turn in episode.turns
+    )
 
     kept = ~batch.failed
     deviation = group_normalize(batch.returns[kept], batch.group[kept], batch.n_groups, "mean", 0.0)
@@ -54,7 +57,9 @@ def credit_metrics(
     n_groups = len(np.unique(batch.group[kept]))
 
     metrics = {
-        "credit/step_grouped_turn_share": float(sizes[sizes > 1].sum() / n_turns) if n_turns else 0.0,
+        "credit/step_grouped_turn_share": float(sizes[sizes > 1].sum() / n_turns)
+        if n_turns
+        else 0.0,
         "credit/step_group_size_mean": float(n_turns / np.count_nonzero(sizes)) if n_turns else 0.0,
         "credit/zero_episode_advantage_group_share": (
             float(1.0 - len(nonzero_groups) / n_groups) if n_groups else 0.0
@@ -63,13 +68,19 @@ def credit_metrics(
         "credit/anchorless_turn_share": float(anchorless / n_turns) if n_turns else 0.0,
     }
     if advantages is not None:
-        flat = np.concatenate([np.asarray(a, dtype=np.float64) for a in advantages])[ok] if n_turns else np.zeros(0)
+        flat = (
+            np.concatenate([np.asarray(a, dtype=np.float64) for a in advantages])[ok]
+            if n_turns
+            else np.zeros(0)
+        )
         metrics.update(
             {
                 "credit/advantage_mean": float(flat.mean()) if len(flat) else 0.0,
                 "credit/advantage_std": float(flat.std()) if len(flat) else 0.0,
                 "credit/advantage_abs_max": float(np.abs(flat).max()) if len(flat) else 0.0,
-                "credit/zero_advantage_turn_share": float(np.mean(flat == 0.0)) if len(flat) else 0.0,
+                "credit/zero_advantage_turn_share": float(np.mean(flat == 0.0))
+                if len(flat)
+                else 0.0,
             }
         )
     return metrics

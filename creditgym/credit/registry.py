@@ -67,12 +67,17 @@ class Resolved:
 
 def _register(table: dict[str, Callable], kind: str, name: str) -> Callable[[Callable], Callable]:
     if not isinstance(name, str) or not name:
-        raise TypeError(f"register_{kind} needs a non-empty string name, e.g. @register_{kind}('mine')")
+        raise TypeError(
+            f"register_{kind} needs a non-empty string name, e.g. @register_{kind}('mine')"
+        )
 
     def decorator(fn: Callable) -> Callable:
         _check_signature(fn, kind, name)
         old = table.get(name)
-        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+        if old is not None and (old.__module__, old.__qualname__) != (
+            fn.__module__,
+            fn.__qualname__,
+        ):
             warnings.warn(
                 f"{kind} {name!r} ({old.__module__}.{old.__qualname__}) is replaced by "
                 f"{fn.__module__}.{fn.__qualname__}; pick another name to keep both.",
@@ -134,13 +139,19 @@ def _option_parameters(fn: Callable, kind: str) -> dict[str, inspect.Parameter]:
 def _check_signature(fn: Callable, kind: str, name: str) -> None:
     params = list(inspect.signature(fn).parameters.values())
     expected = _POSITIONAL[kind]
-    leading = [p for p in params[: len(expected)] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    leading = [
+        p for p in params[: len(expected)] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     if len(leading) != len(expected):
         raise TypeError(
             f"{kind} {name!r}: {fn.__qualname__} must take ({', '.join(expected)}, **options) "
             f"as its first parameters; it takes ({', '.join(p.name for p in params)})."
         )
-    missing = [p.name for p in params[len(expected) :] if p.default is p.empty and p.kind is not p.VAR_KEYWORD]
+    missing = [
+        p.name
+        for p in params[len(expected) :]
+        if p.default is p.empty and p.kind is not p.VAR_KEYWORD
+    ]
     if missing:
         raise TypeError(
             f"{kind} {name!r}: option(s) {', '.join(missing)} of {fn.__qualname__} need defaults "
@@ -148,7 +159,9 @@ def _check_signature(fn: Callable, kind: str, name: str) -> None:
         )
 
 
-def _validate_options(kind: str, name: str, fn: Callable, options: Mapping[str, Any]) -> dict[str, Any]:
+def _validate_options(
+    kind: str, name: str, fn: Callable, options: Mapping[str, Any]
+) -> dict[str, Any]:
     parameters = _option_parameters(fn, kind)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
     for option in options:

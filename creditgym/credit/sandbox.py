@@ -53,7 +53,11 @@ def check_code(code: str, function: str = "evaluate") -> None:
         raise SandboxError(f"syntax error on line {error.lineno}: {error.msg}") from None
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             for name in names:
                 if name.split(".")[0] not in ALLOWED_MODULES:
                     raise SandboxError(
@@ -189,5 +193,7 @@ def _execute(
         raise SandboxError(answer["error"])
     outputs = answer["outputs"]
     if len({len(row) for row in outputs}) > 1:
-        raise SandboxError(f"returned lists of different lengths: {sorted({len(r) for r in outputs})}")
+        raise SandboxError(
+            f"returned lists of different lengths: {sorted({len(r) for r in outputs})}"
+        )
     return outputs

@@ -31,7 +31,9 @@ def _require_keys(info: dict, where: str, env_name: str) -> None:
     try:
         hash(info[keys.ANCHOR])
     except TypeError as error:
-        raise EnvContractError(f"{env_name}: info['anchor'] after {where} is not hashable: {error}") from None
+        raise EnvContractError(
+            f"{env_name}: info['anchor'] after {where} is not hashable: {error}"
+        ) from None
 
 
 def _play(env: gym.Env, seed: int, steps: int) -> list[tuple]:
@@ -48,7 +50,9 @@ def _play(env: gym.Env, seed: int, steps: int) -> list[tuple]:
     return trace
 
 
-def check_text_env(env: gym.Env, seed: int = 0, steps: int = 30, skip_gym_check: bool = False) -> None:
+def check_text_env(
+    env: gym.Env, seed: int = 0, steps: int = 30, skip_gym_check: bool = False
+) -> None:
     """Raise `EnvContractError` (or Gymnasium's own error) where `env` breaks the contract.
 
     Args:
@@ -67,12 +71,16 @@ def check_text_env(env: gym.Env, seed: int = 0, steps: int = 30, skip_gym_check:
         try:
             obs, _, terminated, truncated, info = env.step(bad_action)
         except Exception as error:  # the contract: bad actions never raise
-            raise EnvContractError(f"{name}: step({bad_action!r}) raised {type(error).__name__}: {error}") from error
+            raise EnvContractError(
+                f"{name}: step({bad_action!r}) raised {type(error).__name__}: {error}"
+            ) from error
         _require_keys(info, f"step({bad_action!r})", name)
         if not isinstance(obs, str):
             raise EnvContractError(f"{name}: observation is {type(obs).__name__}, expected str")
         if bad_action == "xyzzy plugh" and info[keys.VALID]:
-            raise EnvContractError(f"{name}: step({bad_action!r}) reported valid=True; say what went wrong and set valid=False")
+            raise EnvContractError(
+                f"{name}: step({bad_action!r}) reported valid=True; say what went wrong and set valid=False"
+            )
         if terminated or truncated:
             env.reset(seed=seed)
 

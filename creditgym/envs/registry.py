@@ -21,7 +21,16 @@ from typing import Any
 
 import gymnasium as gym
 
-__all__ = ["register", "make", "list_envs", "describe", "eval_splits", "env_metadata", "ENTRY_POINT_GROUP", "NAMESPACE"]
+__all__ = [
+    "register",
+    "make",
+    "list_envs",
+    "describe",
+    "eval_splits",
+    "env_metadata",
+    "ENTRY_POINT_GROUP",
+    "NAMESPACE",
+]
 
 ENTRY_POINT_GROUP = "creditgym.envs"
 NAMESPACE = "creditgym"
@@ -56,7 +65,9 @@ def register(
             return  # plugins are loaded lazily: an id registered explicitly before them wins
         # Re-registering in user code replaces the old spec quietly.
         del gym.envs.registry[env_id]
-    gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps, kwargs=kwargs)
+    gym.register(
+        id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps, kwargs=kwargs
+    )
     _descriptions[env_id] = description
 
 

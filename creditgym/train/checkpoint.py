@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["TrainerState", "save_checkpoint", "load_checkpoint", "latest_checkpoint", "rng_state", "set_rng_state"]
+__all__ = [
+    "TrainerState",
+    "save_checkpoint",
+    "load_checkpoint",
+    "latest_checkpoint",
+    "rng_state",
+    "set_rng_state",
+]
 
 
 @dataclass
@@ -44,7 +51,9 @@ def rng_state(task_rng: np.random.Generator, sampler: torch.Generator | None) ->
     }
 
 
-def set_rng_state(state: dict[str, Any], task_rng: np.random.Generator, sampler: torch.Generator | None) -> None:
+def set_rng_state(
+    state: dict[str, Any], task_rng: np.random.Generator, sampler: torch.Generator | None
+) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy_global"])
     torch.set_rng_state(state["torch"])
@@ -88,7 +97,9 @@ def latest_checkpoint(directory: Path) -> Path | None:
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    complete = sorted(p for p in directory.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    complete = sorted(
+        p for p in directory.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp")
+    )
     complete = [p for p in complete if (p / "trainer_state.json").is_file()]
     return complete[-1] if complete else None
 
@@ -99,7 +110,9 @@ def load_credit_state(path: Path) -> dict[str, Any]:
     return torch.load(file, weights_only=False) if file.is_file() else {}
 
 
-def load_checkpoint(path: Path, optimizer: torch.optim.Optimizer) -> tuple[TrainerState, dict[str, Any]]:
+def load_checkpoint(
+    path: Path, optimizer: torch.optim.Optimizer
+) -> tuple[TrainerState, dict[str, Any]]:
     """Load optimizer state in place; return the trainer state and the RNG states.
 
     The model weights are loaded by the caller from `path / "model"` (an HF directory).

@@ -119,7 +119,8 @@ def results_table(results: Sequence[SplitResult], title: str = "") -> Any:
         if has_score:
             row.append("-" if r.score is None else f"{r.score:.1f}")
         row += [
-            f"{r.per_task_type[t]['success']:.0%}" if t in r.per_task_type else "-" for t in task_types
+            f"{r.per_task_type[t]['success']:.0%}" if t in r.per_task_type else "-"
+            for t in task_types
         ]
         table.add_row(*row)
     return table

@@ -40,7 +40,12 @@ class JudgeScore:
 
 
 def judge_dataset(
-    env_id: str, episodes: int, *, split: str = "train", seed: int = 0, env_kwargs: dict | None = None
+    env_id: str,
+    episodes: int,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    env_kwargs: dict | None = None,
 ) -> tuple[list[Transition], dict[str, list[str]]]:
     """Balanced transitions from expert and random play, and each task's subgoals."""
     envs = make_envs(env_id, min(episodes, 16), split=split, **(env_kwargs or {}))
@@ -54,7 +59,9 @@ def judge_dataset(
         for t in episode_transitions(episode):
             subgoals.setdefault(t.task, [])
             subgoals[t.task] += [e for e in t.events if e not in subgoals[t.task]]
-    transitions = [t for episode in played for t in episode_transitions(episode) if subgoals.get(t.task)]
+    transitions = [
+        t for episode in played for t in episode_transitions(episode) if subgoals.get(t.task)
+    ]
     positives = [t for t in transitions if set(t.events) & set(subgoals[t.task])]
     negatives = [t for t in transitions if not set(t.events) & set(subgoals[t.task])]
     rng = random.Random(seed)
@@ -66,7 +73,9 @@ def _kind(subgoal: str) -> str:
     return subgoal.split()[0].lower() if subgoal.split() else "?"
 
 
-def score_judge(judge: Any, transitions: Sequence[Transition], subgoals: dict[str, list[str]]) -> list[JudgeScore]:
+def score_judge(
+    judge: Any, transitions: Sequence[Transition], subgoals: dict[str, list[str]]
+) -> list[JudgeScore]:
     """Per subgoal kind and overall (``all``): the judge's verdicts against the events."""
     if isinstance(judge, LLMJudge):
         judge.subgoals = subgoals  # CALM's preset variant: the judge is told the task's subgoals
@@ -85,7 +94,17 @@ def score_judge(judge: Any, transitions: Sequence[Transition], subgoals: dict[st
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        scores.append(JudgeScore(kind, tp + fp + fn + tn, tp + fn, precision, recall, f1, (tp + tn) / (tp + fp + fn + tn)))
+        scores.append(
+            JudgeScore(
+                kind,
+                tp + fp + fn + tn,
+                tp + fn,
+                precision,
+                recall,
+                f1,
+                (tp + tn) / (tp + fp + fn + tn),
+            )
+        )
     return scores
 
 
@@ -99,6 +118,12 @@ def scores_table(scores: Sequence[JudgeScore], title: str = "") -> Any:
         table.add_column(column, justify="left" if column == "subgoal kind" else "right")
     for s in scores:
         table.add_row(
-            escape(s.kind), str(s.pairs), str(s.positives), f"{s.precision:.2f}", f"{s.recall:.2f}", f"{s.f1:.2f}", f"{s.accuracy:.2f}"
+            escape(s.kind),
+            str(s.pairs),
+            str(s.positives),
+            f"{s.precision:.2f}",
+            f"{s.recall:.2f}",
+            f"{s.f1:.2f}",
+            f"{s.accuracy:.2f}",
         )
     return table

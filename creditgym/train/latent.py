@@ -35,14 +35,19 @@ def _sample_states(env_id: str, count: int = 16, seed: int = 0) -> list[tuple[di
     _, infos = env.reset(seed=seed)
     infos = infos if multiagent else {"agent": infos}
     while len(samples) < count:
-        actions = {a: rng.choice(info.get(keys.ADMISSIBLE_ACTIONS) or ["look"]) for a, info in infos.items()}
+        actions = {
+            a: rng.choice(info.get(keys.ADMISSIBLE_ACTIONS) or ["look"])
+            for a, info in infos.items()
+        }
         if multiagent:
             _, _, terminations, truncations, infos = env.step(actions)
             over = not env.agents
         else:
             _, _, terminated, truncated, info = env.step(actions["agent"])
             infos, over = {"agent": info}, terminated or truncated
-        samples += [(dict(infos[a].get(keys.SYMBOLIC_STATE, {})), actions[a]) for a in actions if a in infos]
+        samples += [
+            (dict(infos[a].get(keys.SYMBOLIC_STATE, {})), actions[a]) for a in actions if a in infos
+        ]
         if over:
             _, infos = env.reset(seed=rng.randrange(2**31))
             infos = infos if multiagent else {"agent": infos}
@@ -61,7 +66,9 @@ def build_latent_reward(spec: str, env_id: str, out: Path, seed: int = 0) -> Lat
                 "give a .py file defining evaluate(state, action), or llm:<model>"
             )
         module, name = path.split(":")
-        return LatentReward(LatentReward.trusted(getattr(importlib.import_module(module), name)), seed=seed)
+        return LatentReward(
+            LatentReward.trusted(getattr(importlib.import_module(module), name)), seed=seed
+        )
     if spec.startswith("llm:"):
         client = load_policy(spec[len("llm:") :], **_text_options(spec[len("llm:") :]))
         env = make(env_id)
@@ -71,15 +78,23 @@ def build_latent_reward(spec: str, env_id: str, out: Path, seed: int = 0) -> Lat
         task = str(info.get(keys.TASK, ""))
         env.close()
         doc = str(metadata.get("symbolic_state_doc", "")) or "(undocumented: see the sample states)"
-        result = write_factor_code(CachedLLM(client, cache_root() / "lare"), task, doc, _sample_states(env_id, seed=seed))
+        result = write_factor_code(
+            CachedLLM(client, cache_root() / "lare"), task, doc, _sample_states(env_id, seed=seed)
+        )
         log = out / "lare_factors.json"
-        log.write_text(json.dumps({"model": spec, "code": result.code, "rounds": result.rounds}, indent=1))
+        log.write_text(
+            json.dumps({"model": spec, "code": result.code, "rounds": result.rounds}, indent=1)
+        )
         if result.code is None:
-            raise ValueError(f"LaRe: {spec} wrote no working factor function; every attempt is in {log}")
+            raise ValueError(
+                f"LaRe: {spec} wrote no working factor function; every attempt is in {log}"
+            )
         return LatentReward(sandboxed_factors(result.code), seed=seed)
     code_path = Path(spec)
     if code_path.suffix != ".py" or not code_path.is_file():
-        raise ValueError(f"credit.lare_factors={spec!r}: use hand, llm:<model>, or an existing .py file")
+        raise ValueError(
+            f"credit.lare_factors={spec!r}: use hand, llm:<model>, or an existing .py file"
+        )
     return LatentReward(sandboxed_factors(code_path.read_text()), seed=seed)
 
 

@@ -26,11 +26,15 @@ class PPOLossOutput:
     entropy: float
 
 
-def pad_sequences(sequences: list[torch.Tensor], pad_value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(
+    sequences: list[torch.Tensor], pad_value: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad 1-D tensors to (batch, max_len) and return them with a float mask."""
     values = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True, padding_value=pad_value)
     lengths = torch.tensor([len(s) for s in sequences], device=values.device)
-    mask = (torch.arange(values.shape[1], device=values.device)[None, :] < lengths[:, None]).to(values.dtype)
+    mask = (torch.arange(values.shape[1], device=values.device)[None, :] < lengths[:, None]).to(
+        values.dtype
+    )
     return values, mask
 
 

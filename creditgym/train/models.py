@@ -32,7 +32,9 @@ def _with_lora(model: Any, lora: LoraConfig, adapter_from: Path | None) -> Any:
         from peft import LoraConfig as PeftLoraConfig
         from peft import PeftModel, get_peft_model
     except ImportError as error:
-        raise ImportError("policy.lora.enabled needs peft: pip install 'creditgym[lora]'") from error
+        raise ImportError(
+            "policy.lora.enabled needs peft: pip install 'creditgym[lora]'"
+        ) from error
     if adapter_from is not None:
         return PeftModel.from_pretrained(model, str(adapter_from), is_trainable=True)
     peft_config = PeftLoraConfig(
@@ -57,7 +59,9 @@ def build_rollout_policy(config: Config, policy: HFPolicy) -> Any:
         )
     from creditgym.agents.vllm_policy import VLLMPolicy
 
-    return VLLMPolicy(policy, gpu_memory_utilization=config.rollout.vllm_gpu_memory, seed=config.run.seed)
+    return VLLMPolicy(
+        policy, gpu_memory_utilization=config.rollout.vllm_gpu_memory, seed=config.run.seed
+    )
 
 
 def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:

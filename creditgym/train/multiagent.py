@@ -117,7 +117,9 @@ def collect_multiagent_episodes(
         )
         actions_of: dict[int, dict[str, str]] = {}
         turns = []
-        for (slot, name, agent), prompt, actions, generation in zip(seats, prompts, admissible, generations):
+        for (slot, name, agent), prompt, actions, generation in zip(
+            seats, prompts, admissible, generations
+        ):
             parsed = parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
             actions_of.setdefault(slot, {})[name] = parsed.action
             turns.append(new_turn(agent.observation, agent.info, prompt, generation, parsed))
@@ -148,7 +150,9 @@ def collect_multiagent_episodes(
                 del running[slot]
                 continue
             _, _, terminations, truncations, infos = results[slot]
-            over_budget = max_turns > 0 and len(next(iter(agents.values())).episode.turns) >= max_turns
+            over_budget = (
+                max_turns > 0 and len(next(iter(agents.values())).episode.turns) >= max_turns
+            )
             if envs[slot].agents and not over_budget:
                 continue
             for name, agent in agents.items():
@@ -156,7 +160,9 @@ def collect_multiagent_episodes(
                 ended = bool(terminations.get(name, True))
                 agent.episode.success = bool(info.get(keys.WON, False))
                 agent.episode.terminated = ended
-                agent.episode.truncated = bool(truncations.get(name, False) or (over_budget and not ended))
+                agent.episode.truncated = bool(
+                    truncations.get(name, False) or (over_budget and not ended)
+                )
             finished[index] = [agent.episode for agent in agents.values()]
             del running[slot]
         fill_free_slots()

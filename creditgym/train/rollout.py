@@ -35,7 +35,11 @@ class PromptFormat:
     require_tags: bool = False  # False for constrained decoding and scripted policies: bare actions
 
     def prompt(
-        self, info: dict, observation: str, history: Sequence[tuple[str, str]], actions: Sequence[str] | None
+        self,
+        info: dict,
+        observation: str,
+        history: Sequence[tuple[str, str]],
+        actions: Sequence[str] | None,
     ) -> str:
         """The prompt for one decision: the task from `info`, the observation, recent history."""
         return build_prompt(
@@ -59,7 +63,9 @@ class Task:
 
 def group_tasks(seeds: Sequence[int], group_size: int, split: str = "") -> list[Task]:
     """`group_size` copies of each seed, the copies of one seed forming one group."""
-    return [Task(seed, group_id=(split, seed), split=split) for seed in seeds for _ in range(group_size)]
+    return [
+        Task(seed, group_id=(split, seed), split=split) for seed in seeds for _ in range(group_size)
+    ]
 
 
 def make_envs(
@@ -133,7 +139,9 @@ def collect_episodes(
             ``answer_prefix + info["answer"]`` after every prompt from the prompt's KV cache
             (`Turn.teacher_forced`), which spares the `info_gain` shaper a second prefill.
     """
-    if envs and hasattr(envs[0], "possible_agents"):  # PettingZoo ParallelEnvs: one Episode per agent
+    if envs and hasattr(
+        envs[0], "possible_agents"
+    ):  # PettingZoo ParallelEnvs: one Episode per agent
         from creditgym.train.multiagent import collect_multiagent_episodes
 
         return collect_multiagent_episodes(
@@ -173,15 +181,25 @@ def collect_episodes(
             parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
             for actions, generation in zip(admissible, generations)
         ]
-        outcomes = _step_all([state.env for state in states], [parsed.action for parsed in parsed_actions])
+        outcomes = _step_all(
+            [state.env for state in states], [parsed.action for parsed in parsed_actions]
+        )
         for slot, state, prompt, parsed, generation, outcome, pair in zip(
-            slots, states, prompts, parsed_actions, generations, outcomes, forced or [None] * len(states)
+            slots,
+            states,
+            prompts,
+            parsed_actions,
+            generations,
+            outcomes,
+            forced or [None] * len(states),
         ):
             turn = new_turn(state.observation, state.info, prompt, generation, parsed)
             if pair is not None and generation.teacher_forced_logprobs is not None:
                 turn.teacher_forced = (*pair, generation.teacher_forced_logprobs)
             episode = state.episode
-            if isinstance(outcome, BaseException):  # the env (or its worker) broke: the episode fails
+            if isinstance(
+                outcome, BaseException
+            ):  # the env (or its worker) broke: the episode fails
                 episode.turns.append(turn)
                 episode.failed = True
                 episode.metadata["error"] = _describe(outcome)
@@ -226,7 +244,10 @@ def _answers_to_score(
     states: Sequence[_Running], answer_prefix: str | None, policy: Policy
 ) -> list[tuple[str, str] | None] | None:
     """Per running env, ``(answer_prefix, ground-truth answer)`` to teacher-force, if asked and supported."""
-    if answer_prefix is None or "teacher_force" not in inspect.signature(policy.generate).parameters:
+    if (
+        answer_prefix is None
+        or "teacher_force" not in inspect.signature(policy.generate).parameters
+    ):
         return None
     answers = [state.info.get(keys.ANSWER) for state in states]
     return [(answer_prefix, a) if isinstance(a, str) and a else None for a in answers]

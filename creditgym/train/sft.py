@@ -21,13 +21,19 @@ from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_e
 __all__ = ["expert_demonstrations", "sft_warmup"]
 
 
-def expert_demonstrations(config: Config, prompt_format: PromptFormat, episodes: int, seed: int) -> list:
+def expert_demonstrations(
+    config: Config, prompt_format: PromptFormat, episodes: int, seed: int
+) -> list:
     """(prompt, action, admissible actions) of every turn of `episodes` expert episodes."""
     env_cfg = config.env
     envs = make_envs(env_cfg.id, min(64, episodes), split=env_cfg.train_split, **env_cfg.kwargs)
     rng = np.random.default_rng(seed)
-    tasks = [Task(int(s), split=env_cfg.train_split) for s in rng.integers(0, 2**31 - 1, size=episodes)]
-    played = collect_episodes(envs, ExpertPolicy(), tasks, env_id=env_cfg.id, prompt_format=prompt_format)
+    tasks = [
+        Task(int(s), split=env_cfg.train_split) for s in rng.integers(0, 2**31 - 1, size=episodes)
+    ]
+    played = collect_episodes(
+        envs, ExpertPolicy(), tasks, env_id=env_cfg.id, prompt_format=prompt_format
+    )
     for env in envs:
         env.close()
     return [
@@ -43,8 +49,14 @@ def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) ->
     sft = config.train.sft_warmup
     demos = expert_demonstrations(config, prompt_format, sft.episodes, seed=config.run.seed + 7919)
     if not demos:
-        raise ValueError(f"the expert of {config.env.id} solved none of {sft.episodes} tasks; no demonstrations")
-    wrap = (lambda a: f"<think></think><action>{a}</action>") if prompt_format.require_tags else (lambda a: a)
+        raise ValueError(
+            f"the expert of {config.env.id} solved none of {sft.episodes} tasks; no demonstrations"
+        )
+    wrap = (
+        (lambda a: f"<think></think><action>{a}</action>")
+        if prompt_format.require_tags
+        else (lambda a: a)
+    )
     prompt_ids = [policy.encode_prompt(prompt) for prompt, _, _ in demos]
     response_ids = [policy.encode_response(wrap(action)) for _, action, _ in demos]
     admissible = [list(actions) if actions is not None else None for _, _, actions in demos]

@@ -29,7 +29,9 @@ class MetricsWriter:
 
                 self._tb = SummaryWriter(log_dir=str(Path(output_dir) / "tensorboard"))
             except ImportError:
-                warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only", stacklevel=2)
+                warnings.warn(
+                    "tensorboard is not installed; metrics go to metrics.jsonl only", stacklevel=2
+                )
 
     def write(self, row: dict[str, Any], step: int) -> None:
         if not self.enabled:
@@ -55,7 +57,9 @@ class MetricsWriter:
             self._tb.close()
 
 
-def plot_learning_curve(history: list[dict[str, Any]], evals: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+def plot_learning_curve(
+    history: list[dict[str, Any]], evals: list[dict[str, Any]], path: Path, title: str = ""
+) -> Path:
     """Training success per iteration and held-out success per split against env steps."""
     import matplotlib
 
@@ -72,7 +76,11 @@ def plot_learning_curve(history: list[dict[str, Any]], evals: list[dict[str, Any
         )
     splits = sorted({key.split("/")[1] for row in evals for key in row if key.startswith("eval/")})
     for split in splits:
-        points = [(row["env_steps"], row[f"eval/{split}/success"]) for row in evals if f"eval/{split}/success" in row]
+        points = [
+            (row["env_steps"], row[f"eval/{split}/success"])
+            for row in evals
+            if f"eval/{split}/success" in row
+        ]
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, marker="o", label=f"held-out {split}")

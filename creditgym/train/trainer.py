@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,7 +146,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     distributed.broadcast_parameters(policy.model)
     rollout_policy = build_rollout_policy(config, policy)  # policy itself, or a vLLM engine
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
     task_rng = np.random.default_rng(config.run.seed)
     update_rng = np.random.default_rng(config.run.seed + 1)
     state = TrainerState()
@@ -205,7 +208,11 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             "global": rng_state(task_rng, getattr(policy, "generator", None)),
             "update_rng": update_rng.bit_generator.state,
         }
-        credit_state = {name: module.state_dict() for name, module in extras.items() if hasattr(module, "state_dict")}
+        credit_state = {
+            name: module.state_dict()
+            for name, module in extras.items()
+            if hasattr(module, "state_dict")
+        }
         return save_checkpoint(
             checkpoint_dir,
             model=policy.model,
@@ -217,7 +224,11 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         )
 
     # ---- 2. before training: baselines, warm start ---------------------------------------------
-    random_baseline = evaluate_on_held_out(RandomPolicy(seed=config.run.seed), "random") if distributed.is_main else []
+    random_baseline = (
+        evaluate_on_held_out(RandomPolicy(seed=config.run.seed), "random")
+        if distributed.is_main
+        else []
+    )
     if state.iteration == 0 and not state.evals:
         record_eval(run_eval())
         if config.train.sft_warmup.episodes > 0:
@@ -227,12 +238,26 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             console.print(f"supervised warm start: {stats}")
             writer.write({"iteration": 0, **stats}, 0)
             record_eval(run_eval())
-    initial = _results_from_row(state.evals[0], held_out_splits, config.eval.episodes) if state.evals else []
-    reference = _reference_policy(config, policy, out, save=distributed.is_main) if config.train.kl_coef > 0 else None
+    initial = (
+        _results_from_row(state.evals[0], held_out_splits, config.eval.episodes)
+        if state.evals
+        else []
+    )
+    reference = (
+        _reference_policy(config, policy, out, save=distributed.is_main)
+        if config.train.kl_coef > 0
+        else None
+    )
     judge_counts: dict[str, float] = {}  # what the judge had counted by the last logged iteration
 
     # ---- 3. the loop ---------------------------------------------------------------------------
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(
         TextColumn("[bold]iter {task.completed}/{task.total}"),
@@ -244,7 +269,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         disable=not config.run.progress,
     )
     with progress:
-        bar = progress.add_task("train", total=config.train.iterations, completed=state.iteration, status="")
+        bar = progress.add_task(
+            "train", total=config.train.iterations, completed=state.iteration, status=""
+        )
         while state.iteration < config.train.iterations:
             iteration = state.iteration + 1
             if _stage_kwargs(config, iteration) != train_kwargs:  # next curriculum stage
@@ -257,7 +284,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             seeds = task_rng.integers(0, 2**31 - 1, size=roll_cfg.groups).tolist()
             if distributed.enabled:  # whole groups per rank; a sampler stream per (iteration, rank)
                 seeds = shard(seeds, distributed)
-                policy.generator.manual_seed(_rank_seed(config.run.seed, iteration, distributed.rank))
+                policy.generator.manual_seed(
+                    _rank_seed(config.run.seed, iteration, distributed.rank)
+                )
             tasks = group_tasks(seeds, roll_cfg.group_size, split=env_cfg.train_split)
             episodes = collect_episodes(
                 train_envs,
@@ -272,7 +301,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
 
             # credit: per-turn advantages from the configured shapers and estimator
             t0 = time.perf_counter()
-            context = CreditContext(scorer=policy, judge=judge, iteration=state.iteration, extras=extras)
+            context = CreditContext(
+                scorer=policy, judge=judge, iteration=state.iteration, extras=extras
+            )
             advantages = compute_advantages(
                 episodes,
                 shapers=config.credit.shapers,
@@ -323,7 +354,11 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             state.history.append(row)
             writer.write(row, iteration)
 
-            if config.eval.every > 0 and iteration % config.eval.every == 0 and iteration != config.train.iterations:
+            if (
+                config.eval.every > 0
+                and iteration % config.eval.every == 0
+                and iteration != config.train.iterations
+            ):
                 record_eval(run_eval())
             if iteration == config.train.iterations:
                 record_eval(run_eval())
@@ -331,7 +366,8 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 checkpoint()
             held_out = state.evals[-1] if state.evals else {}
             held_out_text = "  ".join(
-                f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}" for split in held_out_splits
+                f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}"
+                for split in held_out_splits
             )
             progress.update(
                 bar,
@@ -353,7 +389,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         checkpoint=last,
         plot=plot,
         initial=initial,
-        final=_results_from_row(state.evals[-1], held_out_splits, config.eval.episodes) if state.evals else [],
+        final=_results_from_row(state.evals[-1], held_out_splits, config.eval.episodes)
+        if state.evals
+        else [],
         random_baseline=random_baseline,
         iterations=state.iteration,
         env_steps=state.env_steps,
@@ -378,7 +416,9 @@ def _reference_policy(config: Config, policy: Any, out: Path, *, save: bool = Tr
     if (saved / "config.json").is_file():
         return frozen_copy(build_policy(config, init_from=saved))
     reference = frozen_copy(policy)
-    if save and not config.policy.lora.enabled:  # LoRA starts at the base model: rebuilt exactly on resume
+    if (
+        save and not config.policy.lora.enabled
+    ):  # LoRA starts at the base model: rebuilt exactly on resume
         reference.save_pretrained(saved)
     return reference
 
@@ -389,7 +429,9 @@ def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[A
         from creditgym.train.workers import connect
 
         connect(config.rollout.ray_address)
-    return make_envs(config.env.id, count, split=config.env.train_split, workers=config.rollout.workers, **kwargs)
+    return make_envs(
+        config.env.id, count, split=config.env.train_split, workers=config.rollout.workers, **kwargs
+    )
 
 
 def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
@@ -401,7 +443,9 @@ def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
         judge = build_judge(config.credit.judge, legend=legend)
     extras = {}
     if "lare" in names:
-        extras["lare"] = build_latent_reward(config.credit.lare_factors, config.env.id, out, config.run.seed)
+        extras["lare"] = build_latent_reward(
+            config.credit.lare_factors, config.env.id, out, config.run.seed
+        )
     return judge, extras
 
 

@@ -56,12 +56,16 @@ def _train_turn(turn: Turn, advantage: float) -> TrainTurn:
     )
 
 
-def _score(policy: Any, turns: Sequence[TrainTurn], with_entropy: bool) -> tuple[list[torch.Tensor], list | None]:
+def _score(
+    policy: Any, turns: Sequence[TrainTurn], with_entropy: bool
+) -> tuple[list[torch.Tensor], list | None]:
     admissible = [t.admissible_actions for t in turns]
     return policy.score(
         [t.prompt_ids for t in turns],
         [t.response_ids for t in turns],
-        admissible if getattr(policy, "constrained", False) and all(a is not None for a in admissible) else None,
+        admissible
+        if getattr(policy, "constrained", False) and all(a is not None for a in admissible)
+        else None,
         with_entropy=with_entropy,
     )
 
@@ -124,7 +128,9 @@ def ppo_update(
                 micro = batch[start : start + micro_batch_turns]
                 logprobs, entropies = _score(policy, micro, with_entropy=True)
                 new_logprobs, mask = pad_sequences(logprobs)
-                old_logprobs, _ = pad_sequences([torch.tensor(t.old_logprobs, dtype=torch.float32) for t in micro])
+                old_logprobs, _ = pad_sequences(
+                    [torch.tensor(t.old_logprobs, dtype=torch.float32) for t in micro]
+                )
                 ref = None
                 if kl_coef > 0:
                     ref, _ = pad_sequences([t.ref_logprobs.float() for t in micro])
@@ -153,5 +159,10 @@ def ppo_update(
     # loss statistics are per mini-batch sums of micro-batch parts (and of ranks' parts, each a
     # share of the global token mean); grad_norm is already global, the same on every rank
     if distributed.enabled:
-        sums = {name: value if name == "grad_norm" else distributed.sum(value) for name, value in sorted(sums.items())}
-    return {f"update/{name}": value / max(steps, 1) for name, value in sums.items()} | {"update/steps": steps}
+        sums = {
+            name: value if name == "grad_norm" else distributed.sum(value)
+            for name, value in sorted(sums.items())
+        }
+    return {f"update/{name}": value / max(steps, 1) for name, value in sums.items()} | {
+        "update/steps": steps
+    }

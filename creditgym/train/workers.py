@@ -33,7 +33,12 @@ def connect(address: str = "") -> None:
     """Start or join Ray once: `address` "" starts a local instance, else joins that cluster."""
     ray = _ray()
     if not ray.is_initialized():
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
 
 
 class EnvWorker:
@@ -68,7 +73,9 @@ class WorkerPool:
         connect()
         self.env_id, self.kwargs = env_id, kwargs
         self.sizes = [count // workers + (w < count % workers) for w in range(workers)]
-        self.remote_class = self.ray.remote(num_cpus=0)(EnvWorker)  # envs are light; do not reserve cores
+        self.remote_class = self.ray.remote(num_cpus=0)(
+            EnvWorker
+        )  # envs are light; do not reserve cores
         self.actors = [self._spawn(w) for w in range(workers)]
         self.dead: set[int] = set()
 
@@ -126,5 +133,7 @@ def remote_envs(env_id: str, count: int, workers: int, **kwargs: Any) -> list[Re
     """`count` envs of `env_id` over `workers` Ray actors (env i on worker i mod workers)."""
     pool = WorkerPool(env_id, count, workers, kwargs)
     slots = [(w, i) for w, size in enumerate(pool.sizes) for i in range(size)]
-    slots.sort(key=lambda slot: (slot[1], slot[0]))  # interleave: consecutive envs on different workers
+    slots.sort(
+        key=lambda slot: (slot[1], slot[0])
+    )  # interleave: consecutive envs on different workers
     return [RemoteEnv(pool, w, i) for w, i in slots]

@@ -85,17 +85,19 @@ class CoopHouseholdEnv(ParallelEnv):
         if not 2 <= agents <= 3:
             raise ValueError(f"agents={agents}; the cooperative household has 2 or 3 agents")
         if receptacles < agents + 1:
-            raise ValueError(f"receptacles={receptacles} is too few for {agents} agents; use at least {agents + 1}")
+            raise ValueError(
+                f"receptacles={receptacles} is too few for {agents} agents; use at least {agents + 1}"
+            )
         self.possible_agents = [f"agent_{i}" for i in range(agents)]
         self.agents: list[str] = []
         self.n_receptacles, self.n_distractors, self.max_steps = receptacles, distractors, max_steps
         self.render_mode = render_mode
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019  (PettingZoo's convention: one space object per agent)
+    @functools.cache  # noqa: B019  (PettingZoo's convention: one space object per agent)
     def observation_space(self, agent: str) -> spaces.Space:
         return text_space()
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return text_space()
 
@@ -149,23 +151,34 @@ class CoopHouseholdEnv(ParallelEnv):
             things = self._at(place)
             mates = [a for a in self.agents if a != agent and self.loc[a] == place]
             seen = f"On the {place}, you see {', '.join(things) if things else 'nothing'}."
-            company = f" {', '.join(mates)} {'is' if len(mates) == 1 else 'are'} here." if mates else ""
+            company = (
+                f" {', '.join(mates)} {'is' if len(mates) == 1 else 'are'} here." if mates else ""
+            )
             found = [f"found {obj}" for obj in things if obj in self.targets]
             return f"You arrive at {place}. {seen}{company}", found
         if action.startswith("take "):
             obj = action[len("take ") : action.index(" from ")]
             self.held[agent], self.where[obj] = obj, None
-            return f"You pick up the {obj} from the {loc}.", [f"took {obj}"] if obj in self.targets else []
+            return f"You pick up the {obj} from the {loc}.", [
+                f"took {obj}"
+            ] if obj in self.targets else []
         if action.startswith("move "):
             obj = self.held[agent]
             self.held[agent], self.where[obj] = None, loc
             placed = obj in self.targets and loc == self.target
             return f"You move the {obj} to the {loc}.", [f"placed {obj} in {loc}"] if placed else []
         if action == "inventory":
-            return (f"You are carrying: {self.held[agent]}." if self.held[agent] else "You are not carrying anything."), []
+            return (
+                f"You are carrying: {self.held[agent]}."
+                if self.held[agent]
+                else "You are not carrying anything."
+            ), []
         things = self._at(loc) if loc != MIDDLE else []
         where = "in the middle of the room" if loc == MIDDLE else f"facing the {loc}"
-        return f"You are {where}. Next to it, you see {', '.join(things) if things else 'nothing'}.", []
+        return (
+            f"You are {where}. Next to it, you see {', '.join(things) if things else 'nothing'}.",
+            [],
+        )
 
     def step(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
         self.steps += 1
@@ -174,7 +187,9 @@ class CoopHouseholdEnv(ParallelEnv):
         for agent in self.agents:  # in agent order: the first to reach for an object gets it
             action = actions.get(agent, "")
             valid[agent] = isinstance(action, str) and action in self.admissible_actions(agent)
-            self._messages[agent], events[agent] = self._apply(agent, action if isinstance(action, str) else "")
+            self._messages[agent], events[agent] = self._apply(
+                agent, action if isinstance(action, str) else ""
+            )
         won = self._placed() == len(self.targets)
         truncated = not won and self.steps >= self.max_steps
         observations = dict(self._messages)
@@ -193,7 +208,12 @@ class CoopHouseholdEnv(ParallelEnv):
             keys.TASK: f"You are {agent}; {self.task}",
             keys.TASK_TYPE: "coop_pick_and_place",
             keys.ADMISSIBLE_ACTIONS: self.admissible_actions(agent),
-            keys.ANCHOR: (agent, self.loc[agent], held, tuple(sorted((o, str(w)) for o, w in self.where.items()))),
+            keys.ANCHOR: (
+                agent,
+                self.loc[agent],
+                held,
+                tuple(sorted((o, str(w)) for o, w in self.where.items())),
+            ),
             keys.WON: placed == len(self.targets),
             keys.VALID: valid,
             keys.SYMBOLIC_STATE: {
@@ -201,7 +221,9 @@ class CoopHouseholdEnv(ParallelEnv):
                 "at_target": float(self.loc[agent] == self.target),
                 "placed": float(placed),
                 "needed": float(len(self.targets)),
-                "teammates_holding": float(sum(self.held[a] in self.targets for a in self.held if a != agent)),
+                "teammates_holding": float(
+                    sum(self.held[a] in self.targets for a in self.held if a != agent)
+                ),
                 "steps": float(self.steps),
             },
             keys.EVENTS: events,
@@ -215,7 +237,11 @@ class CoopHouseholdEnv(ParallelEnv):
         for i, agent in enumerate(self.agents):
             obj = self.targets[i]
             if self.held[agent] == obj:
-                moves[agent] = f"move {obj} to {self.target}" if self.loc[agent] == self.target else f"go to {self.target}"
+                moves[agent] = (
+                    f"move {obj} to {self.target}"
+                    if self.loc[agent] == self.target
+                    else f"go to {self.target}"
+                )
             elif self.where.get(obj) == self.target:
                 moves[agent] = "look"  # my object is in place: wait for the team
             elif self.loc[agent] == self.where.get(obj):

@@ -40,8 +40,12 @@ covered: landmarks with an agent within 0.1"""
 def spread_factors(state: dict[str, Any], action: str) -> list[float]:
     """Hand-written LaRe factors: how far this agent is from its closest landmark, how well
     the landmarks are covered, and collisions."""
-    landmarks = sorted(k[: -len("_dx")] for k in state if k.startswith("landmark_") and k.endswith("_dx"))
-    mine = min(math.hypot(state[f"{k}_dx"], state[f"{k}_dy"]) for k in landmarks) if landmarks else 0.0
+    landmarks = sorted(
+        k[: -len("_dx")] for k in state if k.startswith("landmark_") and k.endswith("_dx")
+    )
+    mine = (
+        min(math.hypot(state[f"{k}_dx"], state[f"{k}_dy"]) for k in landmarks) if landmarks else 0.0
+    )
     coverage = sum(state.get(f"{k}_nearest", 0.0) for k in landmarks)
     return [-mine, -coverage, -state.get("collisions", 0.0), state.get("covered", 0.0)]
 
@@ -64,7 +68,9 @@ class TextSpreadEnv(ParallelEnv):
         "latent_factors": "creditgym.envs.coop.spread:spread_factors",
     }
 
-    def __init__(self, agents: int = 3, max_cycles: int = 25, local_ratio: float = 0.5, episodic: bool = True) -> None:
+    def __init__(
+        self, agents: int = 3, max_cycles: int = 25, local_ratio: float = 0.5, episodic: bool = True
+    ) -> None:
         spread = require("mpe2.simple_spread_v3", "multiagent")
         self._env = spread.parallel_env(
             N=agents, local_ratio=local_ratio, max_cycles=max_cycles, continuous_actions=False
@@ -77,11 +83,11 @@ class TextSpreadEnv(ParallelEnv):
             "on each, without bumping into each other."
         )
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019  (PettingZoo's convention)
+    @functools.cache  # noqa: B019  (PettingZoo's convention)
     def observation_space(self, agent: str) -> spaces.Space:
         return text_space()
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return text_space()
 
@@ -113,17 +119,17 @@ class TextSpreadEnv(ParallelEnv):
 
     def _text(self, agent: str, state: dict[str, float]) -> str:
         def where(dx: float, dy: float) -> str:
-            return (
-                f"{abs(dx):.2f} {'east' if dx >= 0 else 'west'}, {abs(dy):.2f} {'north' if dy >= 0 else 'south'}"
-            )
+            return f"{abs(dx):.2f} {'east' if dx >= 0 else 'west'}, {abs(dy):.2f} {'north' if dy >= 0 else 'south'}"
 
         n = len(self._world().landmarks)
         landmarks = "; ".join(
-            f"landmark {k}: {where(state[f'landmark_{k}_dx'], state[f'landmark_{k}_dy'])}" for k in range(n)
+            f"landmark {k}: {where(state[f'landmark_{k}_dx'], state[f'landmark_{k}_dy'])}"
+            for k in range(n)
         )
         mates = [a for a in self.possible_agents if a != agent]
         teammates = "; ".join(
-            f"{name}: {where(state[f'teammate_{j}_dx'], state[f'teammate_{j}_dy'])}" for j, name in enumerate(mates)
+            f"{name}: {where(state[f'teammate_{j}_dx'], state[f'teammate_{j}_dy'])}"
+            for j, name in enumerate(mates)
         )
         return (
             f"You are at ({state['x']:.2f}, {state['y']:.2f}), moving ({state['vx']:.2f}, {state['vy']:.2f}). "
@@ -131,8 +137,12 @@ class TextSpreadEnv(ParallelEnv):
             f"Landmarks covered: {int(state['covered'])} of {n}."
         )
 
-    def _info(self, agent: str, state: dict[str, float], valid: bool, events: list[str]) -> dict[str, Any]:
-        grid = tuple(tuple(float(v) for v in np.round(a.state.p_pos * 4) / 4) for a in self._world().agents)
+    def _info(
+        self, agent: str, state: dict[str, float], valid: bool, events: list[str]
+    ) -> dict[str, Any]:
+        grid = tuple(
+            tuple(float(v) for v in np.round(a.state.p_pos * 4) / 4) for a in self._world().agents
+        )
         return {
             keys.TASK: f"You are {agent}; {self.task}",
             keys.TASK_TYPE: "cooperative_navigation",
@@ -155,7 +165,9 @@ class TextSpreadEnv(ParallelEnv):
 
     def step(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
         valid = {a: isinstance(actions.get(a), str) and actions[a] in MOVES for a in self.agents}
-        moves = {a: MOVES.index(actions[a]) if valid[a] else 0 for a in self.agents}  # invalid: stay
+        moves = {
+            a: MOVES.index(actions[a]) if valid[a] else 0 for a in self.agents
+        }  # invalid: stay
         _, rewards, terminations, truncations, _ = self._env.step(moves)
         team = float(np.mean([rewards[a] for a in self.agents]))
         self._return += team

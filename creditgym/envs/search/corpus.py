@@ -41,13 +41,55 @@ KEYWORDS = {
     "country": (),
 }
 
-_OCCUPATIONS = ("cartographer", "glassblower", "botanist", "composer", "weaver", "bookbinder", "physician",
-                "sculptor", "shipwright", "historian", "chemist", "painter", "surveyor", "navigator")
-_PRODUCTS = ("lanterns", "clocks", "textiles", "telescopes", "pumps", "bicycles", "inks", "barometers",
-             "ceramics", "rope", "compasses", "pianos")
-_GENRES = ("novel", "collection of poems", "play", "memoir", "travelogue", "treatise", "short story cycle")
-_LANDMARKS = ("stone bridges", "night markets", "clock towers", "salt flats", "river festivals", "old harbours",
-              "glass domes", "orchards")
+_OCCUPATIONS = (
+    "cartographer",
+    "glassblower",
+    "botanist",
+    "composer",
+    "weaver",
+    "bookbinder",
+    "physician",
+    "sculptor",
+    "shipwright",
+    "historian",
+    "chemist",
+    "painter",
+    "surveyor",
+    "navigator",
+)
+_PRODUCTS = (
+    "lanterns",
+    "clocks",
+    "textiles",
+    "telescopes",
+    "pumps",
+    "bicycles",
+    "inks",
+    "barometers",
+    "ceramics",
+    "rope",
+    "compasses",
+    "pianos",
+)
+_GENRES = (
+    "novel",
+    "collection of poems",
+    "play",
+    "memoir",
+    "travelogue",
+    "treatise",
+    "short story cycle",
+)
+_LANDMARKS = (
+    "stone bridges",
+    "night markets",
+    "clock towers",
+    "salt flats",
+    "river festivals",
+    "old harbours",
+    "glass domes",
+    "orchards",
+)
 
 # Templates per passage group: `{name}` is the title entity; other fields as named. Fact
 # templates must contain their keyword; fillers must contain none.
@@ -73,7 +115,9 @@ _TEMPLATES = {
         "{name} is a {genre} written by {author} and published in {year}.",
         "Published in {year}, {name} is a {genre} written by {author}.",
     ),
-    "country": ("{name} (officially the Republic of {name}) has many {landmark}; its largest city is {city}.",),
+    "country": (
+        "{name} (officially the Republic of {name}) has many {landmark}; its largest city is {city}.",
+    ),
     "filler_person": (
         "{name} spent many years in {city}, where {short} was admired as a {occupation}.",
         "Letters of {name} describe long journeys through {city} and a love of {landmark}.",
@@ -82,7 +126,9 @@ _TEMPLATES = {
         "{name} sells its {product} in {city} and has a small museum devoted to its history.",
         "Workers at {name} are proud of the {product} they make.",
     ),
-    "filler_city": ("Visitors to {name} come for the {landmark} and for the {product} sold there.",),
+    "filler_city": (
+        "Visitors to {name} come for the {landmark} and for the {product} sold there.",
+    ),
     "filler_work": ("Readers of {name} often mention its {landmark} and its quiet ending.",),
     "lookalike_person": (
         "{name} was born in {city} in {year} and worked as a {occupation}.",
@@ -136,12 +182,17 @@ class _Writer:
     def choice(self, options: tuple[str, ...]) -> str:
         return options[int(self.rng.integers(len(options)))]
 
-    def add(self, group: str, title: str, kind: str, fields: dict[str, str], facts=(), others=()) -> None:
+    def add(
+        self, group: str, title: str, kind: str, fields: dict[str, str], facts=(), others=()
+    ) -> None:
         """Write one passage of `group` about `title`; `others` are the (name, kind) it mentions."""
         short = title.split()[-1] if kind == "person" else title
         text = self.choice(_TEMPLATES[group]).format(name=title, short=short, **fields)
         years = tuple(value for key, value in fields.items() if key == "year")
-        mentions = ((title, kind), *((name, other) for name, other in others if _mentions_name(name, text)))
+        mentions = (
+            (title, kind),
+            *((name, other) for name, other in others if _mentions_name(name, text)),
+        )
         passage = Passage(len(self.passages), title, text, tuple(facts), mentions, years)
         self.passages.append(passage)
         for subject, relation, _ in facts:
@@ -176,26 +227,56 @@ def _write_entity(writer: _Writer, entity_id: int) -> None:
     fields = _filler_fields(writer)
     if kind == "person":
         city = facts[entity_id, "born_in"]
-        writer.add("birth", name, kind, {**fields, "city": writer.name(city), "year": facts[entity_id, "birth_year"]},
-                   [(entity_id, "born_in", city), (entity_id, "birth_year", facts[entity_id, "birth_year"])],
-                   [(writer.name(city), "city")])
+        writer.add(
+            "birth",
+            name,
+            kind,
+            {**fields, "city": writer.name(city), "year": facts[entity_id, "birth_year"]},
+            [
+                (entity_id, "born_in", city),
+                (entity_id, "birth_year", facts[entity_id, "birth_year"]),
+            ],
+            [(writer.name(city), "city")],
+        )
     elif kind == "company":
         founder, city = facts[entity_id, "founded_by"], facts[entity_id, "headquartered_in"]
         year = facts[entity_id, "founding_year"]
-        writer.add("founding", name, kind, {**fields, "year": year, "founder": writer.name(founder)},
-                   [(entity_id, "founded_by", founder), (entity_id, "founding_year", year)],
-                   [(writer.name(founder), "person")])
-        writer.add("headquarters", name, kind, {**fields, "city": writer.name(city)},
-                   [(entity_id, "headquartered_in", city)], [(writer.name(city), "city")])
+        writer.add(
+            "founding",
+            name,
+            kind,
+            {**fields, "year": year, "founder": writer.name(founder)},
+            [(entity_id, "founded_by", founder), (entity_id, "founding_year", year)],
+            [(writer.name(founder), "person")],
+        )
+        writer.add(
+            "headquarters",
+            name,
+            kind,
+            {**fields, "city": writer.name(city)},
+            [(entity_id, "headquartered_in", city)],
+            [(writer.name(city), "city")],
+        )
     elif kind == "city":
         country = facts[entity_id, "in_country"]
-        writer.add("location", name, kind, {**fields, "country": writer.name(country)},
-                   [(entity_id, "in_country", country)], [(writer.name(country), "country")])
+        writer.add(
+            "location",
+            name,
+            kind,
+            {**fields, "country": writer.name(country)},
+            [(entity_id, "in_country", country)],
+            [(writer.name(country), "country")],
+        )
     elif kind == "work":
         author, year = facts[entity_id, "author"], facts[entity_id, "publication_year"]
-        writer.add("authorship", name, kind, {**fields, "author": writer.name(author), "year": year},
-                   [(entity_id, "author", author), (entity_id, "publication_year", year)],
-                   [(writer.name(author), "person")])
+        writer.add(
+            "authorship",
+            name,
+            kind,
+            {**fields, "author": writer.name(author), "year": year},
+            [(entity_id, "author", author), (entity_id, "publication_year", year)],
+            [(writer.name(author), "person")],
+        )
     else:  # a country: no asked-about facts, one descriptive passage naming one of its cities
         cities = [city for city in writer.pools["city"] if facts[city, "in_country"] == entity_id]
         fields["city"] = writer.name(cities[int(writer.rng.integers(len(cities)))])
@@ -225,8 +306,14 @@ def _write_distractors(writer: _Writer) -> None:
             writer.add("lookalike_person", name, "person", fields, (), [(fields["city"], "city")])
         else:
             founder = writer.name(writer.random_of("person"))
-            writer.add("lookalike_company", name, "company", {**fields, "founder": founder}, (),
-                       [(founder, "person")])
+            writer.add(
+                "lookalike_company",
+                name,
+                "company",
+                {**fields, "founder": founder},
+                (),
+                [(founder, "person")],
+            )
         written += 1
 
 

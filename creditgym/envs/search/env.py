@@ -165,14 +165,20 @@ class SearchQAEnv(gym.Env[str, str]):
             raise ValueError(f"render_mode={render_mode!r}; expected None or 'ansi'")
         if isinstance(difficulty, str):
             if difficulty not in DIFFICULTIES:
-                raise ValueError(f"difficulty={difficulty!r}; choose one of {list(DIFFICULTIES)} or pass a Difficulty")
+                raise ValueError(
+                    f"difficulty={difficulty!r}; choose one of {list(DIFFICULTIES)} or pass a Difficulty"
+                )
             difficulty = DIFFICULTIES[difficulty]
         if not 1 <= top_k <= 20 or max_turns < 1:
-            raise ValueError(f"top_k={top_k}, max_turns={max_turns}; top_k must be 1-20 and max_turns at least 1")
+            raise ValueError(
+                f"top_k={top_k}, max_turns={max_turns}; top_k must be 1-20 and max_turns at least 1"
+            )
         self.split = split
         self.params = dataclasses.replace(difficulty.world, seed=world_seed)
         self.world, self.corpus = load_world(self.params)
-        self.questions = generate_questions(self.world, self.corpus, split, hop_mix or difficulty.hop_mix)
+        self.questions = generate_questions(
+            self.world, self.corpus, split, hop_mix or difficulty.hop_mix
+        )
         self.index: SearchIndex = load_index(self.corpus, self.params, cache_dir)
         self.top_k, self.max_turns, self.format_penalty = top_k, max_turns, float(format_penalty)
         self.render_mode = render_mode
@@ -182,16 +188,22 @@ class SearchQAEnv(gym.Env[str, str]):
 
     # --- episode ----------------------------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict]:
         super().reset(seed=seed)
         options = options or {}
         unknown = set(options) - {"task_type", "question"}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; SearchQAEnv accepts 'task_type' and 'question'")
+            raise ValueError(
+                f"unknown reset options {sorted(unknown)}; SearchQAEnv accepts 'task_type' and 'question'"
+            )
         if "question" in options:
             if not isinstance(options["question"], Question):
-                raise TypeError(f"options['question'] is a {type(options['question']).__name__}; pass a Question "
-                                "(from env.unwrapped.questions or creditgym.envs.search.generate_questions)")
+                raise TypeError(
+                    f"options['question'] is a {type(options['question']).__name__}; pass a Question "
+                    "(from env.unwrapped.questions or creditgym.envs.search.generate_questions)"
+                )
             self.question = options["question"]
         else:
             pool = self.questions
@@ -199,14 +211,18 @@ class SearchQAEnv(gym.Env[str, str]):
                 pool = tuple(q for q in pool if q.task_type == options["task_type"])
                 if not pool:
                     types = sorted({q.task_type for q in self.questions})
-                    raise ValueError(f"no {options['task_type']!r} questions in this env; it asks {types}")
+                    raise ValueError(
+                        f"no {options['task_type']!r} questions in this env; it asks {types}"
+                    )
             index = seed if seed is not None else int(self.np_random.integers(len(pool)))
             self.question = pool[index % len(pool)]
         question = self.question
         self._turn = self._searches = self._invalid = 0
         self._searched: list[str] = []
         self._retrieved: dict[int, None] = {}  # passage ids, in retrieval order
-        self._seen_names: dict[str, str] = dict(question.mentions)  # name -> kind, in order of appearance
+        self._seen_names: dict[str, str] = dict(
+            question.mentions
+        )  # name -> kind, in order of appearance
         self._seen_years: dict[str, None] = {}
         self._gold_found: set[int] = set()
         self._em = self._f1 = 0.0
@@ -259,7 +275,9 @@ class SearchQAEnv(gym.Env[str, str]):
             self._seen_years.update(dict.fromkeys(passage.years))
             if passage_id in self.question.gold_passages:
                 self._gold_found.add(passage_id)
-                events.append(f"retrieved gold passage {self.question.gold_passages.index(passage_id) + 1}")
+                events.append(
+                    f"retrieved gold passage {self.question.gold_passages.index(passage_id) + 1}"
+                )
         self._admissible = self._list_admissible()
         shown = _printable(query)
         if not hits:
@@ -276,7 +294,12 @@ class SearchQAEnv(gym.Env[str, str]):
             return obs, self.format_penalty, [], False
         self._answered = True
         self._em, self._f1 = best_scores(text, self.question.aliases)
-        return f"You answered: {_printable(text)}. The episode is over.", self._f1, ["answered"], True
+        return (
+            f"You answered: {_printable(text)}. The episode is over.",
+            self._f1,
+            ["answered"],
+            True,
+        )
 
     def _turns_left(self) -> str:
         left = self.max_turns - self._turn

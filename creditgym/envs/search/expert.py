@@ -28,15 +28,25 @@ def expert_queries(world: World, entity: int, relation: str) -> tuple[str, str]:
     return f"{name} {RELATION_KEYWORD[relation]}", name
 
 
-def expert_action(world: World, question: Question, retrieved: Iterable[Passage], searched: Collection[str]) -> str:
+def expert_action(
+    world: World, question: Question, retrieved: Iterable[Passage], searched: Collection[str]
+) -> str:
     """The expert's next action, given the passages retrieved so far and the queries made."""
-    known = {(subject, relation): value for passage in retrieved for subject, relation, value in passage.facts}
+    known = {
+        (subject, relation): value
+        for passage in retrieved
+        for subject, relation, value in passage.facts
+    }
     ends = []
     for topic in question.topics:
         value: int | str = topic
         for relation in question.path:
             if (value, relation) not in known:
-                untried = [query for query in expert_queries(world, value, relation) if query not in searched]
+                untried = [
+                    query
+                    for query in expert_queries(world, value, relation)
+                    if query not in searched
+                ]
                 return f"search[{untried[0]}]" if untried else f"answer[{UNKNOWN}]"
             value = known[value, relation]
         ends.append(value)

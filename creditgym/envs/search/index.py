@@ -44,7 +44,6 @@ def tokenize(text: str) -> list[str]:
     return [token for token in _TOKEN.findall(text.lower()) if token not in _STOPWORDS]
 
 
-
 def _bm25s():
     try:
         import bm25s
@@ -79,7 +78,9 @@ def _build(corpus: Corpus, path: Path) -> None:
     """Index `corpus` and save it as directory `path`, atomically."""
     bm25s = _bm25s()
     retriever = bm25s.BM25()
-    retriever.index([tokenize(passage.indexed_text()) for passage in corpus.passages], show_progress=False)
+    retriever.index(
+        [tokenize(passage.indexed_text()) for passage in corpus.passages], show_progress=False
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp"))
     try:
@@ -102,7 +103,9 @@ def _marker_matches(path: Path, corpus: Corpus) -> bool:
     return marker.get("n_passages") == len(corpus.passages)
 
 
-def load_index(corpus: Corpus, params: WorldParams, cache_dir: str | os.PathLike | None = None) -> SearchIndex:
+def load_index(
+    corpus: Corpus, params: WorldParams, cache_dir: str | os.PathLike | None = None
+) -> SearchIndex:
     """The BM25 index of `corpus` (the corpus of `params`), from the disk cache; built and
     saved on first use. Cached in the process too, per parameters and cache directory."""
     root = Path(cache_dir) if cache_dir is not None else cache_root()

@@ -11,8 +11,34 @@ import numpy as np
 
 __all__ = ["COMPANY_SUFFIXES", "WORK_NOUNS", "NameMaker"]
 
-_ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "pr", "r", "s", "st",
-           "t", "tr", "v", "z", "sh", "th", "qu", "j")
+_ONSETS = (
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "r",
+    "s",
+    "st",
+    "t",
+    "tr",
+    "v",
+    "z",
+    "sh",
+    "th",
+    "qu",
+    "j",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou", "ar", "or", "en", "il")
 _CODAS = ("", "", "", "n", "r", "l", "s", "m", "k", "th", "x", "nd", "st", "v")
 
@@ -24,10 +50,35 @@ _RESERVED = frozenset(
 )
 
 #: The second word of a company name (shared by many companies, so it carries little weight).
-COMPANY_SUFFIXES = ("Industries", "Holdings", "Labs", "Works", "Group", "Trading", "Foundry", "Systems")
+COMPANY_SUFFIXES = (
+    "Industries",
+    "Holdings",
+    "Labs",
+    "Works",
+    "Group",
+    "Trading",
+    "Foundry",
+    "Systems",
+)
 #: The last word of a work's title ("The Orvel Tides").
-WORK_NOUNS = ("Tides", "Lantern", "Garden", "Chronicle", "Winter", "Harbour", "Letters", "Mirror",
-              "Orchard", "Crossing", "Song", "Archive", "Bridge", "Meadow", "Voyage", "Silence")
+WORK_NOUNS = (
+    "Tides",
+    "Lantern",
+    "Garden",
+    "Chronicle",
+    "Winter",
+    "Harbour",
+    "Letters",
+    "Mirror",
+    "Orchard",
+    "Crossing",
+    "Song",
+    "Archive",
+    "Bridge",
+    "Meadow",
+    "Voyage",
+    "Silence",
+)
 
 
 class NameMaker:
@@ -41,8 +92,10 @@ class NameMaker:
         """A capitalised invented word no one in this world has used yet."""
         while True:
             syllables = int(self.rng.integers(min_syllables, max_syllables + 1))
-            parts = [_ONSETS[self.rng.integers(len(_ONSETS))] + _VOWELS[self.rng.integers(len(_VOWELS))]
-                     for _ in range(syllables)]
+            parts = [
+                _ONSETS[self.rng.integers(len(_ONSETS))] + _VOWELS[self.rng.integers(len(_VOWELS))]
+                for _ in range(syllables)
+            ]
             word = ("".join(parts) + _CODAS[self.rng.integers(len(_CODAS))]).capitalize()
             if word.lower() not in _RESERVED and word not in self.used and len(word) <= 12:
                 self.used.add(word)

@@ -36,14 +36,20 @@ _SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 
 #: topic kind -> (path, question template)
 _SINGLE_HOP = {
-    "person": ((("born_in",), "Where was {} born?"), (("birth_year",), "In what year was {} born?")),
+    "person": (
+        (("born_in",), "Where was {} born?"),
+        (("birth_year",), "In what year was {} born?"),
+    ),
     "company": (
         (("founded_by",), "Who founded {}?"),
         (("founding_year",), "In what year was {} founded?"),
         (("headquartered_in",), "Where is {} headquartered?"),
     ),
     "city": ((("in_country",), "In which country is {}?"),),
-    "work": ((("author",), "Who wrote {}?"), (("publication_year",), "In what year was {} published?")),
+    "work": (
+        (("author",), "Who wrote {}?"),
+        (("publication_year",), "In what year was {} published?"),
+    ),
 }
 _BRIDGE = {
     "person": ((("born_in", "in_country"), "In which country was {} born?"),),
@@ -103,14 +109,28 @@ class Difficulty:
 
 DIFFICULTIES = {
     "easy": Difficulty(
-        WorldParams(n_countries=4, n_cities=16, n_people=60, n_companies=24, n_works=24, n_distractors=12,
-                    fillers_per_entity=0),
+        WorldParams(
+            n_countries=4,
+            n_cities=16,
+            n_people=60,
+            n_companies=24,
+            n_works=24,
+            n_distractors=12,
+            fillers_per_entity=0,
+        ),
         {"single_hop": 0.5, "bridge": 0.5},
     ),
     "standard": Difficulty(WorldParams(), {"single_hop": 0.4, "bridge": 0.4, "comparison": 0.2}),
     "hard": Difficulty(
-        WorldParams(n_countries=20, n_cities=200, n_people=1500, n_companies=600, n_works=600,
-                    n_distractors=1500, fillers_per_entity=2),
+        WorldParams(
+            n_countries=20,
+            n_cities=200,
+            n_people=1500,
+            n_companies=600,
+            n_works=600,
+            n_distractors=1500,
+            fillers_per_entity=2,
+        ),
         {"single_hop": 0.3, "bridge": 0.4, "comparison": 0.3},
     ),
 }
@@ -126,11 +146,15 @@ def _topic_splits(world: World) -> dict[int, str]:
         n_train = round(_SPLIT_FRACTIONS[0] * len(ids))
         n_valid = round(_SPLIT_FRACTIONS[1] * len(ids))
         for rank, index in enumerate(order):
-            split_of[ids[index]] = "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
+            split_of[ids[index]] = (
+                "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
+            )
     return split_of
 
 
-def _follow(world: World, corpus: Corpus, topic: int, path: tuple[str, ...]) -> tuple[int | str, list[int]]:
+def _follow(
+    world: World, corpus: Corpus, topic: int, path: tuple[str, ...]
+) -> tuple[int | str, list[int]]:
     """The value at the end of `path` from `topic`, and the gold passage of each hop."""
     value: int | str = topic
     gold = []
@@ -140,8 +164,15 @@ def _follow(world: World, corpus: Corpus, topic: int, path: tuple[str, ...]) -> 
     return value, gold
 
 
-def _question(world: World, corpus: Corpus, split: str, task_type: str, topics: tuple[int, ...],
-              path: tuple[str, ...], template: str) -> Question:
+def _question(
+    world: World,
+    corpus: Corpus,
+    split: str,
+    task_type: str,
+    topics: tuple[int, ...],
+    path: tuple[str, ...],
+    template: str,
+) -> Question:
     ends, gold = [], []
     for topic in topics:
         value, passages = _follow(world, corpus, topic, path)
@@ -170,7 +201,9 @@ def _question(world: World, corpus: Corpus, split: str, task_type: str, topics: 
     )
 
 
-def _all_questions(world: World, corpus: Corpus, split: str, rng: np.random.Generator) -> dict[str, list[Question]]:
+def _all_questions(
+    world: World, corpus: Corpus, split: str, rng: np.random.Generator
+) -> dict[str, list[Question]]:
     """Every question of `split`, by task type."""
     split_of = _topic_splits(world)
     by_type: dict[str, list[Question]] = {task_type: [] for task_type in TASK_TYPES}
@@ -179,7 +212,9 @@ def _all_questions(world: World, corpus: Corpus, split: str, rng: np.random.Gene
             continue
         for task_type, table in (("single_hop", _SINGLE_HOP), ("bridge", _BRIDGE)):
             for path, template in table.get(entity.kind, ()):
-                by_type[task_type].append(_question(world, corpus, split, task_type, (entity.id,), path, template))
+                by_type[task_type].append(
+                    _question(world, corpus, split, task_type, (entity.id,), path, template)
+                )
     for kind, (path, template) in _COMPARISON.items():
         ids = [entity.id for entity in world.of_kind(kind) if split_of[entity.id] == split]
         pairs = set()
@@ -190,22 +225,30 @@ def _all_questions(world: World, corpus: Corpus, split: str, rng: np.random.Gene
                     pairs.add((first, second) if rng.random() < 0.5 else (second, first))
                     break
         for pair in sorted(pairs):
-            by_type["comparison"].append(_question(world, corpus, split, "comparison", pair, path, template))
+            by_type["comparison"].append(
+                _question(world, corpus, split, "comparison", pair, path, template)
+            )
     return by_type
 
 
 def _check_mix(hop_mix: Mapping[str, float]) -> dict[str, float]:
     unknown = set(hop_mix) - set(TASK_TYPES)
     if unknown:
-        raise ValueError(f"hop_mix has unknown task types {sorted(unknown)}; choose among {list(TASK_TYPES)}")
+        raise ValueError(
+            f"hop_mix has unknown task types {sorted(unknown)}; choose among {list(TASK_TYPES)}"
+        )
     weights = {task_type: float(weight) for task_type, weight in hop_mix.items() if weight > 0}
     if not weights or any(weight < 0 for weight in hop_mix.values()):
-        raise ValueError(f"hop_mix={dict(hop_mix)}; give non-negative weights, at least one positive")
+        raise ValueError(
+            f"hop_mix={dict(hop_mix)}; give non-negative weights, at least one positive"
+        )
     return weights
 
 
 @functools.lru_cache(maxsize=32)
-def _generate(world: World, corpus: Corpus, split: str, mix: tuple[tuple[str, float], ...]) -> tuple[Question, ...]:
+def _generate(
+    world: World, corpus: Corpus, split: str, mix: tuple[tuple[str, float], ...]
+) -> tuple[Question, ...]:
     rng = np.random.default_rng([world.params.seed, 4, SPLITS.index(split)])
     by_type = _all_questions(world, corpus, split, rng)
     weights = dict(mix)
@@ -216,11 +259,15 @@ def _generate(world: World, corpus: Corpus, split: str, mix: tuple[tuple[str, fl
     for task_type, weight in mix:
         pool = by_type[task_type]
         count = min(len(pool), round(size * weight / total))
-        chosen.extend(pool[int(i)] for i in sorted(rng.choice(len(pool), size=count, replace=False)))
+        chosen.extend(
+            pool[int(i)] for i in sorted(rng.choice(len(pool), size=count, replace=False))
+        )
     return tuple(chosen[int(i)] for i in rng.permutation(len(chosen)))
 
 
-def generate_questions(world: World, corpus: Corpus, split: str, hop_mix: Mapping[str, float]) -> tuple[Question, ...]:
+def generate_questions(
+    world: World, corpus: Corpus, split: str, hop_mix: Mapping[str, float]
+) -> tuple[Question, ...]:
     """The questions of `split`, shuffled, with task types in the proportions of `hop_mix`
     (as many as the world allows). Pure: same arguments, same tuple."""
     if split not in SPLITS:
@@ -228,5 +275,7 @@ def generate_questions(world: World, corpus: Corpus, split: str, hop_mix: Mappin
     weights = _check_mix(hop_mix)
     questions = _generate(world, corpus, split, tuple(sorted(weights.items())))
     if not questions:
-        raise ValueError(f"the world has no {split} questions of types {sorted(weights)}; make it larger")
+        raise ValueError(
+            f"the world has no {split} questions of types {sorted(weights)}; make it larger"
+        )
     return questions

@@ -31,7 +31,10 @@ def exact_match(prediction: str, truth: str) -> float:
 
 def f1_score(prediction: str, truth: str) -> float:
     """Harmonic mean of precision and recall of the normalised words, as sets."""
-    predicted, true = set(normalize_answer(prediction).split()), set(normalize_answer(truth).split())
+    predicted, true = (
+        set(normalize_answer(prediction).split()),
+        set(normalize_answer(truth).split()),
+    )
     common = len(predicted & true)
     if common == 0:
         return 0.0
@@ -44,4 +47,6 @@ def best_scores(prediction: str, truths: Iterable[str]) -> tuple[float, float]:
     truths = list(truths)
     if not truths:
         raise ValueError("best_scores needs at least one accepted answer; got none")
-    return max(exact_match(prediction, t) for t in truths), max(f1_score(prediction, t) for t in truths)
+    return max(exact_match(prediction, t) for t in truths), max(
+        f1_score(prediction, t) for t in truths
+    )

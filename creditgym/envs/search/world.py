@@ -30,7 +30,15 @@ import numpy as np
 
 from creditgym.envs.search.names import COMPANY_SUFFIXES, WORK_NOUNS, NameMaker
 
-__all__ = ["GENERATOR_VERSION", "KINDS", "RELATIONS", "Entity", "World", "WorldParams", "generate_world"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "KINDS",
+    "RELATIONS",
+    "Entity",
+    "World",
+    "WorldParams",
+    "generate_world",
+]
 
 #: Bump when any draw of the world or corpus generator changes, so stale disk caches are not reused.
 GENERATOR_VERSION = 1
@@ -81,7 +89,9 @@ class WorldParams:
     def __post_init__(self) -> None:
         for name in ("n_countries", "n_cities", "n_people"):
             if getattr(self, name) < 2:
-                raise ValueError(f"WorldParams.{name}={getattr(self, name)}; a world needs at least 2")
+                raise ValueError(
+                    f"WorldParams.{name}={getattr(self, name)}; a world needs at least 2"
+                )
         if self.n_cities < self.n_countries:
             raise ValueError(
                 f"WorldParams.n_cities={self.n_cities} < n_countries={self.n_countries}; every country needs a city, "
@@ -93,7 +103,9 @@ class WorldParams:
                 "because each company has its own founder"
             )
         if self.n_works < 0 or self.n_distractors < 0 or self.fillers_per_entity < 0:
-            raise ValueError("WorldParams.n_works, n_distractors and fillers_per_entity must be >= 0")
+            raise ValueError(
+                "WorldParams.n_works, n_distractors and fillers_per_entity must be >= 0"
+            )
 
     def key(self) -> str:
         """Cache key: these parameters and the generator version."""
@@ -141,8 +153,10 @@ def generate_world(params: WorldParams) -> World:
     def pick(ids: list[int]) -> int:
         return ids[int(rng.integers(len(ids)))]
 
-    countries = [add("country", name, (f"Republic of {name}",))
-                 for name in (names.word(2, 3) + "ia" for _ in range(params.n_countries))]
+    countries = [
+        add("country", name, (f"Republic of {name}",))
+        for name in (names.word(2, 3) + "ia" for _ in range(params.n_countries))
+    ]
     cities = [add("city", names.word(2, 3)) for _ in range(params.n_cities)]
     for rank, city in enumerate(cities):  # every country gets a city before any gets a second
         facts[city, "in_country"] = countries[rank] if rank < len(countries) else pick(countries)
@@ -158,7 +172,9 @@ def generate_world(params: WorldParams) -> World:
         suffix = COMPANY_SUFFIXES[int(rng.integers(len(COMPANY_SUFFIXES)))]
         company = add("company", f"{stem} {suffix}", (stem,))
         facts[company, "founded_by"] = int(founder)
-        facts[company, "founding_year"] = str(int(facts[int(founder), "birth_year"]) + int(rng.integers(20, 61)))
+        facts[company, "founding_year"] = str(
+            int(facts[int(founder), "birth_year"]) + int(rng.integers(20, 61))
+        )
         facts[company, "headquartered_in"] = pick(cities)
 
     for _ in range(params.n_works):
@@ -166,6 +182,8 @@ def generate_world(params: WorldParams) -> World:
         noun = WORK_NOUNS[int(rng.integers(len(WORK_NOUNS)))]
         work = add("work", f"The {names.word(2, 3)} {noun}")
         facts[work, "author"] = author
-        facts[work, "publication_year"] = str(int(facts[author, "birth_year"]) + int(rng.integers(20, 71)))
+        facts[work, "publication_year"] = str(
+            int(facts[author, "birth_year"]) + int(rng.integers(20, 71))
+        )
 
     return World(params, tuple(entities), facts)

@@ -300,7 +300,6 @@ def generate_catalog(params: CatalogParams) -> Catalog:
     return Catalog(params, arrays)
 
 
-
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write to a temporary file and rename, so concurrent processes never read half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
