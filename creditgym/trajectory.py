@@ -37,6 +37,13 @@ class Turn:
         valid: whether the response parsed to an action the environment understood.
         teacher_forced: ``(context, target, target token log-probs)`` when the rollout asked
             the policy to score a text after this prompt from its KV cache (IGPO's answer).
+        cost_to_go: the expert's remaining plan length from the state this decision was made
+            in (`steps_to_go()` of the env), None where the env cannot compute it. An oracle
+            for measuring credit; never shown to the agent.
+        next_cost_to_go: the same after the step (0 once the task is done).
+        credit_details: diagnostics that credit modules attach to the turn (a judge's verdict,
+            an information gain, latent factors) for logs and the viewer; estimators never
+            read it.
     """
 
     observation: str
@@ -52,6 +59,17 @@ class Turn:
     logprobs: list[float] = field(default_factory=list)
     valid: bool = True
     teacher_forced: tuple[str, str, list[float]] | None = None
+    cost_to_go: int | None = None
+    next_cost_to_go: int | None = None
+    credit_details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> int | None:
+        """Oracle progress label ``d(s_t) - d(s_t+1)``: +1 an optimal step, 0 a wasted one,
+        negative a step away from the goal; None where the env gives no cost-to-go."""
+        if self.cost_to_go is None or self.next_cost_to_go is None:
+            return None
+        return self.cost_to_go - self.next_cost_to_go
 
     @property
     def anchor(self) -> Hashable | None:
