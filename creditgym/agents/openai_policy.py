@@ -5,7 +5,7 @@ Each prompt is one request (``/chat/completions`` with the prompt as the user me
 ``/completions`` with ``chat=False``); a batch is sent concurrently from a thread pool, at most
 `concurrency` requests at once, and the answers come back in prompt order.
 
-Reliability (DESIGN.md, "the run never dies mid-way"):
+Reliability (a training run never dies mid-way because of its model server):
 
 * every attempt has a hard deadline of `timeout` seconds, for the whole answer, not per read;
 * connection errors, timeouts, 429 and 5xx are retried `max_retries` times with exponential

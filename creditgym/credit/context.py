@@ -1,6 +1,6 @@
 """What shapers may need from outside the batch, handed in by the caller.
 
-Credit modules never import agents, envs or train (see DESIGN.md). A shaper that needs the
+Credit modules never import agents, envs or train (docs/ARCHITECTURE.md). A shaper that needs the
 policy's log-prob scorer (IGPO) or an LLM client (CALM, LaRe) reads it from the
 `CreditContext` the trainer, or a user, passes to `compute_advantages`.
 """

@@ -18,7 +18,7 @@ ALFWorld/WebShop scripts), invalid-action penalty 0.1. ``std`` is unbiased (``to
 The state s_t is `turn.anchor`, the environment's canonical state key.
 """
 
-# Where we differ from the paper and from verl-agent (one place, as STYLE.md asks):
+# Where we differ from the paper and from verl-agent (all in one place):
 # 1. A group with one (non-failed) episode gets A^E = 0; verl-agent uses mean 0 and std 1 for
 #    it, i.e. A^E = R. Step groups of one turn get A^S = 0 in both.
 # 2. Failed episodes (`episode.failed`: env crash, dead worker) get A = 0 and are left out of

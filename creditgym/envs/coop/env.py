@@ -6,8 +6,8 @@ receptacle it stands at (and teammates standing there); the team reward, 1.0 for
 comes when the last object is placed. Actions of one step apply in agent order, so when two
 agents reach for the same object the first one gets it and the other gets "Nothing happens.".
 
-Per-agent ``info`` has the single-agent keys (DESIGN.md): ``task``, ``admissible_actions``,
-``anchor`` (the agent's place and load, with every object's place), ``won``, ``valid``,
+Per-agent ``info`` has the single-agent keys (`creditgym.envs.info`): ``task``,
+``admissible_actions``, ``anchor`` (the agent's place and load, with every object's place), ``won``, ``valid``,
 ``symbolic_state`` and ``events``. `expert_actions()` gives every agent's next move of a
 plan that sends agent i for the i-th object.
 """
