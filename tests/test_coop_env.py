@@ -125,7 +125,8 @@ def test_lare_gives_the_agent_whose_actions_matter_more_credit_than_the_idle_one
         [r.sum() for ep, r in zip(episodes, rewards) if ep.agent_id == "agent_1" and ep.success]
     )
     print(f"credit per successful episode: agent_0 {worker:.2f}, agent_1 {idle:.2f}")
-    assert worker > idle + 0.5, (worker, idle)  # the team return of 1 goes mostly to agent_0
+    # the team return of 1 goes to agent_0 (measured 0.98 vs -0.01)
+    assert worker > 0.9 and abs(idle) < 0.1, (worker, idle)
 
 
 def test_training_on_the_cooperative_household_with_lare(tmp_path):

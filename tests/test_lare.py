@@ -69,7 +69,7 @@ def test_decoded_rewards_recover_the_hidden_per_turn_rewards(variant):
     for _ in range(2):  # online: batch after batch, as in training
         predicted = lare_rewards(episodes, context, variant=variant, updates=150, lr=1e-2)
     correlation = np.corrcoef(np.concatenate(predicted), hidden)[0, 1]
-    assert correlation >= 0.9, f"{variant}: correlation {correlation:.3f}"
+    assert correlation >= 0.99, f"{variant}: correlation {correlation:.3f}"  # measured 0.996
 
 
 def test_sandboxed_llm_style_factor_code_runs_through_the_shaper():
