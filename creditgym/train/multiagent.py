@@ -18,6 +18,7 @@ from typing import Any
 from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
 from creditgym.envs import info as keys
+from creditgym.envs.oracle import cost_to_go
 from creditgym.trajectory import Episode
 
 __all__ = ["collect_multiagent_episodes"]
@@ -124,11 +125,14 @@ def collect_multiagent_episodes(
             actions_of.setdefault(slot, {})[name] = parsed.action
             turns.append(new_turn(agent.observation, agent.info, prompt, generation, parsed))
         results: dict[int, Any] = {}
+        team_cost: dict[int, tuple[int | None, int | None]] = {}  # the team's oracle d(s), d(s')
         for slot, actions in actions_of.items():
+            before = cost_to_go(envs[slot])
             try:
                 results[slot] = envs[slot].step(actions)
             except Exception as error:  # a broken env fails its agents' episodes, not the run
                 results[slot] = error
+            team_cost[slot] = (before, cost_to_go(envs[slot]))
         for (slot, name, agent), turn in zip(seats, turns):
             if isinstance(results[slot], BaseException):
                 agent.episode.turns.append(turn)
@@ -140,6 +144,7 @@ def collect_multiagent_episodes(
             turn.next_info = infos[name]
             turn.next_observation = observations[name]
             turn.valid = turn.valid and bool(infos[name].get(keys.VALID, True))
+            turn.cost_to_go, turn.next_cost_to_go = team_cost[slot]
             agent.episode.turns.append(turn)
             agent.history.append((agent.observation, turn.action))
             agent.observation, agent.info = observations[name], infos[name]

@@ -20,6 +20,7 @@ from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
 from creditgym.agents.prompts import build_prompt
 from creditgym.envs import info as keys
+from creditgym.envs.oracle import cost_to_go
 from creditgym.envs.registry import eval_splits, make
 from creditgym.trajectory import Episode, Turn
 
@@ -100,6 +101,7 @@ class _Running:
     observation: str
     info: dict
     history: list[tuple[str, str]]
+    cost_to_go: int | None = None  # the env's oracle steps_to_go() of the current state
 
 
 def _start(env: gym.Env, env_id: str, task: Task) -> _Running:
@@ -111,7 +113,7 @@ def _start(env: gym.Env, env_id: str, task: Task) -> _Running:
         task_type=str(info.get(keys.TASK_TYPE, "")),
         metadata={"seed": task.seed, "split": task.split, "task": info.get(keys.TASK, "")},
     )
-    return _Running(env, episode, observation, info, [])
+    return _Running(env, episode, observation, info, [], cost_to_go(env))
 
 
 def collect_episodes(
@@ -210,6 +212,8 @@ def collect_episodes(
             turn.next_info = info
             turn.next_observation = observation
             turn.valid = turn.valid and bool(info.get(keys.VALID, True))
+            turn.cost_to_go, state.cost_to_go = state.cost_to_go, cost_to_go(state.env)
+            turn.next_cost_to_go = state.cost_to_go
             episode.turns.append(turn)
             state.history.append((state.observation, parsed.action))
             state.observation, state.info = observation, info

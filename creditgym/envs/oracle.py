@@ -1,0 +1,68 @@
+"""Oracle hooks of an environment, asked for gracefully: cost-to-go and state cloning.
+
+Environments with an expert may expose, on ``env.unwrapped``:
+
+- ``steps_to_go() -> int | None``: the expert's remaining plan length from the current true
+  state (0 once the task is done, None where it cannot be computed);
+- ``clone_state() -> object`` and ``restore_state(snapshot) -> (observation, info)``: an opaque
+  snapshot of the whole env state (RNG and last observation included) and its restoration, so
+  a rollout can be continued several times from any turn.
+
+These are oracles for *measuring* credit (progress labels, Monte-Carlo advantages); no agent
+ever sees them. The helpers here return False/None for envs without them, so a rollout or a
+report can ask any env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["supports_cloning", "cost_to_go", "clone_state", "restore_state"]
+
+
+def _base(env: Any) -> Any:
+    """The innermost env (through Gymnasium wrappers); PettingZoo envs are their own base."""
+    return getattr(env, "unwrapped", env)
+
+
+def cost_to_go(env: Any) -> int | None:
+    """The expert's remaining number of steps from `env`'s current state, or None where the env
+    does not provide it (no ``steps_to_go``, or it raises NotImplementedError)."""
+    steps_to_go = getattr(_base(env), "steps_to_go", None)
+    if steps_to_go is None:
+        return None
+    try:
+        value = steps_to_go()
+    except NotImplementedError:
+        return None
+    return None if value is None else int(value)
+
+
+def supports_cloning(env: Any) -> bool:
+    """Whether `env` can snapshot and restore its state (``clone_state``/``restore_state``);
+    False where the methods are missing or ``clone_state`` raises NotImplementedError."""
+    base = _base(env)
+    probe = getattr(base, "supports_cloning", None)
+    if callable(probe):  # envs whose support depends on the instance (e.g. the backend) say so
+        return bool(probe())
+    return callable(getattr(base, "clone_state", None)) and callable(
+        getattr(base, "restore_state", None)
+    )
+
+
+def clone_state(env: Any) -> object:
+    """A snapshot of `env`'s full state; raises NotImplementedError naming the env otherwise."""
+    base = _base(env)
+    if not callable(getattr(base, "clone_state", None)):
+        name = getattr(getattr(base, "spec", None), "id", None) or type(base).__name__
+        raise NotImplementedError(
+            f"{name} cannot clone its state; credit measurements that continue rollouts from a "
+            "turn (Monte-Carlo advantages) need an env with clone_state()/restore_state()"
+        )
+    return base.clone_state()
+
+
+def restore_state(env: Any, snapshot: object) -> Any:
+    """Restore `env` to `snapshot` (from `clone_state`); returns what the env's
+    ``restore_state`` returns: ``(observation, info)`` (per-agent dicts for ParallelEnvs)."""
+    return _base(env).restore_state(snapshot)
