@@ -72,27 +72,42 @@ def test_a_killed_worker_fails_its_episodes_and_is_replaced_for_the_next_iterati
     assert not any(ep.failed for ep in next_iteration)  # the dead worker was replaced
 
 
-def test_training_runs_with_env_workers(tmp_path):
+def test_training_with_env_workers_equals_training_in_process(tmp_path):
+    """Workers step the same envs with the same seeds: the run is the same, weights included."""
+    import json
+
     from creditgym.config import load_config
     from creditgym.train.trainer import train
 
-    config = load_config(
-        None,
-        [
-            "policy.tiny.hidden_size=32",
-            "policy.tiny.num_layers=1",
-            "policy.tiny.num_heads=2",
-            "env.kwargs={max_steps: 4}",
-            "rollout.groups=2",
-            "rollout.group_size=2",
-            "rollout.workers=2",
-            "train.iterations=1",
-            "eval.episodes=2",
-            "eval.every=0",
-            "run.progress=false",
-            "run.tensorboard=false",
-            f"run.output_dir={tmp_path}",
-        ],
-    )
-    result = train(config)
-    assert result.iterations == 1 and result.env_steps > 0
+    def run(workers: int):
+        out = tmp_path / f"workers{workers}"
+        config = load_config(
+            None,
+            [
+                "policy.tiny.hidden_size=32",
+                "policy.tiny.num_layers=1",
+                "policy.tiny.num_heads=2",
+                "env.kwargs={max_steps: 4}",
+                "rollout.groups=2",
+                "rollout.group_size=2",
+                f"rollout.workers={workers}",
+                "train.iterations=1",
+                "eval.episodes=2",
+                "eval.every=0",
+                "run.progress=false",
+                "run.tensorboard=false",
+                f"run.output_dir={out}",
+            ],
+        )
+        result = train(config)
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        [row] = [row for row in rows if "rollout/success" in row]
+        return result, row
+
+    (with_workers, row), (in_process, expected_row) = run(2), run(0)
+    assert with_workers.iterations == 1 and with_workers.env_steps == in_process.env_steps > 0
+    assert row["rollout/failed_episodes"] == 0.0
+    for key in ("rollout/success", "rollout/return", "rollout/turns", "rollout/response_tokens"):
+        assert row[key] == expected_row[key], key
+    assert row["update/pg_loss"] == pytest.approx(expected_row["update/pg_loss"], abs=1e-6)
+    assert row["update/grad_norm"] == pytest.approx(expected_row["update/grad_norm"], rel=1e-5)
