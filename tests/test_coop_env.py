@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,6 +158,12 @@ def test_training_on_the_cooperative_household_with_lare(tmp_path):
     )
     result = train(config)
     assert result.iterations == 1 and result.env_steps > 0
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    [row] = [row for row in rows if "rollout/success" in row]
+    assert row["rollout/failed_episodes"] == 0.0 and row["update/steps"] >= 1
+    # LaRe's decoder was trained online and is checkpointed with the run
+    saved = torch.load(result.checkpoint / "credit.pt", weights_only=False)
+    assert saved["lare"]["n_factors"] > 0 and saved["lare"]["decoder"]
 
 
 # ---- MPE cooperative navigation as text ---------------------------------------------------
