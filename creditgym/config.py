@@ -167,6 +167,12 @@ class TrainConfig:
     micro_batch_turns: int = _field(64, "turns per forward/backward micro-batch")
     mini_batches: int = _field(1, "optimizer steps per PPO epoch")
     skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
+    precision: str = _field(
+        "auto",
+        "fp32 | bf16-mixed (fp32 master weights, bf16 autocast) | bf16 (bf16 weights: small "
+        "updates round away) | auto (bf16-mixed on CUDA, fp32 on CPU)",
+        choices=("auto", "fp32", "bf16-mixed", "bf16"),
+    )
     sft_warmup: SFTConfig = field(
         default_factory=SFTConfig, metadata={"help": "supervised warm start"}
     )

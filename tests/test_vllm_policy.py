@@ -149,6 +149,17 @@ def test_sync_sends_every_weight_and_drops_the_prefix_cache(fake_vllm):
         torch.testing.assert_close(tensor, state[name].cpu())
 
 
+def test_a_bf16_engine_gets_bf16_copies_of_the_fp32_master_weights(fake_vllm):
+    policy = tiny_policy()
+    engine = vllm_policy.VLLMPolicy(policy, dtype="bfloat16")
+    engine.sync_weights()
+    ((_, (named,)),) = engine.llm.rpcs
+    state = policy.model.state_dict()
+    for name, tensor in named:
+        assert state[name].dtype == torch.float32 and tensor.dtype == torch.bfloat16
+        torch.testing.assert_close(tensor, state[name].to(torch.bfloat16).cpu(), rtol=0, atol=0)
+
+
 def test_the_engine_gets_a_loadable_copy_of_the_policy(tmp_path):
     policy = tiny_policy()
     exported = HFPolicy.from_pretrained(vllm_policy.export_for_engine(policy, tmp_path))

@@ -144,14 +144,17 @@ class HFPolicy:
         *,
         device: str | torch.device = "auto",
         gguf_file: str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> HFPolicy:
         """Load a model directory or Hugging Face model name (bfloat16 on CUDA, float32 on CPU).
 
         `gguf_file` loads a GGUF checkpoint from that directory (needs ``pip install gguf``).
-        Other keyword arguments go to `HFPolicy`.
+        `dtype` overrides the device's default weight dtype (the trainer loads float32 master
+        weights for bf16 mixed precision). Other keyword arguments go to `HFPolicy`.
         """
-        resolved, dtype = resolve_device(device)
+        resolved, default_dtype = resolve_device(device)
+        dtype = dtype or default_dtype
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), **extra)
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, **extra)

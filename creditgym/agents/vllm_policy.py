@@ -53,7 +53,8 @@ class VLLMPolicy:
     Args:
         trainer_policy: the HF policy the trainer updates (its weights seed the engine).
         gpu_memory_utilization: share of the GPU vLLM may take (the trainer needs the rest).
-        dtype: vLLM's weight dtype (``"auto"``: the model's, bf16 for bf16 checkpoints).
+        dtype: vLLM's weight dtype (``"auto"``: the model's, bf16 for bf16 checkpoints); with
+            ``"bfloat16"`` each sync sends bf16 copies of the trainer's (fp32 master) weights.
         score_batch: responses rescored per HF forward pass.
     """
 
@@ -78,6 +79,8 @@ class VLLMPolicy:
 
         self.trainer_policy = trainer_policy
         self.score_batch = score_batch
+        # what floating-point weights are cast to before they travel (None: as the trainer has them)
+        self.sync_dtype: torch.dtype | None = _SYNC_DTYPES.get(dtype)
         self._model_dir = tempfile.TemporaryDirectory(prefix="creditgym-vllm-")
         export_for_engine(trainer_policy, self._model_dir.name)
         self.llm = LLM(
@@ -110,7 +113,7 @@ class VLLMPolicy:
     def sync_weights(self) -> None:
         """Load the trainer's current weights into vLLM (after every update)."""
         named = [
-            (name, tensor.detach().cpu())
+            (name, _engine_copy(tensor, self.sync_dtype))
             for name, tensor in self.trainer_policy.model.state_dict().items()
         ]
         self.llm.collective_rpc("load_trainer_weights", args=(named,))
@@ -196,6 +199,24 @@ class VLLMPolicy:
 
     def __repr__(self) -> str:
         return f"VLLMPolicy(trainer={self.trainer_policy!r})"
+
+
+_SYNC_DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
+
+
+def _engine_copy(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """A host copy of one weight for the engine, cast first (on the GPU: half the transfer)."""
+    tensor = tensor.detach()
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.cpu()
 
 
 def export_for_engine(policy: HFPolicy, directory: str | Path) -> Path:

@@ -8,16 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from creditgym.agents.factory import load_policy
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf import HFPolicy, resolve_device
 from creditgym.config import Config, LoraConfig
+from creditgym.train.precision import Precision, resolve_precision
 
-__all__ = ["build_policy", "build_rollout_policy", "frozen_copy"]
+__all__ = ["build_policy", "build_rollout_policy", "frozen_copy", "training_precision"]
+
+
+def training_precision(config: Config) -> Precision:
+    """`train.precision` resolved on the run's device (``auto``: bf16-mixed on CUDA, else fp32)."""
+    device, _ = resolve_device(config.run.device)
+    return resolve_precision(config.train.precision, device)
 
 
 def _sampling_kwargs(config: Config) -> dict[str, Any]:
     policy = config.policy
     return {
         "device": config.run.device,
+        "dtype": training_precision(config).weight_dtype,
         "temperature": policy.temperature,
         "top_p": policy.top_p,
         "max_new_tokens": policy.max_new_tokens,
@@ -59,8 +67,13 @@ def build_rollout_policy(config: Config, policy: HFPolicy) -> Any:
         )
     from creditgym.agents.vllm_policy import VLLMPolicy
 
+    # the engine holds bf16 copies of the fp32 master weights under bf16-mixed
+    engine_dtype = "float32" if training_precision(config).name == "fp32" else "bfloat16"
     return VLLMPolicy(
-        policy, gpu_memory_utilization=config.rollout.vllm_gpu_memory, seed=config.run.seed
+        policy,
+        gpu_memory_utilization=config.rollout.vllm_gpu_memory,
+        dtype=engine_dtype,
+        seed=config.run.seed,
     )
 
 

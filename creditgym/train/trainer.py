@@ -46,7 +46,12 @@ from creditgym.train.distributed import setup as setup_distributed
 from creditgym.train.evaluate import SplitResult, evaluate
 from creditgym.train.judges import build_judge
 from creditgym.train.latent import build_latent_reward
-from creditgym.train.models import build_policy, build_rollout_policy, frozen_copy
+from creditgym.train.models import (
+    build_policy,
+    build_rollout_policy,
+    frozen_copy,
+    training_precision,
+)
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
@@ -138,6 +143,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     # What the credit shapers need comes first: a bad credit config fails before any model is
     # built, and nothing here draws from the seeded random streams.
     judge, extras = _credit_helpers(config, out)
+    precision = training_precision(config)  # fp32 | bf16-mixed (fp32 masters, bf16 autocast) | bf16
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
     resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
@@ -178,7 +184,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     def run_eval() -> list[SplitResult]:
         if not distributed.is_main:
             return []
-        with _evaluation_mode(rollout_policy, config.eval.temperature):
+        with _evaluation_mode(rollout_policy, config.eval.temperature), precision.autocast():
             return evaluate_on_held_out(rollout_policy, "policy", prompt_format=prompt_format)
 
     def evaluate_on_held_out(agent: Any, name: str, **options: Any) -> list[SplitResult]:
@@ -232,7 +238,8 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     if state.iteration == 0 and not state.evals:
         record_eval(run_eval())
         if config.train.sft_warmup.episodes > 0:
-            stats = sft_warmup(policy, config, prompt_format)  # the same on every rank (same seed)
+            with precision.autocast():  # the same on every rank (same seed)
+                stats = sft_warmup(policy, config, prompt_format)
             distributed.broadcast_parameters(policy.model)
             _sync_weights(rollout_policy)
             console.print(f"supervised warm start: {stats}")
@@ -288,15 +295,16 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                     _rank_seed(config.run.seed, iteration, distributed.rank)
                 )
             tasks = group_tasks(seeds, roll_cfg.group_size, split=env_cfg.train_split)
-            episodes = collect_episodes(
-                train_envs,
-                rollout_policy,
-                tasks,
-                env_id=env_cfg.id,
-                prompt_format=prompt_format,
-                max_turns=roll_cfg.max_turns,
-                answer_prefix=_info_gain_prefix(config),
-            )
+            with precision.autocast():
+                episodes = collect_episodes(
+                    train_envs,
+                    rollout_policy,
+                    tasks,
+                    env_id=env_cfg.id,
+                    prompt_format=prompt_format,
+                    max_turns=roll_cfg.max_turns,
+                    answer_prefix=_info_gain_prefix(config),
+                )
             t_rollout = time.perf_counter() - t0
 
             # credit: per-turn advantages from the configured shapers and estimator
@@ -304,34 +312,36 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             context = CreditContext(
                 scorer=policy, judge=judge, iteration=state.iteration, extras=extras
             )
-            advantages = compute_advantages(
-                episodes,
-                shapers=config.credit.shapers,
-                estimator=config.credit.estimator,
-                context=context,
-            )
+            with precision.autocast():  # shapers may score with the policy
+                advantages = compute_advantages(
+                    episodes,
+                    shapers=config.credit.shapers,
+                    estimator=config.credit.estimator,
+                    context=context,
+                )
             t_credit = time.perf_counter() - t0
 
             # update: PPO-clip over every action token
             t0 = time.perf_counter()
             turns = flatten_turns(episodes, advantages)
-            if reference is not None:
-                reference_logprobs(reference, turns, config.train.micro_batch_turns)
-            update_stats = ppo_update(
-                policy,
-                optimizer,
-                turns,
-                ppo_epochs=config.train.ppo_epochs,
-                mini_batches=config.train.mini_batches,
-                micro_batch_turns=config.train.micro_batch_turns,
-                clip_eps=config.train.clip_eps,
-                kl_coef=config.train.kl_coef,
-                entropy_coef=config.train.entropy_coef,
-                max_grad_norm=config.train.max_grad_norm,
-                skip_zero_advantage=config.train.skip_zero_advantage,
-                rng=update_rng,
-                distributed=distributed,
-            )
+            with precision.autocast():
+                if reference is not None:
+                    reference_logprobs(reference, turns, config.train.micro_batch_turns)
+                update_stats = ppo_update(
+                    policy,
+                    optimizer,
+                    turns,
+                    ppo_epochs=config.train.ppo_epochs,
+                    mini_batches=config.train.mini_batches,
+                    micro_batch_turns=config.train.micro_batch_turns,
+                    clip_eps=config.train.clip_eps,
+                    kl_coef=config.train.kl_coef,
+                    entropy_coef=config.train.entropy_coef,
+                    max_grad_norm=config.train.max_grad_norm,
+                    skip_zero_advantage=config.train.skip_zero_advantage,
+                    rng=update_rng,
+                    distributed=distributed,
+                )
             _sync_weights(rollout_policy)
             t_update = time.perf_counter() - t0
             if distributed.enabled:  # metrics of the global batch
