@@ -5,20 +5,24 @@ are drawn from a small set of states per group (so step groups are non-trivial),
 GRPO, GiGPO and GiGPO's variants on it: median of several runs, one process, one core.
 
     python benchmarks/credit_overhead.py
-    python benchmarks/credit_overhead.py --iteration-seconds 120 --repeats 21
+    python benchmarks/credit_overhead.py --metrics runs/quickstart/metrics.jsonl --repeats 21
 
-Target: GiGPO under 50 ms. `--iteration-seconds` (default 60 s, a placeholder for a small
-CPU iteration until the trainer reports real iteration times) turns the timings into a share
-of one training iteration.
+Target: GiGPO under 50 ms. The share of an iteration compares per-turn costs: the credit time
+per turn here against the wall time per env step of real training iterations, read from a
+run's `metrics.jsonl` (`--metrics`; without one, one quickstart iteration is trained in a
+temporary directory and measured).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -68,6 +72,34 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def iteration_seconds_per_turn(metrics: Path) -> tuple[float, int]:
+    """Median wall time per env step of the training iterations in a run's metrics file."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if "time/rollout" in row]
+    if not rows:
+        raise SystemExit(f"{metrics} has no training iterations (no time/rollout rows)")
+    per_turn, previous_steps = [], 0
+    for row in rows:
+        seconds = row["time/rollout"] + row["time/credit"] + row["time/update"]
+        steps = row["env_steps"] - previous_steps
+        previous_steps = row["env_steps"]
+        if steps > 0:
+            per_turn.append(seconds / steps)
+    return statistics.median(per_turn), len(per_turn)
+
+
+def measure_one_iteration() -> Path:
+    """Train one quickstart iteration in a temporary directory; return its metrics file."""
+    from creditgym.config import load_config
+    from creditgym.train.trainer import train
+
+    out = Path(tempfile.mkdtemp(prefix="credit_overhead_"))
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    overrides = ["train.iterations=1", "eval.every=0", "eval.episodes=2", "run.progress=false"]
+    train(load_config(quickstart, [*overrides, f"run.output_dir={out}"]))
+    return out / "metrics.jsonl"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,13 +112,15 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument(
-        "--iteration-seconds",
-        type=float,
-        default=60.0,
-        help="wall time of one training iteration to compare against (default 60 s: a placeholder "
-        "until the trainer reports real iteration times)",
+        "--metrics",
+        type=Path,
+        default=None,
+        help="a training run's metrics.jsonl to compare against (default: train and measure one "
+        "quickstart iteration)",
     )
     args = parser.parse_args()
+    metrics = args.metrics or measure_one_iteration()
+    seconds_per_turn, iterations = iteration_seconds_per_turn(metrics)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(
             0, {sorted(os.sched_getaffinity(0))[0]}
@@ -112,13 +146,14 @@ def main() -> None:
     ]
     print(
         f"batch: {args.groups} groups x {args.episodes_per_group} episodes x {args.turns} turns = "
-        f"{n_turns:,} turns, {args.states_per_group} anchors per group; median of {args.repeats} runs; "
-        f"iteration = {args.iteration_seconds:g} s"
+        f"{n_turns:,} turns, {args.states_per_group} anchors per group; median of {args.repeats} "
+        f"runs\ntraining: {1e6 * seconds_per_turn:.0f} us per env step (median of {iterations} "
+        f"iterations in {metrics})"
     )
     print(f"{'what':<34} {'ms':>8} {'us/turn':>8} {'% of iteration':>15}")
     for name, fn in cases:
         ms = median_ms(fn, args.repeats)
-        share = 100 * ms / 1000 / args.iteration_seconds
+        share = 100 * (ms / 1000 / n_turns) / seconds_per_turn
         print(f"{name:<34} {ms:8.1f} {1000 * ms / n_turns:8.2f} {share:14.3f}%")
 
 
