@@ -1,10 +1,57 @@
-"""Shared test set-up: one on-disk cache for built artefacts (tiny models, catalogs, indexes)."""
+"""Shared test set-up and helpers (import them as `from conftest import ...`).
 
+- one on-disk cache for built artefacts (tiny models, catalogs, indexes);
+- `TINY`: config overrides for a tiny, quiet training run;
+- `episode(...)`: hand-made episodes for credit tests.
+"""
+
+from __future__ import annotations
+
+import itertools
 import os
+from collections.abc import Hashable, Sequence
 from pathlib import Path
+
+from creditgym.trajectory import Episode, Turn
 
 # Built artefacts are keyed by their parameters, so a cache shared by every test (and kept
 # between runs) is safe and makes the suite fast; it lives in the repository, git-ignored.
 os.environ.setdefault(
     "CREDITGYM_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "tests")
 )
+
+# Overrides that make `train()` fast and quiet: a 1-layer, 32-wide tiny model, no progress bar.
+TINY = [
+    "policy.tiny.hidden_size=32",
+    "policy.tiny.num_layers=1",
+    "policy.tiny.num_heads=2",
+    "policy.tiny.vocab_size=512",
+    "run.progress=false",
+    "run.tensorboard=false",
+]
+
+_fresh = itertools.count()
+
+
+def episode(
+    rewards: Sequence[float],
+    anchors: Sequence[Hashable] | None = None,
+    group: Hashable = 0,
+    valid: Sequence[bool] | None = None,
+    failed: bool = False,
+) -> Episode:
+    """An episode with these turn rewards, anchors (default: never repeated) and valid flags."""
+    anchors = list(anchors) if anchors is not None else [f"fresh-{next(_fresh)}" for _ in rewards]
+    valid = list(valid) if valid is not None else [True] * len(rewards)
+    assert len(anchors) == len(rewards) == len(valid)
+    turns = [
+        Turn(
+            observation=f"obs {t}",
+            action=f"act {t}",
+            reward=float(r),
+            info={"anchor": a},
+            valid=bool(v),
+        )
+        for t, (r, a, v) in enumerate(zip(rewards, anchors, valid))
+    ]
+    return Episode(turns=turns, group_id=group, failed=failed)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import episode
 from omegaconf import OmegaConf
-from test_credit_helpers import episode
 
 from creditgym.credit import (
     CreditConfigError,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_trainer import TINY
+from conftest import TINY
 
 from creditgym.config import load_config
 from creditgym.train.distributed import ALONE, Distributed, shard

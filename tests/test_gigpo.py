@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_credit_helpers import episode
+from conftest import episode
 
 from creditgym.credit import gigpo_advantages, gigpo_terms
 from creditgym.credit.shapers import env_rewards

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import episode
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_credit_helpers import episode
 
 from creditgym.credit import gigpo_advantages, gigpo_terms, grpo_advantages
 from creditgym.credit.shapers import env_rewards

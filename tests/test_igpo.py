@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from test_credit_helpers import episode
+from conftest import episode
 
 from creditgym.agents.hf import HFPolicy
 from creditgym.agents.tiny import build_tiny_model

@@ -4,19 +4,11 @@ import json
 
 import pytest
 import torch
+from conftest import TINY
 from safetensors.torch import load_file
 
 from creditgym.config import load_config
 from creditgym.train.trainer import train
-
-TINY = [
-    "policy.tiny.hidden_size=32",
-    "policy.tiny.num_layers=1",
-    "policy.tiny.num_heads=2",
-    "policy.tiny.vocab_size=512",
-    "run.progress=false",
-    "run.tensorboard=false",
-]
 
 
 def _config(tmp_path, name, *overrides):
