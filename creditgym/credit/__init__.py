@@ -16,7 +16,13 @@ Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (L
 `register_shaper` / `register_estimator`.
 """
 
-from creditgym.credit.api import check_credit_config, compute_advantages, shape_rewards
+from creditgym.credit.api import (
+    CreditBreakdown,
+    assign_credit,
+    check_credit_config,
+    compute_advantages,
+    shape_rewards,
+)
 from creditgym.credit.batch import discounted_returns
 from creditgym.credit.calm import LLMJudge, OracleJudge, Transition, calm_rewards
 from creditgym.credit.context import CreditContext, LogProbScorer
@@ -24,7 +30,9 @@ from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, st
 from creditgym.credit.grpo import grpo_advantages
 from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
 from creditgym.credit.lare import LatentReward, lare_rewards, sandboxed_factors
+from creditgym.credit.lare_coder import write_factor_code
 from creditgym.credit.metrics import credit_metrics
+from creditgym.credit.modules import CreditModule, Requirement, RunContext, StatefulModule
 from creditgym.credit.registry import (
     CreditConfigError,
     get_estimator,
@@ -40,6 +48,8 @@ from creditgym.credit.shapers import env_rewards
 
 __all__ = [
     "compute_advantages",
+    "assign_credit",
+    "CreditBreakdown",
     "shape_rewards",
     "check_credit_config",
     "CreditContext",
@@ -69,4 +79,9 @@ __all__ = [
     "answer_scores",
     "discounted_group_advantages",
     "credit_metrics",
+    "write_factor_code",
+    "CreditModule",
+    "Requirement",
+    "RunContext",
+    "StatefulModule",
 ]

@@ -14,6 +14,7 @@ shaper reads); failed episodes get zero turn rewards and, from every estimator, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ __all__ = [
     "check_credit_config",
     "shape_rewards",
     "compute_advantages",
+    "CreditBreakdown",
+    "assign_credit",
 ]
 
 ShaperSpec = str | Mapping[str, Any]
@@ -55,12 +58,53 @@ def check_credit_config(
     resolve("estimator", estimator)
 
 
+def _callable(resolved: Resolved, context: CreditContext | None) -> Any:
+    """The function, or for a class-based module the run's instance (a fresh one outside a run)."""
+    if not resolved.is_module:
+        return resolved.fn
+    module = context.modules.get(resolved.name) if context is not None else None
+    return module if module is not None else resolved.fn()
+
+
 def _run_shaper(
     shaper: Resolved, episodes: Sequence[Episode], context: CreditContext
 ) -> list[np.ndarray]:
-    rewards = shaper.fn(episodes, context, **shaper.options)
+    rewards = _callable(shaper, context)(episodes, context, **shaper.options)
     check_turn_rewards(episodes, rewards, f"shaper {shaper.name!r}")
     return [np.asarray(r, dtype=np.float64) for r in rewards]
+
+
+def _shaper_rewards(
+    episodes: Sequence[Episode],
+    shapers: Sequence[ShaperSpec] | ShaperSpec,
+    context: CreditContext | None,
+) -> dict[str, list[np.ndarray]]:
+    """Each shaper's turn rewards by name (``name#2`` for a second shaper of the same name)."""
+    context = context if context is not None else CreditContext()
+    resolved = _resolve_shapers(shapers)
+    kept = [i for i, episode in enumerate(episodes) if not episode.failed]
+    kept_episodes = [episodes[i] for i in kept]
+    by_name: dict[str, list[np.ndarray]] = {}
+    for shaper in resolved:
+        name, n = shaper.name, 1
+        while name in by_name:
+            n += 1
+            name = f"{shaper.name}#{n}"
+        rewards = [np.zeros(len(episode.turns)) for episode in episodes]
+        for i, shaped in zip(kept, _run_shaper(shaper, kept_episodes, context)):
+            rewards[i] = shaped
+        by_name[name] = rewards
+    return by_name
+
+
+def _sum_rewards(
+    episodes: Sequence[Episode], by_name: Mapping[str, list[np.ndarray]]
+) -> list[np.ndarray]:
+    total = [np.zeros(len(episode.turns)) for episode in episodes]
+    for rewards in by_name.values():
+        for i, shaped in enumerate(rewards):
+            total[i] += shaped
+    return total
 
 
 def shape_rewards(
@@ -69,15 +113,7 @@ def shape_rewards(
     context: CreditContext | None = None,
 ) -> list[np.ndarray]:
     """Sum of the shapers' turn rewards, one array per episode; zeros for failed episodes."""
-    context = context if context is not None else CreditContext()
-    resolved = _resolve_shapers(shapers)
-    total = [np.zeros(len(episode.turns)) for episode in episodes]
-    kept = [i for i, episode in enumerate(episodes) if not episode.failed]
-    kept_episodes = [episodes[i] for i in kept]
-    for shaper in resolved:
-        for i, rewards in zip(kept, _run_shaper(shaper, kept_episodes, context)):
-            total[i] += rewards
-    return total
+    return _sum_rewards(episodes, _shaper_rewards(episodes, shapers, context))
 
 
 def compute_advantages(
@@ -100,8 +136,46 @@ def compute_advantages(
     Raises:
         CreditConfigError: unknown shaper/estimator name or option.
     """
+    return assign_credit(episodes, shapers, estimator, context).advantages
+
+
+@dataclass
+class CreditBreakdown:
+    """Everything one credit call computed, for logs and the episode viewer.
+
+    Attributes:
+        shaper_rewards: each shaper's turn rewards by name, one array per episode (zeros on
+            failed episodes); a second shaper of the same name is keyed ``name#2``.
+        turn_rewards: their sum, the turn rewards the estimator read.
+        advantages: the estimator's per-turn advantages (what `compute_advantages` returns).
+        estimator: the estimator's name.
+    """
+
+    shaper_rewards: dict[str, list[np.ndarray]]
+    turn_rewards: list[np.ndarray]
+    advantages: list[np.ndarray]
+    estimator: str
+
+
+def assign_credit(
+    episodes: Sequence[Episode],
+    shapers: Sequence[ShaperSpec] | ShaperSpec = ("env",),
+    estimator: EstimatorSpec = "grpo",
+    context: CreditContext | None = None,
+) -> CreditBreakdown:
+    """`compute_advantages` that also returns each shaper's turn rewards and their sum.
+
+    Same arguments, same advantages; shapers and estimators also leave their diagnostics in
+    ``turn.credit_details`` (a judge's verdicts, information gains, latent factors, step groups).
+    """
     resolved = resolve("estimator", estimator)
-    turn_rewards = shape_rewards(episodes, shapers, context)
-    advantages = resolved.fn(episodes, turn_rewards, **resolved.options)
+    by_name = _shaper_rewards(episodes, shapers, context)
+    turn_rewards = _sum_rewards(episodes, by_name)
+    advantages = _callable(resolved, context)(episodes, turn_rewards, **resolved.options)
     check_turn_rewards(episodes, advantages, f"estimator {resolved.name!r}")
-    return [np.asarray(a, dtype=np.float64) for a in advantages]
+    return CreditBreakdown(
+        shaper_rewards=by_name,
+        turn_rewards=turn_rewards,
+        advantages=[np.asarray(a, dtype=np.float64) for a in advantages],
+        estimator=resolved.name,
+    )

@@ -34,6 +34,7 @@ import numpy as np
 
 from creditgym.credit.context import CreditContext
 from creditgym.credit.llm import CachedLLM
+from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_shaper
 from creditgym.trajectory import Episode
 
@@ -251,7 +252,8 @@ def episode_transitions(episode: Episode) -> list[Transition]:
     ]
 
 
-@register_shaper("calm")
+# the caller builds the judge `credit.judge` names (``oracle``, or an LLM) into `context.judge`
+@register_shaper("calm", requires=(Requirement("judge", setting="judge"),))
 def calm_rewards(
     episodes: Sequence[Episode], context: CreditContext | None, *, beta: float = 0.1
 ) -> list[np.ndarray]:
@@ -267,12 +269,18 @@ def calm_rewards(
     flat = [t for transitions in per_episode for t in transitions]
     verdicts = iter(judge.judge(flat))
     rewards = []
-    for transitions in per_episode:
+    for episode, transitions in zip(episodes, per_episode):
         achieved: set[str] = set()
         episode_rewards = np.zeros(len(transitions))
         for t in range(len(transitions)):
-            verdict = next(verdicts) or frozenset()  # no verdict, no reward
+            judged = next(verdicts)
+            verdict = judged or frozenset()  # no verdict, no reward
             episode_rewards[t] = beta * len(verdict - achieved)
+            episode.turns[t].credit_details["calm"] = {  # for the episode log and viewer
+                "judged": judged is not None,
+                "achieved": sorted(verdict),
+                "new": sorted(verdict - achieved),
+            }
             achieved |= verdict
         rewards.append(episode_rewards)
     return rewards

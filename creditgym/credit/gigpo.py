@@ -280,7 +280,26 @@ def gigpo_advantages(
         epsilon: added to the std.
     """
     terms = _gigpo(**locals())  # exactly this function's arguments
+    _record_step_groups(episodes, terms)
     return split(terms.advantage, terms.batch.lengths)
+
+
+def _record_step_groups(episodes: Sequence[Episode], terms: GiGPOTerms) -> None:
+    """Each turn's step group, its size and both advantage terms, for the episode viewer."""
+    size = np.bincount(terms.step_group[terms.step_group >= 0], minlength=terms.n_step_groups)
+    turns = (turn for episode in episodes for turn in episode.turns)
+    for turn, group, a_e, a_s in zip(
+        turns,
+        terms.step_group.tolist(),
+        terms.episode_advantage.tolist(),
+        terms.step_advantage.tolist(),
+    ):
+        turn.credit_details["gigpo"] = {
+            "step_group": group,
+            "step_group_size": int(size[group]) if group >= 0 else 0,
+            "episode_advantage": a_e,
+            "step_advantage": a_s,
+        }
 
 
 def gigpo_terms(

@@ -47,6 +47,7 @@ from creditgym.credit.batch import (
     split,
 )
 from creditgym.credit.context import CreditContext, LogProbScorer
+from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_estimator, register_shaper
 from creditgym.trajectory import Episode
 
@@ -103,7 +104,12 @@ def answer_scores(
     ]
 
 
-@register_shaper("info_gain")
+# needs the policy as scorer, and (optionally, to save forward passes) the rollout scoring
+# ``answer_prefix + answer`` after every prompt from its KV cache
+@register_shaper(
+    "info_gain",
+    requires=(Requirement("scorer"), Requirement("answer_scores", option="answer_prefix")),
+)
 def information_gain(
     episodes: Sequence[Episode],
     context: CreditContext | None,
@@ -132,6 +138,12 @@ def information_gain(
         rewards[i][:-1] = scale * np.diff(
             score
         )  # turn t: score after it (entry t + 1) minus before it
+        for t, turn in enumerate(episodes[i].turns):  # for the episode log and viewer
+            turn.credit_details["info_gain"] = {
+                "gain": float(rewards[i][t]),
+                "score_before": float(score[t]),
+                "score_after": float(score[t + 1]) if t + 1 < len(score) else None,
+            }
     return rewards
 
 

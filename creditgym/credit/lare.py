@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from creditgym.credit.context import CreditContext
+from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_shaper
 from creditgym.credit.sandbox import run_sandboxed
 from creditgym.trajectory import Episode
@@ -197,7 +198,14 @@ class LatentReward:
             return self.decoder(x).numpy().astype(np.float64)
 
 
-@register_shaper("lare")
+# The caller builds the factor function + decoder `credit.lare_factors` names into
+# `context.extras["lare"]` (its decoder state is checkpointed under that key). The decoder is
+# trained on each batch's returns: under several processes each would fit only its shard.
+@register_shaper(
+    "lare",
+    requires=(Requirement("latent_reward", key="lare", setting="lare_factors"),),
+    multiprocess=False,
+)
 def lare_rewards(
     episodes: Sequence[Episode],
     context: CreditContext | None,
@@ -246,4 +254,7 @@ def lare_rewards(
     predicted = latent.fit_and_predict(
         factors, episode_of_turn, returns, variant=variant, updates=updates, lr=lr
     )
+    turns = (turn for ep in episodes for turn in ep.turns)
+    for turn, turn_factors, reward in zip(turns, factors.tolist(), predicted.tolist()):
+        turn.credit_details["lare"] = {"factors": turn_factors, "decoded_reward": reward}
     return np.split(predicted, np.cumsum(lengths)[:-1])
