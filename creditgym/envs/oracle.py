@@ -15,9 +15,30 @@ report can ask any env.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["supports_cloning", "cost_to_go", "clone_state", "restore_state"]
+__all__ = [
+    "supports_cloning",
+    "cost_to_go",
+    "clone_state",
+    "restore_state",
+    "AttributeSnapshot",
+    "snapshot_attributes",
+    "restore_attributes",
+]
+
+
+_STATIC_ATTRIBUTES = (
+    "observation_space",
+    "action_space",
+    "observation_spaces",
+    "action_spaces",
+    "spec",
+    "metadata",
+)
 
 
 def _base(env: Any) -> Any:
@@ -64,5 +85,43 @@ def clone_state(env: Any) -> object:
 
 def restore_state(env: Any, snapshot: object) -> Any:
     """Restore `env` to `snapshot` (from `clone_state`); returns what the env's
-    ``restore_state`` returns: ``(observation, info)`` (per-agent dicts for ParallelEnvs)."""
-    return _base(env).restore_state(snapshot)
+    ``restore_state`` returns: ``(observation, info)`` (per-agent dicts for ParallelEnvs).
+
+    Gymnasium's `OrderEnforcing` wrapper refuses `step` before `reset`; a restored env has a
+    state to step from, so the wrappers around `env` are told it was reset.
+    """
+    result = _base(env).restore_state(snapshot)
+    layer = env
+    while layer is not None and layer is not _base(env):
+        if hasattr(layer, "_has_reset"):
+            layer._has_reset = True
+        layer = getattr(layer, "env", None)
+    return result
+
+
+@dataclass(frozen=True)
+class AttributeSnapshot:
+    """An object's attributes deep-copied, minus `shared`: objects referenced, never copied."""
+
+    attributes: dict[str, Any]
+    shared: tuple[object, ...]
+
+
+def snapshot_attributes(obj: Any, shared: Iterable[object] = ()) -> AttributeSnapshot:
+    """A deep copy of `obj`'s attributes, except the objects in `shared` (and what only they
+    reach), which the snapshot references instead of copying: the big read-only parts of an
+    env (a catalog, a search index, a world's caches) cost nothing to snapshot."""
+    attributes = vars(obj)
+    # spaces (their RNG only samples, it never drives the env) and the spec are configuration
+    static = (attributes[name] for name in _STATIC_ATTRIBUTES if name in attributes)
+    shared = (*shared, *static)
+    memo = {id(item): item for item in shared}
+    return AttributeSnapshot(copy.deepcopy(attributes, memo), shared)
+
+
+def restore_attributes(obj: Any, snapshot: AttributeSnapshot) -> None:
+    """Put a copy of `snapshot` (from `snapshot_attributes`) into `obj`'s attributes; the
+    snapshot stays untouched, so it can be restored any number of times, into the env it
+    came from or another instance built with the same arguments."""
+    memo = {id(item): item for item in snapshot.shared}
+    vars(obj).update(copy.deepcopy(snapshot.attributes, memo))

@@ -9,10 +9,11 @@ import gymnasium as gym
 
 from creditgym.envs import info as keys
 from creditgym.envs.household import render
-from creditgym.envs.household.expert import expert_action
+from creditgym.envs.household.expert import expert_action, plan_length
 from creditgym.envs.household.factors import STATE_DOC
 from creditgym.envs.household.tasks import TASK_TYPES, Task, TaskConfig, generate_task
 from creditgym.envs.household.world import World
+from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.spaces import text_space
 
 __all__ = ["HouseholdEnv"]
@@ -112,7 +113,13 @@ class HouseholdEnv(gym.Env[str, str]):
 
     ## The Expert
     ``env.unwrapped.expert_action()`` returns the next admissible command of a planner that
-    reads the true state; it solves every task.
+    reads the true state; it solves every task. ``env.unwrapped.steps_to_go()`` is the number
+    of commands it needs from the current state (0 once won; the step budget is ignored).
+
+    ## Cloning
+    ``env.unwrapped.clone_state()`` snapshots the whole state (world, step count, RNG, last
+    observation and info) in microseconds; ``restore_state(snapshot)`` returns that
+    observation and info, and the env then continues exactly as the original did.
 
     ## Version History
     * v0: initial version.
@@ -162,7 +169,9 @@ class HouseholdEnv(gym.Env[str, str]):
         self.world: World | None = None
         self._steps = 0
         self._last_obs = ""
+        self._last_info: dict[str, Any] = {}
         self._commands: dict[str, tuple] = {}  # admissible command text -> parsed command, now
+        self._plan_lengths: dict[tuple, int] = {}  # anchor -> the expert's steps to win, per task
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -186,10 +195,12 @@ class HouseholdEnv(gym.Env[str, str]):
             self.task = generate_task(task_seed, self.split, self.config, options.get("task_type"))
         self.world = World(self.task.layout, self.task.goal, key=self.task.task_id)
         self._steps = 0
+        self._plan_lengths = {}
         self._last_obs = render.first_observation(
             self.task.layout.receptacles, self.task.instruction
         )
-        return self._last_obs, self._info(True, [])
+        self._last_info = self._info(True, [])
+        return self._last_obs, self._last_info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self.world is None:
@@ -208,7 +219,8 @@ class HouseholdEnv(gym.Env[str, str]):
         self._last_obs = obs
         reward = 1.0 if world.won and not was_won else 0.0
         truncated = self._steps >= self.max_steps and not world.won
-        return obs, reward, world.won, truncated, self._info(valid, events)
+        self._last_info = self._info(valid, events)
+        return obs, reward, world.won, truncated, self._last_info
 
     def _info(self, valid: bool, events: list[str]) -> dict[str, Any]:
         world, task = self.world, self.task
@@ -232,6 +244,31 @@ class HouseholdEnv(gym.Env[str, str]):
         if self.world is None:
             raise gym.error.ResetNeeded("call reset() before expert_action()")
         return expert_action(self.world)
+
+    def steps_to_go(self) -> int:
+        """How many commands the expert needs from the current state to win (0 once won).
+
+        Exactly the number of steps `expert_action` would take from here, the step budget
+        ignored: the expert is played out on a copy of the world (memoised per state).
+        """
+        if self.world is None:
+            raise gym.error.ResetNeeded("call reset() before steps_to_go()")
+        return plan_length(self.world, self._plan_lengths)
+
+    def clone_state(self) -> object:
+        """An opaque snapshot of the full state (world, steps, RNG, last observation and info)."""
+        if self.world is None:
+            raise gym.error.ResetNeeded("call reset() before clone_state()")
+        # the task, its plan-length memo and the current admissible table are read-only here
+        return snapshot_attributes(
+            self, (self.config, self.task, self._plan_lengths, self._commands)
+        )
+
+    def restore_state(self, snapshot: object) -> tuple[str, dict[str, Any]]:
+        """Return to `snapshot` (from `clone_state` of this env or one built alike); gives the
+        observation and info of that moment, and the env continues exactly as it did then."""
+        restore_attributes(self, snapshot)
+        return self._last_obs, self._last_info
 
     def render(self) -> str | None:
         return self._last_obs if self.render_mode == "ansi" else None

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from creditgym.envs.household.world import NOBODY, TOOLS, World
 
-__all__ = ["expert_action"]
+__all__ = ["expert_action", "plan_length"]
+
+#: More expert commands than any household task needs; a plan this long means a planner bug.
+_MAX_PLAN = 10_000
 
 
 def expert_action(world: World) -> str:
@@ -36,6 +39,32 @@ def expert_action(world: World) -> str:
         return _go_or(world, tool, f"{verb} {world.obj_names[held]} with {world.rec_names[tool]}")
     dest = _destination(world)
     return _open_or(world, dest, f"move {world.obj_names[held]} to {world.rec_names[dest]}")
+
+
+def plan_length(world: World, memo: dict[tuple, int] | None = None) -> int:
+    """How many commands the expert takes from `world`'s state to win (0 once won), ignoring
+    any step budget: the expert is played out on a copy, so this is exactly its count.
+
+    `memo` (anchor -> plan length) carries results between calls on states of one task: every
+    state the played-out plan passes through is stored, so asking along the expert's own path
+    costs a dict look-up.
+    """
+    memo = {} if memo is None else memo
+    sim = world.copy()
+    path: list[tuple] = []
+    rest = 0
+    while not sim.won:
+        anchor = sim.anchor()
+        if anchor in memo:
+            rest = memo[anchor]
+            break
+        if len(path) >= _MAX_PLAN:
+            raise RuntimeError(f"the household expert did not win within {_MAX_PLAN} commands")
+        path.append(anchor)
+        sim.execute(sim.admissible()[1][expert_action(sim)])
+    for steps, anchor in enumerate(reversed(path), start=rest + 1):
+        memo[anchor] = steps
+    return rest + len(path)
 
 
 def _destination(world: World) -> int:

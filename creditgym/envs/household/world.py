@@ -148,6 +148,21 @@ class World:
         self._locations: tuple[int, ...] | None = None  # rebuilt only after take/move
         self.won = self._check_won()
 
+    def copy(self) -> World:
+        """An independent copy of the live state. The layout, goal, names and the caches (pure
+        functions of the state) are shared, so a copy costs a few list copies."""
+        other = object.__new__(World)
+        vars(other).update(vars(self))
+        other.is_open = list(self.is_open)
+        other.obj_loc = list(self.obj_loc)
+        other.cond = list(self.cond)
+        other.contents = [list(objects) for objects in self.contents]
+        other._seen = list(self._seen)
+        return other
+
+    def __deepcopy__(self, memo: dict) -> World:
+        return self.copy()  # `copy.deepcopy` of an env holding a world stays cheap
+
     # ------------------------------------------------------------------ views of the state
     def anchor(self) -> tuple:
         """Canonical key of everything that decides the future (never the step count)."""

@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 
 from creditgym.envs import info as keys
+from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.search.corpus import KEYWORDS, Corpus, write_corpus
 from creditgym.envs.search.expert import expert_action
 from creditgym.envs.search.index import SearchIndex, load_index
@@ -31,6 +32,7 @@ TASK_ID = "task_id"  # the question's stable id
 
 _ACTION = re.compile(r"\s*(search|answer)\s*\[(.*)\]\s*", re.IGNORECASE | re.DOTALL)
 _PRINTABLE = frozenset(string.printable) - frozenset("\r\x0b\x0c")
+_MAX_PLAN = 1_000  # the expert makes at most two queries per fact: more is a planner bug
 _FORMATS = "Use search[your query] to look something up, or answer[your answer] to finish."
 
 
@@ -141,7 +143,16 @@ class SearchQAEnv(gym.Env[str, str]):
     ## The Expert
     ``env.unwrapped.expert_action()`` searches ``"<name> <keyword>"`` for each hop of the
     question's true structure, learns facts only from the passages it retrieved, and answers;
-    its actions are admissible (see `expert.py`).
+    its actions are admissible (see `expert.py`). ``env.unwrapped.steps_to_go()`` is the
+    number of actions it takes from the current state to answer correctly (0 once won; None
+    once the episode ended without it, or where the expert's answer would be wrong); the turn
+    budget is ignored.
+
+    ## Cloning
+    ``env.unwrapped.clone_state()`` snapshots the episode (retrieved passages, queries, turn,
+    RNG, last observation and info; the world, corpus and index are shared);
+    ``restore_state(snapshot)`` returns that observation and info, and the env continues
+    exactly as the original did.
 
     ## Version History
     * v0: initial version.
@@ -185,6 +196,8 @@ class SearchQAEnv(gym.Env[str, str]):
         self.observation_space = text_space()
         self.action_space = text_space()
         self.question: Question | None = None
+        self._last_info: dict[str, Any] = {}
+        self._plan_lengths: dict[tuple, int | None] = {}  # (retrieved, searched) -> steps
 
     # --- episode ----------------------------------------------------------------------------
 
@@ -228,18 +241,21 @@ class SearchQAEnv(gym.Env[str, str]):
         self._em = self._f1 = 0.0
         self._answered = self._over = False
         self._admissible = self._list_admissible()
+        self._plan_lengths = {}
         self._last_obs = (
             f"Question: {question.text}\n{_FORMATS} A search shows the top {self.top_k} passages. "
             f"You have {self.max_turns} turns."
         )
-        return self._last_obs, self._info(True, [])
+        self._last_info = self._info(True, [])
+        return self._last_obs, self._last_info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self.question is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._over:
             self._last_obs = "The episode is over; call reset() to start a new question."
-            return self._last_obs, 0.0, True, False, self._info(False, [])
+            self._last_info = self._info(False, [])
+            return self._last_obs, 0.0, True, False, self._last_info
         self._turn += 1
         match = _ACTION.fullmatch(action) if isinstance(action, str) else None
         tool, argument = (match.group(1).lower(), match.group(2).strip()) if match else ("", "")
@@ -258,7 +274,8 @@ class SearchQAEnv(gym.Env[str, str]):
         truncated = not terminated and self._turn >= self.max_turns
         self._over = terminated or truncated
         self._last_obs = obs
-        return obs, reward, terminated, truncated, self._info(valid, events)
+        self._last_info = self._info(valid, events)
+        return obs, reward, terminated, truncated, self._last_info
 
     def _search(self, query: str) -> tuple[str, list[str]]:
         self._searches += 1
@@ -349,6 +366,52 @@ class SearchQAEnv(gym.Env[str, str]):
             raise gym.error.ResetNeeded("call reset() before expert_action()")
         retrieved = (self.corpus.passages[i] for i in self._retrieved)
         return expert_action(self.world, self.question, retrieved, self._searched)
+
+    def steps_to_go(self) -> int | None:
+        """How many actions the expert takes from the current state to answer correctly.
+
+        0 once won; None once the episode ended otherwise (a wrong answer, or truncated
+        unanswered: no action is left), or where the expert's answer from here would be wrong.
+        The expert is played out on copies of what it reads (retrieved passages, queries made),
+        so this is exactly its count; the turn budget is ignored.
+        """
+        if self.question is None:
+            raise gym.error.ResetNeeded("call reset() before steps_to_go()")
+        if self._answered or self._over:
+            return 0 if self._em == 1.0 else None
+        key = (tuple(self._retrieved), tuple(self._searched))
+        if key not in self._plan_lengths:
+            self._plan_lengths[key] = self._play_out_expert()
+        return self._plan_lengths[key]
+
+    def _play_out_expert(self) -> int | None:
+        retrieved, searched = dict(self._retrieved), list(self._searched)
+        for steps in range(1, _MAX_PLAN + 1):
+            passages = (self.corpus.passages[i] for i in retrieved)
+            action = expert_action(self.world, self.question, passages, searched)
+            tool, argument = _ACTION.fullmatch(action).group(1, 2)
+            if tool == "answer":
+                return (
+                    steps
+                    if best_scores(argument.strip(), self.question.aliases)[0] == 1.0
+                    else None
+                )
+            searched.append(argument.strip())
+            retrieved.update(dict.fromkeys(self.index.search(argument.strip(), self.top_k)))
+        raise RuntimeError(f"the search expert did not answer within {_MAX_PLAN} actions")
+
+    def clone_state(self) -> object:
+        """An opaque snapshot of the episode (the world, corpus and index are shared)."""
+        if self.question is None:
+            raise gym.error.ResetNeeded("call reset() before clone_state()")
+        shared = (self.world, self.corpus, self.questions, self.index, self.question)
+        return snapshot_attributes(self, (*shared, self.params, self._plan_lengths))
+
+    def restore_state(self, snapshot: object) -> tuple[str, dict[str, Any]]:
+        """Return to `snapshot` (from `clone_state` of this env or one built alike); gives the
+        observation and info of that moment, and the env continues exactly as it did then."""
+        restore_attributes(self, snapshot)
+        return self._last_obs, self._last_info
 
     def render(self) -> str | None:
         return self._last_obs if self.render_mode == "ansi" else None

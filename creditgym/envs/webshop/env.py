@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from creditgym.envs import info as keys
+from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.spaces import text_space
 from creditgym.envs.webshop.catalog import CatalogParams, load_catalog
 from creditgym.envs.webshop.expert import best_reward, expert_action
@@ -34,6 +35,7 @@ from creditgym.envs.webshop.search import load_search_engine
 __all__ = ["WebShopEnv"]
 
 _PRINTABLE = frozenset(string.printable) - frozenset("\r\x0b\x0c")
+_MAX_PLAN = 1_000  # more expert actions than any results list can take: a planner bug
 
 
 def _printable(text: str, limit: int = 60) -> str:
@@ -116,7 +118,15 @@ class WebShopEnv(gym.Env):
     ## The expert
     ``env.unwrapped.expert_action()`` (see `expert.py`) searches the instruction's key terms,
     clicks the target (or another product that can earn reward 1), chooses the wanted
-    options and buys; it reads the true goal.
+    options and buys; it reads the true goal. ``env.unwrapped.steps_to_go()`` is the number
+    of actions it takes from the current state to buy with reward 1 (0 once won; None once
+    the episode ended without it, or where the expert would buy something worse, e.g. after
+    a free-text search whose results hold no fitting product); the step budget is ignored.
+
+    ## Cloning
+    ``env.unwrapped.clone_state()`` snapshots the episode (page, results, purchase, steps, RNG,
+    last observation and info; the catalog and index are shared); ``restore_state(snapshot)``
+    returns that observation and info, and the env continues exactly as the original did.
 
     ## Version history
     * v0: initial version.
@@ -180,6 +190,8 @@ class WebShopEnv(gym.Env):
         self.steps = 0
         self.purchase: RewardDetails | None = None
         self._observation = ""
+        self._last_info: dict[str, Any] = {}
+        self._plan_lengths: dict[tuple, int | None] = {}  # page -> expert's steps, per goal
 
     # --- Gymnasium API ----------------------------------------------------------------------
     def reset(
@@ -200,8 +212,10 @@ class WebShopEnv(gym.Env):
         self.results = []
         self.steps = 0
         self.purchase = None
+        self._plan_lengths = {}
         self._observation = self._render()
-        return self._observation, self._info(valid=True, events=[])
+        self._last_info = self._info(valid=True, events=[])
+        return self._observation, self._last_info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self.goal is None:
@@ -227,6 +241,7 @@ class WebShopEnv(gym.Env):
             info["reward_details"] = self.purchase.as_dict()
         elif truncated:
             info["score"] = 0.0
+        self._last_info = info
         return self._observation, float(reward), terminated, truncated, info
 
     def render(self) -> str | None:
@@ -239,6 +254,49 @@ class WebShopEnv(gym.Env):
         return expert_action(
             self.page, self.goal, self.catalog, self.results, self.results_per_page
         )
+
+    def steps_to_go(self) -> int | None:
+        """How many actions the expert takes from the current state to buy with reward 1.
+
+        0 once won; None after a purchase that did not win, or where the expert's own
+        continuation ends in a worse purchase. The expert is played out on the current state
+        (and the state put back), so this is exactly its count; the step budget is ignored.
+        """
+        if self.goal is None:
+            raise gym.error.ResetNeeded("call reset() before steps_to_go()")
+        if self.purchase is not None:
+            return 0 if self.purchase.reward == 1.0 else None
+        key = astuple(self.page)
+        if key not in self._plan_lengths:
+            self._plan_lengths[key] = self._play_out_expert()
+        return self._plan_lengths[key]
+
+    def _play_out_expert(self) -> int | None:
+        saved = (self.page, self.results, self.purchase)
+        try:
+            for steps in range(1, _MAX_PLAN + 1):
+                valid, problem = self._apply(self.expert_action(), [])
+                if not valid:
+                    raise RuntimeError(f"the webshop expert's action was refused: {problem}")
+                if self.purchase is not None:
+                    return steps if self.purchase.reward == 1.0 else None
+            raise RuntimeError(f"the webshop expert did not buy within {_MAX_PLAN} actions")
+        finally:
+            self.page, self.results, self.purchase = saved
+
+    def clone_state(self) -> object:
+        """An opaque snapshot of the episode (the catalog and search index are shared)."""
+        if self.goal is None:
+            raise gym.error.ResetNeeded("call reset() before clone_state()")
+        return snapshot_attributes(
+            self, (self.catalog, self.search_engine, self.goal, self._plan_lengths)
+        )
+
+    def restore_state(self, snapshot: object) -> tuple[str, dict[str, Any]]:
+        """Return to `snapshot` (from `clone_state` of this env or one built alike); gives the
+        observation and info of that moment, and the env continues exactly as it did then."""
+        restore_attributes(self, snapshot)
+        return self._observation, self._last_info
 
     # --- transitions --------------------------------------------------------------------------
     def _apply(self, action: str, events: list[str]) -> tuple[bool, str]:

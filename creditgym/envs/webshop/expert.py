@@ -6,6 +6,11 @@ still earn reward 1 (same type, the wanted attributes, price in bound, the wante
 values on offer), else it turns the page; on the last page it takes the best product shown.
 On the item page it clicks each wanted option value not yet chosen, then buys. From the
 description or features page it goes back.
+
+It also takes over from states it would never reach itself (after someone else's moves):
+results of another query with nothing fitting shown send it back to search; a fitting product
+on an earlier results page sends it back a page; an open item that cannot earn reward 1,
+while a fitting one is in the results or the query was not its own, sends it back to them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ def best_reward(catalog: Catalog, goal: Goal, index: int) -> float:
     return purchase_reward(catalog, goal, index, chosen).reward
 
 
+def _fits(catalog: Catalog, goal: Goal, products: list[int]) -> bool:
+    """Whether any of `products` is the target or can earn reward 1."""
+    return goal.product in products or any(
+        best_reward(catalog, goal, index) == 1.0 for index in products
+    )
+
+
 def _click(label: str) -> str:
     return f"click[{label.lower()}]"
 
@@ -35,6 +47,7 @@ def expert_action(
     """The expert's next action on `page` (always admissible there)."""
     if page.kind == "search":
         return f"search[{suggested_query(goal)}]"
+    own_query = page.query == suggested_query(goal)
     if page.kind == "results":
         start = (page.results_page - 1) * per_page
         shown = results[start : start + per_page]
@@ -43,10 +56,20 @@ def expert_action(
         if goal.product in shown:
             return _click(catalog.asin(goal.product))
         rewards = [best_reward(catalog, goal, index) for index in shown]
-        if max(rewards) == 1.0 or start + per_page >= len(results):
+        if max(rewards) == 1.0:
+            return _click(catalog.asin(shown[rewards.index(max(rewards))]))
+        if not own_query:
+            return _click(BACK_TO_SEARCH)
+        if _fits(catalog, goal, results[:start]):
+            return _click(PREV)
+        if start + per_page >= len(results):
             return _click(catalog.asin(shown[rewards.index(max(rewards))]))
         return _click(NEXT)
     if page.kind == "item":
+        if best_reward(catalog, goal, page.item) < 1.0 and (
+            not own_query or _fits(catalog, goal, results)
+        ):
+            return _click(PREV)
         chosen = dict(page.options)
         offered = catalog.options(page.item)
         for kind, value in goal.options:

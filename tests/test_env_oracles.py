@@ -1,0 +1,141 @@
+"""Oracle hooks of the environments: cost-to-go (`steps_to_go`) and state cloning.
+
+Cost-to-go must be exactly the number of steps the expert takes to win from the state it is
+asked in; a restored snapshot must continue exactly as the original env does.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from creditgym.envs import oracle
+from creditgym.envs.registry import make
+
+CLONABLE = [
+    "creditgym/HouseholdEasy-v0",
+    "creditgym/HouseholdMedium-v0",
+    "creditgym/Household-v0",
+    "creditgym/WebShopEasy-v0",
+    "creditgym/WebShop-v0",
+    "creditgym/SearchQAEasy-v0",
+    "creditgym/SearchQA-v0",
+]
+
+
+def _make_unlimited(env_id: str):
+    """The env with a step budget no expert plan reaches, so no count is ever cut short."""
+    if env_id.startswith("creditgym/SearchQA"):
+        return make(env_id, max_turns=1000)
+    return make(env_id, max_steps=1000)
+
+
+def _random_walk(env, info: dict, rng: random.Random, moves: int) -> tuple[dict, bool]:
+    """`moves` random admissible actions (fewer if the episode ends); returns (info, ended)."""
+    for _ in range(moves):
+        actions = info.get("admissible_actions") or ["look"]
+        _, _, terminated, truncated, info = env.step(rng.choice(actions))
+        if terminated or truncated:
+            return info, True
+    return info, False
+
+
+def _expert_steps_to_win(env, info: dict, limit: int = 500) -> tuple[int, list[int | None]]:
+    """Play the expert until it wins; the number of steps and `steps_to_go` along the way."""
+    base = env.unwrapped
+    steps, seen = 0, [base.steps_to_go()]
+    while not info.get("won"):
+        _, _, terminated, truncated, info = env.step(base.expert_action())
+        steps += 1
+        seen.append(base.steps_to_go())
+        assert steps <= limit, "the expert did not win"
+        if (terminated or truncated) and not info.get("won"):
+            break
+    return steps, seen
+
+
+@pytest.mark.parametrize("env_id", CLONABLE)
+def test_cost_to_go_is_the_number_of_steps_the_expert_takes(env_id: str) -> None:
+    env = _make_unlimited(env_id)
+    rng = random.Random(0)
+    checked = 0
+    for seed in range(10):
+        for moves in (0, 1, 3, 6):
+            _, info = env.reset(seed=seed)
+            info, ended = _random_walk(env, info, rng, moves)
+            expected = env.unwrapped.steps_to_go()
+            if ended:  # over: 0 if won, None (nothing left to do) otherwise
+                assert expected == (0 if info["won"] else None)
+                continue
+            assert expected is not None, f"seed {seed} after {moves} moves: no cost-to-go"
+            steps, along = _expert_steps_to_win(env, info)
+            assert steps == expected
+            assert along == list(range(expected, -1, -1))  # one less after every expert step
+            checked += 1
+    assert checked >= 12
+
+
+@pytest.mark.parametrize("env_id", CLONABLE)
+def test_restored_env_continues_exactly_like_the_original(env_id: str) -> None:
+    rng = random.Random(1)
+    original, twin = make(env_id), make(env_id)
+    assert oracle.supports_cloning(original)
+    for seed in range(3):
+        _, info = original.reset(seed=seed)
+        _random_walk(original, info, rng, rng.randrange(4))
+        snapshot = oracle.clone_state(original)
+        here = original.unwrapped.restore_state(snapshot)  # the moment's observation and info
+        # actions: admissible ones (as indices, so both envs get the same), some nonsense, and
+        # more than an episode lasts, so stepping past the end is compared too
+        picks = [rng.randrange(1000) for _ in range(25)]
+        expected = _play(original, picks, here[1])
+        for target in (twin, original):  # a fresh instance, and the env it came from
+            target.reset(seed=seed + 100)
+            observation, info = oracle.restore_state(target, snapshot)
+            assert (observation, info) == here
+            assert _play(target, picks, info) == expected
+
+
+def _play(env, picks: list[int], info: dict) -> list[tuple]:
+    outcomes = []
+    for pick in picks:
+        actions = info.get("admissible_actions") or []
+        action = actions[pick % len(actions)] if actions and pick % 5 else "dance wildly"
+        outcome = env.step(action)
+        info = outcome[4]
+        outcomes.append((*outcome, env.unwrapped.steps_to_go()))
+    return outcomes
+
+
+@pytest.mark.parametrize("env_id", ["creditgym/HouseholdEasy-v0", "creditgym/SearchQAEasy-v0"])
+def test_a_snapshot_restores_any_number_of_times(env_id: str) -> None:
+    env = make(env_id)
+    _, info = env.reset(seed=4)
+    snapshot = oracle.clone_state(env)
+    first = _play(env, [3, 7, 11, 2], info)
+    for _ in range(2):
+        _, info = oracle.restore_state(env, snapshot)
+        assert _play(env, [3, 7, 11, 2], info) == first
+
+
+def test_cloning_is_cheap() -> None:
+    """Household snapshots share the layout and caches: well under a millisecond each."""
+    import time
+
+    env = make("creditgym/Household-v0")
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(200):
+        oracle.restore_state(env, oracle.clone_state(env))
+    assert (time.perf_counter() - start) / 200 < 0.005
+
+
+def test_helpers_answer_gracefully_for_envs_without_oracles() -> None:
+    class Plain:
+        pass
+
+    assert oracle.cost_to_go(Plain()) is None
+    assert not oracle.supports_cloning(Plain())
+    with pytest.raises(NotImplementedError, match="Plain cannot clone its state"):
+        oracle.clone_state(Plain())
