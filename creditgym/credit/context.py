@@ -35,6 +35,8 @@ class CreditContext:
         coder: an LLM client that writes latent-reward code (LaRe).
         iteration: the training iteration, for shapers that anneal or cache per iteration.
         extras: anything else a user-defined shaper needs, by name.
+        modules: the run's instances of class-based shapers/estimators, by registered name
+            (a class not found here is instantiated afresh for the call).
     """
 
     scorer: LogProbScorer | None = None
@@ -42,6 +44,7 @@ class CreditContext:
     coder: Any = None
     iteration: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, Any] = field(default_factory=dict)
 
     def require(self, name: str, needed_by: str) -> Any:
         """The field or extra `name`, or an error saying who needs it and how to pass it."""

@@ -16,6 +16,12 @@ nothing else. Register your own in your code and name it in the config::
         ...
 
     # credit: {shapers: [env], estimator: {name: my_rloo, baseline: leave_one_out}}
+
+A shaper that needs outside things or keeps state declares it (`creditgym.credit.modules`):
+``@register_shaper("calm", requires=(Requirement("judge", setting="judge"),))`` on a function,
+or a registered *class* whose instance (one per run) has ``setup`` / ``state_dict`` /
+``load_state_dict``; `Resolved.requires`, `Resolved.multiprocess` and `Resolved.is_module`
+tell the caller what to build.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from creditgym.credit.modules import Requirement
 
 __all__ = [
     "CreditConfigError",
@@ -46,6 +54,8 @@ Estimator = Callable[..., list[np.ndarray]]
 
 _SHAPERS: dict[str, Shaper] = {}
 _ESTIMATORS: dict[str, Estimator] = {}
+# what each registered module declares, by (kind, name)
+_DECLARATIONS: dict[tuple[str, str], tuple[tuple[Requirement, ...], bool]] = {}
 
 # Leading positional parameters each kind receives from the caller; the rest are options.
 _POSITIONAL = {"shaper": ("episodes", "context"), "estimator": ("episodes", "turn_rewards")}
@@ -63,9 +73,44 @@ class Resolved:
     name: str
     fn: Callable[..., list[np.ndarray]]
     options: dict[str, Any]
+    requires: tuple[Requirement, ...] = ()
+    multiprocess: bool = True
+
+    @property
+    def is_module(self) -> bool:
+        """A registered class: instantiated once per run (set-up, saved state)."""
+        return inspect.isclass(self.fn)
+
+    def option(self, name: str) -> Any:
+        """The value of option `name`: as configured, else the module's default."""
+        if name in self.options:
+            return self.options[name]
+        parameter = _option_parameters(self.fn, self.kind).get(name)
+        if parameter is None:
+            raise KeyError(f"{self.kind} {self.name!r} has no option {name!r}")
+        return parameter.default
 
 
-def _register(table: dict[str, Callable], kind: str, name: str) -> Callable[[Callable], Callable]:
+def _signature(fn: Callable) -> inspect.Signature:
+    """The call signature: a class's ``__call__`` without ``self``, else the function's."""
+    if inspect.isclass(fn):
+        call = next((vars(k)["__call__"] for k in fn.__mro__ if "__call__" in vars(k)), None)
+        if call is None:
+            raise TypeError(
+                f"{fn.__qualname__} is registered as a credit module but defines no __call__"
+            )
+        parameters = list(inspect.signature(call).parameters.values())[1:]
+        return inspect.Signature(parameters)
+    return inspect.signature(fn)
+
+
+def _register(
+    table: dict[str, Callable],
+    kind: str,
+    name: str,
+    requires: tuple[Requirement, ...] = (),
+    multiprocess: bool = True,
+) -> Callable[[Callable], Callable]:
     if not isinstance(name, str) or not name:
         raise TypeError(
             f"register_{kind} needs a non-empty string name, e.g. @register_{kind}('mine')"
@@ -84,19 +129,31 @@ def _register(table: dict[str, Callable], kind: str, name: str) -> Callable[[Cal
                 stacklevel=2,
             )
         table[name] = fn
+        declared = tuple(requires) + tuple(getattr(fn, "requires", ()))
+        if not all(isinstance(r, Requirement) for r in declared):
+            raise TypeError(f"{kind} {name!r}: requires must be Requirement(...) entries")
+        _DECLARATIONS[(kind, name)] = (declared, multiprocess and getattr(fn, "multiprocess", True))
         return fn
 
     return decorator
 
 
-def register_shaper(name: str) -> Callable[[Shaper], Shaper]:
-    """Decorator: make `shaper(episodes, context, **options)` available as ``shapers: [name]``."""
-    return _register(_SHAPERS, "shaper", name)
+def register_shaper(
+    name: str, *, requires: tuple[Requirement, ...] = (), multiprocess: bool = True
+) -> Callable[[Shaper], Shaper]:
+    """Decorator: make `shaper(episodes, context, **options)` available as ``shapers: [name]``.
+
+    `requires` and `multiprocess` declare what it needs (see `creditgym.credit.modules`); a
+    decorated class may declare them as class attributes instead.
+    """
+    return _register(_SHAPERS, "shaper", name, requires, multiprocess)
 
 
-def register_estimator(name: str) -> Callable[[Estimator], Estimator]:
+def register_estimator(
+    name: str, *, requires: tuple[Requirement, ...] = (), multiprocess: bool = True
+) -> Callable[[Estimator], Estimator]:
     """Decorator: make `estimator(episodes, turn_rewards, **options)` available by `name`."""
-    return _register(_ESTIMATORS, "estimator", name)
+    return _register(_ESTIMATORS, "estimator", name, requires, multiprocess)
 
 
 def list_shapers() -> list[str]:
@@ -128,7 +185,7 @@ def get_estimator(name: str) -> Estimator:
 
 
 def _option_parameters(fn: Callable, kind: str) -> dict[str, inspect.Parameter]:
-    params = list(inspect.signature(fn).parameters.values())
+    params = list(_signature(fn).parameters.values())
     return {
         p.name: p
         for p in params[len(_POSITIONAL[kind]) :]
@@ -137,7 +194,7 @@ def _option_parameters(fn: Callable, kind: str) -> dict[str, inspect.Parameter]:
 
 
 def _check_signature(fn: Callable, kind: str, name: str) -> None:
-    params = list(inspect.signature(fn).parameters.values())
+    params = list(_signature(fn).parameters.values())
     expected = _POSITIONAL[kind]
     leading = [
         p for p in params[: len(expected)] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
@@ -163,7 +220,7 @@ def _validate_options(
     kind: str, name: str, fn: Callable, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     parameters = _option_parameters(fn, kind)
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in _signature(fn).parameters.values())
     for option in options:
         if option not in parameters and not accepts_any:
             close = difflib.get_close_matches(option, list(parameters), n=1, cutoff=0.6)
@@ -182,7 +239,8 @@ def resolve(kind: str, spec: Any) -> Resolved:
     elif isinstance(spec, Mapping):
         if "name" not in spec:
             raise CreditConfigError(
-                f"{kind} entry {dict(spec)!r} has no 'name'; write e.g. {{name: gigpo, gamma: 0.95}}."
+                f"{kind} entry {dict(spec)!r} has no 'name'; "
+                "write e.g. {name: gigpo, gamma: 0.95}."
             )
         options = {str(k): v for k, v in spec.items() if k != "name"}
         name = spec["name"]
@@ -193,4 +251,7 @@ def resolve(kind: str, spec: Any) -> Resolved:
         )
     table = _SHAPERS if kind == "shaper" else _ESTIMATORS
     fn = _lookup(table, kind, name)
-    return Resolved(kind, name, fn, _validate_options(kind, name, fn, options))
+    requires, multiprocess = _DECLARATIONS.get((kind, name), ((), True))
+    return Resolved(
+        kind, name, fn, _validate_options(kind, name, fn, options), requires, multiprocess
+    )
