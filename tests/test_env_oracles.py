@@ -139,3 +139,68 @@ def test_helpers_answer_gracefully_for_envs_without_oracles() -> None:
     assert not oracle.supports_cloning(Plain())
     with pytest.raises(NotImplementedError, match="Plain cannot clone its state"):
         oracle.clone_state(Plain())
+
+
+COOP = ["creditgym/CoopHousehold-v0", "creditgym/CoopHousehold3-v0"]
+
+
+def _team_random_walk(env, infos: dict, rng: random.Random, moves: int) -> dict:
+    for _ in range(moves):
+        if not env.agents:
+            break
+        actions = {agent: rng.choice(infos[agent]["admissible_actions"]) for agent in env.agents}
+        *_, infos = env.step(actions)
+    return infos
+
+
+@pytest.mark.parametrize("env_id", COOP)
+def test_team_cost_to_go_is_the_number_of_team_steps_the_expert_takes(env_id: str) -> None:
+    env = make(env_id, max_steps=1000)
+    rng = random.Random(2)
+    for seed in range(8):
+        for moves in (0, 1, 3, 8):
+            _, infos = env.reset(seed=seed)
+            _team_random_walk(env, infos, rng, moves)
+            expected, steps = env.steps_to_go(), 0
+            if not env.agents:  # the random team finished it
+                assert expected == 0
+                continue
+            while env.agents:
+                assert env.steps_to_go() == expected - steps
+                env.step(env.expert_actions())
+                steps += 1
+            assert steps == expected and env.steps_to_go() == 0
+
+
+@pytest.mark.parametrize("env_id", COOP)
+def test_restored_team_env_continues_exactly_like_the_original(env_id: str) -> None:
+    rng = random.Random(3)
+    original, twin = make(env_id), make(env_id)
+    assert oracle.supports_cloning(original)
+    for seed in range(3):
+        _, infos = original.reset(seed=seed)
+        _team_random_walk(original, infos, rng, rng.randrange(4))
+        snapshot = original.clone_state()
+        here = original.restore_state(snapshot)
+        picks = [rng.randrange(1000) for _ in range(30)]  # past the 20-step budget
+        expected = _team_play(original, picks, here[1])
+        for target in (twin, original):
+            target.reset(seed=seed + 100)
+            observations, infos = oracle.restore_state(target, snapshot)
+            assert (observations, infos) == here
+            assert _team_play(target, picks, infos) == expected
+
+
+def _team_play(env, picks: list[int], infos: dict) -> list[tuple]:
+    outcomes = []
+    for pick in picks:
+        actions = {
+            agent: infos[agent]["admissible_actions"][
+                pick % len(infos[agent]["admissible_actions"])
+            ]
+            for agent in env.agents
+        }
+        outcome = env.step(actions)
+        infos = outcome[4] or infos
+        outcomes.append((*outcome, list(env.agents), env.steps_to_go()))
+    return outcomes

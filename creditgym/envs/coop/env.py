@@ -9,11 +9,13 @@ agents reach for the same object the first one gets it and the other gets "Nothi
 Per-agent ``info`` has the single-agent keys (`creditgym.envs.info`): ``task``,
 ``admissible_actions``, ``anchor`` (the agent's place and load, with every object's place), ``won``, ``valid``,
 ``symbolic_state`` and ``events``. `expert_actions()` gives every agent's next move of a
-plan that sends agent i for the i-th object.
+plan that sends agent i for the i-th object. Oracles for measuring credit: `steps_to_go()`
+(the team's remaining steps under that plan) and `clone_state()`/`restore_state()`.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import random
 from typing import Any
@@ -22,6 +24,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from creditgym.envs import info as keys
+from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.spaces import text_space
 
 __all__ = ["CoopHouseholdEnv", "STATE_DOC", "latent_factors"]
@@ -32,6 +35,7 @@ RECEPTACLES = (
 )  # fmt: skip
 OBJECT_TYPES = ("apple", "mug", "book", "tomato", "cup", "spoon", "bowl", "potato", "vase", "pen")
 MIDDLE = "the middle of the room"
+_MAX_PLAN = 10_000  # more team steps than any plan needs: a planner bug
 
 STATE_DOC = """\
 holding_target: 1.0 if this agent holds an object of the task's type
@@ -122,7 +126,9 @@ class CoopHouseholdEnv(ParallelEnv):
         self.task = f"your team of {len(self.agents)} must put all {len(self.targets)} {plural} in {self.target}."
         intro = f"You are in the middle of a room. Looking around you, you see {', '.join(self.places)}."
         self._messages = dict.fromkeys(self.agents, intro)
-        return dict(self._messages), {a: self._info(a, valid=True, events=[]) for a in self.agents}
+        self._last_infos = {a: self._info(a, valid=True, events=[]) for a in self.agents}
+        self._plan_lengths: dict[tuple, int | None] = {}  # the team's state -> expert's steps
+        return dict(self._messages), self._last_infos
 
     def _placed(self) -> int:
         return sum(self.where.get(obj) == self.target for obj in self.targets)
@@ -199,6 +205,7 @@ class CoopHouseholdEnv(ParallelEnv):
         infos = {a: self._info(a, valid[a], events[a]) for a in self.agents}
         if won or truncated:
             self.agents = []
+        self._last_infos = infos
         return observations, rewards, terminations, truncations, infos
 
     def _info(self, agent: str, valid: bool, events: list[str]) -> dict[str, Any]:
@@ -232,23 +239,78 @@ class CoopHouseholdEnv(ParallelEnv):
     # ---- the expert --------------------------------------------------------------------------
 
     def expert_actions(self) -> dict[str, str]:
-        """Every live agent's next move: agent i fetches target object i and places it."""
+        """Every live agent's next move: agent i fetches target object i and places it.
+
+        From states the plan never reaches itself (after other moves) it still finishes: an
+        agent carries whatever task object it holds to the target, puts anything else down
+        where it stands, and an agent whose own object is placed or carried by a teammate
+        takes over a task object nobody is fetching (in agent order), or waits (``look``).
+        """
+        free = [
+            obj
+            for obj in self.targets
+            if self.where.get(obj) not in (self.target, None)  # neither placed nor carried
+        ]
+        idle = []
+        for i, agent in enumerate(self.agents):
+            if self.held[agent] is None and self.targets[i] in free:
+                free.remove(self.targets[i])
+            elif self.held[agent] is None:
+                idle.append(agent)
+        chosen = dict(zip(idle, free))
         moves = {}
         for i, agent in enumerate(self.agents):
-            obj = self.targets[i]
-            if self.held[agent] == obj:
+            held, loc = self.held[agent], self.loc[agent]
+            obj = chosen.get(agent, self.targets[i])
+            if held in self.targets:
                 moves[agent] = (
-                    f"move {obj} to {self.target}"
-                    if self.loc[agent] == self.target
+                    f"move {held} to {self.target}"
+                    if loc == self.target
                     else f"go to {self.target}"
                 )
-            elif self.where.get(obj) == self.target:
-                moves[agent] = "look"  # my object is in place: wait for the team
-            elif self.loc[agent] == self.where.get(obj):
-                moves[agent] = f"take {obj} from {self.loc[agent]}"
+            elif held is not None:
+                moves[agent] = f"move {held} to {loc}"  # hands free for a task object first
+            elif agent in idle and agent not in chosen:
+                moves[agent] = "look"  # nothing left to fetch: wait for the team
+            elif loc == self.where[obj]:
+                moves[agent] = f"take {obj} from {loc}"
             else:
                 moves[agent] = f"go to {self.where[obj]}"
         return moves
+
+    def steps_to_go(self) -> int | None:
+        """The team's steps to win under `expert_actions` from the current state (0 once won).
+
+        The plan is played out on a copy (the step budget ignored), so this is exactly its
+        count; None once the episode ended without a win.
+        """
+        if not self.agents:
+            return 0 if self._placed() == len(self.targets) else None
+        key = (tuple(self.loc.values()), tuple(self.held.values()), tuple(self.where.items()))
+        if key not in self._plan_lengths:
+            sim = copy.copy(self)
+            sim.agents, sim.loc, sim.held = list(self.agents), dict(self.loc), dict(self.held)
+            sim.where, sim._messages, sim.max_steps = dict(self.where), dict(self._messages), 2**62
+            steps = 0
+            while sim.agents:
+                if steps >= _MAX_PLAN:
+                    raise RuntimeError(f"the coop expert did not win within {_MAX_PLAN} steps")
+                sim.step(sim.expert_actions())
+                steps += 1
+            self._plan_lengths[key] = steps
+        return self._plan_lengths[key]
+
+    def clone_state(self) -> object:
+        """An opaque snapshot of the whole team state (last observations and infos included)."""
+        if not hasattr(self, "steps"):
+            raise RuntimeError("call reset() before clone_state()")
+        return snapshot_attributes(self, (self._plan_lengths,))
+
+    def restore_state(self, snapshot: object) -> tuple[dict[str, str], dict[str, dict]]:
+        """Return to `snapshot`; gives that moment's per-agent observations and infos, and the
+        env continues exactly as it did then."""
+        restore_attributes(self, snapshot)
+        return dict(self._messages), self._last_infos
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
