@@ -1,9 +1,11 @@
-"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `serve`, `judge-eval`.
+"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`.
 
 creditgym envs
 creditgym play creditgym/HouseholdEasy-v0 --seed 3
 creditgym eval --env creditgym/Household-v0 --agent expert --agent random --episodes 50
 creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
+creditgym train --help-config
+creditgym config show configs/quickstart.yaml train.iterations=20
 creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
 creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
 """
@@ -94,12 +96,22 @@ def _model_kwargs(agent: str, args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from creditgym.config import load_config
+    from creditgym.config import check_runnable, load_config
+
+    if args.help_config:
+        from creditgym.config_help import describe_fields
+
+        print(describe_fields())
+        return 0
+    if args.config is None:
+        raise ValueError("creditgym train needs a YAML config, e.g. configs/quickstart.yaml")
+    config = load_config(args.config, args.overrides)
+    check_runnable(config)  # env kwargs and the output directory, before anything runs
+
     from creditgym.train.distributed import shutdown
     from creditgym.train.trainer import train
 
     console = _console()
-    config = load_config(args.config, args.overrides)
     result = train(config, console=console)
     shutdown()  # a no-op unless torchrun started several processes
     if result.checkpoint is None:  # another rank than 0 of a multi-process run: rank 0 reports
@@ -124,6 +136,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"learning curve: {result.plot}\ncheckpoint:     {result.checkpoint / 'model'}\n"
         f"metrics:        {result.output_dir / 'metrics.jsonl'}"
     )
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from creditgym.config import load_config
+    from creditgym.config_help import annotated_yaml
+
+    print(annotated_yaml(load_config(args.config, args.overrides)))
     return 0
 
 
@@ -209,9 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="train an agent from a YAML config")
-    tr.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
+    tr.add_argument("config", nargs="?", help="YAML config, e.g. configs/quickstart.yaml")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.iterations=5")
+    tr.add_argument(
+        "--help-config",
+        action="store_true",
+        help="print every config field with its type, default, allowed values and help",
+    )
     tr.set_defaults(func=cmd_train)
+
+    cf = sub.add_parser("config", help="inspect configs")
+    cf_sub = cf.add_subparsers(dest="config_command", required=True)
+    show = cf_sub.add_parser(
+        "show", help="print the resolved config as YAML, with each field's type and help"
+    )
+    show.add_argument("config", help="YAML config, e.g. configs/quickstart.yaml")
+    show.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.iterations=5")
+    show.set_defaults(func=cmd_config_show)
 
     serve = sub.add_parser("serve", help="serve a policy over an OpenAI-compatible HTTP API")
     serve.add_argument("model", help="tiny | smollm2 | a checkpoint dir | an HF model name")
@@ -246,8 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, LookupError, FileNotFoundError, GymnasiumError) as error:
-        # Configuration mistakes (unknown env id, config key, agent name): one clear line, no trace.
-        _console().print(f"[bold red]error:[/] {error}")
+        # Configuration mistakes (unknown env id, config key, agent name): one clear line on
+        # stderr, no trace, never wrapped (plain print: messages may hold [brackets]).
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

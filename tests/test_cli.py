@@ -38,15 +38,15 @@ def test_eval_of_expert_and_random_prints_a_table_and_writes_json(tmp_path, caps
 
 def test_unknown_env_id_is_a_one_line_error_with_a_suggestion(capsys):
     assert main(["eval", "--env", "creditgym/Houshold-v0", "--episodes", "1"]) == 2
-    out = capsys.readouterr().out
-    assert "unknown env id" in out and "creditgym/Household-v0" in out
+    err = capsys.readouterr().err  # errors go to stderr, one line
+    assert "unknown env id" in err and "creditgym/Household-v0" in err and err.count("\n") == 1
 
 
 def test_unknown_config_key_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("train:\n  iterashuns: 3\n")
     assert main(["train", str(config)]) == 2
-    assert "train.iterashuns" in capsys.readouterr().out
+    assert "train.iterashuns" in capsys.readouterr().err
 
 
 def test_unknown_agent_lists_the_choices(capsys):
@@ -54,7 +54,7 @@ def test_unknown_agent_lists_the_choices(capsys):
         main(["eval", "--env", "creditgym/HouseholdEasy-v0", "--agent", "exprt", "--episodes", "1"])
         == 2
     )
-    assert "did you mean 'expert'" in capsys.readouterr().out
+    assert "did you mean 'expert'" in capsys.readouterr().err
 
 
 def test_play_takes_action_numbers_names_and_meta_commands(capsys):

@@ -75,3 +75,186 @@ def test_curriculum_stages_are_validated_dataclasses():
     assert config.env.curriculum[0].iterations == 5
     with pytest.raises(ConfigError, match="iteratons"):
         load_config(None, ["env.curriculum=[{iteratons: 5}]"])
+
+
+# ---- ranges and choices declared in the schema, checked before anything runs -----------------
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+
+
+def _train_cli(capsys, *args):
+    """Run `creditgym train ...` in-process; return (exit code, stderr lines)."""
+    from creditgym.cli import main
+
+    code = main(["train", *map(str, args)])
+    return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    "override, key, allowed",
+    [
+        ("train.iterations=-1", "train.iterations", ">= 0"),
+        ("rollout.groups=0", "rollout.groups", ">= 1"),
+        ("rollout.group_size=0", "rollout.group_size", ">= 1"),
+        ("run.save_every=0", "run.save_every", ">= 1"),  # was a ZeroDivisionError later
+        ("train.lr=-1", "train.lr", ">= 0"),  # was torch's "Invalid learning rate"
+        ("policy.top_p=0", "policy.top_p", "> 0.0 and <= 1.0"),
+        ("env.curriculum=[{iterations: 0}]", "env.curriculum[0].iterations", ">= 1"),
+        ("policy.template=alpaca", "policy.template", "one of compact, verl-agent"),
+    ],
+)
+def test_out_of_range_values_are_one_line_naming_key_source_and_range_with_exit_code_2(
+    tmp_path, capsys, override, key, allowed
+):
+    out = tmp_path / "run"
+    code, err = _train_cli(capsys, QUICKSTART, f"run.output_dir={out}", override)
+    assert code == 2
+    assert len(err) == 1, err
+    assert f"'{key}'" in err[0] and allowed in err[0] and override in err[0]
+    assert not out.exists()  # nothing ran
+
+
+def test_ranges_live_in_the_schema_metadata():
+    import dataclasses
+
+    from creditgym.config import RunConfig, TrainConfig
+
+    fields = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
+    assert fields["iterations"]["min"] == 0 and fields["lr"]["min"] == 0.0
+    assert {f.name: f.metadata for f in dataclasses.fields(RunConfig)}["save_every"]["min"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, line, what",
+    [
+        ("train:\n  iterations: 3\n  iterations: 4\n", 3, "duplicate key iterations"),
+        ("train:\n\titerations: 3\n", 2, "tab"),
+        ("train: {iterations: [3\nrun:\n  seed: 1\n", 2, "unclosed bracket? one opens at line 1"),
+    ],
+    ids=["duplicate-key", "tab", "unclosed-bracket"],
+)
+def test_malformed_yaml_is_one_line_naming_the_file_and_line(tmp_path, capsys, text, line, what):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    code, err = _train_cli(capsys, path)
+    assert code == 2 and len(err) == 1, err
+    assert str(path) in err[0] and f"line {line}" in err[0] and what in err[0]
+
+
+def test_unknown_env_kwarg_is_caught_before_training_and_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = _train_cli(capsys, QUICKSTART, f"run.output_dir={out}", "env.kwargs={bogus_kw: 1}")
+    assert code == 2 and len(err) == 1, err
+    assert "env.kwargs" in err[0] and "'bogus_kw'" in err[0] and "max_steps" in err[0]
+    assert not out.exists()
+
+
+def test_unknown_env_kwarg_in_a_curriculum_stage_is_named():
+    from creditgym.config import check_runnable
+
+    config = load_config(None, ["env.curriculum=[{iterations: 2, kwargs: {recepacles: 3}}]"])
+    with pytest.raises(ConfigError, match=r"env.curriculum\[0\].kwargs.*'recepacles'.*receptacles"):
+        check_runnable(config)
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    code, err = _train_cli(capsys, QUICKSTART, f"run.output_dir={taken}")
+    assert code == 2 and len(err) == 1, err
+    assert "run.output_dir" in err[0] and "is a file" in err[0]
+    assert taken.read_text() == "not a directory"
+
+
+def test_the_cli_as_a_user_runs_it_exits_2_with_one_line_on_stderr(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "creditgym", "train", str(QUICKSTART), "run.save_every=0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: config key 'run.save_every' is 0 in the command-line override "
+        "'run.save_every=0'; allowed: >= 1 (default 10)."
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
+# ---- one semantics: a value replaces the earlier one, dicts and lists included ----------------
+
+WEBSHOP = QUICKSTART.with_name("webshop_easy.yaml")
+
+
+def test_an_estimator_given_on_the_command_line_replaces_the_files_one():
+    # webshop_easy.yaml sets {name: gigpo, gamma: 0.95, step_weight: 1.0}; merging kept gamma,
+    # which grpo does not take
+    config = load_config(WEBSHOP, ["credit.estimator={name: grpo}"])
+    assert config.credit.estimator == {"name": "grpo"}
+
+
+def test_a_later_estimator_does_not_keep_an_earlier_option(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("credit:\n  estimator: {name: discounted_group, normalization: none}\n")
+    config = load_config(path, ["credit.estimator={name: discounted_group}"])
+    assert config.credit.estimator == {"name": "discounted_group"}
+
+
+def test_addressing_one_entry_of_a_dict_changes_only_that_entry():
+    config = load_config(
+        None, ["env.kwargs={max_steps: 6, receptacles: 3}", "env.kwargs.max_steps=9"]
+    )
+    assert config.env.kwargs == {"max_steps": 9, "receptacles": 3}
+
+
+def test_sections_still_merge_key_by_key(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  iterations: 7\n")
+    config = load_config(path, ["train.lr=0.01"])
+    assert (config.train.iterations, config.train.lr) == (7, 0.01)
+
+
+# ---- the schema on the command line ----------------------------------------------------------
+
+
+def _leaf_keys():
+    import dataclasses
+    import typing
+
+    def walk(schema, prefix):
+        hints = typing.get_type_hints(schema)
+        for f in dataclasses.fields(schema):
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from walk(hints[f.name], f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}", f
+
+    return list(walk(Config, ""))
+
+
+def test_help_config_prints_every_field_with_type_default_range_and_help(capsys):
+    from creditgym.cli import main
+
+    assert main(["train", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    for key, f in _leaf_keys():
+        assert f"  {key}: " in out, key
+        assert f.metadata["help"] in out, key
+    assert "  train.iterations: int = 40  (>= 0)\n      rollout + update iterations" in out
+    assert "  policy.template: str = compact  (one of compact, verl-agent)" in out
+
+
+def test_config_show_prints_the_resolved_config_with_help_and_it_loads_back(tmp_path, capsys):
+    from creditgym.cli import main
+
+    assert main(["config", "show", str(WEBSHOP), "train.iterations=5"]) == 0
+    out = capsys.readouterr().out
+    assert "  iterations: 5  # int, >= 0, default 40: rollout + update iterations" in out
+    assert "  estimator: {name: gigpo, gamma: 0.95, step_weight: 1.0}" in out
+    shown = tmp_path / "shown.yaml"
+    shown.write_text(out)
+    assert load_config(shown) == load_config(WEBSHOP, ["train.iterations=5"])

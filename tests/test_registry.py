@@ -79,8 +79,7 @@ def corridor_package(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     yield
-    gym.envs.registry.pop("thirdparty/Corridor-v0", None)
-    registry._descriptions.pop("thirdparty/Corridor-v0", None)
+    registry.unregister("thirdparty/Corridor-v0")
     sys.modules.pop("corridor_pkg", None)
 
 
@@ -92,11 +91,14 @@ def test_unknown_id_error_lists_the_closest_ids():
     assert "did you mean 'creditgym/Household-v0'" in message
 
 
-def test_builtin_envs_are_in_gymnasiums_registry_under_the_creditgym_namespace():
+def test_builtin_single_agent_envs_are_in_gymnasiums_registry_under_the_creditgym_namespace():
     ids = creditgym.list_envs(namespace="creditgym")
     assert "creditgym/Household-v0" in ids
     assert all(env_id.startswith("creditgym/") for env_id in ids)
-    assert all(env_id in gym.envs.registry for env_id in ids)
+    single_agent = [env_id for env_id in ids if not registry.is_multi_agent(env_id)]
+    assert "creditgym/HouseholdEasy-v0" in single_agent
+    assert isinstance(gym.make("creditgym/HouseholdEasy-v0").unwrapped, gym.Env)
+    assert all(env_id in gym.envs.registry for env_id in single_agent)
     assert all(creditgym.describe(env_id) for env_id in ids), (
         "every env needs a one-line description"
     )
@@ -120,7 +122,9 @@ def test_an_entry_point_plugin_env_is_found_made_checked_and_evaluated(corridor_
 def test_register_in_user_code_with_a_class_entry_point_and_default_kwargs(corridor_package):
     import corridor_pkg
 
-    creditgym.register("thirdparty/Corridor-v0", corridor_pkg.CorridorEnv, length=5)
+    creditgym.list_envs()  # loads the plugin, which registers the id first
+    with pytest.warns(UserWarning, match="replacing the registered env 'thirdparty/Corridor-v0'"):
+        creditgym.register("thirdparty/Corridor-v0", corridor_pkg.CorridorEnv, length=5)
     env = creditgym.make("thirdparty/Corridor-v0")
     assert env.unwrapped.length == 5
     assert (
@@ -151,3 +155,65 @@ def test_eval_splits_come_from_the_env_class_and_default_to_all_seeds():
     assert registry.eval_splits("creditgym/MiniHackRoom-v0") == ["all"]  # games have no splits
     with pytest.raises(gym.error.UnregisteredEnv):
         registry.eval_splits("creditgym/Nope-v0")
+
+
+MULTI_AGENT_IDS = [
+    "creditgym/CoopHousehold-v0",
+    "creditgym/CoopHousehold3-v0",
+    "creditgym/MPESpread-v0",
+]
+
+
+@pytest.mark.parametrize("env_id", MULTI_AGENT_IDS)
+def test_multi_agent_envs_are_built_by_creditgym_make_and_gymnasium_make_points_there(env_id):
+    pytest.importorskip("pettingzoo")
+    assert registry.is_multi_agent(env_id)
+    from pettingzoo import ParallelEnv
+
+    if env_id.endswith("MPESpread-v0"):
+        pytest.importorskip("mpe2")
+    assert isinstance(creditgym.make(env_id), ParallelEnv)
+    with pytest.raises(gym.error.Error, match=rf"use creditgym.make\('{env_id}'\)"):
+        gym.make(env_id)
+
+
+def test_registering_over_an_existing_id_warns_and_replaces_it():
+    from creditgym.envs.household.env import HouseholdEnv
+
+    creditgym.register("thirdparty/Twice-v0", HouseholdEnv, description="first")
+    try:
+        with pytest.warns(UserWarning, match="replacing the registered env 'thirdparty/Twice-v0'"):
+            creditgym.register("thirdparty/Twice-v0", HouseholdEnv, description="second")
+        assert creditgym.describe("thirdparty/Twice-v0") == "second"
+        assert creditgym.list_envs(namespace="thirdparty").count("thirdparty/Twice-v0") == 1
+    finally:
+        registry.unregister("thirdparty/Twice-v0")
+    assert "thirdparty/Twice-v0" not in creditgym.list_envs()
+    assert "thirdparty/Twice-v0" not in gym.envs.registry
+
+
+def test_a_multi_agent_class_registered_in_user_code_goes_to_creditgyms_registry_only():
+    pytest.importorskip("pettingzoo")
+    from creditgym.envs.coop.env import CoopHouseholdEnv
+
+    creditgym.register("thirdparty/Team-v0", CoopHouseholdEnv, agents=3, receptacles=5)
+    try:
+        assert registry.is_multi_agent("thirdparty/Team-v0")
+        assert creditgym.make("thirdparty/Team-v0").possible_agents[-1] == "agent_2"
+        with pytest.raises(gym.error.Error, match="creditgym.make"):
+            gym.make("thirdparty/Team-v0")
+    finally:
+        registry.unregister("thirdparty/Team-v0")
+
+
+def test_envs_that_need_an_argument_declare_it():
+    assert registry.required_kwargs("creditgym/TextWorld-v0") == ("game_file",)
+    assert registry.required_kwargs("creditgym/HouseholdEasy-v0") == ()
+
+
+def test_make_kwargs_are_checked_against_the_constructor_without_building_the_env():
+    registry.check_make_kwargs("creditgym/HouseholdEasy-v0", {"max_steps": 5, "split": "train"})
+    with pytest.raises(TypeError, match="takes no keyword argument 'max_step'.*'max_steps'"):
+        registry.check_make_kwargs("creditgym/HouseholdEasy-v0", {"max_step": 5})
+    with pytest.raises(TypeError, match="'bogus_kw'"):
+        registry.check_make_kwargs("creditgym/CoopHousehold-v0", {"bogus_kw": 1})

@@ -25,6 +25,7 @@ register(
     "creditgym/TextWorld-v0",
     _ENTRY_POINT,
     description="Any TextWorld game file (make(..., game_file='game.z8')); needs creditgym[textworld].",
+    requires=("game_file",),
 )
 register(
     "creditgym/TextWorldCoin-v0",
