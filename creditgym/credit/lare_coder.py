@@ -30,7 +30,8 @@ def _spec(task: str, state_doc: str) -> str:
         "`evaluate(state, action)` that returns a list of floats: latent reward factors, each "
         "one an aspect of how much the action (a string) and the state it led to advance the "
         f"task. Use only plain Python and the modules {sorted(ALLOWED_MODULES)}; no files, no "
-        "other imports. Always return the same number of factors."
+        "other imports, no lambdas, generators, classes, while, try or with, no names starting "
+        "with '_'. Always return the same number of factors."
     )
 
 

@@ -1,136 +1,70 @@
-"""Run untrusted (LLM-written) Python functions outside the trainer's process, with limits.
+"""Run untrusted (LLM-written) factor functions outside the trainer's process, in three layers.
 
 `run_sandboxed(code, inputs)` calls ``evaluate(state, action)`` from `code` on every
 ``(state, action)`` input and returns one list of floats per input, or raises `SandboxError`
-with the reason. The layers, each enough to stop the usual escapes on its own:
+with the reason. Each layer is built to hold on its own against file, network, process and
+privilege escapes, and the tests probe each one alone:
 
-1. **Static check** before anything runs: imports only from `ALLOWED_MODULES`; no dunder
-   attributes (``().__class__.__subclasses__()``); none of `BANNED_NAMES` (``open``, ``exec``,
-   ``eval``, ``getattr``, ...).
-2. **A fresh interpreter** (``python -I``) per call, fed plain JSON on stdin: the code never
-   shares memory with the trainer and only sees plain data.
-3. **Resource limits** in that process: address space (`memory_mb`), CPU seconds, no file
-   growth (``RLIMIT_FSIZE=0``), no new file descriptors once the allowed modules are imported
-   (so no files, sockets or pipes), no child processes.
-4. **An audit hook** (PEP 578, cannot be removed) that refuses file opens, sockets,
-   subprocesses, ``os.system``/``exec``/``fork``, and further imports or compiles.
-5. **Restricted builtins**: the code runs with a small set of pure builtins.
-6. **A wall-clock limit** enforced by the parent, which kills the process.
+1. **Allow-list** (`sandbox_policy`): the code is parsed and may use only the Python a factor
+   function needs (plain functions, assignments, ``if``, ``for``, arithmetic, literals,
+   comprehensions, allow-listed builtins, ``math`` / ``statistics`` functions, a few data
+   methods); no ``_`` names or attributes, no other attribute at all, no lambdas, generators,
+   decorators, classes, ``while``, ``try``, ``with``, ``match``, ``global``, other imports.
+2. **The OS below it** (`sandbox_process`, `sandbox_child`): a fresh interpreter per call, its
+   own session and process group (killed whole afterwards; as root, every process of the
+   call's own user id too), an empty directory it cannot use, stdin on /dev/null, an empty
+   environment, no inherited descriptors; then a new network namespace, rlimits (address
+   space, CPU, file size 0, no processes, no descriptors), as root a drop to a fresh
+   unprivileged uid/gid with no groups, a seccomp filter denying the file, socket, process,
+   signal, namespace and privilege system calls; inside Python a closure-held audit hook and
+   restricted builtins whose ``import`` gives namespaces of allow-listed functions, never a
+   module. The code sees plain JSON data only.
+3. **The parent validates** (`sandbox_result`): stdout and stderr are read with a cap (more
+   ends the run), the answer comes on its own pipe framed by a per-call nonce, and must match
+   a strict schema: one list per input, all the same length, finite numbers only.
 
-Outputs are checked: every call must return a list of finite floats, all of the same length.
+Which OS layers a machine allows is found at run time: `sandbox_layers()` reports what is
+active here (a layer the machine refuses is skipped, and reported as off).
 """
 
 from __future__ import annotations
 
-import ast
+import functools
 import json
-import subprocess
-import sys
+import math
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["SandboxError", "ALLOWED_MODULES", "BANNED_NAMES", "check_code", "run_sandboxed"]
+from creditgym.credit.sandbox_policy import (
+    ALLOWED_BUILTINS,
+    ALLOWED_MODULES,
+    MODULE_FUNCTIONS,
+    check_code,
+)
+from creditgym.credit.sandbox_process import run_child, sandbox_uid
+from creditgym.credit.sandbox_result import MAX_FACTORS, SandboxError, clean_text, parse_answer
 
-ALLOWED_MODULES = frozenset({"math", "statistics"})
-BANNED_NAMES = frozenset(
-    {
-        "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr",
-        "setattr", "delattr", "input", "breakpoint", "memoryview", "help", "exit", "quit",
-    }
-)  # fmt: skip
+__all__ = [
+    "SandboxError",
+    "ALLOWED_MODULES",
+    "CHILD_LAYERS",
+    "check_code",
+    "run_sandboxed",
+    "sandbox_layers",
+]
 
-
-class SandboxError(ValueError):
-    """Untrusted code was rejected or failed; the message says why."""
-
-
-def check_code(code: str, function: str = "evaluate") -> None:
-    """Reject code that imports outside `ALLOWED_MODULES`, touches dunders or banned names,
-    or does not define `function`."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError as error:
-        raise SandboxError(f"syntax error on line {error.lineno}: {error.msg}") from None
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = (
-                [alias.name for alias in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-            )
-            for name in names:
-                if name.split(".")[0] not in ALLOWED_MODULES:
-                    raise SandboxError(
-                        f"line {node.lineno}: import of {name!r} is not allowed; only {sorted(ALLOWED_MODULES)}"
-                    )
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("__"):
-            raise SandboxError(f"line {node.lineno}: dunder attribute {node.attr!r} is not allowed")
-        elif isinstance(node, ast.Name) and (node.id in BANNED_NAMES or node.id.startswith("__")):
-            raise SandboxError(f"line {node.lineno}: name {node.id!r} is not allowed")
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    if function not in defined:
-        raise SandboxError(f"the code defines no function {function!r}(state, action)")
-
-
-# The child: limits first, then the hook, then the code. Reads one JSON request on stdin,
-# writes one JSON answer on stdout.
-_RUNNER = r"""
-import json, math, resource, sys
-request = json.loads(sys.stdin.read())
-import math, statistics  # the allowed modules, imported before the file descriptors run out
-limit = request["memory_mb"] * 2**20
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-cpu = int(request["time_limit"]) + 1
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-code = compile(request["code"], "<llm-code>", "exec")
-out = sys.stdout
-resource.setrlimit(resource.RLIMIT_NOFILE, (3, 3))
-
-BLOCKED = ("open", "socket.", "subprocess.", "os.system", "os.exec", "os.fork", "os.posix_spawn",
-           "os.spawn", "os.kill", "os.remove", "os.rename", "os.mkdir", "os.rmdir", "shutil.",
-           "ctypes.", "compile", "import", "exec", "pty.", "signal.")
-first_exec = [True]  # the one exec of the submitted code itself
-def hook(event, args):
-    if event == "exec" and first_exec[0]:
-        first_exec[0] = False
-        return
-    if event.startswith(BLOCKED):
-        raise RuntimeError(f"sandbox: {event} is not allowed")
-sys.addaudithook(hook)
-
-SAFE = {name: getattr(__builtins__, name) for name in (
-    "abs all any bool dict enumerate float int len list max min range round sorted sum tuple zip "
-    "isinstance str set frozenset map filter reversed pow divmod True False None Exception "
-    "ValueError KeyError TypeError IndexError ZeroDivisionError ArithmeticError").split()}
-allowed = {"math": math, "statistics": statistics}
-def guarded_import(name, *args, **kwargs):
-    if name in allowed:
-        return allowed[name]
-    raise ImportError(f"sandbox: import of {name!r} is not allowed")
-SAFE["__import__"] = guarded_import
-scope = {"__builtins__": SAFE, "__name__": "llm_code"}
-try:
-    exec(code, scope)
-    fn = scope[request["function"]]
-    results = []
-    for state, action in request["inputs"]:
-        value = fn(state, action)
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise TypeError(f"must return a list of numbers, got {value!r:.80}")
-        value = [float(v) for v in value]
-        if not all(math.isfinite(v) for v in value):
-            raise ValueError(f"returned a non-finite value: {value!r:.80}")
-        results.append(value)
-    answer = {"ok": True, "outputs": results}
-except MemoryError:
-    answer = {"ok": False, "error": "exceeded the memory limit"}
-except BaseException as error:
-    answer = {"ok": False, "error": f"{type(error).__name__}: {error}"[:500]}
-out.write(json.dumps(answer))
-out.flush()
-"""
+# The layers the child applies itself, in order (see sandbox_child); `run_sandboxed` asks for
+# all of them, tests ask for one at a time.
+CHILD_LAYERS = (
+    "network_namespace",
+    "rlimits",
+    "unprivileged_user",
+    "seccomp",
+    "audit_hook",
+    "restricted_builtins",
+)
+STARTUP_GRACE = 5.0  # seconds of wall clock on top of `time_limit`, for the interpreter to start
 
 
 def run_sandboxed(
@@ -141,12 +75,14 @@ def run_sandboxed(
     time_limit: float = 10.0,
     memory_mb: int = 512,
 ) -> list[list[float]]:
-    """Call ``function(state, action)`` from untrusted `code` on each input in a sandbox.
+    """Call ``function(state, action)`` from untrusted `code` on each input in the sandbox.
 
     Args:
-        code: Python source defining `function`.
+        code: Python source defining `function` (see `sandbox_policy` for what it may use).
         inputs: ``(state, action)`` pairs of plain JSON data.
-        time_limit: wall-clock seconds for the whole batch (the process is killed after).
+        function: the function to call.
+        time_limit: CPU seconds for the whole batch; the wall clock allows a few more for the
+            interpreter to start, then the process group is killed.
         memory_mb: address-space limit of the sandbox process.
 
     Returns:
@@ -156,44 +92,73 @@ def run_sandboxed(
         SandboxError: the code was rejected, failed, ran out of time or memory, or returned
             the wrong shape; the message says which.
     """
-    check_code(code, function)
-    return _execute(code, inputs, function, time_limit, memory_mb)
+    source = check_code(code, function)
+    return _execute(source, inputs, function, time_limit, memory_mb)
+
+
+@functools.cache
+def sandbox_layers() -> dict[str, bool]:
+    """Which layers are active on this machine, found by running a trivial function once.
+
+    Keys: ``allow_list``, ``separate_process``, ``validated_answer`` (always on) and the
+    child's `CHILD_LAYERS` (on where the machine allows them: ``unprivileged_user`` needs
+    root, ``network_namespace`` needs root or user namespaces, ``seccomp`` needs x86-64).
+    """
+    code = check_code("def evaluate(state, action):\n    return [1.0]\n")
+    layers = _execute(code, [({}, "")], "evaluate", 5.0, 256, report_layers=True)
+    active = {"allow_list": True, "separate_process": True, "validated_answer": True}
+    return active | {name: name in layers for name in CHILD_LAYERS}
 
 
 def _execute(
-    code: str, inputs: Sequence[tuple[Any, str]], function: str, time_limit: float, memory_mb: int
-) -> list[list[float]]:
-    """The sandboxed run itself, without the static check (tests call it to probe the runtime layers)."""
-    request = json.dumps(
-        {
-            "code": code,
-            "function": function,
-            "inputs": [[state, action] for state, action in inputs],
-            "memory_mb": memory_mb,
-            "time_limit": time_limit,
-        }
-    )
+    code: str,
+    inputs: Sequence[tuple[Any, str]],
+    function: str,
+    time_limit: float,
+    memory_mb: int,
+    layers: Sequence[str] = CHILD_LAYERS,
+    *,
+    report_layers: bool = False,
+) -> Any:
+    """The run itself, without the allow-list (tests call it to probe the layers below).
+
+    Returns the outputs, or with `report_layers` the child layers that took effect.
+    """
+    if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
+        raise SandboxError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    if not (isinstance(memory_mb, int) and memory_mb >= 64):
+        raise SandboxError(f"memory_mb must be an int of at least 64, not {memory_mb!r}")
+    inputs = [(state, action) for state, action in inputs]
+    nonce = secrets.token_hex(16)
+    uid = sandbox_uid()
     try:
-        finished = subprocess.run(
-            [sys.executable, "-I", "-c", _RUNNER],
-            input=request,
-            capture_output=True,
-            text=True,
-            timeout=time_limit + 5.0,  # + interpreter start-up
-        )
-    except subprocess.TimeoutExpired:
-        raise SandboxError(f"exceeded the time limit of {time_limit:g} s") from None
-    if not finished.stdout:
-        reason = finished.stderr.strip().splitlines()[-1:] or [f"exit code {finished.returncode}"]
-        if finished.returncode in (-9, -24, 137, 152):  # SIGKILL / SIGXCPU: the CPU limit
-            reason = [f"exceeded the time limit of {time_limit:g} s"]
-        raise SandboxError(f"the sandboxed process died: {reason[0]}")
-    answer = json.loads(finished.stdout)
-    if not answer["ok"]:
-        raise SandboxError(answer["error"])
-    outputs = answer["outputs"]
-    if len({len(row) for row in outputs}) > 1:
-        raise SandboxError(
-            f"returned lists of different lengths: {sorted({len(r) for r in outputs})}"
-        )
-    return outputs
+        request = json.dumps(
+            {
+                "code": code,
+                "function": function,
+                "inputs": inputs,
+                "memory_mb": memory_mb,
+                "time_limit": time_limit,
+                "nonce": nonce,
+                "layers": list(layers),
+                "uid": uid,
+                "builtins": sorted(ALLOWED_BUILTINS),
+                "modules": {name: sorted(names) for name, names in MODULE_FUNCTIONS.items()},
+            }
+        ).encode()
+    except (TypeError, ValueError) as error:
+        raise SandboxError(f"the inputs must be plain JSON data: {error}") from None
+    answer_cap = 4096 + len(inputs) * (MAX_FACTORS * 26 + 8)  # 26: the longest float in JSON
+    run = run_child(request, wall_limit=time_limit + STARTUP_GRACE, answer_cap=answer_cap, uid=uid)
+    if run.flooded:
+        raise SandboxError(f"the sandboxed process wrote too much to its {run.flooded}")
+    if run.timed_out or run.returncode in (-9, -24):  # SIGKILL or SIGXCPU: the CPU limit
+        raise SandboxError(f"exceeded the time limit of {time_limit:g} s")
+    if not run.answer:
+        last = run.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        reason = clean_text(last[0], 200) if last else f"exit code {run.returncode}"
+        raise SandboxError(f"the sandboxed process died: {reason}")
+    answer = parse_answer(run.answer, nonce.encode(), len(inputs), frozenset(CHILD_LAYERS))
+    if answer.outputs is None:
+        raise SandboxError(answer.error)
+    return answer.layers if report_layers else answer.outputs

@@ -40,13 +40,16 @@ covered: landmarks with an agent within 0.1"""
 def spread_factors(state: dict[str, Any], action: str) -> list[float]:
     """Hand-written LaRe factors: how far this agent is from its closest landmark, how well
     the landmarks are covered, and collisions."""
+    # list comprehensions, not generators: this function must pass the LaRe sandbox's allow-list
     landmarks = sorted(
-        k[: -len("_dx")] for k in state if k.startswith("landmark_") and k.endswith("_dx")
+        [k[: -len("_dx")] for k in state if k.startswith("landmark_") and k.endswith("_dx")]
     )
     mine = (
-        min(math.hypot(state[f"{k}_dx"], state[f"{k}_dy"]) for k in landmarks) if landmarks else 0.0
+        min([math.hypot(state[f"{k}_dx"], state[f"{k}_dy"]) for k in landmarks])
+        if landmarks
+        else 0.0
     )
-    coverage = sum(state.get(f"{k}_nearest", 0.0) for k in landmarks)
+    coverage = sum([state.get(f"{k}_nearest", 0.0) for k in landmarks])
     return [-mine, -coverage, -state.get("collisions", 0.0), state.get("covered", 0.0)]
 
 
