@@ -304,6 +304,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                     prompt_format=prompt_format,
                     max_turns=roll_cfg.max_turns,
                     answer_prefix=_info_gain_prefix(config),
+                    record_cost_to_go=roll_cfg.record_cost_to_go,
                 )
             t_rollout = time.perf_counter() - t0
 
