@@ -247,15 +247,6 @@ class RunConfig:
     log_episodes_max_mb: float = _field(
         64.0, "episodes.jsonl rotates to episodes.1.jsonl at this size", above=0.0
     )
-    log_episodes: int = _field(
-        16,
-        "episodes (whole tasks) per iteration written with their credit to episodes.jsonl for "
-        "`creditgym view` (0 = none)",
-        min=0,
-    )
-    log_episodes_max_mb: float = _field(
-        64.0, "episodes.jsonl rotates to episodes.1.jsonl at this size", above=0.0
-    )
 
 
 @dataclass
