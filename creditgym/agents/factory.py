@@ -4,6 +4,7 @@
 spec                     policy
 =======================  ==================================================================
 ``expert``               the env's scripted solver (`ExpertPolicy`)
+``expert:eps=0.5``       the expert, taking a uniformly random admissible action w.p. eps
 ``random``               uniform over the admissible actions (`RandomPolicy`)
 ``tiny``                 a fresh tiny model + tokenizer fitted to the registered creditgym
                          envs' text, constrained decoding on; built once and cached on disk
@@ -102,6 +103,22 @@ def _looks_like_hub_name(spec: str) -> bool:
     return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and all(spec.split("/"))
 
 
+def _expert_options(spec: str) -> dict[str, float]:
+    """``expert:eps=0.5`` -> {"epsilon": 0.5}; plain ``expert`` -> {}."""
+    if spec == "expert":
+        return {}
+    key, _, value = spec[len("expert:") :].partition("=")
+    try:
+        if key.strip() != "eps":
+            raise ValueError
+        return {"epsilon": float(value)}
+    except ValueError:
+        raise ValueError(
+            f"policy {spec!r}: the expert takes one option, eps (its random-action probability), "
+            "e.g. expert:eps=0.5"
+        ) from None
+
+
 def load_policy(spec: str, **kwargs: Any) -> Policy:
     """Build the policy `spec` names (see the module docstring); `kwargs` go to its constructor.
 
@@ -109,10 +126,10 @@ def load_policy(spec: str, **kwargs: Any) -> Policy:
     `HFPolicy` (``constrained`` defaults to True: a randomly initialised model must be
     constrained to the admissible actions to learn).
     """
-    if spec == "expert":
+    if spec == "expert" or spec.startswith("expert:"):
         from creditgym.agents.scripted import ExpertPolicy
 
-        return ExpertPolicy(**kwargs)
+        return ExpertPolicy(**_expert_options(spec), **kwargs)
     if spec == "random":
         from creditgym.agents.scripted import RandomPolicy
 

@@ -25,9 +25,21 @@ def _no_logprobs(name: str) -> NotImplementedError:
 
 
 class ExpertPolicy:
-    """Asks each env's scripted solver for its next action (``env.unwrapped.expert_action()``)."""
+    """Asks each env's scripted solver for its next action (``env.unwrapped.expert_action()``).
+
+    With `epsilon` > 0 it is an epsilon-noisy expert (``expert:eps=0.5``): each turn, with
+    probability `epsilon`, it picks uniformly among the admissible actions instead (seeded), a
+    behaviour policy that makes both optimal and wasted steps, for measuring credit.
+    """
 
     require_tags = False
+
+    def __init__(self, epsilon: float = 0.0, seed: int = 0) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"expert: eps={epsilon} must be a probability in [0, 1]")
+        self.epsilon = epsilon
+        self.seed = seed
+        self.rng = random.Random(seed)
 
     def generate(
         self,
@@ -41,12 +53,18 @@ class ExpertPolicy:
                 f"{'none' if envs is None else len(envs)} for {len(prompts)} prompts"
             )
         generations = []
-        for env in envs:
+        for index, env in enumerate(envs):
+            if self.epsilon > 0 and self.rng.random() < self.epsilon:
+                actions = admissible_actions[index] if admissible_actions is not None else None
+                if actions:  # free-text envs (no admissible list) always get the expert's move
+                    generations.append(Generation(text=str(self.rng.choice(list(actions)))))
+                    continue
             expert = getattr(getattr(env, "unwrapped", env), "expert_action", None)
             if not callable(expert):
                 raise TypeError(
-                    f"{type(getattr(env, 'unwrapped', env)).__name__} has no expert_action() method, so "
-                    "the 'expert' policy cannot play it; choose an env family that ships an expert"
+                    f"{type(getattr(env, 'unwrapped', env)).__name__} has no expert_action() "
+                    "method, so the 'expert' policy cannot play it; choose an env family that "
+                    "ships an expert"
                 )
             generations.append(Generation(text=str(expert())))
         return generations
@@ -55,7 +73,11 @@ class ExpertPolicy:
         raise _no_logprobs("ExpertPolicy")
 
     def __repr__(self) -> str:
-        return "ExpertPolicy()"
+        return (
+            f"ExpertPolicy(epsilon={self.epsilon}, seed={self.seed})"
+            if self.epsilon
+            else "ExpertPolicy()"
+        )
 
 
 class RandomPolicy:
