@@ -16,7 +16,7 @@ from pettingzoo.test import parallel_api_test  # noqa: E402
 import creditgym  # noqa: E402
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy  # noqa: E402
 from creditgym.credit import CreditContext, LatentReward, lare_rewards  # noqa: E402
-from creditgym.envs.coop.env import latent_factors  # noqa: E402
+from creditgym.envs.coop.env import latent_factors, normalise_action  # noqa: E402
 from creditgym.train.rollout import collect_episodes, group_tasks, make_envs  # noqa: E402
 
 IDS = ["creditgym/CoopHousehold-v0", "creditgym/CoopHousehold3-v0"]
@@ -67,9 +67,46 @@ def test_arbitrary_strings_never_raise(steps):
             break
         admissible = {agent: env.admissible_actions(agent) for agent in env.agents}
         _, _, _, _, infos = env.step({"agent_0": first, "agent_1": second})
-        assert infos["agent_0"]["valid"] == (first in admissible["agent_0"])
-        assert infos["agent_1"]["valid"] == (second in admissible["agent_1"])
+        # read as the single-agent household reads commands: case and spacing do not matter
+        assert infos["agent_0"]["valid"] == (normalise_action(first) in admissible["agent_0"])
+        assert infos["agent_1"]["valid"] == (normalise_action(second) in admissible["agent_1"])
     assert isinstance(env.reset(seed=1)[0]["agent_0"], str)
+
+
+MULTI_AGENT_IDS = [*IDS, "creditgym/MPESpread-v0"]
+
+
+@pytest.mark.parametrize("env_id", MULTI_AGENT_IDS)
+@pytest.mark.parametrize("actions", [None, "look", ["look", "look"], 3], ids=repr)
+def test_a_step_that_is_not_a_dict_makes_every_agent_idle_and_says_what_step_takes(env_id, actions):
+    if env_id.endswith("MPESpread-v0"):
+        pytest.importorskip("mpe2")
+    env = creditgym.make(env_id)
+    env.reset(seed=0)
+    observations, rewards, terminations, truncations, infos = env.step(actions)
+    assert set(observations) == set(infos) == set(env.possible_agents)
+    for agent in env.possible_agents:
+        assert "step() takes a dict of one action string per agent" in observations[agent]
+        assert infos[agent]["valid"] is False and rewards[agent] == 0.0
+
+
+@pytest.mark.parametrize("env_id", MULTI_AGENT_IDS)
+def test_after_the_episode_ends_step_returns_empty_dicts(env_id):
+    if env_id.endswith("MPESpread-v0"):
+        pytest.importorskip("mpe2")
+    env = creditgym.make(env_id, max_cycles=2) if "MPE" in env_id else creditgym.make(env_id)
+    env.reset(seed=0)
+    while env.agents:
+        env.step(dict.fromkeys(env.agents, "look"))
+    for actions in ({"agent_0": "look"}, {}, None):
+        assert env.step(actions) == ({}, {}, {}, {}, {})  # was IndexError in MPESpread
+
+
+def test_case_and_spacing_of_an_action_do_not_matter():
+    env = creditgym.make(IDS[0])
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step({"agent_0": "  LOOK. ", "agent_1": "Inventory"})
+    assert infos["agent_0"]["valid"] and infos["agent_1"]["valid"]
 
 
 def test_rollouts_give_one_episode_per_agent_grouped_by_role():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from gymnasium import spaces
@@ -27,7 +28,13 @@ from creditgym.envs import info as keys
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.spaces import text_space
 
-__all__ = ["CoopHouseholdEnv", "STATE_DOC", "latent_factors"]
+__all__ = [
+    "CoopHouseholdEnv",
+    "STATE_DOC",
+    "latent_factors",
+    "normalise_action",
+    "bad_actions_message",
+]
 
 RECEPTACLES = (
     "countertop", "diningtable", "cabinet", "drawer", "shelf", "sidetable", "fridge", "sinkbasin",
@@ -58,8 +65,31 @@ def latent_factors(state: dict[str, Any], action: str) -> list[float]:
     ]
 
 
+def normalise_action(action: Any) -> str:
+    """An agent's action as the admissible text: lower case, single spaces, no final full stop
+    (as the single-agent household reads commands); anything but a string is no action ("")."""
+    if not isinstance(action, str):
+        return ""
+    return " ".join(action.lower().split()).rstrip(".")
+
+
+def bad_actions_message(actions: Any, example: str = "look") -> str:
+    """What the observation adds when `step` got something other than a dict of actions."""
+    return (
+        f"(step() takes a dict of one action string per agent, e.g. {{'agent_0': {example!r}}}; "
+        f"got {type(actions).__name__}, so every agent did nothing.)"
+    )
+
+
 class CoopHouseholdEnv(ParallelEnv):
     """N agents put N objects of one type on one receptacle together (team reward).
+
+    Bad actions never raise. Each agent's action is read like the single-agent household's
+    (case, spacing and a final full stop do not matter); one that is not admissible, not a
+    string, or missing from the dict is "Nothing happens." with ``valid=False``, and the step
+    still counts. If `step` gets something other than a dict (``None``, a string, a list),
+    every agent does nothing and the observation says what `step` expects. After the episode
+    ends (no live agents) `step` returns five empty dicts and changes nothing.
 
     Args:
         agents: number of agents (2 or 3), and of objects to place.
@@ -187,15 +217,19 @@ class CoopHouseholdEnv(ParallelEnv):
         )
 
     def step(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
+        """One team step; see the class docstring for what bad actions do."""
+        if not self.agents:  # the episode is over: PettingZoo's empty answer, nothing changes
+            return {}, {}, {}, {}, {}
         self.steps += 1
         events: dict[str, list[str]] = {}
         valid: dict[str, bool] = {}
+        wrong_type = not isinstance(actions, Mapping)
         for agent in self.agents:  # in agent order: the first to reach for an object gets it
-            action = actions.get(agent, "")
-            valid[agent] = isinstance(action, str) and action in self.admissible_actions(agent)
-            self._messages[agent], events[agent] = self._apply(
-                agent, action if isinstance(action, str) else ""
-            )
+            action = "" if wrong_type else normalise_action(actions.get(agent, ""))
+            valid[agent] = action in self.admissible_actions(agent)
+            self._messages[agent], events[agent] = self._apply(agent, action)
+            if wrong_type:
+                self._messages[agent] += f" {bad_actions_message(actions)}"
         won = self._placed() == len(self.targets)
         truncated = not won and self.steps >= self.max_steps
         observations = dict(self._messages)

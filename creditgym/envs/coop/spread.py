@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from creditgym.envs import info as keys
+from creditgym.envs.coop.env import bad_actions_message, normalise_action
 from creditgym.envs.optional import require
 from creditgym.envs.spaces import text_space
 
@@ -61,6 +63,11 @@ class TextSpreadEnv(ParallelEnv):
         max_cycles: steps per episode.
         local_ratio: MPE's weight of the local (collision) reward.
         episodic: give the summed team reward at the end only (LaRe's setting).
+
+    Bad actions never raise: an agent's move is read ignoring case, spacing and a final full
+    stop; one that is not a move, not a string or missing means "stay" with ``valid=False``.
+    If `step` gets something other than a dict, every agent stays and the observation says
+    what `step` expects. After the episode ends `step` returns five empty dicts.
     """
 
     metadata = {  # noqa: RUF012  (PettingZoo's convention)
@@ -167,10 +174,13 @@ class TextSpreadEnv(ParallelEnv):
         return observations, {a: self._info(a, states[a], True, []) for a in self.agents}
 
     def step(self, actions: dict[str, str]) -> tuple[dict, dict, dict, dict, dict]:
-        valid = {a: isinstance(actions.get(a), str) and actions[a] in MOVES for a in self.agents}
-        moves = {
-            a: MOVES.index(actions[a]) if valid[a] else 0 for a in self.agents
-        }  # invalid: stay
+        """One team step; see the class docstring for what bad actions do."""
+        if not self.agents:  # the episode is over: PettingZoo's empty answer, nothing changes
+            return {}, {}, {}, {}, {}
+        wrong_type = not isinstance(actions, Mapping)
+        chosen = {a: "" if wrong_type else normalise_action(actions.get(a)) for a in self.agents}
+        valid = {a: chosen[a] in MOVES for a in self.agents}
+        moves = {a: MOVES.index(chosen[a]) if valid[a] else 0 for a in self.agents}  # else stay
         _, rewards, terminations, truncations, _ = self._env.step(moves)
         team = float(np.mean([rewards[a] for a in self.agents]))
         self._return += team
@@ -186,6 +196,11 @@ class TextSpreadEnv(ParallelEnv):
         if self.episodic:
             rewards = {a: (self._return if done else 0.0) for a in self.agents}
         observations = {a: self._text(a, states[a]) for a in self.agents}
+        if wrong_type:
+            observations = {
+                a: f"{text} {bad_actions_message(actions, 'stay')}"
+                for a, text in observations.items()
+            }
         infos = {a: self._info(a, states[a], valid[a], events) for a in self.agents}
         result = (
             observations,
