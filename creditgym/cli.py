@@ -1,5 +1,4 @@
-"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`,
-`credit-report`.
+"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`.
 
 creditgym envs
 creditgym play creditgym/HouseholdEasy-v0 --seed 3
@@ -9,7 +8,6 @@ creditgym train --help-config
 creditgym config show configs/quickstart.yaml train.iterations=20
 creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
 creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
-creditgym credit-report --env creditgym/HouseholdEasy-v0 --agent random --methods grpo,gigpo --mc 8
 """
 
 from __future__ import annotations
@@ -59,6 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = _console()
     env_kwargs = dict(_parse_kv(item) for item in args.env_kwarg)
     splits = args.splits.split(",") if args.splits else eval_splits(args.env)
+    episode_file = _episode_file(args.save_episodes) if args.save_episodes else None
     results = []
     for agent in args.agent or ["expert", "random"]:
         policy = load_policy(agent, **_model_kwargs(agent, args))
@@ -77,18 +76,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
             env_kwargs=env_kwargs,
             batch_size=args.batch_size,
             prompt_format=prompt_format,
+            save_episodes=episode_file,
         )
     console.print(results_table(results, title=f"{args.env}: {args.episodes} episodes per split"))
+    if episode_file is not None:
+        console.print(f"episodes written to {episode_file.path} (`creditgym view` shows them)")
     if args.json:
         Path(args.json).write_text(results_json(results))
         console.print(f"results written to {args.json}")
     return 0
 
 
+def _episode_file(path: str):
+    """A fresh episode file for `eval --save-episodes` (an older one at `path` is replaced)."""
+    from creditgym.train.episode_log import EpisodeWriter
+
+    writer = EpisodeWriter(path)
+    writer.path.unlink(missing_ok=True)
+    return writer
+
+
 def _model_kwargs(agent: str, args: argparse.Namespace) -> dict:
     """Sampling options for model agents; scripted agents take none."""
-    if agent in ("expert", "random") or agent.startswith("expert:"):  # expert:eps=... is seeded
-        return {} if agent == "expert" else {"seed": args.seed}
+    if agent in ("expert", "random"):
+        return {"seed": args.seed} if agent == "random" else {}
     kwargs = {"temperature": args.temperature}
     if not agent.startswith("openai:"):
         kwargs["constrained"] = args.constrained
@@ -175,77 +186,6 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_credit_report(args: argparse.Namespace) -> int:
-    from creditgym.train.credit_methods import parse_methods
-    from creditgym.train.credit_report import run_credit_report
-    from creditgym.train.credit_report_output import (
-        plot_report,
-        report_json,
-        report_markdown,
-        report_table,
-    )
-    from creditgym.train.rollout import PromptFormat
-
-    console = _console()
-    methods = parse_methods(args.methods)  # a malformed spec fails before any rollout
-    agent = args.agent
-    scripted = agent in ("expert", "random") or agent.startswith("expert:")
-    policy_kwargs = {"seed": args.seed} if scripted else _model_kwargs(agent, args)
-    if not scripted and not agent.startswith("openai:"):
-        policy_kwargs["constrained"] = not args.free_form
-    report = run_credit_report(
-        args.env,
-        agent,
-        methods,
-        groups=args.groups,
-        group_size=args.group_size,
-        mc=args.mc,
-        mc_turns=args.mc_turns,
-        seed=args.seed,
-        split=args.split,
-        env_kwargs=dict(_parse_kv(item) for item in args.env_kwarg),
-        policy_kwargs=policy_kwargs,
-        prompt_format=PromptFormat(
-            template=args.template,
-            history_length=args.history_length,
-            require_tags=not scripted and args.free_form,
-        ),
-        judge=args.judge,
-        lare_factors=args.lare_factors,
-        batch_size=args.batch_size,
-    )
-    command = _credit_report_command(args)
-    console.print(report_table(report))
-    for path, text in ((args.json, report_json), (args.markdown, report_markdown)):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text(report, command))
-            console.print(f"written: {path}")
-    if args.plot:
-        console.print(f"plot: {plot_report(report, args.plot)}")
-    return 0
-
-
-def _credit_report_command(args: argparse.Namespace) -> str:
-    """The command line that reproduces a credit report (recorded in its JSON and markdown)."""
-    import shlex
-
-    words = ["creditgym", "credit-report", "--env", args.env, "--agent", args.agent]
-    words += ["--methods", args.methods, "--groups", str(args.groups)]
-    words += ["--group-size", str(args.group_size), "--seed", str(args.seed)]
-    if args.mc:
-        words += ["--mc", str(args.mc), "--mc-turns", str(args.mc_turns)]
-    if args.split != "train":
-        words += ["--split", args.split]
-    for item in args.env_kwarg:
-        words += ["--env-kwarg", item]
-    if any(name in args.methods for name in ("calm", "lare")):
-        words += ["--judge", args.judge, "--lare-factors", args.lare_factors]
-    if args.free_form:
-        words.append("--free-form")
-    return shlex.join(words)
-
-
 def cmd_view(args: argparse.Namespace) -> int:
     from creditgym.view import EpisodeStore, export_html, make_server
 
@@ -328,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the random agent")
     ev.add_argument("--json", help="also write the results as JSON to this path")
+    ev.add_argument(
+        "--save-episodes",
+        metavar="PATH",
+        help="also write every episode, turn by turn, as JSON Lines (open it with creditgym view)",
+    )
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="train an agent from a YAML config")
@@ -370,54 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     je.add_argument("--json", help="also write the scores as JSON to this path")
     je.set_defaults(func=cmd_judge_eval)
-    cr = sub.add_parser(
-        "credit-report",
-        help="score credit methods against the env's oracle progress labels on the same episodes",
-        description="Roll out an agent on grouped tasks, compute every credit method on the same "
-        "episodes and score it against the env's oracle progress labels d(s)-d(s') (and, with "
-        "--mc K, Monte-Carlo advantages of the agent).",
+
+    vw = sub.add_parser(
+        "view", help="browse a run's episodes, turn by turn with their credit, in a browser"
     )
-    cr.add_argument("--env", default="creditgym/HouseholdEasy-v0", help="registered env id")
-    cr.add_argument(
-        "--agent",
-        default="random",
-        help="random | expert | expert:eps=0.5 | tiny | a checkpoint dir | an HF model | "
-        "openai:<url>",
+    vw.add_argument("path", help="a run directory, or an episodes .jsonl file")
+    vw.add_argument("--port", type=int, default=8765, help="port (0 = any free one)")
+    vw.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    vw.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    vw.add_argument("--export", metavar="OUT.html", help="write one self-contained HTML file")
+    vw.add_argument(
+        "--export-limit", type=int, default=2000, help="newest episodes in an export (0 = all)"
     )
-    cr.add_argument(
-        "--methods",
-        default="grpo,gigpo",
-        help="comma-separated SHAPER[+SHAPER]/ESTIMATOR[:key=value] specs, e.g. "
-        "grpo,gigpo:normalization=mean_std,env+calm/gigpo,lare/discounted_group,igpo",
-    )
-    cr.add_argument("--groups", type=int, default=8, help="tasks (episode groups)")
-    cr.add_argument("--group-size", type=int, default=8, help="episodes per task")
-    cr.add_argument(
-        "--mc", type=int, default=0, help="K Monte-Carlo continuations per Q and V (0: none)"
-    )
-    cr.add_argument("--mc-turns", type=int, default=64, help="turns sampled for Monte-Carlo")
-    cr.add_argument("--seed", type=int, default=0, help="tasks, agent sampling and MC sample")
-    cr.add_argument("--split", default="train", help="env split the tasks come from")
-    cr.add_argument(
-        "--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make"
-    )
-    cr.add_argument("--judge", default="oracle", help="CALM's judge: oracle | a model spec")
-    cr.add_argument(
-        "--lare-factors", default="hand", help="LaRe's factors: hand | a .py file | llm:<model>"
-    )
-    cr.add_argument("--template", default="compact", help="prompt template for model agents")
-    cr.add_argument("--history-length", type=int, default=2)
-    cr.add_argument(
-        "--free-form",
-        action="store_true",
-        help="model agents write free text (default: constrained to admissible actions)",
-    )
-    cr.add_argument("--temperature", type=float, default=1.0, help="model agents' temperature")
-    cr.add_argument("--batch-size", type=int, default=64, help="envs stepped in lockstep")
-    cr.add_argument("--json", help="write the report as JSON here")
-    cr.add_argument("--markdown", help="write the table as markdown here")
-    cr.add_argument("--plot", help="write a plot of advantage vs progress per method here")
-    cr.set_defaults(func=cmd_credit_report)
+    vw.set_defaults(func=cmd_view)
     return parser
 
 

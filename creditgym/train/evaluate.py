@@ -1,7 +1,9 @@
 """Evaluation: run any policy on a split's tasks and summarise success, return and length.
 
 Task `i` of a split is `reset(seed=i)` on that split, so every agent (a checkpoint, a model
-name, an endpoint, the expert, random) is scored on exactly the same tasks.
+name, an endpoint, the expert, random) is scored on exactly the same tasks. Given an
+`EpisodeWriter`, every episode is also written in the episode-log format
+(`creditgym.train.episode_log`, ``source: "eval"``) for `creditgym view`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from creditgym.agents.base import Policy
+from creditgym.train.episode_log import EpisodeWriter, episode_record
 from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_envs
 from creditgym.trajectory import Episode
 
@@ -77,8 +80,13 @@ def evaluate(
     batch_size: int = 64,
     prompt_format: PromptFormat = PromptFormat(),
     max_turns: int = 0,
+    save_episodes: EpisodeWriter | None = None,
 ) -> list[SplitResult]:
-    """Run `episodes` tasks of each split (seeds 0..episodes-1) and summarise each split."""
+    """Run `episodes` tasks of each split (seeds 0..episodes-1) and summarise each split.
+
+    With `save_episodes`, each episode is also appended there as an episode-log record
+    (``source: "eval"``, ``policy: agent``; the env's rewards, no advantages).
+    """
     results = []
     for split in splits:
         envs = make_envs(env_id, min(batch_size, episodes), split=split, **(env_kwargs or {}))
@@ -88,6 +96,11 @@ def evaluate(
         )
         for env in envs:
             env.close()
+        if save_episodes is not None:
+            save_episodes.write(
+                episode_record(episode, source="eval", policy=agent or "policy")
+                for episode in finished
+            )
         results.append(summarise(finished, agent=agent, split=split))
     return results
 

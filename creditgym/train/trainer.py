@@ -28,7 +28,7 @@ import torch
 
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
-from creditgym.credit import CreditContext, compute_advantages, credit_metrics
+from creditgym.credit import CreditContext, assign_credit, credit_metrics
 from creditgym.credit.igpo import ANSWER_PREFIX
 from creditgym.credit.registry import resolve
 from creditgym.envs.registry import env_metadata, eval_splits
@@ -43,6 +43,7 @@ from creditgym.train.checkpoint import (
 )
 from creditgym.train.distributed import Distributed, shard
 from creditgym.train.distributed import setup as setup_distributed
+from creditgym.train.episode_log import EpisodeLog
 from creditgym.train.evaluate import SplitResult, evaluate
 from creditgym.train.judges import build_judge
 from creditgym.train.latent import build_latent_reward
@@ -159,6 +160,13 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     update_rng = np.random.default_rng(config.run.seed + 1)
     state = TrainerState()
     writer = MetricsWriter(out, tensorboard=config.run.tensorboard, enabled=distributed.is_main)
+    episode_log = EpisodeLog(  # a sample of each iteration's episodes for `creditgym view`
+        out,
+        config.run.log_episodes,
+        max_mb=config.run.log_episodes_max_mb,
+        seed=config.run.seed,
+        enabled=distributed.is_main,
+    )
     if resume_from is not None:
         state, rng = load_checkpoint(resume_from, optimizer)
         set_rng_state(rng["global"], task_rng, getattr(policy, "generator", None))
@@ -314,13 +322,15 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 scorer=policy, judge=judge, iteration=state.iteration, extras=extras
             )
             with precision.autocast():  # shapers may score with the policy
-                advantages = compute_advantages(
+                assigned = assign_credit(
                     episodes,
                     shapers=config.credit.shapers,
                     estimator=config.credit.estimator,
                     context=context,
                 )
+            advantages = assigned.advantages
             t_credit = time.perf_counter() - t0
+            episode_log.log(iteration, episodes, assigned)  # rank 0's episodes, whole groups
 
             # update: PPO-clip over every action token
             t0 = time.perf_counter()
