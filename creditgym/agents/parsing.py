@@ -18,10 +18,27 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ParsedAction", "normalize_action", "parse_action"]
+__all__ = [
+    "ACTION_CLOSE",
+    "ACTION_OPEN",
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "ParsedAction",
+    "format_response",
+    "normalize_action",
+    "parse_action",
+]
 
-_ACTION_BLOCK = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
+#: The tags of a think-then-act response, ``<think>...</think><action>...</action>``.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ACTION_OPEN, ACTION_CLOSE = "<action>", "</action>"
+
+_ACTION_BLOCK = re.compile(
+    f"{re.escape(ACTION_OPEN)}(.*?){re.escape(ACTION_CLOSE)}", re.IGNORECASE | re.DOTALL
+)
+_THINK_BLOCK = re.compile(
+    f"{re.escape(THINK_OPEN)}.*?{re.escape(THINK_CLOSE)}", re.IGNORECASE | re.DOTALL
+)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _WHITESPACE = re.compile(r"\s+")
 _WRAPPING = "\"'`"
@@ -42,6 +59,11 @@ class ParsedAction:
     action: str
     valid: bool
     reason: str = ""
+
+
+def format_response(action: str, thought: str = "") -> str:
+    """A well-formed tagged response: ``<think>thought</think><action>action</action>``."""
+    return f"{THINK_OPEN}{thought}{THINK_CLOSE}{ACTION_OPEN}{action}{ACTION_CLOSE}"
 
 
 def normalize_action(text: str) -> str:

@@ -49,14 +49,22 @@ class EnvWorker:
 
         self.envs = [make(env_id, **kwargs) for _ in range(count)]
 
-    def reset(self, index: int, seed: int | None) -> tuple[str, dict]:
+    def reset(self, index: int, seed: int | None) -> tuple:
         return self.envs[index].reset(seed=seed)
 
-    def step(self, index: int, action: str) -> tuple:
+    def step(self, index: int, action: str | dict[str, str]) -> tuple:
         return self.envs[index].step(action)
+
+    def possible_agents(self) -> list[str] | None:
+        """The agents of a multi-agent (PettingZoo) env; None for a single-agent one."""
+        agents = getattr(self.envs[0], "possible_agents", None) if self.envs else None
+        return None if agents is None else list(agents)
 
     def expert_action(self, index: int) -> str:
         return self.envs[index].unwrapped.expert_action()
+
+    def expert_actions(self, index: int) -> dict[str, str]:
+        return self.envs[index].expert_actions()
 
     def close(self) -> None:
         for env in self.envs:
@@ -99,31 +107,42 @@ class WorkerPool:
 
 
 class RemoteEnv:
-    """One env inside a `WorkerPool` actor, with the gym calls the collector makes."""
+    """One env inside a `WorkerPool` actor, with the gym calls the collector makes.
 
-    def __init__(self, pool: WorkerPool, worker: int, index: int) -> None:
+    A proxy of a multi-agent env has its `possible_agents` (None for a single-agent env) and
+    takes and returns per-agent dicts, as the env does.
+    """
+
+    def __init__(
+        self, pool: WorkerPool, worker: int, index: int, possible_agents: list[str] | None = None
+    ) -> None:
         self.pool, self.worker, self.index = pool, worker, index
+        self.possible_agents = possible_agents
 
     @property
     def unwrapped(self) -> RemoteEnv:  # scripted policies call env.unwrapped.expert_action()
         return self
 
-    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple:
         actor = self.pool.actor(self.worker)
         return self.pool.get(actor.reset.remote(self.index, seed), self.worker)
 
-    def step_async(self, action: str) -> Any:
+    def step_async(self, action: str | dict[str, str]) -> Any:
         return self.pool.actor(self.worker).step.remote(self.index, action)
 
     def step_wait(self, ref: Any) -> tuple:
         return self.pool.get(ref, self.worker)
 
-    def step(self, action: str) -> tuple:
+    def step(self, action: str | dict[str, str]) -> tuple:
         return self.step_wait(self.step_async(action))
 
     def expert_action(self) -> str:
         actor = self.pool.actor(self.worker)
         return self.pool.get(actor.expert_action.remote(self.index), self.worker)
+
+    def expert_actions(self) -> dict[str, str]:
+        actor = self.pool.actor(self.worker)
+        return self.pool.get(actor.expert_actions.remote(self.index), self.worker)
 
     def close(self) -> None:
         pass  # the pool's actors own the envs; `ray.shutdown()` or actor exit frees them
@@ -136,4 +155,5 @@ def remote_envs(env_id: str, count: int, workers: int, **kwargs: Any) -> list[Re
     slots.sort(
         key=lambda slot: (slot[1], slot[0])
     )  # interleave: consecutive envs on different workers
-    return [RemoteEnv(pool, w, i) for w, i in slots]
+    agents = pool.get(pool.actor(0).possible_agents.remote(), 0)
+    return [RemoteEnv(pool, w, i, agents) for w, i in slots]
