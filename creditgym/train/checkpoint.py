@@ -5,8 +5,14 @@ Layout of `<output_dir>/checkpoints/iter_000010/`:
   optimizer.pt      optimizer state
   rng.pt            Python, NumPy and torch RNG states (global and the policy's sampler)
   trainer_state.json  iteration, metrics so far
-A checkpoint is written to a temporary folder and renamed into place, so a crash mid-save
-never leaves a half checkpoint that resume would pick up.
+  checkpoint.json   written last: every file above with its size (the completion marker)
+A checkpoint is written to a temporary folder, completed with `checkpoint.json`, and renamed
+into place, so a crash mid-save never leaves a directory that looks complete.
+
+Resuming verifies a checkpoint before using it (`verify_checkpoint`: every file present, of
+its recorded size and loadable, the model's weights readable) and falls back to the previous
+complete one with a warning (`find_resume_checkpoint`), or stops with one line naming the
+broken file and how to choose another (``run.resume_from=PATH``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +30,27 @@ import torch
 
 __all__ = [
     "TrainerState",
+    "CheckpointError",
+    "CheckpointWarning",
     "save_checkpoint",
     "load_checkpoint",
     "latest_checkpoint",
+    "verify_checkpoint",
+    "find_resume_checkpoint",
     "rng_state",
     "set_rng_state",
 ]
+
+
+MANIFEST = "checkpoint.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message names the broken file and what to do."""
+
+
+class CheckpointWarning(UserWarning):
+    """A broken checkpoint was skipped in favour of an older complete one."""
 
 
 @dataclass
@@ -87,21 +109,167 @@ def save_checkpoint(
     if credit_state:
         torch.save(credit_state, staging / "credit.pt")
     (staging / "trainer_state.json").write_text(json.dumps(state.__dict__, indent=1, default=float))
+    files = {
+        str(file.relative_to(staging)): file.stat().st_size
+        for file in sorted(staging.rglob("*"))
+        if file.is_file()
+    }
+    # Written last: a directory without it (or with files of other sizes) is incomplete.
+    (staging / MANIFEST).write_text(json.dumps({"iteration": state.iteration, "files": files}))
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     return final
 
 
-def latest_checkpoint(directory: Path) -> Path | None:
-    """The newest complete checkpoint under `directory`, or None."""
+def _checkpoint_dirs(directory: Path) -> list[Path]:
+    """Every finished checkpoint directory under `directory`, oldest first (no staging ones)."""
     directory = Path(directory)
     if not directory.is_dir():
-        return None
-    complete = sorted(
-        p for p in directory.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp")
-    )
-    complete = [p for p in complete if (p / "trainer_state.json").is_file()]
+        return []
+    return sorted(p for p in directory.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint under `directory` that has its trainer state, or None (unverified;
+    `find_resume_checkpoint` verifies)."""
+    complete = [p for p in _checkpoint_dirs(directory) if (p / "trainer_state.json").is_file()]
     return complete[-1] if complete else None
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Raise `CheckpointError` naming the first file of `path` that is missing or unreadable.
+
+    Checks what `save_checkpoint` recorded in ``checkpoint.json`` (each file present with its
+    size; checkpoints from before it existed skip this), then that ``trainer_state.json`` is a
+    trainer state, ``rng.pt``, ``optimizer.pt`` and ``credit.pt`` load, and every
+    ``model/*.safetensors`` has a complete header (safetensors checks the data it declares is
+    all there).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint directory")
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        recorded = _read_json(manifest).get("files", {})
+        for name, size in recorded.items():
+            file = path / name
+            if not file.is_file():
+                raise CheckpointError(f"{file} is missing")
+            if file.stat().st_size != size:
+                raise CheckpointError(
+                    f"{file} is {file.stat().st_size} bytes, {size} when saved (truncated?)"
+                )
+    state_file = path / "trainer_state.json"
+    if not state_file.is_file():
+        raise CheckpointError(f"{state_file} is missing")
+    try:
+        TrainerState(**_read_json(state_file))
+    except TypeError as error:
+        raise CheckpointError(f"{state_file} is not a trainer state ({error})") from None
+    for name in ("rng.pt", "optimizer.pt", "credit.pt"):
+        file = path / name
+        if name == "credit.pt" and not file.exists():
+            continue  # only stateful credit modules write it
+        _check_loads(file)
+    _check_model(path / "model")
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = "it is empty" if file.is_file() and file.stat().st_size == 0 else error
+        raise CheckpointError(f"{file} is unreadable: {reason}") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{file} holds {type(value).__name__}, not a JSON object")
+    return value
+
+
+def _check_loads(file: Path) -> None:
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing")
+    try:  # mmap: a zip archive's directory sits at its end, so truncation shows without reading
+        torch.load(file, weights_only=False, mmap=True, map_location="cpu")
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise CheckpointError(f"{file} does not load (truncated?): {reason}") from None
+
+
+def _check_model(model_dir: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    if (
+        not (model_dir / "config.json").is_file()
+        and not (model_dir / "adapter_config.json").is_file()
+    ):
+        raise CheckpointError(f"{model_dir} holds no model (config.json is missing)")
+    weights = sorted(model_dir.glob("*.safetensors"))
+    if not weights and not any(model_dir.glob("*.bin")):
+        raise CheckpointError(f"{model_dir} holds no weights (*.safetensors)")
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(f"{file} is unreadable (truncated?): {error}") from None
+
+
+def find_resume_checkpoint(
+    directory: Path, *, resume: bool = True, resume_from: str | Path = ""
+) -> Path | None:
+    """The verified checkpoint a run continues from, or None to start afresh.
+
+    With `resume_from` (``run.resume_from``) that checkpoint, which must verify; otherwise,
+    when `resume` is on, the newest checkpoint under `directory` that verifies. Broken newer
+    ones are skipped with a `CheckpointWarning` naming the broken file; if every one is
+    broken, `CheckpointError` says how to choose (``run.resume_from=PATH``) or start over
+    (``run.resume=false``).
+    """
+    if resume_from:
+        try:
+            verify_checkpoint(Path(resume_from))
+        except CheckpointError as error:
+            raise CheckpointError(
+                f"run.resume_from={resume_from} cannot be used: {error}; "
+                f"{_choices(Path(directory))}"
+            ) from None
+        return Path(resume_from)
+    if not resume:
+        return None
+    broken: list[str] = []
+    for candidate in reversed(_checkpoint_dirs(directory)):
+        try:
+            verify_checkpoint(candidate)
+        except CheckpointError as error:
+            broken.append(str(error))
+            continue
+        if broken:
+            warnings.warn(
+                f"skipped broken checkpoint(s): {'; '.join(broken)}. Resuming from {candidate} "
+                "instead; to choose another, set run.resume_from=PATH",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+        return candidate
+    if broken:
+        raise CheckpointError(
+            f"no usable checkpoint in {directory}: {'; '.join(broken)}. Set "
+            "run.resume_from=PATH to resume from another, or run.resume=false to start over"
+        )
+    return None
+
+
+def _choices(directory: Path) -> str:
+    usable = []
+    for candidate in _checkpoint_dirs(directory):
+        try:
+            verify_checkpoint(candidate)
+            usable.append(str(candidate))
+        except CheckpointError:
+            pass
+    if usable:
+        return f"complete checkpoints in {directory}: {', '.join(usable)}"
+    return "choose another checkpoint directory, or set run.resume=false to start over"
 
 
 def load_credit_state(path: Path) -> dict[str, Any]:

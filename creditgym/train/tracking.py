@@ -45,10 +45,27 @@ class MetricsWriter:
             self._tb.flush()
 
     def truncate_after(self, iteration: int) -> None:
-        """Drop rows past `iteration` (a resumed run rewrites what the crashed one logged)."""
+        """Drop rows past `iteration` (a resumed run rewrites what the crashed one logged).
+
+        A line a crash tore mid-write (not JSON) is dropped with a warning, not an error.
+        """
         if not self.enabled or not self.path.exists():
             return
-        rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(self.path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                warnings.warn(
+                    f"{self.path} line {number} is torn (not JSON; a crash mid-write?): dropped",
+                    stacklevel=2,
+                )
         kept = [row for row in rows if row.get("iteration", 0) <= iteration]
         self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 

@@ -34,6 +34,7 @@ from creditgym.credit.registry import resolve
 from creditgym.envs.registry import env_metadata, eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
+    find_resume_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     load_credit_state,
@@ -147,7 +148,9 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     precision = training_precision(config)  # fp32 | bf16-mixed (fp32 masters, bf16 autocast) | bf16
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
-    resume_from = latest_checkpoint(checkpoint_dir) if config.run.resume else None
+    resume_from = find_resume_checkpoint(  # verified; a broken newest one falls back, warned
+        checkpoint_dir, resume=config.run.resume, resume_from=config.run.resume_from
+    )
     with distributed.main_first():
         policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
     distributed.broadcast_parameters(policy.model)
