@@ -25,6 +25,8 @@ __all__ = [
     "cost_to_go",
     "clone_state",
     "restore_state",
+    "cannot_clone",
+    "env_name",
     "AttributeSnapshot",
     "snapshot_attributes",
     "restore_attributes",
@@ -61,13 +63,28 @@ def cost_to_go(env: Any) -> int | None:
 
 def supports_cloning(env: Any) -> bool:
     """Whether `env` can snapshot and restore its state (``clone_state``/``restore_state``);
-    False where the methods are missing or ``clone_state`` raises NotImplementedError."""
+    False where the methods are missing, or the env sets ``supports_state_cloning = False``
+    (its ``clone_state`` raises NotImplementedError saying why)."""
     base = _base(env)
-    probe = getattr(base, "supports_cloning", None)
-    if callable(probe):  # envs whose support depends on the instance (e.g. the backend) say so
-        return bool(probe())
+    if getattr(base, "supports_state_cloning", True) is False:  # a clone_state that only raises
+        return False
     return callable(getattr(base, "clone_state", None)) and callable(
         getattr(base, "restore_state", None)
+    )
+
+
+def env_name(env: Any) -> str:
+    """The registered id of `env` (its class name where it has no spec), for messages."""
+    base = _base(env)
+    return getattr(getattr(base, "spec", None), "id", None) or type(base).__name__
+
+
+def cannot_clone(env: Any, why: str) -> NotImplementedError:
+    """The error an env's ``clone_state`` raises where it cannot snapshot itself."""
+    return NotImplementedError(
+        f"{env_name(env)} cannot clone its state; {why}. Measurements that continue rollouts "
+        "from a turn (Monte-Carlo advantages) need an env with clone_state()/restore_state(): "
+        "household, WebShop-style, SearchQA or the coop household"
     )
 
 
@@ -75,11 +92,7 @@ def clone_state(env: Any) -> object:
     """A snapshot of `env`'s full state; raises NotImplementedError naming the env otherwise."""
     base = _base(env)
     if not callable(getattr(base, "clone_state", None)):
-        name = getattr(getattr(base, "spec", None), "id", None) or type(base).__name__
-        raise NotImplementedError(
-            f"{name} cannot clone its state; credit measurements that continue rollouts from a "
-            "turn (Monte-Carlo advantages) need an env with clone_state()/restore_state()"
-        )
+        raise cannot_clone(env, "it has no clone_state()/restore_state()")
     return base.clone_state()
 
 

@@ -13,6 +13,7 @@ from creditgym.envs.nethack import view
 from creditgym.envs.nethack.commands import command_name, command_table, parse_command
 from creditgym.envs.nethack.expert import Expert
 from creditgym.envs.optional import require
+from creditgym.envs.oracle import cannot_clone
 from creditgym.envs.spaces import text_space
 
 __all__ = ["TASKS", "MiniHackTextEnv"]
@@ -106,7 +107,11 @@ class MiniHackTextEnv(gym.Env):
     ## The expert
     ``env.unwrapped.expert_action()``: a breadth-first-search solver over the map the agent
     has seen (`expert.py`): walk to the stairs; fetch the key and unlock the door; push
-    boulders into the river; otherwise explore.
+    boulders into the river; otherwise explore. ``env.unwrapped.steps_to_go()`` is the
+    length of its walk to the stairs once it knows a walkable way there (0 once won), None
+    before that (while it must still explore, fetch the key or build a bridge) and once the
+    game ended otherwise. The state cannot be cloned (`clone_state` raises
+    NotImplementedError): NLE offers no snapshot of a running game.
 
     ## Version history
     * v0: initial version.
@@ -123,6 +128,8 @@ class MiniHackTextEnv(gym.Env):
             "down, < the staircase up, } is water, ` is a boulder, # is a corridor."
         ),
     }
+
+    supports_state_cloning = False  # see `clone_state`
 
     def __init__(
         self,
@@ -230,6 +237,23 @@ class MiniHackTextEnv(gym.Env):
         if self._frame is None:
             raise gym.error.ResetNeeded("call reset() before expert_action()")
         return self._expert.act()
+
+    def steps_to_go(self) -> int | None:
+        """The expert's walk length to the stairs over the map seen so far (see the class
+        docstring): 0 once won, None where its plan to get there is not known yet."""
+        if self._frame is None:
+            raise gym.error.ResetNeeded("call reset() before steps_to_go() on MiniHackTextEnv")
+        if self._end_status == "TASK_SUCCESSFUL":
+            return 0
+        return None if self._over else self._expert.walk_length()
+
+    def clone_state(self) -> object:
+        """Not supported: raises NotImplementedError (see the class docstring)."""
+        raise cannot_clone(self, "NLE offers no snapshot of a running NetHack game")
+
+    def restore_state(self, snapshot: object) -> tuple[str, dict]:
+        """Not supported, like `clone_state`."""
+        raise cannot_clone(self, "NLE offers no snapshot of a running NetHack game")
 
     # -- Internals -----------------------------------------------------------------------------
     def _refusal(self, action: Any, index: int | None) -> str | None:

@@ -131,6 +131,19 @@ class Expert:
         path = self._walk(agent, self._frontier())
         return path[0] if path else "move north"
 
+    def walk_length(self) -> int | None:
+        """Moves of the expert's shortest walk to a known staircase down over the map it has
+        seen (0 when standing on it); None while no staircase is known or none is reachable
+        by walking (a key, a door or a bridge comes first): its plan is not known yet."""
+        frame = self._frame
+        if frame is None:
+            return None
+        agent = (frame.x, frame.y)
+        if agent in self._stairs:
+            return 0
+        path = self._walk(agent, self._stairs)
+        return len(path) if path else None
+
     # -- The map -------------------------------------------------------------------------------
     def _kind(self, cell: Cell) -> int:
         x, y = cell

@@ -11,6 +11,7 @@ import gymnasium as gym
 
 from creditgym.envs import info as keys
 from creditgym.envs.optional import require
+from creditgym.envs.oracle import cannot_clone
 from creditgym.envs.spaces import text_space
 from creditgym.envs.tw.games import challenge_settings, game_json, generate_game, quest_facts
 from creditgym.envs.tw.text import clean_feedback, fact_strings, normalize_command, printable
@@ -94,13 +95,18 @@ class TextWorldEnv(gym.Env):
     ## The expert
     ``env.unwrapped.expert_action()``: the first of TextWorld's ``policy_commands``, a
     shortest winning command sequence recomputed from the current state, so it recovers after
-    the agent deviates; ``"look"`` once nothing is left to do.
+    the agent deviates; ``"look"`` once nothing is left to do. ``env.unwrapped.steps_to_go()``
+    is that sequence's length (0 once won; None once lost, or where TextWorld gives no winning
+    sequence): TextWorld recomputes it from the true state, so it holds off the walkthrough
+    too. The state cannot be cloned (`clone_state` raises NotImplementedError): the game runs
+    in an interpreter whose state this env does not copy.
 
     ## Version history
     * v0: initial version.
     """
 
     metadata = {"render_modes": ["ansi"]}
+    supports_state_cloning = False  # see `clone_state`
 
     def __init__(
         self,
@@ -221,6 +227,26 @@ class TextWorldEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before expert_action()")
         policy = self._state["policy_commands"] or []
         return policy[0] if policy and not self._over else "look"
+
+    def steps_to_go(self) -> int | None:
+        """Length of TextWorld's shortest winning command sequence from the current state.
+
+        0 once won; None once lost or over otherwise, or where TextWorld offers no sequence.
+        """
+        if self._state is None:
+            raise gym.error.ResetNeeded("call reset() before steps_to_go()")
+        if self._state["won"]:
+            return 0
+        policy = self._state["policy_commands"]
+        return len(policy) if policy and not self._over else None
+
+    def clone_state(self) -> object:
+        """Not supported: raises NotImplementedError (see the class docstring)."""
+        raise cannot_clone(self, "its game runs in a z-machine interpreter this env cannot copy")
+
+    def restore_state(self, snapshot: object) -> tuple[str, dict]:
+        """Not supported, like `clone_state`."""
+        raise cannot_clone(self, "its game runs in a z-machine interpreter this env cannot copy")
 
     # -- Internals -----------------------------------------------------------------------------
     def _choose_game(self, seed: int | None) -> Path:
