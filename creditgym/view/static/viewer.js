@@ -362,7 +362,9 @@ async function renderCurves() {
   if (metricRows === null) metricRows = await api.metrics();
   const keys = [...new Set(metricRows.flatMap((r) => Object.keys(r).filter((k) => typeof r[k] === "number" && k !== "iteration")))].sort();
   if (!keys.length) { detail.appendChild(el("div", { class: "card" }, "no metrics.jsonl next to these episodes")); return; }
-  const chosen = new Set(keys.filter((k) => /success|return$|^loss|advantage/.test(k) && !k.startsWith("time/")).slice(0, 8));
+  // success and return first (training, then held-out), then the loss: what a first look wants
+  const preferred = [/^rollout\/success$/, /^eval\/.*\/success$/, /^rollout\/return$/, /loss$/];
+  const chosen = new Set(preferred.flatMap((re) => keys.filter((k) => re.test(k))).slice(0, 6));
   const picker = el("div", { class: "card metric-picker" });
   const charts = el("div", { id: "curves" });
   function draw() {
