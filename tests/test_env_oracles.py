@@ -204,3 +204,45 @@ def _team_play(env, picks: list[int], infos: dict) -> list[tuple]:
         infos = outcome[4] or infos
         outcomes.append((*outcome, list(env.agents), env.steps_to_go()))
     return outcomes
+
+
+# ---- rollouts record the labels ----------------------------------------------------------------
+
+
+def _rollout(env_id: str, policy, count: int = 4, **kwargs):
+    from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
+
+    envs = make_envs(env_id, count)
+    return collect_episodes(envs, policy, group_tasks([0, 1], 2), env_id=env_id, **kwargs)
+
+
+def test_rollouts_record_cost_to_go_and_progress_on_every_turn() -> None:
+    from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
+
+    for episode in _rollout("creditgym/HouseholdEasy-v0", ExpertPolicy()):
+        assert [turn.progress for turn in episode.turns] == [1] * len(episode.turns)
+        assert episode.turns[0].cost_to_go == len(episode.turns)
+        assert episode.turns[-1].next_cost_to_go == 0
+    noisy = _rollout("creditgym/HouseholdEasy-v0", ExpertPolicy(epsilon=0.5, seed=1))
+    labels = [turn.progress for episode in noisy for turn in episode.turns]
+    assert None not in labels and {1, 0} <= set(labels)  # optimal steps and wasted ones
+    for episode in noisy + _rollout("creditgym/HouseholdEasy-v0", RandomPolicy(seed=2)):
+        for turn, following in zip(episode.turns, episode.turns[1:]):
+            assert turn.next_cost_to_go == following.cost_to_go  # one chain per episode
+
+
+def test_multiagent_rollouts_record_the_team_cost_to_go_on_every_agents_turn() -> None:
+    from creditgym.agents.scripted import ExpertPolicy
+
+    episodes = _rollout("creditgym/CoopHousehold-v0", ExpertPolicy())
+    assert len({episode.agent_id for episode in episodes}) == 2
+    for episode in episodes:
+        assert [turn.progress for turn in episode.turns] == [1] * len(episode.turns)
+        assert episode.turns[-1].next_cost_to_go == 0
+
+
+def test_recording_cost_to_go_can_be_turned_off() -> None:
+    from creditgym.agents.scripted import ExpertPolicy
+
+    episodes = _rollout("creditgym/HouseholdEasy-v0", ExpertPolicy(), record_cost_to_go=False)
+    assert all(turn.cost_to_go is None for episode in episodes for turn in episode.turns)
