@@ -246,3 +246,27 @@ def test_recording_cost_to_go_can_be_turned_off() -> None:
 
     episodes = _rollout("creditgym/HouseholdEasy-v0", ExpertPolicy(), record_cost_to_go=False)
     assert all(turn.cost_to_go is None for episode in episodes for turn in episode.turns)
+
+
+def test_webshop_expert_recovers_from_another_query_and_a_wrong_item() -> None:
+    """Off its own path (someone searched other words and opened a product), the expert goes
+    back instead of buying something worse, so cost-to-go stays defined and exact."""
+    from creditgym.envs.webshop.goals import make_goal, suggested_query
+
+    env = make("creditgym/WebShopEasy-v0", max_steps=100)
+    base = env.unwrapped
+    for seed in range(5):
+        env.reset(seed=seed)
+        other = make_goal(base.catalog, base.split, base.goal.index + 1, base.goal_attributes)
+        *_, info = env.step(f"search[{suggested_query(other)}]")
+        target = f"click[{base.catalog.asin(base.goal.product).lower()}]"
+        wrong = [
+            a for a in info["admissible_actions"] if a not in ("click[back to search]", target)
+        ]
+        wrong = [a for a in wrong if a not in ("click[next >]", "click[< prev]")]
+        *_, info = env.step(wrong[0])
+        assert base.page.kind == "item" and base.page.item != base.goal.product
+        expected = base.steps_to_go()
+        assert expected is not None
+        steps, along = _expert_steps_to_win(env, info)
+        assert steps == expected and along[-1] == 0  # 0: won

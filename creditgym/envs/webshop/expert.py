@@ -47,7 +47,7 @@ def expert_action(
     """The expert's next action on `page` (always admissible there)."""
     if page.kind == "search":
         return f"search[{suggested_query(goal)}]"
-    own_query = page.query == suggested_query(goal)
+    own_query = page.query == " ".join(suggested_query(goal).lower().split())  # as the env reads it
     if page.kind == "results":
         start = (page.results_page - 1) * per_page
         shown = results[start : start + per_page]
