@@ -11,7 +11,7 @@ from _servers import policy_server
 
 from creditgym.config import load_config
 from creditgym.credit import LLMJudge
-from creditgym.train import trainer
+from creditgym.train import judges, trainer
 from creditgym.train.judges import build_judge
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def test_calm_with_a_served_smollm2_judge_keeps_training_when_the_server_dies(
         )
     # a fresh answer cache, so the judge really asks the server; a deadline a busy CI machine meets
     judge = functools.partial(build_judge, cache_dir=tmp_path / "judge", timeout=300)
-    monkeypatch.setattr(trainer, "build_judge", judge)
+    monkeypatch.setattr(judges, "build_judge", judge)
     with policy_server("smollm2", tmp_path, ready_timeout=300) as (url, process):
         judged = LLMJudge.judge
 

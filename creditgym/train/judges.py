@@ -1,4 +1,4 @@
-"""Build the judge the `calm` shaper asks, from the config's `credit.judge` string.
+"""Build a subgoal judge (requirement kind ``judge``) from the config's `credit.judge` string.
 
 ``oracle`` reads the environment's own events; anything else names a text model for
 `load_policy` (``openai:<base_url>``, ``smollm2``, a local Hugging Face directory or model
@@ -13,9 +13,16 @@ from typing import Any
 
 from creditgym.agents.factory import load_policy
 from creditgym.cache import cache_root
-from creditgym.credit import LLMJudge, OracleJudge
+from creditgym.credit import LLMJudge, OracleJudge, RunContext
+from creditgym.train.credit_setup import register_builder
 
 __all__ = ["build_judge"]
+
+
+@register_builder("judge")
+def _judge_for_run(spec: Any, run: RunContext, where: str) -> Any:
+    """The judge `spec` names; the env class documents how to read its observations."""
+    return build_judge(str(spec), legend=str(run.env_metadata.get("judge_legend", "")))
 
 
 def build_judge(

@@ -28,10 +28,8 @@ import torch
 
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
-from creditgym.credit import CreditContext, assign_credit, credit_metrics
-from creditgym.credit.igpo import ANSWER_PREFIX
-from creditgym.credit.registry import resolve
-from creditgym.envs.registry import env_metadata, eval_splits
+from creditgym.credit import assign_credit, credit_metrics
+from creditgym.envs.registry import eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
     find_resume_checkpoint,
@@ -42,12 +40,11 @@ from creditgym.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from creditgym.train.credit_setup import check_multiprocess, setup_credit
 from creditgym.train.distributed import Distributed, shard
 from creditgym.train.distributed import setup as setup_distributed
 from creditgym.train.episode_log import EpisodeLog
 from creditgym.train.evaluate import SplitResult, evaluate
-from creditgym.train.judges import build_judge
-from creditgym.train.latent import build_latent_reward
 from creditgym.train.models import (
     build_policy,
     build_rollout_policy,
@@ -144,7 +141,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     # ---- 1. set-up ---------------------------------------------------------------------------
     # What the credit shapers need comes first: a bad credit config fails before any model is
     # built, and nothing here draws from the seeded random streams.
-    judge, extras = _credit_helpers(config, out)
+    credit = setup_credit(config, out, distributed.world_size)
     precision = training_precision(config)  # fp32 | bf16-mixed (fp32 masters, bf16 autocast) | bf16
     _seed_everything(config.run.seed)
     checkpoint_dir = out / "checkpoints"
@@ -175,9 +172,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         set_rng_state(rng["global"], task_rng, getattr(policy, "generator", None))
         update_rng.bit_generator.state = rng["update_rng"]
         writer.truncate_after(state.iteration)
-        for name, saved in load_credit_state(resume_from).items():
-            if name in extras:
-                extras[name].load_state_dict(saved)
+        credit.load_state_dict(load_credit_state(resume_from))
         console.print(f"[bold]resumed[/] from {resume_from} (iteration {state.iteration})")
 
     env_cfg, roll_cfg = config.env, config.rollout
@@ -225,11 +220,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             "global": rng_state(task_rng, getattr(policy, "generator", None)),
             "update_rng": update_rng.bit_generator.state,
         }
-        credit_state = {
-            name: module.state_dict()
-            for name, module in extras.items()
-            if hasattr(module, "state_dict")
-        }
+        credit_state = credit.state_dict()
         return save_checkpoint(
             checkpoint_dir,
             model=policy.model,
@@ -266,7 +257,6 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         if config.train.kl_coef > 0
         else None
     )
-    judge_counts: dict[str, float] = {}  # what the judge had counted by the last logged iteration
 
     # ---- 3. the loop ---------------------------------------------------------------------------
     from rich.progress import (
@@ -314,16 +304,14 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                     env_id=env_cfg.id,
                     prompt_format=prompt_format,
                     max_turns=roll_cfg.max_turns,
-                    answer_prefix=_info_gain_prefix(config),
+                    answer_prefix=credit.answer_prefix,
                     record_cost_to_go=roll_cfg.record_cost_to_go,
                 )
             t_rollout = time.perf_counter() - t0
 
             # credit: per-turn advantages from the configured shapers and estimator
             t0 = time.perf_counter()
-            context = CreditContext(
-                scorer=policy, judge=judge, iteration=state.iteration, extras=extras
-            )
+            context = credit.context(scorer=policy, iteration=state.iteration)
             with precision.autocast():  # shapers may score with the policy
                 assigned = assign_credit(
                     episodes,
@@ -373,7 +361,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 "time/rollout": t_rollout,
                 "time/credit": t_credit,
                 "time/update": t_update,
-                **_judge_metrics(judge, judge_counts),
+                **credit.metrics(),
             }
             state.history.append(row)
             writer.write(row, iteration)
@@ -458,21 +446,6 @@ def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[A
     )
 
 
-def _credit_helpers(config: Config, out: Path) -> tuple[Any, dict[str, Any]]:
-    """The judge (for ``calm``) and the extras (``lare``'s latent reward) the shapers configured need."""
-    names = _shapers(config)
-    judge = None
-    if "calm" in names:  # the env class documents how to read its observations, for the LLM
-        legend = str(env_metadata(config.env.id).get("judge_legend", ""))
-        judge = build_judge(config.credit.judge, legend=legend)
-    extras = {}
-    if "lare" in names:
-        extras["lare"] = build_latent_reward(
-            config.credit.lare_factors, config.env.id, out, config.run.seed
-        )
-    return judge, extras
-
-
 def _check_distributed(config: Config, distributed: Distributed) -> None:
     """Fail early, with the fix, on what multi-process training cannot do."""
     if not distributed.enabled:
@@ -482,20 +455,7 @@ def _check_distributed(config: Config, distributed: Distributed) -> None:
             f"rollout.groups={config.rollout.groups} does not split over {distributed.world_size} processes; "
             f"use a multiple of {distributed.world_size} so every rank rolls out whole groups"
         )
-    if "lare" in _shapers(config):
-        raise ValueError(
-            "the lare shaper trains its decoder online in one process; multi-process training with lare "
-            "is not supported: train it in one process (without torchrun)"
-        )
-
-
-def _judge_metrics(judge: Any, seen: dict[str, float]) -> dict[str, float]:
-    """This iteration's judge counts (requests, failures, unparseable answers, cache hits): the
-    judge counts since it was built, minus those already logged (`seen`, updated in place)."""
-    totals = {key: float(value) for key, value in getattr(judge, "stats", {}).items()}
-    row = {f"judge/{key}": value - seen.get(key, 0.0) for key, value in totals.items()}
-    seen.update(totals)
-    return row
+    check_multiprocess(config, distributed.world_size)
 
 
 def _sync_weights(rollout_policy: Any) -> None:
@@ -508,18 +468,6 @@ def _sync_weights(rollout_policy: Any) -> None:
 def _rank_seed(seed: int, iteration: int, rank: int) -> int:
     """The sampler seed of one rank in one iteration: the same whatever the run resumed from."""
     return int(np.random.SeedSequence([seed, iteration, rank]).generate_state(1)[0])
-
-
-def _info_gain_prefix(config: Config) -> str | None:
-    """The ``info_gain`` shaper's answer prefix if it is configured (the rollout then scores answers)."""
-    options = _shapers(config).get("info_gain")
-    return None if options is None else str(options.get("answer_prefix", ANSWER_PREFIX))
-
-
-def _shapers(config: Config) -> dict[str, dict[str, Any]]:
-    """The configured shapers' names and their options, as the credit registry reads them."""
-    resolved = [resolve("shaper", spec) for spec in config.credit.shapers]
-    return {shaper.name: shaper.options for shaper in resolved}
 
 
 def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:

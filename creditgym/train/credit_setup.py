@@ -1,0 +1,172 @@
+"""Serve the configured credit modules what they ask for, without naming any of them.
+
+Each shaper and estimator in the config is resolved through the credit registry, which gives
+the `Requirement`s it lists, whether it runs under several processes, and whether it is a
+class to instantiate once per run (`creditgym.credit.modules`). For every requirement the
+*builder registered for its kind* builds the thing (an LLM judge, a latent-reward model...)
+from the config setting or module option the requirement names; `CreditRuntime` then hands
+everything to the modules through each iteration's `CreditContext`, and gathers their state
+for checkpoints.
+
+Built-in kinds: ``scorer`` (the trained policy, handed in every iteration), ``answer_scores``
+(the rollout scores a ground-truth answer after every prompt; the value is the text before the
+answer), and those `creditgym.train.judges` and `creditgym.train.latent` register. Register a
+builder for a kind of your own with `register_builder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from creditgym.config import Config
+from creditgym.credit import CreditContext, Requirement, RunContext, StatefulModule
+from creditgym.credit.registry import Resolved, resolve
+from creditgym.envs.registry import env_metadata
+
+__all__ = ["CreditRuntime", "register_builder", "setup_credit", "check_multiprocess"]
+
+#: ``builder(value, run, where) -> thing``: `value` is the config setting or module option the
+#: requirement names (None if it names neither); `where` names it for error messages.
+Builder = Callable[[Any, RunContext, str], Any]
+
+_BUILDERS: dict[str, Builder] = {}
+
+SCORER = "scorer"  # not built: the trainer hands the policy in each iteration
+ANSWER_SCORES = "answer_scores"
+
+
+def register_builder(kind: str) -> Callable[[Builder], Builder]:
+    """Decorator: build requirements of `kind` with ``builder(value, run, where)``."""
+
+    def decorator(builder: Builder) -> Builder:
+        _BUILDERS[kind] = builder
+        return builder
+
+    return decorator
+
+
+@register_builder(ANSWER_SCORES)
+def _answer_prefix(value: Any, run: RunContext, where: str) -> str:
+    return str(value)
+
+
+def configured_modules(config: Config) -> list[Resolved]:
+    """The config's shapers, then its estimator, resolved (names and options checked)."""
+    shapers = [resolve("shaper", spec) for spec in config.credit.shapers]
+    return [*shapers, resolve("estimator", config.credit.estimator)]
+
+
+def check_multiprocess(config: Config, world_size: int) -> None:
+    """Fail early, with the fix, if a configured module cannot run in several processes."""
+    if world_size <= 1:
+        return
+    for module in configured_modules(config):
+        if not module.multiprocess:
+            raise ValueError(
+                f"the {module.kind} {module.name!r} says it does not run under several "
+                "processes (it learns from the whole batch, and each process sees only its "
+                "share); train it in one process (without torchrun)"
+            )
+
+
+@dataclass
+class CreditRuntime:
+    """What the configured credit modules were given, for the whole run.
+
+    Attributes:
+        built: the built requirements by context key (a `CreditContext` field or extras key).
+        modules: instances of class-based modules, by registered name.
+        answer_prefix: what the rollout scores answers after (``answer_scores``), or None.
+    """
+
+    built: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, Any] = field(default_factory=dict)
+    answer_prefix: str | None = None
+    _stats_seen: dict[str, float] = field(default_factory=dict)
+
+    def context(self, scorer: Any, iteration: int) -> CreditContext:
+        """This iteration's `CreditContext`: the policy as scorer plus everything built."""
+        fields = {f.name for f in dataclasses.fields(CreditContext)}
+        direct = {key: thing for key, thing in self.built.items() if key in fields}
+        extras = {key: thing for key, thing in self.built.items() if key not in fields}
+        direct.setdefault(SCORER, scorer)
+        return CreditContext(**direct, iteration=iteration, extras=extras, modules=self.modules)
+
+    def _stateful(self) -> dict[str, StatefulModule]:
+        things = {**self.built, **self.modules}
+        return {key: thing for key, thing in things.items() if isinstance(thing, StatefulModule)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The learned state of every stateful module and built thing, by key (checkpoints)."""
+        return {key: thing.state_dict() for key, thing in self._stateful().items()}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        stateful = self._stateful()
+        for key, state in saved.items():
+            if key in stateful:
+                stateful[key].load_state_dict(state)
+
+    def metrics(self) -> dict[str, float]:
+        """This iteration's counts from built things that keep ``stats`` (e.g. judge requests,
+        failures, cache hits): the totals since the run began minus those already logged."""
+        row = {}
+        for key, thing in self.built.items():
+            for name, value in getattr(thing, "stats", {}).items():
+                metric = f"{key}/{name}"
+                row[metric] = float(value) - self._stats_seen.get(metric, 0.0)
+                self._stats_seen[metric] = float(value)
+        return row
+
+
+def setup_credit(config: Config, output_dir: Path, world_size: int = 1) -> CreditRuntime:
+    """Build what the configured modules require, instantiate and set up class modules.
+
+    Runs before the run seeds its random streams (builders may draw their own seeds from
+    `RunContext.seed`), so a bad credit config fails before any model is built.
+    """
+    from creditgym.train import judges, latent  # noqa: F401 (they register their builders)
+
+    run = RunContext(
+        env_id=config.env.id,
+        env_metadata=dict(env_metadata(config.env.id)),
+        output_dir=Path(output_dir),
+        seed=config.run.seed,
+        world_size=world_size,
+        settings=dataclasses.asdict(config.credit),
+    )
+    runtime = CreditRuntime()
+    for module in configured_modules(config):
+        for requirement in module.requires:
+            _build(runtime, module, requirement, run)
+        if module.is_module and module.name not in runtime.modules:
+            instance = module.fn()
+            if hasattr(instance, "setup"):
+                instance.setup(run)
+            runtime.modules[module.name] = instance
+    return runtime
+
+
+def _build(runtime: CreditRuntime, module: Resolved, requirement: Requirement, run: RunContext):
+    key = requirement.context_key
+    if requirement.kind == SCORER or key in runtime.built:  # scorer: handed in each iteration
+        return
+    builder = _BUILDERS.get(requirement.kind)
+    if builder is None:
+        raise ValueError(
+            f"the {module.kind} {module.name!r} requires a {requirement.kind!r}, and no builder "
+            f"is registered for that kind; register one with "
+            f"@creditgym.train.credit_setup.register_builder({requirement.kind!r})"
+        )
+    if requirement.setting:
+        value, where = run.settings.get(requirement.setting), f"credit.{requirement.setting}"
+    elif requirement.option:
+        value, where = module.option(requirement.option), f"{module.name}.{requirement.option}"
+    else:
+        value, where = None, f"{module.kind} {module.name!r}"
+    runtime.built[key] = builder(value, run, where)
+    if requirement.kind == ANSWER_SCORES:
+        runtime.answer_prefix = runtime.built[key]
