@@ -270,3 +270,29 @@ def test_webshop_expert_recovers_from_another_query_and_a_wrong_item() -> None:
         assert expected is not None
         steps, along = _expert_steps_to_win(env, info)
         assert steps == expected and along[-1] == 0  # 0: won
+
+
+@pytest.mark.parametrize(
+    ("env_id", "budget"),
+    [
+        ("creditgym/HouseholdEasy-v0", {"max_steps": 1}),
+        ("creditgym/WebShopEasy-v0", {"max_steps": 1}),
+        ("creditgym/SearchQAEasy-v0", {"max_turns": 1}),
+    ],
+)
+def test_a_budget_cut_still_has_a_cost_to_go_for_the_last_turns_label(env_id, budget) -> None:
+    env = make(env_id, **budget)
+    _, info = env.reset(seed=0)
+    before = env.unwrapped.steps_to_go()
+    *_, truncated, _ = env.step(env.unwrapped.expert_action())
+    assert truncated
+    assert env.unwrapped.steps_to_go() == before - 1
+
+
+def test_a_budget_cut_team_still_has_a_cost_to_go() -> None:
+    env = make("creditgym/CoopHousehold-v0", max_steps=1)
+    env.reset(seed=0)
+    before = env.steps_to_go()
+    *_, truncations, _ = env.step(env.expert_actions())
+    assert all(truncations.values()) and not env.agents
+    assert env.steps_to_go() == before - 1

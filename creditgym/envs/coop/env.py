@@ -157,7 +157,7 @@ class CoopHouseholdEnv(ParallelEnv):
         intro = f"You are in the middle of a room. Looking around you, you see {', '.join(self.places)}."
         self._messages = dict.fromkeys(self.agents, intro)
         self._last_infos = {a: self._info(a, valid=True, events=[]) for a in self.agents}
-        self._plan_lengths: dict[tuple, int | None] = {}  # the team's state -> expert's steps
+        self._plan_lengths: dict[tuple, int] = {}  # the team's state -> the expert's steps
         return dict(self._messages), self._last_infos
 
     def _placed(self) -> int:
@@ -312,18 +312,22 @@ class CoopHouseholdEnv(ParallelEnv):
                 moves[agent] = f"go to {self.where[obj]}"
         return moves
 
-    def steps_to_go(self) -> int | None:
+    def steps_to_go(self) -> int:
         """The team's steps to win under `expert_actions` from the current state (0 once won).
 
-        The plan is played out on a copy (the step budget ignored), so this is exactly its
-        count; None once the episode ended without a win.
+        The plan is played out on a copy, so this is exactly its count; the step budget is
+        ignored (a truncated episode still gets its count, for its last turn's progress label).
         """
-        if not self.agents:
-            return 0 if self._placed() == len(self.targets) else None
+        if self._placed() == len(self.targets):
+            return 0
         key = (tuple(self.loc.values()), tuple(self.held.values()), tuple(self.where.items()))
         if key not in self._plan_lengths:
             sim = copy.copy(self)
-            sim.agents, sim.loc, sim.held = list(self.agents), dict(self.loc), dict(self.held)
+            sim.agents, sim.loc, sim.held = (
+                list(self.possible_agents),
+                dict(self.loc),
+                dict(self.held),
+            )
             sim.where, sim._messages, sim.max_steps = dict(self.where), dict(self._messages), 2**62
             steps = 0
             while sim.agents:

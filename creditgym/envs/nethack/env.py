@@ -108,9 +108,9 @@ class MiniHackTextEnv(gym.Env):
     ``env.unwrapped.expert_action()``: a breadth-first-search solver over the map the agent
     has seen (`expert.py`): walk to the stairs; fetch the key and unlock the door; push
     boulders into the river; otherwise explore. ``env.unwrapped.steps_to_go()`` is the
-    length of its walk to the stairs once it knows a walkable way there (0 once won), None
-    before that (while it must still explore, fetch the key or build a bridge) and once the
-    game ended otherwise. The state cannot be cloned (`clone_state` raises
+    length of its walk to the stairs once it knows a walkable way there (0 once won, the step
+    budget ignored), None before that (while it must still explore, fetch the key or build a
+    bridge) and once the game is lost. The state cannot be cloned (`clone_state` raises
     NotImplementedError): NLE offers no snapshot of a running game.
 
     ## Version history
@@ -245,7 +245,9 @@ class MiniHackTextEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before steps_to_go() on MiniHackTextEnv")
         if self._end_status == "TASK_SUCCESSFUL":
             return 0
-        return None if self._over else self._expert.walk_length()
+        if self._over and self._end_status != "ABORTED" and self._steps < self.max_steps:
+            return None  # died or otherwise lost; a budget cut still gets its walk length
+        return self._expert.walk_length()
 
     def clone_state(self) -> object:
         """Not supported: raises NotImplementedError (see the class docstring)."""

@@ -145,7 +145,7 @@ class SearchQAEnv(gym.Env[str, str]):
     question's true structure, learns facts only from the passages it retrieved, and answers;
     its actions are admissible (see `expert.py`). ``env.unwrapped.steps_to_go()`` is the
     number of actions it takes from the current state to answer correctly (0 once won; None
-    once the episode ended without it, or where the expert's answer would be wrong); the turn
+    after a wrong or empty answer, or where the expert's answer would be wrong); the turn
     budget is ignored.
 
     ## Cloning
@@ -239,7 +239,7 @@ class SearchQAEnv(gym.Env[str, str]):
         self._seen_years: dict[str, None] = {}
         self._gold_found: set[int] = set()
         self._em = self._f1 = 0.0
-        self._answered = self._over = False
+        self._answered = self._over = self._truncated = False
         self._admissible = self._list_admissible()
         self._plan_lengths = {}
         self._last_obs = (
@@ -273,6 +273,7 @@ class SearchQAEnv(gym.Env[str, str]):
         terminated = tool == "answer"
         truncated = not terminated and self._turn >= self.max_turns
         self._over = terminated or truncated
+        self._truncated = truncated  # only the budget ended it: the oracle still plans on
         self._last_obs = obs
         self._last_info = self._info(valid, events)
         return obs, reward, terminated, truncated, self._last_info
@@ -370,14 +371,14 @@ class SearchQAEnv(gym.Env[str, str]):
     def steps_to_go(self) -> int | None:
         """How many actions the expert takes from the current state to answer correctly.
 
-        0 once won; None once the episode ended otherwise (a wrong answer, or truncated
-        unanswered: no action is left), or where the expert's answer from here would be wrong.
-        The expert is played out on copies of what it reads (retrieved passages, queries made),
-        so this is exactly its count; the turn budget is ignored.
+        0 once won; None after a wrong or empty answer, or where the expert's answer from here
+        would be wrong. The expert is played out on copies of what it reads (retrieved
+        passages, queries made), so this is exactly its count; the turn budget is ignored
+        (a truncated episode still gets its count, for the progress label of its last turn).
         """
         if self.question is None:
             raise gym.error.ResetNeeded("call reset() before steps_to_go()")
-        if self._answered or self._over:
+        if self._answered or (self._over and not self._truncated):
             return 0 if self._em == 1.0 else None
         key = (tuple(self._retrieved), tuple(self._searched))
         if key not in self._plan_lengths:
