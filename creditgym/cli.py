@@ -1,4 +1,5 @@
-"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`.
+"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`,
+`credit-report`.
 
 creditgym envs
 creditgym play creditgym/HouseholdEasy-v0 --seed 3
@@ -8,6 +9,7 @@ creditgym train --help-config
 creditgym config show configs/quickstart.yaml train.iterations=20
 creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
 creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
+creditgym credit-report --env creditgym/HouseholdEasy-v0 --agent random --methods grpo,gigpo --mc 8
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ def _episode_file(path: str):
 
 def _model_kwargs(agent: str, args: argparse.Namespace) -> dict:
     """Sampling options for model agents; scripted agents take none."""
-    if agent in ("expert", "random"):
-        return {"seed": args.seed} if agent == "random" else {}
+    if agent in ("expert", "random") or agent.startswith("expert:"):  # expert:eps=... is seeded
+        return {} if agent == "expert" else {"seed": args.seed}
     kwargs = {"temperature": args.temperature}
     if not agent.startswith("openai:"):
         kwargs["constrained"] = args.constrained
@@ -215,6 +217,91 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_credit_report(args: argparse.Namespace) -> int:
+    from creditgym.train.credit_methods import parse_methods
+    from creditgym.train.credit_report import run_credit_report
+    from creditgym.train.credit_report_output import (
+        plot_report,
+        report_json,
+        report_markdown,
+        report_table,
+    )
+    from creditgym.train.rollout import PromptFormat
+
+    console = _console()
+    methods = parse_methods(args.methods)  # a malformed spec fails before any rollout
+    agent = args.agent
+    scripted = agent in ("expert", "random") or agent.startswith("expert:")
+    policy_kwargs: dict = {"seed": args.seed} if scripted else {"temperature": args.temperature}
+    if not scripted and not agent.startswith("openai:"):
+        policy_kwargs["constrained"] = not args.free_form
+    if agent == "tiny":  # the untrained model `creditgym train` starts from on this env
+        from creditgym.config import TinyModelConfig
+
+        shape = TinyModelConfig()
+        policy_kwargs.update(
+            env_ids=[args.env],
+            vocab_size=shape.vocab_size,
+            hidden_size=shape.hidden_size,
+            num_layers=shape.num_layers,
+            num_heads=shape.num_heads,
+        )
+    report = run_credit_report(
+        args.env,
+        agent,
+        methods,
+        groups=args.groups,
+        group_size=args.group_size,
+        mc=args.mc,
+        mc_turns=args.mc_turns,
+        mc_gamma=args.mc_gamma,
+        seed=args.seed,
+        split=args.split,
+        env_kwargs=dict(_parse_kv(item) for item in args.env_kwarg),
+        policy_kwargs=policy_kwargs,
+        prompt_format=PromptFormat(
+            template=args.template,
+            history_length=args.history_length,
+            require_tags=not scripted and args.free_form,
+        ),
+        judge=args.judge,
+        lare_factors=args.lare_factors,
+        batch_size=args.batch_size,
+    )
+    command = _credit_report_command(args)
+    console.print(report_table(report))
+    for path, text in ((args.json, report_json), (args.markdown, report_markdown)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text(report, command))
+            console.print(f"written: {path}")
+    if args.plot:
+        console.print(f"plot: {plot_report(report, args.plot)}")
+    return 0
+
+
+def _credit_report_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces a credit report (recorded in its JSON and markdown)."""
+    import shlex
+
+    words = ["creditgym", "credit-report", "--env", args.env, "--agent", args.agent]
+    words += ["--methods", args.methods, "--groups", str(args.groups)]
+    words += ["--group-size", str(args.group_size), "--seed", str(args.seed)]
+    if args.mc:
+        words += ["--mc", str(args.mc), "--mc-turns", str(args.mc_turns)]
+        if args.mc_gamma != 1.0:
+            words += ["--mc-gamma", str(args.mc_gamma)]
+    if args.split != "train":
+        words += ["--split", args.split]
+    for item in args.env_kwarg:
+        words += ["--env-kwarg", item]
+    if any(name in args.methods for name in ("calm", "lare")):
+        words += ["--judge", args.judge, "--lare-factors", args.lare_factors]
+    if args.free_form:
+        words.append("--free-form")
+    return shlex.join(words)
+
+
 def _parse_kv(item: str) -> tuple[str, object]:
     import yaml  # installed with omegaconf
 
@@ -328,6 +415,57 @@ def build_parser() -> argparse.ArgumentParser:
         "--export-limit", type=int, default=2000, help="newest episodes in an export (0 = all)"
     )
     vw.set_defaults(func=cmd_view)
+    cr = sub.add_parser(
+        "credit-report",
+        help="score credit methods against the env's oracle progress labels on the same episodes",
+        description="Roll out an agent on grouped tasks, compute every credit method on the same "
+        "episodes and score it against the env's oracle progress labels d(s)-d(s') (and, with "
+        "--mc K, Monte-Carlo advantages of the agent).",
+    )
+    cr.add_argument("--env", default="creditgym/HouseholdEasy-v0", help="registered env id")
+    cr.add_argument(
+        "--agent",
+        default="random",
+        help="random | expert | expert:eps=0.5 | tiny | a checkpoint dir | an HF model | "
+        "openai:<url>",
+    )
+    cr.add_argument(
+        "--methods",
+        default="grpo,gigpo",
+        help="comma-separated SHAPER[+SHAPER]/ESTIMATOR[:key=value] specs, e.g. "
+        "grpo,gigpo:normalization=mean_std,env+calm/gigpo,lare/discounted_group,igpo",
+    )
+    cr.add_argument("--groups", type=int, default=8, help="tasks (episode groups)")
+    cr.add_argument("--group-size", type=int, default=8, help="episodes per task")
+    cr.add_argument(
+        "--mc", type=int, default=0, help="K Monte-Carlo continuations per Q and V (0: none)"
+    )
+    cr.add_argument("--mc-turns", type=int, default=64, help="turns sampled for Monte-Carlo")
+    cr.add_argument(
+        "--mc-gamma", type=float, default=1.0, help="discount of the Monte-Carlo returns"
+    )
+    cr.add_argument("--seed", type=int, default=0, help="tasks, agent sampling and MC sample")
+    cr.add_argument("--split", default="train", help="env split the tasks come from")
+    cr.add_argument(
+        "--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make"
+    )
+    cr.add_argument("--judge", default="oracle", help="CALM's judge: oracle | a model spec")
+    cr.add_argument(
+        "--lare-factors", default="hand", help="LaRe's factors: hand | a .py file | llm:<model>"
+    )
+    cr.add_argument("--template", default="compact", help="prompt template for model agents")
+    cr.add_argument("--history-length", type=int, default=2)
+    cr.add_argument(
+        "--free-form",
+        action="store_true",
+        help="model agents write free text (default: constrained to admissible actions)",
+    )
+    cr.add_argument("--temperature", type=float, default=1.0, help="model agents' temperature")
+    cr.add_argument("--batch-size", type=int, default=64, help="envs stepped in lockstep")
+    cr.add_argument("--json", help="write the report as JSON here")
+    cr.add_argument("--markdown", help="write the table as markdown here")
+    cr.add_argument("--plot", help="write a plot of advantage vs progress per method here")
+    cr.set_defaults(func=cmd_credit_report)
     return parser
 
 

@@ -13,8 +13,10 @@ import creditgym
 from creditgym.agents.factory import load_policy
 from creditgym.credit import compute_advantages
 from creditgym.credit.fidelity import (
+    DEAD_END,
     average_ranks,
     batch_auc,
+    progress_labels,
     score_fidelity,
     sign_agreement,
     spearman,
@@ -74,6 +76,20 @@ def test_batch_auc_counts_ties_as_one_half():
 def test_sign_agreement_skips_zero_references_and_half_counts_zero_advantages():
     # kept: (1 vs .5) agrees, (-1 vs .5) disagrees, (0 vs -1) counts 1/2
     assert sign_agreement(np.array([1.0, -1.0, 0.0, 2.0]), np.array([0.5, 0.5, -1.0, 0.0])) == 0.5
+
+
+def test_a_turn_into_a_dead_end_ranks_below_every_step_and_counts_as_no_progress():
+    # a wrong final answer: cost-to-go 1 before, none after (the expert cannot win from there)
+    episode = labelled([2, 1, 2])
+    episode.turns.append(Turn(observation="o", action="answer", cost_to_go=2, next_cost_to_go=None))
+    unknown = Turn(observation="o", action="a", cost_to_go=None, next_cost_to_go=None)
+    episode.turns.append(unknown)
+    assert progress_labels(episode)[:3].tolist() == [1.0, -1.0, DEAD_END]
+    assert np.isnan(progress_labels(episode)[3])
+    # advantages ordered like the labels (+1 > -1 > dead end): perfect agreement
+    scores = score_fidelity([episode], [np.array([1.0, 0.0, -1.0, 5.0])])
+    assert scores.within_episode_spearman == pytest.approx(1.0)
+    assert scores.batch_auc == 1.0
 
 
 def test_zero_share_and_std_are_over_the_non_failed_turns():

@@ -8,6 +8,10 @@ them; they read only the episodes and the advantages (no envs, no policy).
 
 Conventions (stated once, used everywhere):
 
+- A turn after which the env can no longer give a cost-to-go although it gave one before (a
+  wrong answer or purchase: the expert cannot win from there) is a *dead end*, labelled
+  ``-inf``: below every other label in the rankings, and non-progress in the AUC. Turns with
+  no cost-to-go before them are unlabelled and left out.
 - Spearman correlation uses average ranks for ties, and is 0 when either side is constant
   (a constant ranks nothing; this is what makes GRPO's within-episode agreement exactly 0,
   since GRPO gives every turn of an episode the same advantage).
@@ -28,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from creditgym.trajectory import Episode
+from creditgym.trajectory import Episode, Turn
 
 __all__ = [
     "FidelityScores",
@@ -37,6 +41,8 @@ __all__ = [
     "within_episode_agreement",
     "batch_auc",
     "sign_agreement",
+    "DEAD_END",
+    "turn_label",
     "progress_labels",
     "score_fidelity",
     "score_turn_sample",
@@ -72,11 +78,22 @@ def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -
     return 0.0 if denominator == 0.0 else float((rx * ry).sum() / denominator)
 
 
+DEAD_END = float("-inf")
+
+
+def turn_label(turn: Turn) -> float:
+    """The turn's progress label ``d(s) - d(s')``, `DEAD_END` where ``d(s')`` became unknown
+    after a known ``d(s)``, NaN where ``d(s)`` is unknown."""
+    if turn.cost_to_go is None:
+        return float("nan")
+    if turn.next_cost_to_go is None:
+        return DEAD_END
+    return float(turn.cost_to_go - turn.next_cost_to_go)
+
+
 def progress_labels(episode: Episode) -> np.ndarray:  # (turns,)
-    """The oracle progress label of each turn, NaN where the env gave none."""
-    return np.array(
-        [np.nan if turn.progress is None else float(turn.progress) for turn in episode.turns]
-    )
+    """The oracle progress label of each turn (see `turn_label`)."""
+    return np.array([turn_label(turn) for turn in episode.turns], dtype=np.float64)
 
 
 def within_episode_agreement(
@@ -194,8 +211,7 @@ def score_turn_sample(
     """Within-episode Spearman, episodes ranked, and batch AUC of per-turn `values` known only
     on a sample of turns ((episode, turn) pairs), e.g. Monte-Carlo advantages: the same
     definitions as `score_fidelity`, over the sampled turns."""
-    progress = [episodes[e].turns[t].progress for e, t in turns]
-    labels = np.array([np.nan if p is None else float(p) for p in progress])
+    labels = np.array([turn_label(episodes[e].turns[t]) for e, t in turns], dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     by_episode: dict[int, list[int]] = {}
     for i, (e, _) in enumerate(turns):

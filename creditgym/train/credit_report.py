@@ -21,7 +21,13 @@ import numpy as np
 
 from creditgym.agents.factory import load_policy
 from creditgym.credit import CreditContext, compute_advantages
-from creditgym.credit.fidelity import FidelityScores, score_fidelity, score_turn_sample
+from creditgym.credit.fidelity import (
+    DEAD_END,
+    FidelityScores,
+    score_fidelity,
+    score_turn_sample,
+    turn_label,
+)
 from creditgym.credit.igpo import ANSWER_PREFIX
 from creditgym.envs.oracle import cost_to_go
 from creditgym.envs.registry import env_metadata
@@ -34,7 +40,7 @@ from creditgym.train.monte_carlo import (
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.trajectory import Episode
 
-__all__ = ["MethodResult", "CreditReport", "run_credit_report"]
+__all__ = ["MethodResult", "CreditReport", "run_credit_report", "label_name"]
 
 
 @dataclass
@@ -62,14 +68,23 @@ class CreditReport:
     rollout_seconds: float
 
     def label_counts(self) -> dict[str, int]:
-        """How many turns got each progress label ("none": the env gave no cost-to-go)."""
+        """How many turns got each progress label (`label_name`)."""
         counts = Counter(
-            "none" if turn.progress is None else str(turn.progress)
+            label_name(turn_label(turn))
             for episode in self.episodes
             if not episode.failed
             for turn in episode.turns
         )
         return dict(sorted(counts.items()))
+
+
+def label_name(label: float) -> str:
+    """``"+1"``, ``"0"``, ``"-1"``, ``"dead end"`` (`DEAD_END`) or ``"none"`` (unlabelled)."""
+    if np.isnan(label):
+        return "none"
+    if label == DEAD_END:
+        return "dead end"
+    return f"{int(label):+d}" if label else "0"
 
 
 def _can_score(policy: Any) -> bool:
@@ -144,6 +159,7 @@ def run_credit_report(
     group_size: int = 8,
     mc: int = 0,
     mc_turns: int = 64,
+    mc_gamma: float = 1.0,
     seed: int = 0,
     split: str = "train",
     env_kwargs: dict[str, Any] | None = None,
@@ -164,6 +180,8 @@ def run_credit_report(
         groups, group_size: tasks, and episodes per task (GRPO's group).
         mc: K continuations per Q and per V for Monte-Carlo advantages (0: none).
         mc_turns: how many turns (drawn uniformly) get Monte-Carlo advantages.
+        mc_gamma: discount of the continuation returns (1: success only; < 1 also values
+            speed, as GiGPO's step returns do).
         seed: picks the tasks, the random agent's stream and the MC sample.
         split: the env split the tasks come from.
         env_kwargs: passed to `creditgym.make`.
@@ -214,6 +232,7 @@ def run_credit_report(
             split=split,
             env_kwargs=env_kwargs,
             batch_size=mc_batch_size,
+            gamma=mc_gamma,
         )
     results = []
     for method, context in zip(methods, contexts):

@@ -9,8 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from creditgym.credit.fidelity import progress_labels
-from creditgym.train.credit_report import CreditReport, MethodResult, mc_reference_scores
+from creditgym.credit.fidelity import DEAD_END, progress_labels
+from creditgym.train.credit_report import (
+    CreditReport,
+    MethodResult,
+    label_name,
+    mc_reference_scores,
+)
 
 __all__ = ["report_rows", "report_table", "report_json", "report_markdown", "plot_report"]
 
@@ -89,7 +94,8 @@ def _summary(report: CreditReport) -> str:
     )
     if report.mc is not None:
         text += (
-            f"; Monte-Carlo: {len(report.mc.turns)} turns x 2 x K={report.mc.continuations}, "
+            f"; Monte-Carlo: {len(report.mc.turns)} turns x 2 x K={report.mc.continuations} "
+            f"(gamma {report.mc.gamma:g}), "
             f"mean standard error {float(np.mean(report.mc.stderr)):.3f}, "
             f"{report.mc.env_steps} env steps in {report.mc.seconds:.1f} s"
         )
@@ -128,7 +134,7 @@ def _mean_by_label(episodes: list, advantages: list[np.ndarray]) -> dict[str, fl
         [np.asarray(a) for e, a in zip(episodes, advantages) if not e.failed] or [[]]
     )
     return {
-        str(int(label)): float(values[labels == label].mean())
+        label_name(label): float(values[labels == label].mean())
         for label in np.unique(labels[~np.isnan(labels)])
     }
 
@@ -194,6 +200,9 @@ def plot_report(report: CreditReport, path: str | Path) -> Path:
     rng = np.random.default_rng(0)
     kept = [i for i, e in enumerate(report.episodes) if not e.failed]
     labels = np.concatenate([progress_labels(report.episodes[i]) for i in kept] or [[]])
+    finite = labels[np.isfinite(labels)]
+    dead_end_x = (finite.min() if len(finite) else 0.0) - 1.0  # dead ends drawn left of the rest
+    labels = np.where(labels == DEAD_END, dead_end_x, labels)
     for axis, result in zip(axes.flat, report.results):
         values = np.concatenate([np.asarray(result.advantages[i]) for i in kept] or [[]])
         known = ~np.isnan(labels)
@@ -208,6 +217,8 @@ def plot_report(report: CreditReport, path: str | Path) -> Path:
         axis.set_title(result.method.label, fontsize=9)
         axis.axhline(0.0, color="grey", linewidth=0.5)
         axis.set_xlabel("progress label d(s) - d(s')")
+        if (labels == dead_end_x).any():
+            axis.set_xticks(levels, ["dead end" if v == dead_end_x else f"{v:g}" for v in levels])
     for axis in axes.flat[panels:]:
         axis.set_visible(False)
     axes[0][0].set_ylabel("advantage")
