@@ -1,0 +1,53 @@
+"""The environment contract, once, over every registered id: the library's own checker
+(Gymnasium's `check_env` or PettingZoo's `parallel_api_test`), creditgym's info keys and
+determinism, a fuzz of bad actions (empty, 100k characters, control characters, unicode, wrong
+types, whitespace/case variants of admissible actions) and steps after the end.
+
+Ids that cannot be built with their defaults declare what they need (`register(requires=)`)
+and are skipped by that declaration; ids whose optional extra is not installed are skipped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import creditgym
+from creditgym.envs import registry
+from creditgym.envs.checks import check_parallel_env, check_text_env
+
+SLOW = ("creditgym/TextWorld",)  # fewer cases: a pool of two games, shorter walks
+
+
+def _ids() -> list:
+    params = []
+    for env_id in creditgym.list_envs():
+        needs = registry.required_kwargs(env_id)
+        marks = [pytest.mark.skip(reason=f"needs {', '.join(needs)}")] if needs else []
+        params.append(pytest.param(env_id, marks=marks, id=env_id))
+    return params
+
+
+def _make(env_id: str):
+    # TextWorld presets generate a game per seed (seconds each): a pool of two games here
+    kwargs = {"num_games": 2} if env_id.startswith(SLOW) else {}
+    try:
+        return creditgym.make(env_id, **kwargs)
+    except ImportError as error:  # an optional extra (textworld, minihack, mpe2) is missing
+        pytest.skip(str(error))
+
+
+@pytest.mark.parametrize("env_id", _ids())
+def test_env_meets_the_contract(env_id):
+    env = _make(env_id)
+    try:
+        if registry.is_multi_agent(env_id):
+            check_parallel_env(env, num_cycles=30)
+        else:
+            check_text_env(env, steps=5 if env_id.startswith(SLOW) else 30)
+    finally:
+        env.close()
+
+
+def test_only_ids_that_declare_required_arguments_are_skipped():
+    skipped = [env_id for env_id in creditgym.list_envs() if registry.required_kwargs(env_id)]
+    assert skipped == ["creditgym/TextWorld-v0"]
