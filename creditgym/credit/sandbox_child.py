@@ -105,13 +105,14 @@ def _keep_only_answer_pipe(answer_fd: int) -> None:
 
 
 def _new_network_namespace(libc: ctypes.CDLL) -> bool:
-    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-    return libc.unshare(flags) == 0
+    """A new network namespace: directly with CAP_SYS_ADMIN, else inside a new user namespace
+    (where unprivileged user namespaces are allowed)."""
+    return libc.unshare(CLONE_NEWNET) == 0 or libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
 
 
 def _set_rlimits(memory_mb: int, time_limit: float) -> None:
     memory = memory_mb * 2**20
-    cpu = math.ceil(time_limit) + 1
+    cpu = math.ceil(time_limit)
     for limit, value in (
         (resource.RLIMIT_AS, (memory, memory)),
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),  # SIGXCPU, then SIGKILL a second later
@@ -125,12 +126,16 @@ def _set_rlimits(memory_mb: int, time_limit: float) -> None:
 
 
 def _drop_privileges(uid: int) -> bool:
-    """Become `uid` (group too) with no supplementary groups, for good; False if not root."""
+    """Become `uid` (group too) with no supplementary groups, for good; False where we cannot
+    (not root, or root without the capabilities to change ids)."""
     if os.geteuid() != 0:
         return False
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)
+    try:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    except PermissionError:  # root without CAP_SETUID / CAP_SETGID: nothing to drop to
+        return False
     try:
         os.setuid(0)
     except PermissionError:

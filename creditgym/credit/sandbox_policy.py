@@ -130,7 +130,11 @@ def check_code(code: str, function: str = "evaluate") -> str:
     tree = _strip_annotations(tree)  # first: annotations are never run, so never checked
     modules = _check_imports(tree)
     bound = _bound_names(tree)
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))
+    for check in (_check_construct, _check_names):  # the plainest reason first
+        for node in nodes:
+            check(node)
+    for node in nodes:
         _check_node(node, modules, bound)
     defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     if function not in defined:
@@ -179,14 +183,20 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return bound
 
 
-def _check_node(node: ast.AST, modules: dict[str, str], bound: set[str]) -> None:
+def _check_construct(node: ast.AST) -> None:
     if not isinstance(node, _ALLOWED_NODES):
         raise _reject(node, _WHY.get(type(node), type(node).__name__))
+
+
+def _check_names(node: ast.AST) -> None:
     for name in _names_of(node):
         if name.startswith("_"):
             raise _reject(node, f"the name {name!r} (names may not start with '_')")
         if name in _FORBIDDEN_BUILTINS:
             raise _reject(node, f"the name {name!r}")
+
+
+def _check_node(node: ast.AST, modules: dict[str, str], bound: set[str]) -> None:
     if isinstance(node, ast.Name) and node.id not in bound and node.id not in ALLOWED_BUILTINS:
         raise _reject(node, f"the name {node.id!r} (not defined, and not an allowed builtin)")
     elif isinstance(node, ast.Attribute):

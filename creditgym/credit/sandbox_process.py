@@ -160,6 +160,11 @@ def _collect(
         if request_write >= 0:
             os.close(request_write)
         os.close(answer_read)
+    if not run.timed_out:  # every pipe is closed; the exit status may trail a little
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # closed its pipes but lives on
+            run.timed_out = True
     return _finish(run, buffers, process)
 
 
