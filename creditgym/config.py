@@ -124,6 +124,28 @@ class PolicyConfig:
     chat_template: bool = _field(
         False, "wrap prompts in the tokenizer's chat template (instruct models)"
     )
+    context: str = _field(
+        "window",
+        "window: a fresh prompt of the task and the last history_length turns per decision; "
+        "conversation: the episode as one growing chat (KV cache kept across turns, one "
+        "sequence per episode in the update)",
+        choices=("window", "conversation"),
+    )
+    max_context_tokens: int = _field(
+        0,
+        "conversation mode: token budget of context plus response; the oldest turns are "
+        "dropped to fit (0 = no limit)",
+        min=0,
+    )
+    think: bool = _field(
+        False,
+        "think-then-act responses <think>...</think><action>...</action>; constrained decoding "
+        "then limits only the action span",
+    )
+    think_tokens: int = _field(256, "most tokens a response may think for", min=1)
+    invalid_penalty: float = _field(
+        0.0, "subtracted from a turn's reward when its response is invalid (format or action)"
+    )
     tiny: TinyModelConfig = field(
         default_factory=TinyModelConfig, metadata={"help": "tiny model shape"}
     )
@@ -477,7 +499,8 @@ def check_runnable(config: Config) -> None:
     """What a run needs beyond a valid schema, checked before anything runs.
 
     The env id is registered and its constructor takes every configured keyword argument
-    (``env.kwargs`` and each curriculum stage's), and ``run.output_dir`` can be a directory.
+    (``env.kwargs`` and each curriculum stage's), ``run.output_dir`` can be a directory, and
+    ``run.resume_from``, if set, is a complete checkpoint.
     Raises `ConfigError` naming the key and what is allowed.
     """
     from creditgym.envs.registry import check_make_kwargs, list_envs
@@ -499,6 +522,15 @@ def check_runnable(config: Config) -> None:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"config key '{key}': {error}") from None
     _check_output_dir(Path(config.run.output_dir))
+    if config.run.resume_from:
+        from creditgym.train.checkpoint import CheckpointError, find_resume_checkpoint
+
+        try:
+            find_resume_checkpoint(
+                Path(config.run.output_dir) / "checkpoints", resume_from=config.run.resume_from
+            )
+        except CheckpointError as error:
+            raise ConfigError(str(error)) from None
 
 
 def _check_output_dir(out: Path) -> None:

@@ -116,11 +116,13 @@ def test_resume_from_a_broken_path_is_one_cli_line_naming_the_file_exit_2(run, c
     ]
     config_file = run.parent / "run.yaml"
     config_file.write_text("env:\n  id: creditgym/HouseholdEasy-v0\n")
+    metrics = (run / "metrics.jsonl").read_text()
     assert main(["train", str(config_file), *overrides]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1, err
     assert "model.safetensors" in err[0] and "run.resume_from" in err[0]
     assert str(run / "checkpoints" / "iter_000001") in err[0]  # the complete one to choose
+    assert (run / "metrics.jsonl").read_text() == metrics  # stopped before anything ran
 
 
 def test_resume_skips_a_broken_checkpoint_and_repairs_a_torn_metrics_line(run):

@@ -166,6 +166,17 @@ def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     assert taken.read_text() == "not a directory"
 
 
+def test_resume_from_a_path_that_is_not_a_checkpoint_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    missing = tmp_path / "nowhere" / "iter_000010"
+    code, err = _train_cli(
+        capsys, QUICKSTART, f"run.output_dir={out}", f"run.resume_from={missing}"
+    )
+    assert code == 2 and len(err) == 1, err
+    assert f"run.resume_from={missing}" in err[0] and "not a checkpoint directory" in err[0]
+    assert not out.exists()
+
+
 def test_the_cli_as_a_user_runs_it_exits_2_with_one_line_on_stderr(tmp_path):
     import subprocess
     import sys
