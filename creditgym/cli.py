@@ -1,5 +1,5 @@
 """The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`,
-`credit-report`.
+`credit-report`, `view`.
 
 creditgym envs
 creditgym play creditgym/HouseholdEasy-v0 --seed 3
@@ -9,6 +9,7 @@ creditgym train --help-config
 creditgym config show configs/quickstart.yaml train.iterations=20
 creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
 creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
+creditgym view runs/quickstart
 creditgym credit-report --env creditgym/HouseholdEasy-v0 --agent random --methods grpo,gigpo --mc 8
 """
 
