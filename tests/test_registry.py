@@ -53,7 +53,8 @@ EXTERNAL_ENV = textwrap.dedent(
             self.position = max(0, self.position + (1 if action == "go east" else -1))
             won = self.position == self.length
             events = ["reached the door"] if won else []
-            return f"You are at square {self.position}.", float(won), won, False, self._info(events=events)
+            obs = f"You are at square {self.position}."
+            return obs, float(won), won, False, self._info(events=events)
 
         def expert_action(self):
             return "go east"
@@ -61,7 +62,9 @@ EXTERNAL_ENV = textwrap.dedent(
 
     def register_envs():
         import creditgym
-        creditgym.register("thirdparty/Corridor-v0", "corridor_pkg:CorridorEnv", description="walk to the door")
+        creditgym.register(
+            "thirdparty/Corridor-v0", "corridor_pkg:CorridorEnv", description="walk to the door"
+        )
     '''
 )
 
@@ -217,3 +220,25 @@ def test_make_kwargs_are_checked_against_the_constructor_without_building_the_en
         registry.check_make_kwargs("creditgym/HouseholdEasy-v0", {"max_step": 5})
     with pytest.raises(TypeError, match="'bogus_kw'"):
         registry.check_make_kwargs("creditgym/CoopHousehold-v0", {"bogus_kw": 1})
+
+
+def test_an_entry_point_naming_a_multi_agent_class_registers_it_without_building_it(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("pettingzoo")
+    dist_info = tmp_path / "team_pkg-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: team-pkg\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[creditgym.envs]\nthirdparty/Team-v0 = creditgym.envs.coop.env:CoopHouseholdEnv\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    try:
+        assert "thirdparty/Team-v0" in creditgym.list_envs()
+        assert registry.is_multi_agent("thirdparty/Team-v0")
+        assert creditgym.make("thirdparty/Team-v0").possible_agents == ["agent_0", "agent_1"]
+        with pytest.raises(gym.error.Error, match="creditgym.make"):
+            gym.make("thirdparty/Team-v0")
+    finally:
+        registry.unregister("thirdparty/Team-v0")
