@@ -278,7 +278,8 @@ def _spec(env_id: str) -> EnvEntry:
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     raise gym.error.UnregisteredEnv(
-        f"unknown env id {env_id!r}; {hint}Registered creditgym envs: {', '.join(known) or 'none'}. "
+        f"unknown env id {env_id!r}; {hint}"
+        f"Registered creditgym envs: {', '.join(known) or 'none'}. "
         "Run `creditgym envs` to list them, or register yours with `creditgym.register`."
     )
 

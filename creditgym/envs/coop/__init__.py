@@ -12,13 +12,15 @@ _ENTRY_POINT = "creditgym.envs.coop.env:CoopHouseholdEnv"
 register(
     "creditgym/CoopHousehold-v0",
     _ENTRY_POINT,
-    description="multi-agent (PettingZoo): 2 agents put 2 objects on one receptacle, team reward [multiagent]",
+    description="multi-agent (PettingZoo): 2 agents put 2 objects on one receptacle, team reward "
+    "[multiagent]",
     multi_agent=True,
 )
 register(
     "creditgym/CoopHousehold3-v0",
     _ENTRY_POINT,
-    description="multi-agent (PettingZoo): 3 agents, 3 objects, 7 receptacles, 30 steps [multiagent]",
+    description="multi-agent (PettingZoo): 3 agents, 3 objects, 7 receptacles, 30 steps "
+    "[multiagent]",
     multi_agent=True,
     agents=3,
     receptacles=7,
@@ -27,6 +29,7 @@ register(
 register(
     "creditgym/MPESpread-v0",
     "creditgym.envs.coop.spread:TextSpreadEnv",
-    description="multi-agent (PettingZoo): MPE cooperative navigation as text, 3 agents, episodic team reward [multiagent]",
+    description="multi-agent (PettingZoo): MPE cooperative navigation as text, 3 agents, "
+    "episodic team reward [multiagent]",
     multi_agent=True,
 )

@@ -7,10 +7,11 @@ comes when the last object is placed. Actions of one step apply in agent order, 
 agents reach for the same object the first one gets it and the other gets "Nothing happens.".
 
 Per-agent ``info`` has the single-agent keys (`creditgym.envs.info`): ``task``,
-``admissible_actions``, ``anchor`` (the agent's place and load, with every object's place), ``won``, ``valid``,
-``symbolic_state`` and ``events``. `expert_actions()` gives every agent's next move of a
-plan that sends agent i for the i-th object. Oracles for measuring credit: `steps_to_go()`
-(the team's remaining steps under that plan) and `clone_state()`/`restore_state()`.
+``admissible_actions``, ``anchor`` (the agent's place and load, with every object's place),
+``won``, ``valid``, ``symbolic_state`` and ``events``. `expert_actions()` gives every agent's
+next move of a plan that sends agent i for the i-th object. Oracles for measuring credit:
+`steps_to_go()` (the team's remaining steps under that plan) and
+`clone_state()`/`restore_state()`.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class CoopHouseholdEnv(ParallelEnv):
             raise ValueError(f"agents={agents}; the cooperative household has 2 or 3 agents")
         if receptacles < agents + 1:
             raise ValueError(
-                f"receptacles={receptacles} is too few for {agents} agents; use at least {agents + 1}"
+                f"receptacles={receptacles} is too few for {agents} agents; "
+                f"use at least {agents + 1}"
             )
         self.possible_agents = [f"agent_{i}" for i in range(agents)]
         self.agents: list[str] = []
@@ -153,8 +155,14 @@ class CoopHouseholdEnv(ParallelEnv):
         self.held: dict[str, str | None] = dict.fromkeys(self.agents)
         self.steps = 0
         plural = kind + ("es" if kind.endswith("o") else "s")
-        self.task = f"your team of {len(self.agents)} must put all {len(self.targets)} {plural} in {self.target}."
-        intro = f"You are in the middle of a room. Looking around you, you see {', '.join(self.places)}."
+        self.task = (
+            f"your team of {len(self.agents)} must put all {len(self.targets)} {plural} "
+            f"in {self.target}."
+        )
+        intro = (
+            "You are in the middle of a room. Looking around you, you see "
+            f"{', '.join(self.places)}."
+        )
         self._messages = dict.fromkeys(self.agents, intro)
         self._last_infos = {a: self._info(a, valid=True, events=[]) for a in self.agents}
         self._plan_lengths: dict[tuple, int] = {}  # the team's state -> the expert's steps

@@ -89,8 +89,8 @@ class TextSpreadEnv(ParallelEnv):
         self.agents: list[str] = []
         self.episodic = episodic
         self.task = (
-            f"cooperative navigation: your team of {agents} must cover all {agents} landmarks, one agent "
-            "on each, without bumping into each other."
+            f"cooperative navigation: your team of {agents} must cover all {agents} landmarks, "
+            "one agent on each, without bumping into each other."
         )
 
     @functools.cache  # noqa: B019  (PettingZoo's convention)
@@ -129,7 +129,9 @@ class TextSpreadEnv(ParallelEnv):
 
     def _text(self, agent: str, state: dict[str, float]) -> str:
         def where(dx: float, dy: float) -> str:
-            return f"{abs(dx):.2f} {'east' if dx >= 0 else 'west'}, {abs(dy):.2f} {'north' if dy >= 0 else 'south'}"
+            east_west = "east" if dx >= 0 else "west"
+            north_south = "north" if dy >= 0 else "south"
+            return f"{abs(dx):.2f} {east_west}, {abs(dy):.2f} {north_south}"
 
         n = len(self._world().landmarks)
         landmarks = "; ".join(
@@ -142,7 +144,8 @@ class TextSpreadEnv(ParallelEnv):
             for j, name in enumerate(mates)
         )
         return (
-            f"You are at ({state['x']:.2f}, {state['y']:.2f}), moving ({state['vx']:.2f}, {state['vy']:.2f}). "
+            f"You are at ({state['x']:.2f}, {state['y']:.2f}), "
+            f"moving ({state['vx']:.2f}, {state['vy']:.2f}). "
             f"Landmarks relative to you: {landmarks}. Teammates: {teammates}. "
             f"Landmarks covered: {int(state['covered'])} of {n}."
         )
