@@ -194,3 +194,45 @@ def test_eval_save_episodes_then_view_export(tmp_path):
     assert 'id="creditgym-data"' in page
     # nothing to fetch: the only URL is the SVG namespace, a name and never a request
     assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"]
+
+
+# ---- what credit modules leave on the turn for the log -------------------------------------------
+
+
+def test_calm_leaves_its_verdicts_on_each_turn():
+    from creditgym.credit import CreditContext, OracleJudge, calm_rewards
+    from creditgym.trajectory import Episode, Turn
+
+    turns = [
+        Turn(observation="o", action="a", info={"task": "t"}, next_info={"events": events})
+        for events in (["found egg"], ["found egg", "took egg"], [])
+    ]
+    calm_rewards([Episode(turns=turns)], CreditContext(judge=OracleJudge()))
+    assert [t.credit_details["calm"]["new"] for t in turns] == [["found egg"], ["took egg"], []]
+    assert turns[1].credit_details["calm"]["achieved"] == ["found egg", "took egg"]
+
+
+def test_igpo_leaves_each_gain_and_the_answer_scores_around_it():
+    from creditgym.credit import CreditContext, information_gain
+    from creditgym.trajectory import Episode, Turn
+
+    class Scorer:
+        def logprobs(self, prompts, continuations, *, add_eos=True):
+            return [np.full(2, {"p0": np.log(0.1), "p1": np.log(0.4)}[p[:2]]) for p in prompts]
+
+    turns = [Turn(observation="", action="x", prompt=p, info={"answer": "y"}) for p in ("p0", "p1")]
+    rewards = information_gain([Episode(turns=turns)], CreditContext(scorer=Scorer()))
+    gain = turns[0].credit_details["info_gain"]
+    assert gain["gain"] == pytest.approx(rewards[0][0]) == pytest.approx(0.3)
+    assert (gain["score_before"], gain["score_after"]) == (pytest.approx(0.1), pytest.approx(0.4))
+
+
+def test_lare_leaves_the_factors_and_the_decoded_reward():
+    from creditgym.credit import CreditContext, LatentReward, lare_rewards
+
+    factors = LatentReward.trusted(lambda state, action: [len(action), 1.0])
+    episodes = _batch()
+    rewards = lare_rewards(episodes, CreditContext(extras={"lare": LatentReward(factors)}))
+    turn = episodes[0].turns[2]
+    assert turn.credit_details["lare"]["factors"] == [len(turn.action), 1.0]
+    assert turn.credit_details["lare"]["decoded_reward"] == pytest.approx(rewards[0][2])
