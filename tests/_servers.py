@@ -199,3 +199,80 @@ def _wait_ready(
     raise RuntimeError(
         f"the server at {base_url} was not ready after {timeout}s:\n{_tail(stderr_path)}"
     )
+
+
+@contextmanager
+def raw_server(
+    serve_connection: Callable[[socket.socket, threading.Event], None],
+) -> Iterator[str]:
+    """A TCP server on a thread that hands each accepted connection to
+    ``serve_connection(conn, stopped)``, for answers no HTTP library would send (trickled
+    headers, endless bodies, bombs). `stopped` is set on exit: long-running handlers must
+    poll it. Yields the base URL; every handler thread is joined (bounded) on exit."""
+    stopped = threading.Event()
+    handlers: list[threading.Thread] = []
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                serve_connection(conn, stopped)
+            except OSError:  # the client hung up: that is what these servers provoke
+                pass
+
+    def accept_loop() -> None:
+        while not stopped.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5.0)
+            thread = threading.Thread(target=handle, args=(conn,), daemon=True)
+            handlers.append(thread)
+            thread.start()
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://{LOOPBACK}:{listener.getsockname()[1]}/v1"
+    finally:
+        stopped.set()
+        acceptor.join(timeout=5)
+        listener.close()
+        for thread in handlers:
+            thread.join(timeout=5)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request's head and body (by Content-Length) from `conn`."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (VmRSS from /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status (these tests need Linux)")

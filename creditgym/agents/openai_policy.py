@@ -5,14 +5,22 @@ Each prompt is one request (``/chat/completions`` with the prompt as the user me
 ``/completions`` with ``chat=False``); a batch is sent concurrently from a thread pool, at most
 `concurrency` requests at once, and the answers come back in prompt order.
 
-Reliability (a training run never dies mid-way because of its model server):
+Reliability (a training run never dies mid-way because of its model server, and a hostile or
+broken server cannot hang it or fill its memory):
 
-* every attempt has a hard deadline of `timeout` seconds, for the whole answer, not per read;
-* connection errors, timeouts, 429 and 5xx are retried `max_retries` times with exponential
-  back-off and jitter (``backoff * 2**attempt * uniform(1, 1.5)``; a ``Retry-After`` header is
-  honoured up to ``_MAX_RETRY_AFTER`` seconds);
-* anything else that goes wrong (a 4xx, an answer that is not JSON or lacks the fields we
-  read) is not retried;
+* one deadline of `timeout` seconds covers the whole exchange for one prompt: connecting,
+  sending, the answer's headers and body, and every retry and wait between attempts. httpx's
+  own timeouts are per socket operation, so a server trickling one header byte per second
+  would never trip them; a watchdog shuts the connection's socket when the deadline passes;
+* connection errors, 408, 429 and 5xx are retried, at most `max_retries` times and only while
+  time is left, with exponential back-off and jitter (``backoff * 2**attempt * uniform(1,
+  1.5)``); a ``Retry-After`` header is honoured when it fits in the time left (and is at most
+  ``_MAX_RETRY_AFTER`` seconds), otherwise the request fails at once instead of waiting;
+* answers are read while streaming up to `max_response_bytes` (after gzip/deflate decoding,
+  which is done here in bounded steps, so a gzip bomb is stopped while it inflates);
+* anything else that goes wrong (a 4xx, an answer too large, not JSON, nested deeper than the
+  JSON parser's recursion limit, lacking the fields we read, or with a NaN / infinite
+  log-prob) is not retried;
 * a request that still fails gives a `Generation` with empty text and `error` saying which URL
   failed and how, so the rollout records an invalid turn; ``strict=True`` raises
   `OpenAIPolicyError` instead.
@@ -26,6 +34,7 @@ evaluation and judging, not for a token-level policy-gradient update.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import threading
@@ -39,12 +48,19 @@ import httpx
 import numpy as np
 
 from creditgym.agents.base import Generation
+from creditgym.agents.bounded_http import (
+    ExchangeDeadline,
+    ResponseTooLarge,
+    UnsupportedEncoding,
+    read_capped,
+)
 
 __all__ = ["OpenAIPolicy", "OpenAIPolicyError", "normalize_base_url"]
 
 T = TypeVar("T")
 
 _MAX_RETRY_AFTER = 30.0
+_DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
@@ -90,8 +106,10 @@ class OpenAIPolicy:
             (what vLLM and llama.cpp accept when they run without a key).
         temperature, top_p, max_tokens: sampling parameters sent with every request.
         concurrency: most requests in flight at once.
-        timeout: seconds one attempt may take, from connecting to the last byte of the answer.
-        max_retries: extra attempts after a retryable failure (see the module docstring).
+        timeout: seconds one prompt's request may take in all, from connecting to the last
+            byte of the answer, retries and the waits between them included.
+        max_retries: extra attempts after a retryable failure, while time is left (see the
+            module docstring).
         backoff: base of the exponential back-off between attempts, in seconds.
         chat: use ``/chat/completions`` (prompt as the user message); False uses
             ``/completions`` with the raw prompt text.
@@ -101,6 +119,8 @@ class OpenAIPolicy:
         logprobs: ask for per-token log-probs; turn off for servers that reject the field.
         strict: raise `OpenAIPolicyError` when a request fails instead of returning a
             `Generation` with `error` set.
+        max_response_bytes: the largest answer read (decoded); a larger one fails the request
+            as soon as it passes the cap, so memory stays bounded whatever the server sends.
 
     `admissible_actions` and `envs` are accepted by `generate` and ignored: the endpoint
     samples free-form text, so list the actions in the prompt and parse the answer.
@@ -124,6 +144,7 @@ class OpenAIPolicy:
         seed: int | None = None,
         logprobs: bool = True,
         strict: bool = False,
+        max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -133,6 +154,8 @@ class OpenAIPolicy:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if backoff < 0:
             raise ValueError(f"backoff must be >= 0 seconds, got {backoff}")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be >= 1, got {max_response_bytes}")
         if system_prompt is not None and not chat:
             raise ValueError(
                 "system_prompt needs chat=True: the completions endpoint has no system message"
@@ -150,13 +173,18 @@ class OpenAIPolicy:
         self.seed = seed
         self.request_logprobs = bool(logprobs)
         self.strict = bool(strict)
+        self.max_response_bytes = int(max_response_bytes)
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "EMPTY")
         self._client = httpx.Client(
             timeout=self.timeout,
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            limits=httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            ),
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Content-Type": "application/json",
+                "Accept-Encoding": "gzip, deflate",  # the encodings `read_capped` inflates
+            },
+            # no keep-alive: the deadline watchdog learns each exchange's socket when it
+            # connects, which a reused connection would not report
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0),
         )
         self._requests_sent = 0
         self._count_lock = threading.Lock()
@@ -167,17 +195,33 @@ class OpenAIPolicy:
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def _attempt(self, method: str, url: str, body: dict[str, Any] | None) -> Any:
-        """One request under a hard deadline; returns the decoded JSON or raises."""
-        deadline = time.monotonic() + self.timeout
+    def _attempt(self, method: str, url: str, body: dict[str, Any] | None, deadline: float) -> Any:
+        """One request that must be over by `deadline` (`time.monotonic`); returns the decoded
+        JSON or raises."""
         content = None if body is None else json.dumps(body).encode()
-        with self._client.stream(method, url, content=content) as response:
-            chunks = []
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(f"the answer took longer than timeout={self.timeout}s")
-            raw = b"".join(chunks)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise httpx.ConnectTimeout("no time left for another attempt")
+        with ExchangeDeadline(left) as watchdog:
+            try:
+                with self._client.stream(
+                    method,
+                    url,
+                    content=content,
+                    timeout=httpx.Timeout(left),
+                    extensions={"trace": watchdog.trace},
+                ) as response:
+                    raw = read_capped(response, self.max_response_bytes, deadline)
+            except httpx.TransportError as error:
+                if watchdog.expired:  # the watchdog shut the socket: call it what it was
+                    raise httpx.ReadTimeout("the deadline passed mid-exchange") from None
+                raise error
+            except ResponseTooLarge as error:
+                raise _RequestFailed(
+                    f"{error}; the cap is max_response_bytes={self.max_response_bytes}"
+                ) from None
+            except UnsupportedEncoding as error:
+                raise _RequestFailed(f"{error}; only gzip and deflate are accepted") from None
         if response.status_code != 200:
             raise _RequestFailed(
                 f"HTTP {response.status_code}: {_server_message(raw)}",
@@ -186,20 +230,28 @@ class OpenAIPolicy:
             )
         try:
             return json.loads(raw)
+        except RecursionError:
+            raise _RequestFailed(
+                "the answer is JSON nested too deeply to read (beyond the parser's recursion "
+                f"limit): {_preview(raw, 40)}"
+            ) from None
         except ValueError:
             raise _RequestFailed(f"the answer is not JSON: {_preview(raw)}") from None
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """`_attempt` with retries on connection errors, timeouts, 408, 429 and 5xx.
+        """`_attempt` with retries on connection errors, 408, 429 and 5xx, all within one
+        deadline of `timeout` seconds.
 
         Raises `_RequestFailed` with a message naming the URL, the reason and the attempts.
         """
         url = self._url(path)
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
+        deadline = time.monotonic() + self.timeout
+        attempts = 0
+        while True:
+            attempts += 1
             retry_after = None
             try:
-                return self._attempt(method, url, body)
+                return self._attempt(method, url, body, deadline)
             except httpx.TimeoutException as error:
                 reason = f"timed out after {self.timeout}s ({type(error).__name__})"
             except httpx.TransportError as error:
@@ -215,10 +267,18 @@ class OpenAIPolicy:
                     raise _RequestFailed(f"{method} {url} failed: {error}", error.status) from None
                 reason = str(error)
                 retry_after = error.retry_after
-            if attempt + 1 < attempts:
-                if retry_after is None:
-                    retry_after = self.backoff * 2**attempt * random.uniform(1.0, 1.5)
-                time.sleep(retry_after)
+            left = deadline - time.monotonic()
+            if attempts > self.max_retries or left <= 0:
+                break
+            if retry_after is not None and retry_after > left:
+                reason += (
+                    f"; the server asked to retry after {retry_after:g}s (Retry-After), more "
+                    f"than the {left:.1f}s left of timeout={self.timeout}s"
+                )
+                break
+            if retry_after is None:
+                retry_after = self.backoff * 2 ** (attempts - 1) * random.uniform(1.0, 1.5)
+            time.sleep(min(retry_after, left))
         raise _RequestFailed(f"{method} {url} failed after {attempts} attempt(s): {reason}")
 
     def _first_served_model(self) -> str:
@@ -344,6 +404,8 @@ class OpenAIPolicy:
             raise OpenAIPolicyError(str(error)) from None
         try:
             return _continuation_logprobs(answer, len(prompt))
+        except _NonFiniteLogprob as error:
+            raise OpenAIPolicyError(f"POST {url} answered unusable scores: {error}") from None
         except _MalformedAnswer as error:
             raise NotImplementedError(
                 f"POST {url} with echo=True did not return prompt log-probs ({error}); this server "
@@ -377,6 +439,16 @@ class _MalformedAnswer(Exception):
     """The server answered JSON without the fields the OpenAI API promises."""
 
 
+class _NonFiniteLogprob(_MalformedAnswer):
+    """A log-prob in the answer is NaN or infinite (JSON parsers accept both)."""
+
+
+def _finite(values: list[float]) -> list[float]:
+    if not all(math.isfinite(value) for value in values):
+        raise _NonFiniteLogprob(f"a token log-prob is not a finite number: {values[:8]}")
+    return values
+
+
 def _preview(raw: bytes, limit: int = 200) -> str:
     text = raw.decode("utf-8", errors="replace").strip()
     return repr(text[:limit] + ("..." if len(text) > limit else "")) if text else "(empty body)"
@@ -394,8 +466,9 @@ def _server_message(raw: bytes) -> str:
     """The ``error.message`` of an OpenAI-style error body, else a preview of the body."""
     try:
         error = json.loads(raw)["error"]
-        return str(error["message"] if isinstance(error, dict) else error)
-    except (ValueError, KeyError, TypeError):
+        message = error["message"] if isinstance(error, dict) else error
+        return message if isinstance(message, str) else _preview(raw)
+    except (ValueError, KeyError, TypeError, RecursionError):
         return _preview(raw)
 
 
@@ -423,12 +496,14 @@ def _read_choice(answer: Any, chat: bool) -> tuple[str, list[float]]:
     logprobs = _optional(choice, "logprobs")
     try:
         if chat:
-            return text, [
+            values = [
                 float(_field(token, "logprob")) for token in _optional(logprobs, "content") or []
             ]
-        return text, [float(value) for value in _optional(logprobs, "token_logprobs") or []]
+        else:
+            values = [float(value) for value in _optional(logprobs, "token_logprobs") or []]
     except (TypeError, ValueError):
         raise _MalformedAnswer("a token log-prob is not a number") from None
+    return text, _finite(values)
 
 
 def _continuation_logprobs(answer: Any, prompt_chars: int) -> np.ndarray:
@@ -445,6 +520,6 @@ def _continuation_logprobs(answer: Any, prompt_chars: int) -> np.ndarray:
         kept = [value for offset, value in zip(offsets, values) if offset >= prompt_chars]
         if any(value is None for value in kept):
             raise _MalformedAnswer("a continuation token has no log-prob (null)")
-        return np.asarray(kept, dtype=np.float32)
+        return np.asarray(_finite([float(value) for value in kept]), dtype=np.float32)
     except (TypeError, ValueError) as error:
         raise _MalformedAnswer(f"unreadable token_logprobs or text_offset ({error})") from None
