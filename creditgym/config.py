@@ -124,6 +124,28 @@ class PolicyConfig:
     chat_template: bool = _field(
         False, "wrap prompts in the tokenizer's chat template (instruct models)"
     )
+    context: str = _field(
+        "window",
+        "window: a fresh prompt of the task and the last history_length turns per decision; "
+        "conversation: the episode as one growing chat (KV cache kept across turns, one "
+        "sequence per episode in the update)",
+        choices=("window", "conversation"),
+    )
+    max_context_tokens: int = _field(
+        0,
+        "conversation mode: token budget of context plus response; the oldest turns are "
+        "dropped to fit (0 = no limit)",
+        min=0,
+    )
+    think: bool = _field(
+        False,
+        "think-then-act responses <think>...</think><action>...</action>; constrained decoding "
+        "then limits only the action span",
+    )
+    think_tokens: int = _field(256, "most tokens a response may think for", min=1)
+    invalid_penalty: float = _field(
+        0.0, "subtracted from a turn's reward when its response is invalid (format or action)"
+    )
     tiny: TinyModelConfig = field(
         default_factory=TinyModelConfig, metadata={"help": "tiny model shape"}
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["ActionTrie"]
+__all__ = ["ActionTrie", "ThinkActConstraint"]
 
 
 class ActionTrie:
@@ -93,3 +93,80 @@ class ActionTrie:
             and len(token_ids) > 0
             and token_ids[-1] == self.eos_token_id
         )
+
+
+class ThinkActConstraint:
+    """Decoding rules of a think-then-act response, ``<think>...</think><action>...</action>``.
+
+    The opening ``<think>`` is forced; the thinking then runs free (only the stop tokens are
+    held back) until its text contains ``</think>`` or `think_tokens` tokens are spent, when
+    ``</think>`` is forced. After it, `action` (a trie over the tagged admissible actions, each
+    ``<action>a</action>`` + EOS) constrains the rest; without one the rest is free for up to
+    `free_tokens` tokens. Every rule is a function of the tokens generated so far, so scoring a
+    response recomputes exactly the masks it was sampled under.
+    """
+
+    def __init__(
+        self,
+        *,
+        decode: Callable[[Sequence[int]], str],
+        open_ids: Sequence[int],
+        close_ids: Sequence[int],
+        close_text: str,
+        think_tokens: int,
+        stop_ids: Iterable[int],
+        action: ActionTrie | None = None,
+        free_tokens: int = 0,
+    ) -> None:
+        if think_tokens < 1:
+            raise ValueError(f"think_tokens must be >= 1, got {think_tokens}")
+        self.decode = decode
+        self.open_ids, self.close_ids = list(open_ids), list(close_ids)
+        self.close_text = close_text
+        self.think_tokens = int(think_tokens)
+        self.blocked_when_free = sorted(set(stop_ids))
+        self.action = action
+        self.size = 1 if action is None else action.size
+        tail = action.max_length if action is not None else free_tokens
+        self.max_length = len(self.open_ids) + self.think_tokens + len(self.close_ids) + tail
+
+    def _think_end(self, thought: Sequence[int]) -> int | None:
+        """Tokens of thinking up to and including the one that completes ``</think>``."""
+        if self.close_text not in self.decode(thought):
+            return None
+        low, high = 1, len(thought)  # the smallest prefix whose text holds the closing tag
+        while low < high:
+            middle = (low + high) // 2
+            if self.close_text in self.decode(thought[:middle]):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    def _phase(self, prefix_ids: Sequence[int]) -> tuple[str, list[int] | None]:
+        """("forced" or "action", the allowed tokens), ("think", None) or ("free", None)."""
+        opened = len(self.open_ids)
+        if len(prefix_ids) < opened:
+            return "forced", [self.open_ids[len(prefix_ids)]]
+        thought = list(prefix_ids[opened : opened + self.think_tokens])
+        end = self._think_end(thought)
+        if end is None:
+            if len(thought) < self.think_tokens:
+                return "think", None
+            rest = list(prefix_ids[opened + self.think_tokens :])
+            if len(rest) < len(self.close_ids):
+                return "forced", [self.close_ids[len(rest)]]
+            rest = rest[len(self.close_ids) :]
+        else:
+            rest = list(prefix_ids[opened + end :])
+        if self.action is None:
+            return "free", None
+        return "action", self.action.allowed_next_tokens(rest)
+
+    def allowed_next_tokens(self, prefix_ids: Sequence[int]) -> list[int] | None:
+        """The allowed next tokens, or None where any token may come (see `blocked_tokens`)."""
+        return self._phase(prefix_ids)[1]
+
+    def blocked_tokens(self, prefix_ids: Sequence[int]) -> list[int]:
+        """Tokens held back although the response is free: the stop tokens while thinking."""
+        return self.blocked_when_free if self._phase(prefix_ids)[0] == "think" else []

@@ -18,6 +18,16 @@ greedy decoding, scored under ``temperature=1``.
 Tokenisation is done one way everywhere: the prompt and the response are tokenised
 separately (`encode_prompt`, `encode_response`) and their ids concatenated, so an action
 tokenises the same alone, in the trie, after any prompt, and when re-scored.
+
+Conversations (`generate_chat`): each conversation keeps its token ids (`creditgym.agents.chat`)
+and the KV cache of them across turns, so a turn prefills only the tokens added since the
+last one, batched over conversations with different cache lengths (each row's cache is
+left-padded into one batch cache and taken back out when its response ends). `score_spans`
+scores several responses inside one sequence, so the update reads an episode in one pass.
+
+Think-then-act (``think=True``): responses are ``<think>...</think><action>...</action>``; the
+thinking runs free within ``think_tokens`` and, when constrained, only the action span is
+limited to the admissible actions (`ThinkActConstraint`).
 """
 
 from __future__ import annotations
@@ -34,12 +44,15 @@ import torch.nn.functional as F
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from creditgym.agents.base import Generation
-from creditgym.agents.constrained import ActionTrie
+from creditgym.agents.chat import ChatState, ChatTokens
+from creditgym.agents.constrained import ActionTrie, ThinkActConstraint
+from creditgym.agents.parsing import ACTION_CLOSE, ACTION_OPEN, THINK_CLOSE, THINK_OPEN
 
 __all__ = ["HFPolicy", "resolve_device"]
 
@@ -62,7 +75,7 @@ def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, t
 def _left_pad(
     rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, ...]:
-    """Left-pad token rows; returns input_ids, attention_mask, position_ids, each (batch, length)."""
+    """Left-pad token rows; returns input_ids, attention_mask, position_ids (batch, length)."""
     length = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -90,6 +103,10 @@ class HFPolicy:
             ``not constrained`` (constrained decoding produces the bare action).
         chat_template: wrap each prompt as a user message in the tokenizer's chat template.
         seed: seeds the sampling generator (same seed, same weights, same prompts -> same samples).
+        think: think-then-act responses (see the module docstring).
+        think_tokens: the most tokens a response may think for before ``</think>`` is forced.
+        max_context_tokens: token budget of a conversation's context plus its response in
+            `generate_chat` (0 = none): older turns are dropped to fit.
     """
 
     def __init__(
@@ -105,6 +122,9 @@ class HFPolicy:
         require_tags: bool | None = None,
         chat_template: bool = False,
         seed: int = 0,
+        think: bool = False,
+        think_tokens: int = 256,
+        max_context_tokens: int = 0,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
@@ -116,8 +136,8 @@ class HFPolicy:
             )
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise ValueError(
-                "chat_template=True but this tokenizer has no chat template; use chat_template=False "
-                "(plain text prompts) or a chat model's tokenizer"
+                "chat_template=True but this tokenizer has no chat template; use "
+                "chat_template=False (plain text prompts) or a chat model's tokenizer"
             )
         self.device, _ = resolve_device(device)
         self.model = model.to(self.device)
@@ -136,6 +156,13 @@ class HFPolicy:
         self.stop_token_ids = self._stop_token_ids()
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._response_cache: dict[str, list[int]] = {}
+        self.think = bool(think)
+        self.think_tokens = int(think_tokens)
+        self.max_context_tokens = int(max_context_tokens)
+        if self.think:
+            self.require_tags = True
+        self._chat: ChatTokens | None = None
+        self.prefilled_tokens = 0  # prompt tokens run through the model by generate(_chat)
 
     @classmethod
     def from_pretrained(
@@ -198,6 +225,18 @@ class HFPolicy:
             self._response_cache[text] = ids
         return ids + [self.eos_token_id] if add_eos else list(ids)
 
+    def encode_think_act(
+        self, action: str, thought: str = "", *, add_eos: bool = True
+    ) -> list[int]:
+        """Token ids of a think-then-act response, pieced as `ThinkActConstraint` samples them
+        (so a demonstration scores under the same masks)."""
+        ids = (
+            self.encode_response(THINK_OPEN, add_eos=False)
+            + (self.encode_response(thought, add_eos=False) if thought else [])
+            + self.encode_response(THINK_CLOSE, add_eos=False)
+        )
+        return ids + self.encode_response(f"{ACTION_OPEN}{action}{ACTION_CLOSE}", add_eos=add_eos)
+
     def decode_response(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(
             [token for token in token_ids if token not in self.stop_token_ids],
@@ -207,17 +246,39 @@ class HFPolicy:
 
     def _tries(
         self, admissible_actions: Sequence[Sequence[str] | None] | None, batch: int
-    ) -> list[ActionTrie | None]:
-        """One trie per row in constrained mode (None for rows without admissible actions)."""
-        if not self.constrained or admissible_actions is None:
-            return [None] * batch
-        if len(admissible_actions) != batch:
+    ) -> list[Any]:
+        """One decoding constraint per row: in constrained mode a trie of the row's admissible
+        actions (None for rows without them); with `think`, a `ThinkActConstraint` per row."""
+        if admissible_actions is not None and len(admissible_actions) != batch:
             raise ValueError(
-                f"got {len(admissible_actions)} admissible-action lists for {batch} prompts; give one per prompt"
+                f"got {len(admissible_actions)} admissible-action lists for {batch} prompts; "
+                "give one per prompt"
             )
+        if not self.constrained or admissible_actions is None:
+            admissible_actions = [None] * batch
+            if not self.think:
+                return [None] * batch
         encode = functools.partial(self.encode_response, add_eos=False)
+        if not self.think:
+            return [
+                None if a is None else ActionTrie.from_actions(a, encode, self.eos_token_id)
+                for a in admissible_actions
+            ]
         return [
-            None if actions is None else ActionTrie.from_actions(actions, encode, self.eos_token_id)
+            ThinkActConstraint(
+                decode=self.decode_response,
+                open_ids=encode(THINK_OPEN),
+                close_ids=encode(THINK_CLOSE),
+                close_text=THINK_CLOSE,
+                think_tokens=self.think_tokens,
+                stop_ids=self.stop_token_ids,
+                action=None
+                if actions is None
+                else ActionTrie.from_actions(
+                    [f"{ACTION_OPEN}{a}{ACTION_CLOSE}" for a in actions], encode, self.eos_token_id
+                ),
+                free_tokens=self.max_new_tokens,
+            )
             for actions in admissible_actions
         ]
 
@@ -229,21 +290,30 @@ class HFPolicy:
         if self.temperature > 0:
             logits = logits / self.temperature
         if allowed is not None:
-            # finfo.min, not -inf: masked tokens get probability exactly 0 and entropies stay finite.
+            # finfo.min, not -inf: masked tokens get probability 0 and entropies stay finite.
             logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
         return F.log_softmax(logits, dim=-1)
 
     def _allowed_mask(
-        self, tries: Sequence[ActionTrie | None], prefixes: Sequence[Sequence[int]], vocab: int
+        self, tries: Sequence[Any], prefixes: Sequence[Sequence[int]], vocab: int
     ) -> torch.Tensor | None:
-        """(rows, vocab) bool mask of the tokens each row may emit next; None if no row is constrained."""
+        """(rows, vocab) bool mask of the tokens each row may emit next; None if no row is
+        constrained. A constraint answering None leaves its row free (but for any
+        `blocked_tokens` it names)."""
         if all(trie is None for trie in tries):
             return None
         allowed = torch.ones((len(tries), vocab), dtype=torch.bool)
         for row, (trie, prefix) in enumerate(zip(tries, prefixes)):
-            if trie is not None:
-                allowed[row] = False
-                allowed[row, trie.allowed_next_tokens(prefix)] = True
+            if trie is None:
+                continue
+            tokens = trie.allowed_next_tokens(prefix)
+            if tokens is None:
+                blocked = getattr(trie, "blocked_tokens", None)
+                if blocked is not None:
+                    allowed[row, blocked(prefix)] = False
+                continue
+            allowed[row] = False
+            allowed[row, tokens] = True
         return allowed.to(self.device)
 
     def _sample(self, logprobs: torch.Tensor) -> torch.Tensor:
@@ -307,17 +377,77 @@ class HFPolicy:
             )
         tries = self._tries(admissible_actions, len(prompts))
         prompt_ids = [self.encode_prompt(prompt) for prompt in prompts]
-        generations = [Generation(text="", prompt_ids=ids) for ids in prompt_ids]
-        active = [i for i, trie in enumerate(tries) if trie is None or trie.size > 0]
-        for i in set(range(len(prompts))) - set(active):
-            generations[i].error = "no admissible actions to choose from"
-        if teacher_force is not None and len(teacher_force) != len(prompts):
+        return self._generate_from_ids(prompt_ids, tries, teacher_force)
+
+    @torch.no_grad()
+    def generate_chat(
+        self,
+        conversations: Sequence[Any],
+        admissible_actions: Sequence[Sequence[str] | None] | None = None,
+        envs: Sequence[Any] | None = None,
+        *,
+        teacher_force: Sequence[tuple[str, str] | None] | None = None,
+    ) -> list[Generation]:
+        """Sample the next assistant message of each `Conversation`, reusing its KV cache.
+
+        A conversation's first message is the system message; after each call the caller
+        appends the assistant message (the returned text) and the next user message. Only the
+        tokens added since the last call are prefilled. `Generation.prompt_ids` is the whole
+        context the response was sampled after (a prefix of the next turn's, unless the
+        `max_context_tokens` budget dropped old turns). Otherwise as `generate`.
+        """
+        if not conversations:
+            return []
+        if self.constrained and admissible_actions is None:
             raise ValueError(
-                f"got {len(teacher_force)} teacher_force entries for {len(prompts)} prompts; give one each"
+                "constrained decoding needs admissible_actions (one list per conversation); pass "
+                "them, or build the policy with constrained=False for free-form generation"
+            )
+        chat = self.chat_tokens()
+        tries = self._tries(admissible_actions, len(conversations))
+        states = []
+        for row, (conversation, trie) in enumerate(zip(conversations, tries)):
+            if conversation.state is None:
+                conversation.state = chat.start(conversation.messages[0])
+            state: ChatState = conversation.state
+            chat.sync(state, conversation.messages, self.eos_token_id)
+            pair = teacher_force[row] if teacher_force is not None else None
+            forced_tokens = 0 if pair is None else len(self._teacher_force_ids(*pair)[0])
+            budget = self.max_new_tokens if trie is None else trie.max_length
+            chat.fit(state, self.max_context_tokens, max(budget, forced_tokens))
+            states.append(state)
+        generations = self._generate_from_ids(
+            [state.context() for state in states], tries, teacher_force, states
+        )
+        for state, generation in zip(states, generations):
+            state.pending = list(generation.token_ids)
+        return generations
+
+    def chat_tokens(self) -> ChatTokens:
+        """How this policy turns conversations into token pieces (its chat template)."""
+        if self._chat is None:
+            self._chat = ChatTokens(self.tokenizer, self.stop_token_ids, enable_thinking=self.think)
+        return self._chat
+
+    def _generate_from_ids(
+        self,
+        prompt_ids: list[list[int]],
+        tries: list[Any],
+        teacher_force: Sequence[tuple[str, str] | None] | None,
+        chats: list[ChatState] | None = None,
+    ) -> list[Generation]:
+        generations = [Generation(text="", prompt_ids=list(ids)) for ids in prompt_ids]
+        active = [i for i, trie in enumerate(tries) if trie is None or trie.size > 0]
+        for i in set(range(len(prompt_ids))) - set(active):
+            generations[i].error = "no admissible actions to choose from"
+        if teacher_force is not None and len(teacher_force) != len(prompt_ids):
+            raise ValueError(
+                f"got {len(teacher_force)} teacher_force entries for {len(prompt_ids)} prompts; "
+                "give one each"
             )
         forced = [
             None if pair is None else self._teacher_force_ids(*pair)
-            for pair in (teacher_force if teacher_force is not None else [None] * len(prompts))
+            for pair in (teacher_force if teacher_force is not None else [None] * len(prompt_ids))
         ]
         if active:
             self._sample_responses(
@@ -325,18 +455,19 @@ class HFPolicy:
                 [tries[i] for i in active],
                 [generations[i] for i in active],
                 [forced[i] for i in active],
+                None if chats is None else [chats[i] for i in active],
             )
         for generation, trie in zip(generations, tries):
             # A constrained sample is an admissible action: return the env's own spelling even
             # if the tokenizer's decode would normalise it.
-            named = trie.action_for(generation.token_ids) if trie is not None else None
+            named = trie.action_for(generation.token_ids) if isinstance(trie, ActionTrie) else None
             generation.text = (
                 named if named is not None else self.decode_response(generation.token_ids)
             )
         return generations
 
     def _teacher_force_ids(self, context: str, target: str) -> tuple[list[int], int]:
-        """Token ids of ``context + target`` as `logprobs` tokenises them, and the target's length."""
+        """Ids of ``context + target`` as `logprobs` tokenises them, and the target's length."""
         context_ids = self.encode_response(context, add_eos=False) if context else []
         target_ids = self.encode_response(target, add_eos=False)
         return context_ids + target_ids, len(target_ids)
@@ -344,14 +475,22 @@ class HFPolicy:
     def _sample_responses(
         self,
         prompt_ids: list[list[int]],
-        tries: list[ActionTrie | None],
+        tries: list[Any],
         out: list[Generation],
         forced: list[tuple[list[int], int] | None],
+        chats: list[ChatState] | None = None,
     ) -> None:
-        """The decoding loop: prefill the left-padded prompts, then one token per step with the KV cache."""
-        input_ids, attention_mask, position_ids = _left_pad(
-            prompt_ids, self.pad_token_id, self.device
-        )
+        """The decoding loop: prefill the left-padded prompts, then one token per step with the
+        KV cache. With `chats`, each row prefills only what its conversation's cache lacks, and
+        its cache is taken back into its `ChatState` when its response ends."""
+        past_in = None
+        if chats is None:
+            input_ids, attention_mask, position_ids = _left_pad(
+                prompt_ids, self.pad_token_id, self.device
+            )
+        else:
+            input_ids, attention_mask, position_ids, past_in = self._chat_inputs(prompt_ids, chats)
+        self.prefilled_tokens += int(attention_mask[:, -input_ids.shape[1] :].sum())
         budgets = [self.max_new_tokens if trie is None else trie.max_length for trie in tries]
         running = list(range(len(prompt_ids)))  # rows of `out` still generating, in batch order
         outputs = self._forward(
@@ -360,6 +499,7 @@ class HFPolicy:
             position_ids=position_ids,
             use_cache=True,
             logits_to_keep=1,
+            **({} if past_in is None else {"past_key_values": past_in}),
         )
         past, logits = _kv_cache(outputs), outputs.logits[:, -1]
         next_position = position_ids[:, -1:] + 1
@@ -380,6 +520,9 @@ class HFPolicy:
                 out[row].logprobs.append(logprob)
                 if token not in self.stop_token_ids and len(out[row].token_ids) < budgets[row]:
                     keep.append(slot)
+                elif chats is not None:  # the cache holds all but the last sampled token
+                    chats[row].cache = _row_cache(past, slot, attention_mask[slot])
+                    chats[row].cached = int(attention_mask[slot].sum())
             if not keep:
                 break
             if len(keep) < len(running):  # finished rows leave the batch and its KV cache
@@ -404,6 +547,37 @@ class HFPolicy:
             past, logits = _kv_cache(outputs), outputs.logits[:, -1]
             next_position = next_position + 1
 
+    def _chat_inputs(
+        self, prompt_ids: list[list[int]], chats: list[ChatState]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        """Prefill inputs of conversations: each row's cached tokens come from its own cache,
+        left-padded into one batch cache; its new tokens follow, left-padded too (padding is
+        masked out, positions count each row's real tokens)."""
+        cached = [state.cached if state.cache is not None else 0 for state in chats]
+        new = [ids[c:] for ids, c in zip(prompt_ids, cached)]
+        input_ids, new_mask, _ = _left_pad(new, self.pad_token_id, self.device)
+        width = input_ids.shape[1]
+        position_ids = torch.zeros_like(input_ids)
+        for row, (c, ids) in enumerate(zip(cached, new)):
+            position_ids[row, width - len(ids) :] = torch.arange(c, c + len(ids))
+        longest = max(cached)
+        if longest == 0:
+            return input_ids, new_mask, position_ids, None
+        past_mask = new_mask.new_zeros((len(chats), longest))
+        layers = next(state.cache for state, c in zip(chats, cached) if c)
+        cache = DynamicCache()
+        for index, (keys0, values0) in enumerate(layers):
+            keys = keys0.new_zeros((len(chats), keys0.shape[1], longest, keys0.shape[3]))
+            values = values0.new_zeros((len(chats), values0.shape[1], longest, values0.shape[3]))
+            for row, (state, c) in enumerate(zip(chats, cached)):
+                if c:
+                    keys[row, :, longest - c :] = state.cache[index][0][0]
+                    values[row, :, longest - c :] = state.cache[index][1][0]
+            cache.update(keys, values, index)
+        for row, c in enumerate(cached):
+            past_mask[row, longest - c :] = 1 if c else 0
+        return input_ids, torch.cat([past_mask, new_mask], dim=-1), position_ids, cache
+
     def _score_from_cache(
         self,
         past: Any,
@@ -413,7 +587,8 @@ class HFPolicy:
         forced: list[tuple[list[int], int] | None],
         out: list[Generation],
     ) -> Any:
-        """Teacher-force each row's tokens after its prefilled prompt; returns the cache cropped back.
+        """Teacher-force each row's tokens after its prefilled prompt; returns the cache cropped
+        back.
 
         Rows are right-padded here (their prompts all end at the same position); padding is
         masked out and never read. `last_logits` (rows, vocab) predicts each row's first token.
@@ -504,6 +679,64 @@ class HFPolicy:
                 entropies.append(-(distribution.exp() * distribution).sum(-1))
         return logprobs, (entropies if with_entropy else None)
 
+    def score_spans(
+        self,
+        sequences: list[list[int]],
+        spans: list[list[tuple[int, int]]],
+        admissible_actions: list[list[list[str] | None]] | None = None,
+        *,
+        with_entropy: bool = False,
+    ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]] | None]:
+        """`score` for several responses inside one sequence: a whole conversation in one pass.
+
+        `spans[row]` lists the (start, end) token ranges of the row's responses (start >= 1);
+        `admissible_actions[row]` gives each span's actions when constrained. Returns per row
+        per span a tensor of log-probs (and entropies with `with_entropy`), each equal to
+        `score` of that span's response after the tokens before it.
+        """
+        if len(sequences) != len(spans):
+            raise ValueError(f"got {len(sequences)} sequences but {len(spans)} span lists")
+        if not sequences:
+            return [], ([] if with_entropy else None)
+        if any(start < 1 for row in spans for start, _ in row):
+            raise ValueError("a span cannot start at token 0: its first token needs context")
+        input_ids, attention_mask, position_ids = _left_pad(
+            sequences, self.pad_token_id, self.device
+        )
+        logits = self._forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        ).logits  # (rows, length, vocab)
+        width = input_ids.shape[1]
+        logprobs: list[list[torch.Tensor]] = []
+        entropies: list[list[torch.Tensor]] = []
+        for row, (ids, row_spans) in enumerate(zip(sequences, spans)):
+            pad = width - len(ids)
+            actions = None if admissible_actions is None else admissible_actions[row]
+            tries = self._tries(actions, len(row_spans))
+            logprobs.append([])
+            entropies.append([])
+            for (start, end), trie in zip(row_spans, tries):
+                response = list(ids[start:end])
+                row_logits = logits[row, pad + start - 1 : pad + end - 1]
+                allowed = (
+                    None
+                    if trie is None
+                    else self._allowed_mask(
+                        [trie] * len(response),
+                        [response[:t] for t in range(len(response))],
+                        row_logits.shape[-1],
+                    )
+                )
+                distribution = self._distribution(row_logits, allowed)
+                targets = torch.tensor(response, dtype=torch.long, device=self.device)
+                logprobs[-1].append(distribution.gather(-1, targets[:, None]).squeeze(-1))
+                if with_entropy:
+                    entropies[-1].append(-(distribution.exp() * distribution).sum(-1))
+        return logprobs, (entropies if with_entropy else None)
+
     @torch.no_grad()
     def logprobs(
         self,
@@ -545,9 +778,20 @@ class HFPolicy:
     def __repr__(self) -> str:
         name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
         return (
-            f"HFPolicy({name!r}, device={self.device}, temperature={self.temperature}, top_p={self.top_p}, "
+            f"HFPolicy({name!r}, device={self.device}, temperature={self.temperature}, "
+            f"top_p={self.top_p}, "
             f"constrained={self.constrained})"
         )
+
+
+def _row_cache(past: Any, row: int, mask: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One row of a batch KV cache, its masked-out (padding) positions left out: per layer
+    (keys, values) of shape (1, heads, real tokens, head dim)."""
+    keep = mask.nonzero().squeeze(-1)
+    return [
+        (layer.keys[row : row + 1, :, keep].clone(), layer.values[row : row + 1, :, keep].clone())
+        for layer in past.layers
+    ]
 
 
 def _kv_cache(outputs: Any) -> Any:

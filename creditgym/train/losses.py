@@ -41,7 +41,7 @@ def pad_sequences(
 def ppo_clip_loss(
     logprobs: torch.Tensor,  # (batch, tokens) log pi_theta(token), differentiable
     old_logprobs: torch.Tensor,  # (batch, tokens) behaviour policy's log-probs
-    advantages: torch.Tensor,  # (batch,) one advantage per turn, broadcast to its tokens
+    advantages: torch.Tensor,  # (batch,) per row, broadcast to its tokens; or (batch, tokens)
     mask: torch.Tensor,  # (batch, tokens) 1 for response tokens, 0 for padding
     *,
     clip_eps: float = 0.2,
@@ -60,7 +60,10 @@ def ppo_clip_loss(
     """
     mask = mask.to(logprobs.dtype)
     denominator = float(token_count) if token_count is not None else mask.sum().clamp(min=1.0)
-    token_advantages = advantages.to(logprobs.dtype)[:, None].expand_as(logprobs)
+    advantages = advantages.to(logprobs.dtype)
+    # a row is one turn (one advantage) or a whole conversation (each turn's tokens its own)
+    token_advantages = advantages if advantages.dim() == 2 else advantages[:, None]
+    token_advantages = token_advantages.expand_as(logprobs)
 
     log_ratio = logprobs - old_logprobs
     ratio = torch.exp(log_ratio)

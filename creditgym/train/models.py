@@ -31,6 +31,9 @@ def _sampling_kwargs(config: Config) -> dict[str, Any]:
         "max_new_tokens": policy.max_new_tokens,
         "constrained": policy.constrained,
         "chat_template": policy.chat_template,
+        "think": policy.think,
+        "think_tokens": policy.think_tokens,
+        "max_context_tokens": policy.max_context_tokens,
         "seed": config.run.seed,
     }
 
@@ -124,4 +127,7 @@ def frozen_copy(policy: HFPolicy) -> HFPolicy:
         max_new_tokens=policy.max_new_tokens,
         constrained=policy.constrained,
         chat_template=policy.chat_template,
+        think=policy.think,
+        think_tokens=policy.think_tokens,
+        max_context_tokens=policy.max_context_tokens,
     )

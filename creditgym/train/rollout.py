@@ -35,7 +35,15 @@ from creditgym.envs.registry import eval_splits, make
 from creditgym.train.multiagent import Seat, is_multiagent, live_agents
 from creditgym.trajectory import Episode, Turn
 
-__all__ = ["PromptFormat", "Task", "make_envs", "collect_episodes", "group_tasks", "new_turn"]
+__all__ = [
+    "PromptFormat",
+    "Task",
+    "collect_episodes",
+    "group_tasks",
+    "make_envs",
+    "new_turn",
+    "prompt_format_for",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,19 @@ def group_tasks(seeds: Sequence[int], group_size: int, split: str = "") -> list[
     return [
         Task(seed, group_id=(split, seed), split=split) for seed in seeds for _ in range(group_size)
     ]
+
+
+def prompt_format_for(policy: Any) -> PromptFormat:
+    """The `PromptFormat` of a `PolicyConfig` (``config.policy``)."""
+    return PromptFormat(
+        template=policy.template,
+        history_length=policy.history_length,
+        # constrained decoding writes the bare action, unless it is a tagged think-act response
+        require_tags=not policy.constrained or policy.think,
+        context=policy.context,
+        think=policy.think,
+        invalid_penalty=policy.invalid_penalty,
+    )
 
 
 def make_envs(

@@ -4,6 +4,12 @@ Each turn contributes its response tokens; its advantage is broadcast to them. T
 split into `mini_batches` optimizer steps per epoch and each of those into micro-batches of
 `micro_batch_turns` turns whose gradients are accumulated, with the token mean taken over the
 whole mini-batch so micro-batching never changes the gradient.
+
+In ``conversation`` context mode a turn's prompt holds the episode's earlier turns, so the
+update reads an episode as one sequence (`TrainSequence`, from `flatten_sequences`): one
+forward pass scores the responses of all its turns, each turn's tokens weighted by that turn's
+advantage and behaviour log-probs. It gives the same loss and gradient as scoring each turn
+after its own prompt, for a fraction of the tokens.
 """
 
 from __future__ import annotations
@@ -20,7 +26,15 @@ from creditgym.train.distributed import ALONE, Distributed
 from creditgym.train.losses import pad_sequences, ppo_clip_loss
 from creditgym.trajectory import Episode, Turn
 
-__all__ = ["TrainTurn", "flatten_turns", "ppo_update", "reference_logprobs"]
+__all__ = [
+    "TrainSequence",
+    "TrainTurn",
+    "flatten_sequences",
+    "flatten_turns",
+    "micro_batch_loss",
+    "ppo_update",
+    "reference_logprobs",
+]
 
 
 @dataclass
@@ -33,6 +47,56 @@ class TrainTurn:
     advantage: float
     admissible_actions: list[str] | None
     ref_logprobs: torch.Tensor | None = None
+
+
+@dataclass
+class TrainSequence:
+    """Consecutive turns of one conversation as one token sequence.
+
+    `ids` is the last turn's prompt and response; `spans[k]` is where turn k's response lies
+    in it (each turn's prompt and response are a prefix of the next turn's prompt).
+    """
+
+    ids: list[int]
+    spans: list[tuple[int, int]]
+    old_logprobs: list[list[float]]
+    advantages: list[float]
+    admissible_actions: list[list[str] | None]
+    ref_logprobs: list[torch.Tensor] | None = None
+
+    @property
+    def advantage(self) -> float:  # nonzero when any turn's is: the sequence must be scored
+        return float(any(a != 0.0 for a in self.advantages))
+
+    @property
+    def response_ids(self) -> list[int]:
+        return [token for start, end in self.spans for token in self.ids[start:end]]
+
+
+def flatten_sequences(
+    episodes: Sequence[Episode], advantages: Sequence[np.ndarray]
+) -> list[TrainSequence]:
+    """Each episode's turns with response tokens, as few sequences as their prompts allow:
+    a turn joins the previous turn's sequence when its prompt extends that turn's prompt and
+    response (a conversation whose oldest turns the context budget dropped starts anew)."""
+    sequences: list[TrainSequence] = []
+    for episode, episode_advantages in zip(episodes, advantages):
+        current: TrainSequence | None = None
+        for turn, advantage in zip(episode.turns, episode_advantages):
+            if not turn.response_ids or len(turn.logprobs) != len(turn.response_ids):
+                continue
+            prompt, response = list(turn.prompt_ids), list(turn.response_ids)
+            if current is None or prompt[: len(current.ids)] != current.ids:
+                current = TrainSequence([], [], [], [], [])
+                sequences.append(current)
+            start = len(prompt)
+            current.ids = prompt + response
+            current.spans.append((start, start + len(response)))
+            current.old_logprobs.append(list(turn.logprobs))
+            current.advantages.append(float(advantage))
+            admissible = turn.info.get(keys.ADMISSIBLE_ACTIONS)
+            current.admissible_actions.append(list(admissible) if admissible is not None else None)
+    return sequences
 
 
 def flatten_turns(episodes: Sequence[Episode], advantages: Sequence[np.ndarray]) -> list[TrainTurn]:
@@ -56,9 +120,27 @@ def _train_turn(turn: Turn, advantage: float) -> TrainTurn:
     )
 
 
+Unit = TrainTurn | TrainSequence
+
+
 def _score(
-    policy: Any, turns: Sequence[TrainTurn], with_entropy: bool
+    policy: Any, turns: Sequence[Unit], with_entropy: bool
 ) -> tuple[list[torch.Tensor], list | None]:
+    """Per unit, the log-probs (and entropies) of its response tokens, one row each."""
+    if turns and isinstance(turns[0], TrainSequence):
+        admissible = [a for t in turns for a in t.admissible_actions]
+        constrained = getattr(policy, "constrained", False) and all(
+            a is not None for a in admissible
+        )
+        logprobs, entropies = policy.score_spans(
+            [t.ids for t in turns],
+            [t.spans for t in turns],
+            [t.admissible_actions for t in turns] if constrained else None,
+            with_entropy=with_entropy,
+        )
+        return [torch.cat(row) for row in logprobs], (
+            [torch.cat(row) for row in entropies] if entropies is not None else None
+        )
     admissible = [t.admissible_actions for t in turns]
     return policy.score(
         [t.prompt_ids for t in turns],
@@ -70,20 +152,89 @@ def _score(
     )
 
 
+def _turn_count(unit: Unit) -> int:
+    return len(unit.spans) if isinstance(unit, TrainSequence) else 1
+
+
+def _micro_batches(units: Sequence[Unit], micro_batch_turns: int) -> list[list[Unit]]:
+    """Consecutive units holding up to `micro_batch_turns` turns each (at least one unit)."""
+    batches: list[list[Unit]] = []
+    turns = 0
+    for unit in units:
+        if not batches or turns + _turn_count(unit) > micro_batch_turns:
+            batches.append([])
+            turns = 0
+        batches[-1].append(unit)
+        turns += _turn_count(unit)
+    return batches
+
+
+def _old_logprobs(unit: Unit) -> list[float]:
+    if isinstance(unit, TrainSequence):
+        return [value for turn in unit.old_logprobs for value in turn]
+    return unit.old_logprobs
+
+
+def _token_advantages(unit: Unit) -> list[float]:
+    if isinstance(unit, TrainSequence):
+        return [a for a, (s, e) in zip(unit.advantages, unit.spans) for _ in range(e - s)]
+    return [unit.advantage] * len(unit.response_ids)
+
+
 @torch.no_grad()
-def reference_logprobs(reference: Any, turns: Sequence[TrainTurn], micro_batch_turns: int) -> None:
+def reference_logprobs(reference: Any, turns: Sequence[Unit], micro_batch_turns: int) -> None:
     """Fill `turn.ref_logprobs` with the frozen reference policy's log-probs."""
-    for start in range(0, len(turns), micro_batch_turns):
-        chunk = turns[start : start + micro_batch_turns]
+    for chunk in _micro_batches(turns, micro_batch_turns):
         logprobs, _ = _score(reference, chunk, with_entropy=False)
         for turn, values in zip(chunk, logprobs):
             turn.ref_logprobs = values.detach()
 
 
+def micro_batch_loss(
+    policy: Any,
+    micro: Sequence[Unit],
+    *,
+    token_count: float,
+    clip_eps: float = 0.2,
+    kl_coef: float = 0.0,
+    entropy_coef: float = 0.0,
+) -> Any:
+    """The PPO-clip loss of one micro-batch (a share of the mini-batch's token mean)."""
+    device = next(iter(policy.model.parameters())).device
+    logprobs, entropies = _score(policy, micro, with_entropy=True)
+    new_logprobs, mask = pad_sequences(logprobs)
+    old_logprobs, _ = pad_sequences(
+        [torch.tensor(_old_logprobs(t), dtype=torch.float32) for t in micro]
+    )
+    ref = None
+    if kl_coef > 0:
+        ref, _ = pad_sequences([t.ref_logprobs.float() for t in micro])
+        ref = ref.to(device)
+    entropy = pad_sequences(entropies)[0] if entropies is not None else None
+    if all(isinstance(t, TrainTurn) for t in micro):
+        advantages = torch.tensor([t.advantage for t in micro], dtype=torch.float32)
+    else:
+        advantages, _ = pad_sequences(
+            [torch.tensor(_token_advantages(t), dtype=torch.float32) for t in micro]
+        )
+    return ppo_clip_loss(
+        new_logprobs.float(),
+        old_logprobs.to(device),
+        advantages.to(device),
+        mask.float(),
+        clip_eps=clip_eps,
+        token_count=token_count,
+        ref_logprobs=ref,
+        kl_coef=kl_coef,
+        entropy=entropy.float() if entropy is not None else None,
+        entropy_coef=entropy_coef,
+    )
+
+
 def ppo_update(
     policy: Any,
     optimizer: torch.optim.Optimizer,
-    turns: list[TrainTurn],
+    turns: list[TrainTurn] | list[TrainSequence],
     *,
     ppo_epochs: int = 1,
     mini_batches: int = 1,
@@ -108,7 +259,6 @@ def ppo_update(
     """
     rng = rng or np.random.default_rng(0)
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
-    device = next(iter(parameters)).device
     statistics = ("pg_loss", "approx_kl", "clip_fraction", "ref_kl", "entropy")
     sums = dict.fromkeys((*statistics, "grad_norm"), 0.0)  # the same keys on every rank
     steps = 0
@@ -124,28 +274,13 @@ def ppo_update(
             if distributed.sum(len(batch)) == 0 or token_count == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(batch), micro_batch_turns):
-                micro = batch[start : start + micro_batch_turns]
-                logprobs, entropies = _score(policy, micro, with_entropy=True)
-                new_logprobs, mask = pad_sequences(logprobs)
-                old_logprobs, _ = pad_sequences(
-                    [torch.tensor(t.old_logprobs, dtype=torch.float32) for t in micro]
-                )
-                ref = None
-                if kl_coef > 0:
-                    ref, _ = pad_sequences([t.ref_logprobs.float() for t in micro])
-                    ref = ref.to(device)
-                entropy = pad_sequences(entropies)[0] if entropies is not None else None
-                out = ppo_clip_loss(
-                    new_logprobs.float(),
-                    old_logprobs.to(device),
-                    torch.tensor([t.advantage for t in micro], dtype=torch.float32, device=device),
-                    mask.float(),
-                    clip_eps=clip_eps,
+            for micro in _micro_batches(batch, micro_batch_turns):
+                out = micro_batch_loss(
+                    policy,
+                    micro,
                     token_count=token_count,
-                    ref_logprobs=ref,
+                    clip_eps=clip_eps,
                     kl_coef=kl_coef,
-                    entropy=entropy.float() if entropy is not None else None,
                     entropy_coef=entropy_coef,
                 )
                 out.loss.backward()

@@ -1,0 +1,139 @@
+"""Conversation context mode: KV-cache reuse across turns, one sequence per episode in the
+update, the context budget, and the rollout features that must keep working in it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from creditgym.agents.factory import load_policy
+from creditgym.agents.hf import HFPolicy
+from creditgym.agents.prompts import PromptFormat
+from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
+from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
+
+ENV = "creditgym/HouseholdEasy-v0"
+CONVERSATION = PromptFormat(context="conversation")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.set_num_threads(1)
+    return load_policy("tiny", env_ids=[ENV], constrained=True, device="cpu")
+
+
+def policy_like(tiny: HFPolicy, **kwargs) -> HFPolicy:
+    kwargs.setdefault("constrained", True)
+    return HFPolicy(tiny.model, tiny.tokenizer, device="cpu", **kwargs)
+
+
+def rollout(policy, seeds=(3, 4), group_size=2, prompt_format=CONVERSATION, **kwargs):
+    envs = make_envs(ENV, 4, split="train")
+    tasks = group_tasks(list(seeds), group_size, split="train")
+    return collect_episodes(envs, policy, tasks, env_id=ENV, prompt_format=prompt_format, **kwargs)
+
+
+def rescored(policy, turns):
+    """Each turn's log-probs from a fresh prefill of its whole prompt."""
+    logprobs, _ = policy.score(
+        [t.prompt_ids for t in turns],
+        [t.response_ids for t in turns],
+        [t.info["admissible_actions"] for t in turns],
+    )
+    return [row.detach().numpy() for row in logprobs]
+
+
+def test_each_turn_prefills_only_new_tokens_and_logprobs_equal_a_fresh_prefill(tiny):
+    policy = policy_like(tiny, seed=1)
+    episodes = rollout(policy)
+    turns = [t for ep in episodes for t in ep.turns]
+    for ep in episodes:  # the context grows: each turn's prompt + response prefixes the next
+        for turn, after in zip(ep.turns, ep.turns[1:]):
+            assert after.prompt_ids[: len(turn.prompt_ids) + len(turn.response_ids)] == (
+                turn.prompt_ids + turn.response_ids
+            )
+    prompt_tokens = sum(len(t.prompt_ids) for t in turns)
+    assert policy.prefilled_tokens < prompt_tokens / 3  # measured: about 1/8 over 15 turns
+    for recorded, fresh, turn in zip([t.logprobs for t in turns], rescored(policy, turns), turns):
+        np.testing.assert_allclose(recorded, fresh, atol=1e-5)
+        assert turn.valid and turn.action in turn.info["admissible_actions"]  # constrained
+
+
+def test_the_system_and_user_messages_hold_the_task_observation_and_admissible_actions(tiny):
+    episode = rollout(policy_like(tiny), seeds=(3,), group_size=1)[0]
+    text = tiny.tokenizer.decode(episode.turns[1].prompt_ids)
+    first = episode.turns[0]
+    assert text.startswith("<bos>task: " + first.info["task"])
+    assert "observation: " + first.observation in text
+    assert "admissible: " + " | ".join(first.info["admissible_actions"]) in text
+    assert f"action:{first.action}<eos>" in text  # the tiny model's built-in chat template
+
+
+def test_one_sequence_per_episode_gives_the_per_turn_loss_and_gradients(tiny):
+    policy = policy_like(tiny, seed=2)
+    episodes = rollout(policy, seeds=(5,), group_size=2, max_turns=6)
+    rng = np.random.default_rng(0)
+    advantages = [rng.normal(size=len(ep.turns)) for ep in episodes]
+    per_turn, sequences = (
+        flatten_turns(episodes, advantages),
+        flatten_sequences(episodes, advantages),
+    )
+    assert len(sequences) == len(episodes) and len(per_turn) == sum(len(e) for e in episodes)
+    tokens = sum(len(t.response_ids) for t in per_turn)
+    results = []
+    for units in (per_turn, sequences):
+        policy.model.zero_grad(set_to_none=True)
+        out = micro_batch_loss(policy, units, token_count=tokens, entropy_coef=0.01)
+        out.loss.backward()
+        results.append(
+            (
+                float(out.loss.detach()),
+                [p.grad.clone() for p in policy.model.parameters() if p.requires_grad],
+            )
+        )
+    (loss_turns, grads_turns), (loss_sequences, grads_sequences) = results
+    assert loss_sequences == pytest.approx(loss_turns, abs=1e-5)
+    for a, b in zip(grads_turns, grads_sequences):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    assert (
+        sum(len(s.ids) for s in sequences)
+        < sum(len(t.prompt_ids) + len(t.response_ids) for t in per_turn) / 2
+    )  # the update reads far fewer tokens
+
+
+def test_the_context_budget_drops_the_oldest_turns_and_rebuilds_the_cache(tiny):
+    policy = policy_like(tiny, seed=3, max_context_tokens=160)
+    episodes = rollout(policy, seeds=(3,), group_size=2)
+    turns = [t for ep in episodes for t in ep.turns]
+    assert all(len(t.prompt_ids) + len(t.response_ids) <= 160 for t in turns)
+    assert max(len(ep) for ep in episodes) == 15  # whole episodes ran within the budget
+    assert len(flatten_sequences(episodes, [np.ones(len(e)) for e in episodes])) > len(episodes)
+    for recorded, fresh in zip([t.logprobs for t in turns], rescored(policy, turns)):
+        np.testing.assert_allclose(recorded, fresh, atol=1e-5)
+
+
+def test_a_turn_that_cannot_fit_the_context_budget_is_a_clear_error(tiny):
+    with pytest.raises(ValueError, match="max_context_tokens=20"):
+        rollout(policy_like(tiny, max_context_tokens=20), seeds=(3,), group_size=1)
+
+
+def test_igpo_answer_scores_from_the_conversation_cache_equal_a_fresh_prefill():
+    env_id = "creditgym/SearchQAEasy-v0"
+    policy = load_policy("tiny", env_ids=[env_id], constrained=True, device="cpu")
+    envs = make_envs(env_id, 4, split="train")
+    tasks = group_tasks([3, 4], 2, split="train")
+    episodes = collect_episodes(
+        envs, policy, tasks, prompt_format=CONVERSATION, answer_prefix="answer[", max_turns=4
+    )
+    turns = [t for ep in episodes for t in ep.turns]
+    assert all(t.teacher_forced is not None for t in turns)
+    targets = [policy._teacher_force_ids(*t.teacher_forced[:2]) for t in turns]
+    fresh, _ = policy.score(
+        [t.prompt_ids + ids[: len(ids) - n] for t, (ids, n) in zip(turns, targets)],
+        [ids[len(ids) - n :] for ids, n in targets],
+    )
+    for turn, row in zip(turns, fresh):
+        np.testing.assert_allclose(turn.teacher_forced[2], row.detach().numpy(), atol=1e-5)
+    for recorded, again in zip([t.logprobs for t in turns], rescored(policy, turns)):
+        np.testing.assert_allclose(recorded, again, atol=1e-5)  # sampling read the cropped cache
