@@ -1,12 +1,16 @@
 """The trainer loop: rollout -> credit -> PPO update, with evaluation, checkpoints and resume.
 
-Read top to bottom, in the order a run executes (CleanRL style):
-  1. set-up: seeds, policy, optimizer, environments, resume from the latest checkpoint;
-  2. before training: held-out evaluation of the initial policy and of the random agent,
-     then the optional supervised warm start on expert demonstrations;
-  3. each iteration: collect grouped episodes, turn them into per-turn advantages with the
-     configured credit (shapers + estimator), PPO-update, log, evaluate, checkpoint;
-  4. the end: final evaluation, learning-curve plot, a summary.
+`train` reads as CleanRL's loop does; each phase is a function of its own, in the order a run
+executes them, sharing one `Run`:
+  1. `setup`: seeds, credit helpers, policy, optimizer, environments, resume;
+  2. evaluate: `before_training` (random agent, initial policy, optional supervised warm
+     start), then `evaluate_if_due` after iterations;
+  3. `collect`: grouped episodes from the training envs;
+  4. `assign`: per-turn advantages from the configured credit (shapers + estimator);
+  5. `update`: PPO-clip steps, weights synced to a separate rollout engine;
+  6. `log`: the iteration's metrics row;
+  7. `checkpoint_if_due`; and at the end `finish`: the plot and the summary.
+The console display is `creditgym.train.display`.
 
 Launched by `torchrun` with several processes, each rank rolls out its share of the groups and
 the update sums gradients over ranks (`creditgym.train.distributed`); rank 0 alone evaluates,
@@ -19,7 +23,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,7 @@ import torch
 
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, to_yaml
-from creditgym.credit import assign_credit, credit_metrics
+from creditgym.credit import CreditBreakdown, assign_credit, credit_metrics
 from creditgym.envs.registry import eval_splits
 from creditgym.train.checkpoint import (
     TrainerState,
@@ -40,7 +44,8 @@ from creditgym.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from creditgym.train.credit_setup import check_multiprocess, setup_credit
+from creditgym.train.credit_setup import CreditRuntime, check_multiprocess, setup_credit
+from creditgym.train.display import ProgressDisplay
 from creditgym.train.distributed import Distributed, shard
 from creditgym.train.distributed import setup as setup_distributed
 from creditgym.train.episode_log import EpisodeLog
@@ -51,13 +56,14 @@ from creditgym.train.models import (
     frozen_copy,
     training_precision,
 )
+from creditgym.train.precision import Precision
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
 from creditgym.train.update import flatten_turns, ppo_update, reference_logprobs
 from creditgym.trajectory import Episode
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["train", "TrainResult", "Run"]
 
 
 @dataclass
@@ -118,17 +124,86 @@ def _eval_row(results: list[SplitResult], state: TrainerState) -> dict[str, Any]
     return row
 
 
+@dataclass
+class Run:
+    """What the phases share: the run's objects (built once) and its progress (`state`)."""
+
+    config: Config
+    out: Path
+    distributed: Distributed
+    console: Any
+    precision: Precision
+    credit: CreditRuntime
+    policy: Any
+    rollout_policy: Any  # the policy itself, or a vLLM engine synced after each update
+    optimizer: torch.optim.Optimizer
+    task_rng: np.random.Generator
+    update_rng: np.random.Generator
+    state: TrainerState
+    writer: MetricsWriter
+    episode_log: EpisodeLog
+    prompt_format: Any
+    held_out_splits: list[str]
+    train_kwargs: dict[str, Any] = field(default_factory=dict)
+    train_envs: list[Any] = field(default_factory=list)
+    reference: Any = None  # the frozen KL reference, when train.kl_coef > 0
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.rollout.groups * self.config.rollout.group_size
+
+    @property
+    def local_batch_size(self) -> int:
+        return self.batch_size // self.distributed.world_size  # this rank's envs
+
+
 def train(config: Config, *, console: Any = None) -> TrainResult:
     """Train `config.policy` on `config.env` with the configured credit; see module docstring."""
-    from rich.console import Console
+    started = time.perf_counter()
+    run = setup(config, console)
+    random_baseline, initial = before_training(run)
+    with ProgressDisplay(
+        run.console,
+        config.train.iterations,
+        run.state.iteration,
+        run.held_out_splits,
+        enabled=config.run.progress,
+    ) as display:
+        while run.state.iteration < config.train.iterations:
+            iteration = run.state.iteration + 1
+            timings: dict[str, float] = {}
+            with _timed(timings, "rollout"):
+                episodes = collect(run, iteration)
+            with _timed(timings, "credit"):
+                assigned = assign(run, episodes)
+            run.episode_log.log(iteration, episodes, assigned)  # rank 0's episodes, whole groups
+            with _timed(timings, "update"):
+                update_stats = update(run, episodes, assigned.advantages)
+            row = log(run, iteration, episodes, assigned.advantages, update_stats, timings)
+            evaluate_if_due(run, iteration)
+            checkpoint_if_due(run, iteration)
+            display.update(iteration, row, run.state.evals)
+    return finish(run, random_baseline, initial, started)
 
-    console = console or Console()
+
+# ---- 1. set-up ---------------------------------------------------------------------------------
+
+
+def setup(config: Config, console: Any = None) -> Run:
+    """Seeds, credit helpers, policy, optimizer, metrics, environments; resume if a checkpoint
+    is there. What the credit modules need comes first: a bad credit config fails before any
+    model is built, and nothing there draws from the seeded random streams."""
+    from rich.console import Console
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-save "Writing model shards" bars drown the run's own
-    started = time.perf_counter()
     distributed = setup_distributed()
     _check_distributed(config, distributed)
+    console = console or Console()
     if not distributed.is_main:  # rank 0 speaks for the run
         console = Console(quiet=True)
     out = Path(config.run.output_dir)
@@ -137,278 +212,306 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         (out / "config.yaml").write_text(to_yaml(config))
     if config.run.threads > 0:
         torch.set_num_threads(config.run.threads)
-
-    # ---- 1. set-up ---------------------------------------------------------------------------
-    # What the credit shapers need comes first: a bad credit config fails before any model is
-    # built, and nothing here draws from the seeded random streams.
     credit = setup_credit(config, out, distributed.world_size)
     precision = training_precision(config)  # fp32 | bf16-mixed (fp32 masters, bf16 autocast) | bf16
     _seed_everything(config.run.seed)
-    checkpoint_dir = out / "checkpoints"
     resume_from = find_resume_checkpoint(  # verified; a broken newest one falls back, warned
-        checkpoint_dir, resume=config.run.resume, resume_from=config.run.resume_from
+        out / "checkpoints", resume=config.run.resume, resume_from=config.run.resume_from
     )
     with distributed.main_first():
         policy = build_policy(config, init_from=resume_from / "model" if resume_from else None)
     distributed.broadcast_parameters(policy.model)
-    rollout_policy = build_rollout_policy(config, policy)  # policy itself, or a vLLM engine
-    parameters = [p for p in policy.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        parameters, lr=config.train.lr, weight_decay=config.train.weight_decay
-    )
-    task_rng = np.random.default_rng(config.run.seed)
-    update_rng = np.random.default_rng(config.run.seed + 1)
-    state = TrainerState()
-    writer = MetricsWriter(out, tensorboard=config.run.tensorboard, enabled=distributed.is_main)
-    episode_log = EpisodeLog(  # a sample of each iteration's episodes for `creditgym view`
-        out,
-        config.run.log_episodes,
-        max_mb=config.run.log_episodes_max_mb,
-        seed=config.run.seed,
-        enabled=distributed.is_main,
+    run = Run(
+        config=config,
+        out=out,
+        distributed=distributed,
+        console=console,
+        precision=precision,
+        credit=credit,
+        policy=policy,
+        rollout_policy=build_rollout_policy(config, policy),
+        optimizer=_optimizer(config, policy),
+        task_rng=np.random.default_rng(config.run.seed),
+        update_rng=np.random.default_rng(config.run.seed + 1),
+        state=TrainerState(),
+        writer=MetricsWriter(out, tensorboard=config.run.tensorboard, enabled=distributed.is_main),
+        episode_log=EpisodeLog(  # a sample of each iteration's episodes for `creditgym view`
+            out,
+            config.run.log_episodes,
+            max_mb=config.run.log_episodes_max_mb,
+            seed=config.run.seed,
+            enabled=distributed.is_main,
+        ),
+        prompt_format=PromptFormat(
+            template=config.policy.template,
+            history_length=config.policy.history_length,
+            require_tags=not config.policy.constrained,
+        ),
+        held_out_splits=config.env.eval_splits or eval_splits(config.env.id),
     )
     if resume_from is not None:
-        state, rng = load_checkpoint(resume_from, optimizer)
-        set_rng_state(rng["global"], task_rng, getattr(policy, "generator", None))
-        update_rng.bit_generator.state = rng["update_rng"]
-        writer.truncate_after(state.iteration)
-        credit.load_state_dict(load_credit_state(resume_from))
-        console.print(f"[bold]resumed[/] from {resume_from} (iteration {state.iteration})")
+        _resume(run, resume_from)
+    run.train_kwargs = _stage_kwargs(config, run.state.iteration + 1)
+    run.train_envs = _training_envs(config, run.local_batch_size, run.train_kwargs)
+    return run
 
-    env_cfg, roll_cfg = config.env, config.rollout
-    prompt_format = PromptFormat(
-        template=config.policy.template,
-        history_length=config.policy.history_length,
-        require_tags=not config.policy.constrained,
-    )
-    held_out_splits = env_cfg.eval_splits or eval_splits(env_cfg.id)
-    batch_size = roll_cfg.groups * roll_cfg.group_size
-    local_batch_size = batch_size // distributed.world_size  # this rank's envs
-    train_kwargs = _stage_kwargs(config, state.iteration + 1)
-    train_envs = _training_envs(config, local_batch_size, train_kwargs)
 
-    def run_eval() -> list[SplitResult]:
-        if not distributed.is_main:
-            return []
-        with _evaluation_mode(rollout_policy, config.eval.temperature), precision.autocast():
-            return evaluate_on_held_out(rollout_policy, "policy", prompt_format=prompt_format)
+def _optimizer(config: Config, policy: Any) -> torch.optim.Optimizer:
+    parameters = [p for p in policy.model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(parameters, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
-    def evaluate_on_held_out(agent: Any, name: str, **options: Any) -> list[SplitResult]:
-        return evaluate(
-            agent,
-            env_cfg.id,
-            held_out_splits,
-            config.eval.episodes,
-            agent=name,
-            env_kwargs=env_cfg.kwargs,
-            batch_size=max(batch_size, 16),
-            max_turns=roll_cfg.max_turns,
-            **options,
-        )
 
-    def record_eval(results: list[SplitResult]) -> None:
-        if not distributed.is_main:  # only rank 0 evaluates
-            return
-        row = _eval_row(results, state)
-        state.evals.append(row)
-        writer.write(row, state.iteration)
+def _resume(run: Run, checkpoint: Path) -> None:
+    """Continue exactly where `checkpoint` stopped: optimizer, RNG streams, metrics, credit."""
+    run.state, rng = load_checkpoint(checkpoint, run.optimizer)
+    set_rng_state(rng["global"], run.task_rng, getattr(run.policy, "generator", None))
+    run.update_rng.bit_generator.state = rng["update_rng"]
+    run.writer.truncate_after(run.state.iteration)
+    run.credit.load_state_dict(load_credit_state(checkpoint))
+    run.console.print(f"[bold]resumed[/] from {checkpoint} (iteration {run.state.iteration})")
 
-    def checkpoint() -> Path | None:
-        if not distributed.is_main:
-            return None
-        rng = {
-            "global": rng_state(task_rng, getattr(policy, "generator", None)),
-            "update_rng": update_rng.bit_generator.state,
-        }
-        credit_state = credit.state_dict()
-        return save_checkpoint(
-            checkpoint_dir,
-            model=policy.model,
-            tokenizer=policy.tokenizer,
-            optimizer=optimizer,
-            state=state,
-            rng=rng,
-            credit_state=credit_state,
-        )
 
-    # ---- 2. before training: baselines, warm start ---------------------------------------------
+# ---- 2. evaluate -------------------------------------------------------------------------------
+
+
+def before_training(run: Run) -> tuple[list[SplitResult], list[SplitResult]]:
+    """Held-out success of the random agent and of the initial policy, the optional supervised
+    warm start, and the KL reference; returns (random baseline, initial policy's results)."""
+    config, distributed = run.config, run.distributed
     random_baseline = (
-        evaluate_on_held_out(RandomPolicy(seed=config.run.seed), "random")
+        _evaluate_on_held_out(run, RandomPolicy(seed=config.run.seed), "random")
         if distributed.is_main
         else []
     )
-    if state.iteration == 0 and not state.evals:
-        record_eval(run_eval())
+    if run.state.iteration == 0 and not run.state.evals:
+        record_eval(run, evaluate_policy(run))
         if config.train.sft_warmup.episodes > 0:
-            with precision.autocast():  # the same on every rank (same seed)
-                stats = sft_warmup(policy, config, prompt_format)
-            distributed.broadcast_parameters(policy.model)
-            _sync_weights(rollout_policy)
-            console.print(f"supervised warm start: {stats}")
-            writer.write({"iteration": 0, **stats}, 0)
-            record_eval(run_eval())
+            with run.precision.autocast():  # the same on every rank (same seed)
+                stats = sft_warmup(run.policy, config, run.prompt_format)
+            distributed.broadcast_parameters(run.policy.model)
+            _sync_weights(run.rollout_policy)
+            run.console.print(f"supervised warm start: {stats}")
+            run.writer.write({"iteration": 0, **stats}, 0)
+            record_eval(run, evaluate_policy(run))
     initial = (
-        _results_from_row(state.evals[0], held_out_splits, config.eval.episodes)
-        if state.evals
+        _results_from_row(run.state.evals[0], run.held_out_splits, config.eval.episodes)
+        if run.state.evals
         else []
     )
-    reference = (
-        _reference_policy(config, policy, out, save=distributed.is_main)
-        if config.train.kl_coef > 0
-        else None
-    )
+    if config.train.kl_coef > 0:
+        run.reference = _reference_policy(config, run.policy, run.out, save=distributed.is_main)
+    return random_baseline, initial
 
-    # ---- 3. the loop ---------------------------------------------------------------------------
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    progress = Progress(
-        TextColumn("[bold]iter {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not config.run.progress,
-    )
-    with progress:
-        bar = progress.add_task(
-            "train", total=config.train.iterations, completed=state.iteration, status=""
+def evaluate_policy(run: Run) -> list[SplitResult]:
+    """The policy on the held-out splits at the eval temperature (rank 0 only)."""
+    if not run.distributed.is_main:
+        return []
+    with (
+        _evaluation_mode(run.rollout_policy, run.config.eval.temperature),
+        run.precision.autocast(),
+    ):
+        return _evaluate_on_held_out(
+            run, run.rollout_policy, "policy", prompt_format=run.prompt_format
         )
-        while state.iteration < config.train.iterations:
-            iteration = state.iteration + 1
-            if _stage_kwargs(config, iteration) != train_kwargs:  # next curriculum stage
-                train_kwargs = _stage_kwargs(config, iteration)
-                for env in train_envs:
-                    env.close()
-                train_envs = _training_envs(config, local_batch_size, train_kwargs)
-            # rollout: `groups` tasks, each played `group_size` times from the same start state
-            t0 = time.perf_counter()
-            seeds = task_rng.integers(0, 2**31 - 1, size=roll_cfg.groups).tolist()
-            if distributed.enabled:  # whole groups per rank; a sampler stream per (iteration, rank)
-                seeds = shard(seeds, distributed)
-                policy.generator.manual_seed(
-                    _rank_seed(config.run.seed, iteration, distributed.rank)
-                )
-            tasks = group_tasks(seeds, roll_cfg.group_size, split=env_cfg.train_split)
-            with precision.autocast():
-                episodes = collect_episodes(
-                    train_envs,
-                    rollout_policy,
-                    tasks,
-                    env_id=env_cfg.id,
-                    prompt_format=prompt_format,
-                    max_turns=roll_cfg.max_turns,
-                    answer_prefix=credit.answer_prefix,
-                    record_cost_to_go=roll_cfg.record_cost_to_go,
-                )
-            t_rollout = time.perf_counter() - t0
 
-            # credit: per-turn advantages from the configured shapers and estimator
-            t0 = time.perf_counter()
-            context = credit.context(scorer=policy, iteration=state.iteration)
-            with precision.autocast():  # shapers may score with the policy
-                assigned = assign_credit(
-                    episodes,
-                    shapers=config.credit.shapers,
-                    estimator=config.credit.estimator,
-                    context=context,
-                )
-            advantages = assigned.advantages
-            t_credit = time.perf_counter() - t0
-            episode_log.log(iteration, episodes, assigned)  # rank 0's episodes, whole groups
 
-            # update: PPO-clip over every action token
-            t0 = time.perf_counter()
-            turns = flatten_turns(episodes, advantages)
-            with precision.autocast():
-                if reference is not None:
-                    reference_logprobs(reference, turns, config.train.micro_batch_turns)
-                update_stats = ppo_update(
-                    policy,
-                    optimizer,
-                    turns,
-                    ppo_epochs=config.train.ppo_epochs,
-                    mini_batches=config.train.mini_batches,
-                    micro_batch_turns=config.train.micro_batch_turns,
-                    clip_eps=config.train.clip_eps,
-                    kl_coef=config.train.kl_coef,
-                    entropy_coef=config.train.entropy_coef,
-                    max_grad_norm=config.train.max_grad_norm,
-                    skip_zero_advantage=config.train.skip_zero_advantage,
-                    rng=update_rng,
-                    distributed=distributed,
-                )
-            _sync_weights(rollout_policy)
-            t_update = time.perf_counter() - t0
-            if distributed.enabled:  # metrics of the global batch
-                advantages = distributed.gather(advantages)
-                episodes = distributed.gather(episodes)
+def _evaluate_on_held_out(run: Run, agent: Any, name: str, **options: Any) -> list[SplitResult]:
+    config = run.config
+    return evaluate(
+        agent,
+        config.env.id,
+        run.held_out_splits,
+        config.eval.episodes,
+        agent=name,
+        env_kwargs=config.env.kwargs,
+        batch_size=max(run.batch_size, 16),
+        max_turns=config.rollout.max_turns,
+        **options,
+    )
 
-            state.iteration = iteration
-            state.env_steps += sum(len(ep) for ep in episodes)
-            row = {
-                "iteration": iteration,
-                "env_steps": state.env_steps,
-                **_rollout_metrics(episodes),
-                **credit_metrics(episodes, advantages=advantages),
-                **update_stats,
-                "time/rollout": t_rollout,
-                "time/credit": t_credit,
-                "time/update": t_update,
-                **credit.metrics(),
-            }
-            state.history.append(row)
-            writer.write(row, iteration)
 
-            if (
-                config.eval.every > 0
-                and iteration % config.eval.every == 0
-                and iteration != config.train.iterations
-            ):
-                record_eval(run_eval())
-            if iteration == config.train.iterations:
-                record_eval(run_eval())
-            if iteration % config.run.save_every == 0 or iteration == config.train.iterations:
-                checkpoint()
-            held_out = state.evals[-1] if state.evals else {}
-            held_out_text = "  ".join(
-                f"{split} {held_out.get(f'eval/{split}/success', 0):.0%}"
-                for split in held_out_splits
-            )
-            progress.update(
-                bar,
-                completed=iteration,
-                status=f"train success {row['rollout/success']:.0%}  held-out: {held_out_text}",
-            )
+def record_eval(run: Run, results: list[SplitResult]) -> None:
+    if not run.distributed.is_main:  # only rank 0 evaluates
+        return
+    row = _eval_row(results, run.state)
+    run.state.evals.append(row)
+    run.writer.write(row, run.state.iteration)
 
-    # ---- 4. the end --------------------------------------------------------------------------
-    last = latest_checkpoint(checkpoint_dir) or checkpoint()
-    plot = out / "learning_curve.png"
-    if distributed.is_main:
-        plot_learning_curve(state.history, state.evals, plot, title=config.env.id)
-    writer.close()
-    distributed.barrier()  # no rank leaves before rank 0 has written the last checkpoint
-    for env in train_envs:
+
+def evaluate_if_due(run: Run, iteration: int) -> None:
+    """Every `eval.every` iterations, and after the last one."""
+    every, last = run.config.eval.every, run.config.train.iterations
+    if iteration == last or (every > 0 and iteration % every == 0):
+        record_eval(run, evaluate_policy(run))
+
+
+# ---- 3. collect --------------------------------------------------------------------------------
+
+
+def collect(run: Run, iteration: int) -> list[Episode]:
+    """`rollout.groups` tasks, each played `rollout.group_size` times from the same start state."""
+    config, distributed = run.config, run.distributed
+    if _stage_kwargs(config, iteration) != run.train_kwargs:  # next curriculum stage
+        run.train_kwargs = _stage_kwargs(config, iteration)
+        for env in run.train_envs:
+            env.close()
+        run.train_envs = _training_envs(config, run.local_batch_size, run.train_kwargs)
+    seeds = run.task_rng.integers(0, 2**31 - 1, size=config.rollout.groups).tolist()
+    if distributed.enabled:  # whole groups per rank; a sampler stream per (iteration, rank)
+        seeds = shard(seeds, distributed)
+        run.policy.generator.manual_seed(_rank_seed(config.run.seed, iteration, distributed.rank))
+    tasks = group_tasks(seeds, config.rollout.group_size, split=config.env.train_split)
+    with run.precision.autocast():
+        return collect_episodes(
+            run.train_envs,
+            run.rollout_policy,
+            tasks,
+            env_id=config.env.id,
+            prompt_format=run.prompt_format,
+            max_turns=config.rollout.max_turns,
+            answer_prefix=run.credit.answer_prefix,
+            record_cost_to_go=config.rollout.record_cost_to_go,
+        )
+
+
+# ---- 4. assign credit --------------------------------------------------------------------------
+
+
+def assign(run: Run, episodes: list[Episode]) -> CreditBreakdown:
+    """Per-turn advantages from the configured shapers and estimator."""
+    context = run.credit.context(scorer=run.policy, iteration=run.state.iteration)
+    with run.precision.autocast():  # shapers may score with the policy
+        return assign_credit(
+            episodes,
+            shapers=run.config.credit.shapers,
+            estimator=run.config.credit.estimator,
+            context=context,
+        )
+
+
+# ---- 5. update ---------------------------------------------------------------------------------
+
+
+def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> dict[str, float]:
+    """PPO-clip over every action token, then the rollout engine gets the new weights."""
+    train_cfg = run.config.train
+    turns = flatten_turns(episodes, advantages)
+    with run.precision.autocast():
+        if run.reference is not None:
+            reference_logprobs(run.reference, turns, train_cfg.micro_batch_turns)
+        stats = ppo_update(
+            run.policy,
+            run.optimizer,
+            turns,
+            ppo_epochs=train_cfg.ppo_epochs,
+            mini_batches=train_cfg.mini_batches,
+            micro_batch_turns=train_cfg.micro_batch_turns,
+            clip_eps=train_cfg.clip_eps,
+            kl_coef=train_cfg.kl_coef,
+            entropy_coef=train_cfg.entropy_coef,
+            max_grad_norm=train_cfg.max_grad_norm,
+            skip_zero_advantage=train_cfg.skip_zero_advantage,
+            rng=run.update_rng,
+            distributed=run.distributed,
+        )
+    _sync_weights(run.rollout_policy)
+    return stats
+
+
+# ---- 6. log ------------------------------------------------------------------------------------
+
+
+def log(
+    run: Run,
+    iteration: int,
+    episodes: list[Episode],
+    advantages: list[np.ndarray],
+    update_stats: dict[str, float],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """Count the iteration done and write its metrics row (of the global batch)."""
+    if run.distributed.enabled:
+        advantages = run.distributed.gather(advantages)
+        episodes = run.distributed.gather(episodes)
+    run.state.iteration = iteration
+    run.state.env_steps += sum(len(ep) for ep in episodes)
+    row = {
+        "iteration": iteration,
+        "env_steps": run.state.env_steps,
+        **_rollout_metrics(episodes),
+        **credit_metrics(episodes, advantages=advantages),
+        **update_stats,
+        **{f"time/{phase}": seconds for phase, seconds in timings.items()},
+        **run.credit.metrics(),
+    }
+    run.state.history.append(row)
+    run.writer.write(row, iteration)
+    return row
+
+
+# ---- 7. checkpoint -----------------------------------------------------------------------------
+
+
+def checkpoint_if_due(run: Run, iteration: int) -> None:
+    """Every `run.save_every` iterations, and after the last one."""
+    if iteration % run.config.run.save_every == 0 or iteration == run.config.train.iterations:
+        save(run)
+
+
+def save(run: Run) -> Path | None:
+    """A checkpoint of everything resume needs (rank 0 writes it; None on other ranks)."""
+    if not run.distributed.is_main:
+        return None
+    rng = {
+        "global": rng_state(run.task_rng, getattr(run.policy, "generator", None)),
+        "update_rng": run.update_rng.bit_generator.state,
+    }
+    return save_checkpoint(
+        run.checkpoint_dir,
+        model=run.policy.model,
+        tokenizer=run.policy.tokenizer,
+        optimizer=run.optimizer,
+        state=run.state,
+        rng=rng,
+        credit_state=run.credit.state_dict(),
+    )
+
+
+# ---- the end -----------------------------------------------------------------------------------
+
+
+def finish(
+    run: Run, random_baseline: list[SplitResult], initial: list[SplitResult], started: float
+) -> TrainResult:
+    """The learning-curve plot, the last checkpoint, closed envs and writers; the summary."""
+    last = latest_checkpoint(run.checkpoint_dir) or save(run)
+    plot = run.out / "learning_curve.png"
+    if run.distributed.is_main:
+        plot_learning_curve(run.state.history, run.state.evals, plot, title=run.config.env.id)
+    run.writer.close()
+    run.distributed.barrier()  # no rank leaves before rank 0 has written the last checkpoint
+    for env in run.train_envs:
         env.close()
+    state, splits, episodes = run.state, run.held_out_splits, run.config.eval.episodes
     return TrainResult(
-        output_dir=out,
+        output_dir=run.out,
         checkpoint=last,
         plot=plot,
         initial=initial,
-        final=_results_from_row(state.evals[-1], held_out_splits, config.eval.episodes)
-        if state.evals
-        else [],
+        final=_results_from_row(state.evals[-1], splits, episodes) if state.evals else [],
         random_baseline=random_baseline,
         iterations=state.iteration,
         env_steps=state.env_steps,
         seconds=time.perf_counter() - started,
     )
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[phase] = time.perf_counter() - start
 
 
 def _stage_kwargs(config: Config, iteration: int) -> dict[str, Any]:
@@ -452,8 +555,9 @@ def _check_distributed(config: Config, distributed: Distributed) -> None:
         return
     if config.rollout.groups % distributed.world_size:
         raise ValueError(
-            f"rollout.groups={config.rollout.groups} does not split over {distributed.world_size} processes; "
-            f"use a multiple of {distributed.world_size} so every rank rolls out whole groups"
+            f"rollout.groups={config.rollout.groups} does not split over "
+            f"{distributed.world_size} processes; use a multiple of {distributed.world_size} "
+            "so every rank rolls out whole groups"
         )
     check_multiprocess(config, distributed.world_size)
 
