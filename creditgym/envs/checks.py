@@ -45,6 +45,10 @@ _BAD_ACTIONS: list[tuple[str, Any]] = [
 ]
 
 
+# Labels of actions that must come back with valid=False: gibberish and every wrong type.
+_NEVER_VALID = frozenset({"gibberish", "None", "int", "float", "bytes", "list", "dict"})
+
+
 def bad_actions(admissible: list[str] | tuple[str, ...] = ()) -> list[tuple[str, Any]]:
     """The fuzz: `_BAD_ACTIONS` plus whitespace/case variants of the first admissible action."""
     variants = []
@@ -141,9 +145,9 @@ def check_text_env(
     for label, action in bad_actions(info.get(keys.ADMISSIBLE_ACTIONS) or ()):
         result = _step(env, action, name, label)
         _check_single_step(result, f"step({label})", name)
-        if label == "gibberish" and result[4][keys.VALID]:
+        if label in _NEVER_VALID and result[4][keys.VALID]:
             raise EnvContractError(
-                f"{name}: step('xyzzy plugh') reported valid=True; say what went wrong and set "
+                f"{name}: step({label}) reported valid=True; say what went wrong and set "
                 "valid=False"
             )
         if result[2] or result[3]:
@@ -201,7 +205,7 @@ def check_parallel_env(
     for label, actions in [("None", None), ("a string", "look"), ("a list", ["look", "look"])]:
         if not env.agents:
             env.reset(seed=seed)
-        _check_parallel_step(env, actions, name, f"{label} instead of a dict")
+        _check_parallel_step(env, actions, name, f"{label} instead of a dict", never_valid=True)
 
     if _play_team(env, seed, num_cycles) != _play_team(env, seed, num_cycles):
         raise EnvContractError(
@@ -219,15 +223,17 @@ def check_parallel_env(
                 )
 
 
-def _check_parallel_step(env: Any, actions: Any, name: str, label: str) -> None:
+def _check_parallel_step(
+    env: Any, actions: Any, name: str, label: str, never_valid: bool = False
+) -> None:
     live = list(env.agents)
     observations, rewards, terminations, truncations, infos = _step(env, actions, name, label)
     for agent in live:
         if not isinstance(observations.get(agent), str):
             raise EnvContractError(f"{name}: {agent}'s observation after {label} is not a str")
         _require_keys(infos.get(agent), f"{label} ({agent})", name)
-        if label == "gibberish" and infos[agent][keys.VALID]:
-            raise EnvContractError(f"{name}: {agent} got valid=True for 'xyzzy plugh'")
+        if (never_valid or label in _NEVER_VALID) and infos[agent][keys.VALID]:
+            raise EnvContractError(f"{name}: {agent} got valid=True for {label}")
 
 
 def _play_team(env: Any, seed: int, steps: int) -> list[tuple]:
