@@ -86,7 +86,8 @@ class EnvConfig:
     curriculum: list[CurriculumStage] = field(
         default_factory=list,
         metadata={
-            "help": "easier training stages first; after the last one, env.kwargs (evaluation always uses env.kwargs)"
+            "help": "easier training stages first; after the last one, env.kwargs "
+            "(evaluation always uses env.kwargs)"
         },
     )
 
@@ -159,7 +160,8 @@ class RolloutConfig:
     max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget", min=0)
     engine: str = _field(
         "hf",
-        "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each update)",
+        "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each "
+        "update)",
         choices=("hf", "vllm"),
     )
     vllm_gpu_memory: float = _field(
@@ -187,12 +189,14 @@ class CreditConfig:
     )
     judge: str = _field(
         "oracle",
-        "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an HF model",
+        "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an "
+        "HF model",
     )
     lare_factors: str = _field(
         "hand",
-        "factor function of the lare shaper: hand (the env's hand-written one), llm:<model> (LaRe's "
-        "LLM-written code, e.g. llm:smollm2), or a .py file defining evaluate(state, action)",
+        "factor function of the lare shaper: hand (the env's hand-written one), llm:<model> "
+        "(LaRe's LLM-written code, e.g. llm:smollm2), or a .py file defining "
+        "evaluate(state, action)",
     )
 
 
@@ -238,7 +242,8 @@ class EvalConfig:
     episodes: int = _field(64, "episodes per held-out split", min=1)
     temperature: float = _field(
         1.0,
-        "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, see README)",
+        "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, "
+        "see README)",
         min=0.0,
     )
 
@@ -306,7 +311,8 @@ def _check_keys(values: Any, schema: type, where: str, prefix: str = "") -> None
             hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
             raise ConfigError(
                 f"unknown config key '{dotted}' in {where}.{hint} "
-                f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)}."
+                f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: "
+                f"{', '.join(fields)}."
             )
         sub_schema = hints[key]
         if dataclasses.is_dataclass(sub_schema):
