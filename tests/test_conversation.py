@@ -137,3 +137,30 @@ def test_igpo_answer_scores_from_the_conversation_cache_equal_a_fresh_prefill():
         np.testing.assert_allclose(turn.teacher_forced[2], row.detach().numpy(), atol=1e-5)
     for recorded, again in zip([t.logprobs for t in turns], rescored(policy, turns)):
         np.testing.assert_allclose(recorded, again, atol=1e-5)  # sampling read the cropped cache
+
+
+def test_the_warm_start_demonstrates_in_the_policys_own_conversation_tokens(tiny):
+    from pathlib import Path
+
+    from creditgym.config import load_config
+    from creditgym.train.sft import expert_demonstrations, sft_warmup
+
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    config = load_config(
+        quickstart,
+        ["policy.context=conversation", "train.sft_warmup.episodes=3", "train.sft_warmup.lr=3e-3"],
+    )
+    policy = policy_like(tiny)
+    demos = expert_demonstrations(config, CONVERSATION, 2, seed=0, policy=policy)
+    assert all(ids for *_, ids in demos)  # tokenised as the policy's conversations
+    text = tiny.tokenizer.decode(demos[1][3])
+    assert text.startswith("<bos>task: ") and f"action:{demos[0][1]}<eos>" in text
+    student = HFPolicy(copy_model(tiny), tiny.tokenizer, device="cpu", constrained=True)
+    stats = sft_warmup(student, config, CONVERSATION)
+    assert stats["sft/loss_last"] < stats["sft/loss_first"]
+
+
+def copy_model(policy):
+    import copy
+
+    return copy.deepcopy(policy.model)
