@@ -15,10 +15,10 @@ privilege escapes, and the tests probe each one alone:
    call's own user id too), an empty directory it cannot use, stdin on /dev/null, an empty
    environment, no inherited descriptors; then a new network namespace, rlimits (address
    space, CPU, file size 0, no processes, no descriptors), as root a drop to a fresh
-   unprivileged uid/gid with no groups, a seccomp filter denying the file, socket, process,
-   signal, namespace and privilege system calls; inside Python a closure-held audit hook and
-   restricted builtins whose ``import`` gives namespaces of allow-listed functions, never a
-   module. The code sees plain JSON data only.
+   unprivileged uid/gid with no groups, no capabilities left, a seccomp filter denying the
+   file, socket, process, signal, namespace and privilege system calls; inside Python a
+   closure-held audit hook and restricted builtins whose ``import`` gives namespaces of
+   allow-listed functions, never a module. The code sees plain JSON data only.
 3. **The parent validates** (`sandbox_result`): stdout and stderr are read with a cap (more
    ends the run), the answer comes on its own pipe framed by a per-call nonce, and must match
    a strict schema: one list per input, all the same length, finite numbers only.
@@ -60,6 +60,7 @@ CHILD_LAYERS = (
     "network_namespace",
     "rlimits",
     "unprivileged_user",
+    "no_capabilities",
     "seccomp",
     "audit_hook",
     "restricted_builtins",

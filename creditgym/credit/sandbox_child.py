@@ -11,10 +11,12 @@ any untrusted line runs, the child applies the layers the request names, in this
    no core files.
 3. ``unprivileged_user`` (when started as root): all groups dropped, then gid and uid set to
    the unprivileged id the parent chose; getting root back is checked to fail.
-4. ``seccomp``: ``no_new_privs`` and a filter that makes the system calls for files,
+4. ``no_capabilities``: every capability dropped (a caller that is not root may hold some,
+   and a new user namespace gives a full set inside it).
+5. ``seccomp``: ``no_new_privs`` and a filter that makes the system calls for files,
    sockets, processes, signals, namespaces and privileges fail with EPERM (x86-64 only).
-5. ``audit_hook`` (PEP 578): any audited event but running the code itself raises.
-6. ``restricted_builtins``: the code's builtins are the allow-listed ones, and ``import``
+6. ``audit_hook`` (PEP 578): any audited event but running the code itself raises.
+7. ``restricted_builtins``: the code's builtins are the allow-listed ones, and ``import``
    gives namespaces holding the allow-listed functions only.
 
 It then writes one answer, framed by the request's nonce, on the answer pipe and exits without
@@ -34,6 +36,7 @@ ANSWER_FD = 3  # the answer pipe is moved here; 0-2 are /dev/null and two capped
 
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, LINUX_CAPABILITY_VERSION_3 = 47, 4, 0x20080522
 AUDIT_ARCH_X86_64 = 0xC000003E
 SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
 SECCOMP_RET_EPERM = 0x00050000 | 1
@@ -87,6 +90,8 @@ def main() -> None:
         applied.append("rlimits")
     if "unprivileged_user" in asked and _drop_privileges(request["uid"]):
         applied.append("unprivileged_user")
+    if "no_capabilities" in asked and _drop_capabilities(libc):
+        applied.append("no_capabilities")
     if "seccomp" in asked and _install_seccomp(libc):
         applied.append("seccomp")
     answer = _run(request, asked, applied)
@@ -141,6 +146,15 @@ def _drop_privileges(uid: int) -> bool:
     except PermissionError:
         return True
     os._exit(71)  # root came back: never run the code
+
+
+def _drop_capabilities(libc: ctypes.CDLL) -> bool:
+    """No capabilities left (effective, permitted, inheritable, ambient): what a caller that
+    is not root may still hold, or what a new user namespace gave us."""
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)  # 0: this process
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable; two words each; all 0
+    return libc.capset(header, data) == 0
 
 
 def _install_seccomp(libc: ctypes.CDLL) -> bool:
