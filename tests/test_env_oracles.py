@@ -296,3 +296,13 @@ def test_a_budget_cut_team_still_has_a_cost_to_go() -> None:
     *_, truncations, _ = env.step(env.expert_actions())
     assert all(truncations.values()) and not env.agents
     assert env.steps_to_go() == before - 1
+
+
+def test_a_fresh_env_that_was_never_reset_can_be_restored_and_stepped() -> None:
+    source = make("creditgym/HouseholdEasy-v0")
+    _, info = source.reset(seed=5)
+    snapshot = oracle.clone_state(source)
+    fresh = make("creditgym/HouseholdEasy-v0")  # Gymnasium's OrderEnforcing: no reset yet
+    assert oracle.restore_state(fresh, snapshot)[1] == info
+    action = info["admissible_actions"][0]
+    assert fresh.step(action) == source.step(action)
