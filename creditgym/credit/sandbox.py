@@ -2,8 +2,9 @@
 
 `run_sandboxed(code, inputs)` calls ``evaluate(state, action)`` from `code` on every
 ``(state, action)`` input and returns one list of floats per input, or raises `SandboxError`
-with the reason. Each layer is built to hold on its own against file, network, process and
-privilege escapes, and the tests probe each one alone:
+with the reason. The first two layers are each built to hold on their own against file,
+network, process and privilege escapes, the third against anything the child sends back; the
+tests probe each one alone:
 
 1. **Allow-list** (`sandbox_policy`): the code is parsed and may use only the Python a factor
    function needs (plain functions, assignments, ``if``, ``for``, arithmetic, literals,
