@@ -29,7 +29,6 @@ from creditgym.credit.fidelity import (
     turn_label,
 )
 from creditgym.credit.igpo import ANSWER_PREFIX
-from creditgym.envs.oracle import cost_to_go
 from creditgym.envs.registry import env_metadata
 from creditgym.train.credit_methods import CreditMethod
 from creditgym.train.monte_carlo import (
@@ -75,7 +74,13 @@ class CreditReport:
             if not episode.failed
             for turn in episode.turns
         )
-        return dict(sorted(counts.items()))
+        order = {"dead end": -1e9, "none": 1e9}
+        return dict(
+            sorted(
+                counts.items(),
+                key=lambda item: order[item[0]] if item[0] in order else int(item[0]),
+            )
+        )
 
 
 def label_name(label: float) -> str:
@@ -85,6 +90,12 @@ def label_name(label: float) -> str:
     if label == DEAD_END:
         return "dead end"
     return f"{int(label):+d}" if label else "0"
+
+
+_NO_COST_TO_GO = (
+    "{env_id} gives no cost-to-go (env.unwrapped.steps_to_go()), so its turns have no progress "
+    "labels to score credit against; credit-report needs an env with that oracle hook"
+)
 
 
 def _can_score(policy: Any) -> bool:
@@ -99,13 +110,10 @@ def _can_score(policy: Any) -> bool:
 def _check_env(env_id: str, split: str, env_kwargs: dict[str, Any], seed: int) -> None:
     env = make_envs(env_id, 1, split=split, **env_kwargs)[0]
     try:
-        env.reset(seed=seed)
-        if cost_to_go(env) is None:
-            raise ValueError(
-                f"{env_id} gives no cost-to-go (env.unwrapped.steps_to_go()), so its turns have "
-                "no progress labels to score credit against; credit-report needs an env with that "
-                "oracle hook"
-            )
+        # Some envs know their cost-to-go only part of the way (MiniHack: once the map shows a
+        # way), so the hook's presence is checked here and the labels after the rollout.
+        if not callable(getattr(getattr(env, "unwrapped", env), "steps_to_go", None)):
+            raise ValueError(_NO_COST_TO_GO.format(env_id=env_id))
     finally:
         env.close()
 
@@ -219,6 +227,8 @@ def run_credit_report(
     for env in envs:
         env.close()
     rollout_seconds = time.perf_counter() - t0
+    if all(turn.cost_to_go is None for episode in episodes for turn in episode.turns):
+        raise ValueError(_NO_COST_TO_GO.format(env_id=env_id) + " (it answered None every turn)")
 
     mc_result = None
     if mc > 0:
