@@ -284,3 +284,38 @@ def test_a_childs_error_text_is_cut_and_cleaned():
     body = b'{"ok": false, "error": "' + b"\\u001b[31m" + b"x" * 5000 + b'", "layers": []}'
     answer = parse_answer(_framed(body), NONCE, 1, KNOWN)
     assert answer.outputs is None and len(answer.error) <= 500 and "\x1b" not in answer.error
+
+
+def test_every_allow_listed_function_runs_inside_the_sandbox():
+    """None of them may need something the layers take away (a lazy import, a file, an
+    audited event): each is called once, and its number comes back."""
+    from creditgym.credit.sandbox_policy import MODULE_FUNCTIONS
+
+    special = {  # arguments where one float list does not fit
+        "atan2": "(1.0, 2.0)", "comb": "(5, 2)", "copysign": "(1.0, -2.0)", "dist": "(xs, xs)",
+        "fmod": "(5.0, 3.0)", "gcd": "(4, 6)", "hypot": "(3.0, 4.0)", "isclose": "(1.0, 1.0)",
+        "lcm": "(4, 6)", "ldexp": "(1.0, 2)", "log": "(8.0, 2.0)", "perm": "(5, 2)",
+        "pow": "(2.0, 3.0)", "remainder": "(5.0, 3.0)", "factorial": "(5)", "isqrt": "(17)",
+        "acosh": "(2.0)", "atanh": "(0.5)", "acos": "(0.5)", "asin": "(0.5)",
+        "correlation": "(xs, ys)", "covariance": "(xs, ys)", "quantiles": "(xs)",
+        "frexp": "(8.0)", "modf": "(2.5)",
+    }  # fmt: skip
+    lines = ["import math", "import statistics", "", "def evaluate(state, action):"]
+    lines += ["    xs = [1.0, 2.0, 3.0, 4.5]", "    ys = [2.0, 1.0, 4.0, 3.0]", "    out = []"]
+    for module, names in sorted(MODULE_FUNCTIONS.items()):
+        for name in sorted(names):
+            if name in ("e", "pi", "tau", "inf", "nan"):
+                lines.append(f"    out.append(float({module}.{name} > 0 or {module}.{name} < 1))")
+                continue
+            args = special.get(
+                name, "(xs)" if module == "statistics" or name in ("fsum", "prod") else "(0.5)"
+            )
+            value = f"{module}.{name}{args}"
+            lines.append(f"    v = {value}")
+            lines.append(
+                "    out.append(float(len(v)) if isinstance(v, (list, tuple)) else float(v))"
+            )
+    lines.append("    return out")
+    rows = run_sandboxed("\n".join(lines) + "\n", INPUTS)
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert len(rows[0]) == sum(len(names) for names in MODULE_FUNCTIONS.values())

@@ -24,6 +24,7 @@ running any clean-up code. Which layers took effect is part of the answer.
 """
 
 import ctypes
+import heapq  # noqa: F401  (statistics.mode imports it lazily; the audit hook would refuse it)
 import json
 import math
 import os
