@@ -105,6 +105,7 @@ def test_the_coder_prompt_promises_only_modules_the_allow_list_has():
         ("def evaluate(s, a):\n    return [undefined(s)]", "name 'undefined'"),
         ("def evaluate(s, a):\n    return ['{0}'.format(s)]", "'format'"),
         ("import math\ndef evaluate(s, a):\n    return [math.sys]", "math.sys"),
+        ("import math\ndef evaluate(s, a):\n    math.sqrt = abs\n    return [0.0]", "assigning"),
         ("def evaluate(s, a):\n    return [(lambda: 1)()]", "lambdas"),
         ("def evaluate(s, a):\n    return [sum(x for x in s)]", "generator expressions"),
         ("def evaluate(s, a):\n    while True:\n        pass", "while loops"),

@@ -16,10 +16,11 @@ its line and a hint):
   few data methods (`ALLOWED_METHODS`).
 
 Never: a name, attribute, argument, keyword or import alias that starts with ``_``; any other
-attribute; a builtin outside the list (``open``, ``getattr``, ``type``, ...) even as a
-variable's name; lambdas, generators (``yield`` or ``(x for x in y)``), decorators, classes,
-``while``, ``try``, ``with``, ``match``, ``global``, ``nonlocal``, ``raise``, ``assert``,
-``del``, the walrus, ``async``, ``*args``, ``**kwargs``, star-imports, other modules.
+attribute, or assigning to one; a builtin outside the list (``open``, ``getattr``, ``type``,
+...) even as a variable's name; lambdas, generators (``yield`` or ``(x for x in y)``),
+decorators, classes, ``while``, ``try``, ``with``, ``match``, ``global``, ``nonlocal``,
+``raise``, ``assert``, ``del``, the walrus, ``async``, ``*`` unpacking, ``*args``,
+``**kwargs``, star-imports, other modules.
 
 Annotations are accepted (the envs' own factor functions have them) and removed before the
 code runs, so they are never evaluated. The module namespaces the code sees at run time hold
@@ -200,6 +201,8 @@ def _check_node(node: ast.AST, modules: dict[str, str], bound: set[str]) -> None
     if isinstance(node, ast.Name) and node.id not in bound and node.id not in ALLOWED_BUILTINS:
         raise _reject(node, f"the name {node.id!r} (not defined, and not an allowed builtin)")
     elif isinstance(node, ast.Attribute):
+        if not isinstance(node.ctx, ast.Load):
+            raise _reject(node, f"assigning to the attribute {node.attr!r}")
         owner = node.value.id if isinstance(node.value, ast.Name) else None
         module = modules.get(owner or "")
         if module is not None and node.attr in MODULE_FUNCTIONS[module]:
