@@ -291,6 +291,27 @@ def test_the_os_layers_hold_without_the_layers_above(layers, name, arena, listen
     assert "CREDITGYM_TEST_SECRET" not in str(outcome)
 
 
+@pytest.mark.parametrize(
+    "layer, body, reason",
+    [
+        ("audit_hook", "import os\n    os.system('touch {marker}')", "os.system is not allowed"),
+        ("audit_hook", "open('{marker}', 'w').write('x')", "open is not allowed"),
+        ("audit_hook", "import os\n    os.remove('{victim}')", "os.remove is not allowed"),
+        ("audit_hook", "import sys\n    sys._getframe()", "sys._getframe is not allowed"),
+        ("restricted_builtins", "open('{marker}', 'w')", "NameError"),
+        ("restricted_builtins", "__import__('os').system('touch {marker}')", "not allowed"),
+        ("restricted_builtins", "import statistics\n    statistics.sys", "no attribute 'sys'"),
+        ("restricted_builtins", "from statistics import random", "cannot import name"),
+    ],
+)
+def test_the_python_level_layers_refuse_on_their_own(layer, body, reason, arena):
+    """Not one of the three layers: a second line inside layer 2 (the OS holds without it)."""
+    code = f"def evaluate(s, a):\n    {body}\n    return [0.0]\n"
+    outcome = attempt(code.format(marker=arena.marker, victim=arena.victim), layers=(layer,))
+    assert reason in str(outcome)
+    arena.untouched(outcome)
+
+
 def test_the_child_starts_in_an_empty_directory_with_no_inherited_descriptors_or_environment(
     arena,
 ):
