@@ -12,6 +12,7 @@ validator against a child that forges its answer. The file also re-runs itself w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -388,6 +389,52 @@ def test_nothing_the_code_starts_outlives_the_call(leave_group, arena):
     assert not arena.open_marker.exists()
     for pid in started:
         assert not _alive(pid), f"process {pid} outlived the sandbox call"
+
+
+def test_a_killed_trainer_takes_the_sandbox_process_with_it(arena):
+    """The child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG)."""
+    from creditgym.credit import sandbox_process
+
+    pid_file = arena.open / "pid"
+    code = (
+        "import os, time\ndef evaluate(s, a):\n"
+        f"    open('{pid_file}', 'w').write(str(os.getpid()))\n    time.sleep(60)\n"
+    )
+    request = {
+        "code": code, "function": "evaluate", "inputs": [[{}, ""]], "memory_mb": 256,
+        "time_limit": 60, "nonce": "n", "layers": [], "uid": None, "builtins": [],
+        "modules": {"math": [], "statistics": []},
+    }  # fmt: skip
+    # a stand-in trainer: loads the process module alone (fast) and runs the child
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", _STAND_IN_TRAINER, sandbox_process.__file__, json.dumps(request)]
+    )
+    try:
+        for _ in range(300):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+    finally:
+        trainer.kill()
+        trainer.wait()
+    for _ in range(40):
+        if not _alive(child):
+            break
+        time.sleep(0.05)
+    assert not _alive(child), "the sandbox process outlived its killed parent"
+
+
+_STAND_IN_TRAINER = """
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("sandbox_process", sys.argv[1])
+module = sys.modules["sandbox_process"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+request = json.loads(sys.argv[2])
+request["parent"] = os.getpid()
+module.run_child(json.dumps(request).encode(), wall_limit=60, answer_cap=4096, uid=None)
+"""
 
 
 def _alive(pid: int) -> bool:

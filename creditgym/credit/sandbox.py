@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -142,6 +143,7 @@ def _execute(
                 "memory_mb": memory_mb,
                 "time_limit": time_limit,
                 "nonce": nonce,
+                "parent": os.getpid(),
                 "layers": list(layers),
                 "uid": uid,
                 "builtins": sorted(ALLOWED_BUILTINS),

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import resource
+import signal
 import statistics
 import sys
 import types
@@ -38,6 +39,7 @@ ANSWER_FD = 3  # the answer pipe is moved here; 0-2 are /dev/null and two capped
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, LINUX_CAPABILITY_VERSION_3 = 47, 4, 0x20080522
+PR_SET_PDEATHSIG = 1
 AUDIT_ARCH_X86_64 = 0xC000003E
 SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
 SECCOMP_RET_EPERM = 0x00050000 | 1
@@ -93,6 +95,7 @@ def main() -> None:
         applied.append("unprivileged_user")
     if "no_capabilities" in asked and _drop_capabilities(libc):
         applied.append("no_capabilities")
+    _die_with_parent(libc, request["parent"])  # after the uid change, which would clear it
     if "seccomp" in asked and _install_seccomp(libc):
         applied.append("seccomp")
     del libc  # one handle less for code that might reach this frame
@@ -148,6 +151,13 @@ def _drop_privileges(uid: int) -> bool:
     except PermissionError:
         return True
     os._exit(71)  # root came back: never run the code
+
+
+def _die_with_parent(libc: ctypes.CDLL, parent: int) -> None:
+    """SIGKILL when the trainer dies, so not even a killed trainer leaves this process behind."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(70)
 
 
 def _drop_capabilities(libc: ctypes.CDLL) -> bool:
