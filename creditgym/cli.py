@@ -109,6 +109,14 @@ def _model_kwargs(agent: str, args: argparse.Namespace) -> dict:
     return kwargs
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from creditgym.train.export import export_run
+
+    out = export_run(args.run_dir, args.out, checkpoint=args.checkpoint)
+    print(f"exported {args.run_dir} to {out} (model card: {out / 'README.md'})")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -372,6 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every config field with its type, default, allowed values and help",
     )
     tr.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser(
+        "export",
+        help="write a trained run as a self-contained Hugging Face model directory with a card",
+    )
+    ex.add_argument("run_dir", help="the run directory (run.output_dir of creditgym train)")
+    ex.add_argument("out", help="a new directory for the model, tokenizer and README.md")
+    ex.add_argument(
+        "--checkpoint", help="a checkpoint directory to export instead of the run's latest"
+    )
+    ex.set_defaults(func=cmd_export)
 
     cf = sub.add_parser("config", help="inspect configs")
     cf_sub = cf.add_subparsers(dest="config_command", required=True)

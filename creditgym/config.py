@@ -229,6 +229,17 @@ class TrainConfig:
         "updates round away) | auto (bf16-mixed on CUDA, fp32 on CPU)",
         choices=("auto", "fp32", "bf16-mixed", "bf16"),
     )
+    lr_schedule: str = _field(
+        "constant",
+        "learning rate over the iterations after warm-up: constant, linear (to 0) or cosine (to 0)",
+        choices=("constant", "linear", "cosine"),
+    )
+    warmup_iterations: int = _field(
+        0, "iterations whose learning rate rises linearly to train.lr (0 = none)", min=0
+    )
+    gradient_checkpointing: bool = _field(
+        False, "recompute activations in the backward pass: less memory, about 30% more time"
+    )
     sft_warmup: SFTConfig = field(
         default_factory=SFTConfig, metadata={"help": "supervised warm start"}
     )
@@ -263,6 +274,11 @@ class RunConfig:
         '"" = the newest complete one in output_dir',
     )
     tensorboard: bool = _field(True, "write TensorBoard event files beside metrics.jsonl")
+    report_to: list[str] = _field(
+        [],
+        "more metric trackers: tensorboard, wandb, trackio (each an optional install; wandb "
+        "honours WANDB_MODE=offline)",
+    )
     progress: bool = _field(True, "show a progress bar")
     threads: int = _field(0, "torch CPU threads (0 = torch's default)", min=0)
     log_episodes: int = _field(
@@ -498,7 +514,24 @@ def load_config(
     config: Config = OmegaConf.to_object(cfg)
     validate(config, sources)
     _check_credit(config)
+    _check_combinations(config)
     return config
+
+
+def _check_combinations(config: Config) -> None:
+    """Settings that are each valid but do not work together."""
+    if config.rollout.engine == "vllm" and config.policy.lora.enabled:
+        raise ConfigError(
+            "rollout.engine=vllm with policy.lora.enabled=true: the vLLM engine loads full "
+            "weights and would silently sample from the base model, not the adapters; set "
+            "rollout.engine=hf, or policy.lora.enabled=false"
+        )
+    unknown = sorted(set(config.run.report_to) - {"tensorboard", "wandb", "trackio"})
+    if unknown:
+        raise ConfigError(
+            f"config key 'run.report_to' names {', '.join(unknown)}; choose from "
+            "tensorboard, wandb, trackio"
+        )
 
 
 def check_runnable(config: Config) -> None:

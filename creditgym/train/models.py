@@ -4,6 +4,8 @@ checkpoint, optionally with LoRA adapters, and the frozen reference for the KL p
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,13 @@ from creditgym.agents.hf import HFPolicy, resolve_device
 from creditgym.config import Config, LoraConfig
 from creditgym.train.precision import Precision, resolve_precision
 
-__all__ = ["build_policy", "build_rollout_policy", "frozen_copy", "training_precision"]
+__all__ = [
+    "build_policy",
+    "build_rollout_policy",
+    "frozen_copy",
+    "gradient_checkpointing",
+    "training_precision",
+]
 
 
 def training_precision(config: Config) -> Precision:
@@ -110,7 +118,43 @@ def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:
         )
     if lora.enabled:
         policy.model = _with_lora(policy.model, lora, init_from)
+    if config.train.gradient_checkpointing:
+        _enable_gradient_checkpointing(policy.model)
     return policy
+
+
+def _enable_gradient_checkpointing(model: Any) -> None:
+    """Checkpoint every decoder layer (non-reentrant, so LoRA's frozen inputs need no grads)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"train.gradient_checkpointing=true, but {type(base).__name__} does not support it; "
+            "set train.gradient_checkpointing=false"
+        )
+    enable = getattr(base, "activation_checkpointing_enable", None)
+    if enable is not None:  # transformers >= 5.x's name
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+@contextmanager
+def gradient_checkpointing(model: Any) -> Iterator[None]:
+    """Let checkpointed layers recompute their activations during an update.
+
+    transformers checkpoints a layer only in training mode, but the policy stays in eval mode
+    (no dropout in RL updates, so the update scores what the rollout sampled); so only the
+    checkpointed layers themselves are switched, not their dropout submodules.
+    """
+    layers = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    saved = [layer.training for layer in layers]
+    for layer in layers:
+        layer.training = True
+    try:
+        yield
+    finally:
+        for layer, training in zip(layers, saved):
+            layer.training = training
 
 
 def frozen_copy(policy: HFPolicy) -> HFPolicy:

@@ -1,4 +1,10 @@
-"""Run tracking: metrics to JSONL and TensorBoard, and the learning-curve plot at the end."""
+"""Run tracking: metrics to JSONL and TensorBoard (and optionally Weights & Biases or Trackio),
+and the learning-curve plot at the end.
+
+``run.report_to`` adds trackers: ``tensorboard`` (as ``run.tensorboard``), ``wandb`` (``pip
+install wandb``; ``WANDB_MODE=offline`` keeps the run on disk) and ``trackio`` (``pip install
+trackio``, local-first). Each gets every numeric metric of every row, at the row's iteration.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,31 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsWriter", "plot_learning_curve"]
+__all__ = ["MetricsWriter", "plot_learning_curve", "TRACKERS"]
+
+TRACKERS = ("tensorboard", "wandb", "trackio")
+
+
+class _ModuleTracker:
+    """wandb or trackio: both are ``init(project, name, config) / log(row, step) / finish()``."""
+
+    def __init__(self, name: str, run_name: str, config: dict[str, Any] | None) -> None:
+        import importlib
+
+        try:
+            self.module = importlib.import_module(name)
+        except ImportError:
+            raise ImportError(
+                f"run.report_to names {name}, which is not installed: pip install {name} "
+                f"(or drop {name} from run.report_to)"
+            ) from None
+        self.module.init(project="creditgym", name=run_name, config=config or {})
+
+    def log(self, scalars: dict[str, float], step: int) -> None:
+        self.module.log(scalars, step=step)
+
+    def close(self) -> None:
+        self.module.finish()
 
 
 class MetricsWriter:
@@ -16,14 +46,27 @@ class MetricsWriter:
     A writer built with ``enabled=False`` (every training process but rank 0) writes nothing.
     """
 
-    def __init__(self, output_dir: Path, tensorboard: bool = True, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        tensorboard: bool = True,
+        *,
+        enabled: bool = True,
+        report_to: list[str] | tuple[str, ...] = (),
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(output_dir) / "metrics.jsonl"
         self.enabled = enabled
         self._tb = None
+        self._trackers: list[_ModuleTracker] = []
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if tensorboard:
+        run_name = Path(output_dir).resolve().name
+        self._trackers = [
+            _ModuleTracker(name, run_name, config) for name in report_to if name != "tensorboard"
+        ]
+        if tensorboard or "tensorboard" in report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -38,11 +81,17 @@ class MetricsWriter:
             return
         with self.path.open("a") as f:
             f.write(json.dumps(row, default=float) + "\n")
+        scalars = {
+            key: float(value)
+            for key, value in row.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
         if self._tb is not None:
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._tb.add_scalar(key, value, step)
+            for key, value in scalars.items():
+                self._tb.add_scalar(key, value, step)
             self._tb.flush()
+        for tracker in self._trackers:
+            tracker.log(scalars, step)
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows past `iteration` (a resumed run rewrites what the crashed one logged).
@@ -72,6 +121,8 @@ class MetricsWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        for tracker in self._trackers:
+            tracker.close()
 
 
 def plot_learning_curve(

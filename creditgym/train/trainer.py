@@ -19,6 +19,7 @@ logs and writes checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Iterator
@@ -54,10 +55,12 @@ from creditgym.train.models import (
     build_policy,
     build_rollout_policy,
     frozen_copy,
+    gradient_checkpointing,
     training_precision,
 )
 from creditgym.train.precision import Precision
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
+from creditgym.train.schedules import lr_factor, set_learning_rate
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
 from creditgym.train.update import flatten_turns, ppo_update, reference_logprobs
@@ -234,14 +237,14 @@ def setup(config: Config, console: Any = None) -> Run:
         task_rng=np.random.default_rng(config.run.seed),
         update_rng=np.random.default_rng(config.run.seed + 1),
         state=TrainerState(),
-        writer=MetricsWriter(out, tensorboard=config.run.tensorboard, enabled=distributed.is_main),
-        episode_log=EpisodeLog(  # a sample of each iteration's episodes for `creditgym view`
+        writer=MetricsWriter(
             out,
-            config.run.log_episodes,
-            max_mb=config.run.log_episodes_max_mb,
-            seed=config.run.seed,
+            tensorboard=config.run.tensorboard,
             enabled=distributed.is_main,
+            report_to=config.run.report_to,
+            config=dataclasses.asdict(config),
         ),
+        episode_log=_episode_log(config, out, distributed),
         prompt_format=PromptFormat(
             template=config.policy.template,
             history_length=config.policy.history_length,
@@ -254,6 +257,17 @@ def setup(config: Config, console: Any = None) -> Run:
     run.train_kwargs = _stage_kwargs(config, run.state.iteration + 1)
     run.train_envs = _training_envs(config, run.local_batch_size, run.train_kwargs)
     return run
+
+
+def _episode_log(config: Config, out: Path, distributed: Distributed) -> EpisodeLog:
+    """A sample of each iteration's episodes, for `creditgym view` (written by rank 0)."""
+    return EpisodeLog(
+        out,
+        config.run.log_episodes,
+        max_mb=config.run.log_episodes_max_mb,
+        seed=config.run.seed,
+        enabled=distributed.is_main,
+    )
 
 
 def _optimizer(config: Config, policy: Any) -> torch.optim.Optimizer:
@@ -394,12 +408,19 @@ def assign(run: Run, episodes: list[Episode]) -> CreditBreakdown:
 
 
 def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> dict[str, float]:
-    """PPO-clip over every action token, then the rollout engine gets the new weights."""
+    """PPO-clip over every action token at this iteration's learning rate, then the rollout
+    engine gets the new weights."""
     train_cfg = run.config.train
+    iteration = run.state.iteration + 1
+    lr = train_cfg.lr * lr_factor(
+        train_cfg.lr_schedule, iteration, train_cfg.iterations, train_cfg.warmup_iterations
+    )
+    set_learning_rate(run.optimizer, lr)
     turns = flatten_turns(episodes, advantages)
     with run.precision.autocast():
         if run.reference is not None:
             reference_logprobs(run.reference, turns, train_cfg.micro_batch_turns)
+    with run.precision.autocast(), gradient_checkpointing(run.policy.model):
         stats = ppo_update(
             run.policy,
             run.optimizer,
@@ -416,7 +437,7 @@ def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> d
             distributed=run.distributed,
         )
     _sync_weights(run.rollout_policy)
-    return stats
+    return {**stats, "update/lr": lr}
 
 
 # ---- 6. log ------------------------------------------------------------------------------------
