@@ -320,3 +320,20 @@ def test_every_allow_listed_function_runs_inside_the_sandbox():
     rows = run_sandboxed("\n".join(lines) + "\n", INPUTS)
     assert len(rows) == 2 and rows[0] == rows[1]
     assert len(rows[0]) == sum(len(names) for names in MODULE_FUNCTIONS.values())
+
+
+def test_the_seccomp_table_has_the_kernels_system_call_numbers():
+    import re
+    from pathlib import Path
+
+    from creditgym.credit.sandbox_child import DENIED_SYSCALLS
+
+    header = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+    if not header.exists():
+        pytest.skip(f"no {header} to compare with (install linux-libc-dev)")
+    kernel = {k: int(v) for k, v in re.findall(r"#define __NR_(\w+) (\d+)", header.read_text())}
+    wrong = {
+        n: (v, kernel[n]) for n, v in DENIED_SYSCALLS.items() if n in kernel and kernel[n] != v
+    }
+    assert not wrong
+    assert len(set(DENIED_SYSCALLS) & set(kernel)) >= len(DENIED_SYSCALLS) - 2  # newer than header
