@@ -13,8 +13,7 @@ what=${1:-all}
 report() {  # name agent env methods [extra args...]
     local name=$1 agent=$2 env=$3 methods=$4
     shift 4
-    local tag=${agent//:eps=0.5/_eps05}
-    tag=${tag//\//_}
+    local tag=${TAG:-${agent//:eps=0.5/_eps05}}
     creditgym credit-report --env "$env" --agent "$agent" --methods "$methods" --seed 0 \
         --json "$OUT/credit_report_${name}_${tag}.json" \
         --markdown "$OUT/credit_report_${name}_${tag}.md" "$@"
@@ -34,8 +33,8 @@ if [[ $what == household || $what == all ]]; then
     done
 fi
 if [[ $what == checkpoint || $what == all ]]; then
-    report easy runs/q10/checkpoints/iter_000010/model creditgym/HouseholdEasy-v0 "$HOUSEHOLD" \
-        --groups 16 --group-size 8 --mc 16 --mc-turns 64 --mc-gamma 0.95 \
+    TAG=q10 report easy runs/q10/checkpoints/iter_000010/model creditgym/HouseholdEasy-v0 \
+        "$HOUSEHOLD" --groups 16 --group-size 8 --mc 8 --mc-turns 64 --mc-gamma 0.95 \
         --plot "$OUT/credit_report_easy_q10.png"
 fi
 if [[ $what == webshop || $what == all ]]; then
