@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -145,30 +145,32 @@ def policy_server_process(spec: str, log_dir: Path, ready_timeout: float) -> Ite
 
 @contextmanager
 def policy_server(
-    spec: str, log_dir: Path, ready_timeout: float
+    spec: str,
+    log_dir: Path,
+    ready_timeout: float,
+    extra_args: Sequence[str] = (),
+    *,
+    headers: dict[str, str] | None = None,
+    command: Sequence[str] = ("-m", "creditgym.agents.server"),
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`policy_server_process`, yielding the process too (for tests that kill it mid-run)."""
+    """`policy_server_process`, yielding the process too (for tests that kill it mid-run).
+
+    `extra_args` go after the model spec; `headers` are sent with the readiness probe (an API
+    key); `command` is what follows ``python`` (``("-m", "creditgym", "serve")`` for the CLI).
+    """
     port = free_port()
     base_url = f"http://{LOOPBACK}:{port}/v1"
     stdout_path, stderr_path = log_dir / "server.out", log_dir / "server.err"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "creditgym.agents.server",
-                spec,
-                "--port",
-                str(port),
-                "--host",
-                LOOPBACK,
-            ]
-            + ["--threads", "1"],  # several torch threads crawl on a CPU shared with other tests
+            [sys.executable, *command, spec, "--port", str(port), "--host", LOOPBACK]
+            + ["--threads", "1"]  # several torch threads crawl on a CPU shared with other tests
+            + list(extra_args),
             stdout=stdout,
             stderr=stderr,
         )
     try:
-        _wait_ready(process, base_url, ready_timeout, stderr_path)
+        _wait_ready(process, base_url, ready_timeout, stderr_path, headers or {})
         yield base_url, process
     finally:
         process.terminate()
@@ -180,7 +182,11 @@ def policy_server(
 
 
 def _wait_ready(
-    process: subprocess.Popen, base_url: str, timeout: float, stderr_path: Path
+    process: subprocess.Popen,
+    base_url: str,
+    timeout: float,
+    stderr_path: Path,
+    headers: dict[str, str],
 ) -> None:
     deadline = time.monotonic() + timeout
     for _ in range(int(timeout / 0.2) + 1):
@@ -189,7 +195,7 @@ def _wait_ready(
                 f"the server exited with code {process.returncode}:\n{_tail(stderr_path)}"
             )
         try:
-            if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
+            if httpx.get(f"{base_url}/models", headers=headers, timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass

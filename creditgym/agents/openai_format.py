@@ -27,10 +27,13 @@ MAX_TOP_LOGPROBS = 20
 class BadRequest(Exception):
     """A request the server refuses; becomes an OpenAI-style error body with `status`."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self, message: str, param: str | None = None, status: int = 400, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.param = param
         self.status = status
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Sampling:
     stop: tuple[str, ...]
     seed: int | None
     top_logprobs: int | None  # None: no log-probs asked; k >= 0: log-probs with k alternatives
+    ignore_eos: bool = False  # vLLM's extension: keep generating past the stop token
 
 
 def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
@@ -94,7 +98,11 @@ def read_sampling(
         raise BadRequest(
             f"'stop' must be a non-empty string or a list of them, got {body['stop']!r}", "stop"
         )
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise BadRequest(f"'ignore_eos' must be true or false, got {ignore_eos!r}", "ignore_eos")
     return Sampling(
+        ignore_eos=ignore_eos,
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
         top_p=_number(body, "top_p", 1.0, 1e-6, 1.0),
         max_tokens=read_integer(body, max_tokens_field, default_max_tokens, 0),
@@ -154,8 +162,10 @@ def _adds_bos(tokenizer: Any) -> bool:
     return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
 
 
-def error_body(message: str, kind: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+def error_body(
+    message: str, kind: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 @dataclass

@@ -11,16 +11,27 @@ Endpoints (the subset of the OpenAI API agents and evaluators use):
 * ``POST /v1/chat/completions``: ``messages`` go through the tokenizer's chat template when it
   has one, else their contents are joined with newlines; ``temperature`` (0 = greedy),
   ``top_p``, ``max_tokens``, ``stop``, ``seed``, ``logprobs`` / ``top_logprobs`` (OpenAI's
-  per-token format); ``n`` must be 1; no streaming.
-* ``POST /v1/completions``: ``prompt`` (a string or a list of strings, generated as one
-  batch), the same sampling fields, ``logprobs: k`` and ``echo`` with ``max_tokens: 0`` to
-  score a prompt (``token_logprobs``, ``text_offset``), which is what `OpenAIPolicy.logprobs`
-  sends.
+  per-token format), ``ignore_eos`` (vLLM's extension); ``n`` must be 1; no streaming.
+* ``POST /v1/completions``: ``prompt`` (a string or a list of at most 64 strings, generated
+  one after the other), the same sampling fields, ``logprobs: k`` and ``echo`` with
+  ``max_tokens: 0`` to score a prompt (``token_logprobs``, ``text_offset``), which is what
+  `OpenAIPolicy.logprobs` sends.
+
+Limits (`ServerLimits`, set by command-line options) bound what any one client can cost:
+``max_tokens`` above ``--max-tokens`` (or past the model's context) is lowered to it; a prompt
+over ``--max-prompt-tokens`` gets 400 and a body over ``--max-body-bytes`` 413; a request gets
+``--request-timeout`` seconds from arrival to answer (503 after that); a connection idle for
+``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served at once
+(503 beyond). JSON nested past the parser's recursion limit gets 400. With ``--api-key`` (or
+``$CREDITGYM_API_KEY``) every request needs ``Authorization: Bearer <key>`` (401 otherwise).
+The default bind address is 127.0.0.1.
 
 Scheduling: the HTTP layer is a `ThreadingHTTPServer` (one thread per connection); the model
-runs one request at a time under a lock (no micro-batching across requests), and a completions
-request with several prompts is one batched `generate`. Bad requests get a 400 with an
-OpenAI-style error body; an unexpected failure gets a 500 and the server keeps serving.
+runs one forward pass at a time, and a generation decodes ``--slice-tokens`` tokens per turn
+before the next waiting request gets the model (`creditgym.agents.server_engine`), so a long
+generation slows short ones down instead of locking them out. A client that hangs up mid-way
+stops its generation at the next slice and is logged as one line. Bad requests get a 400 with
+an OpenAI-style error body; an unexpected failure gets a 500 and the server keeps serving.
 
 Log-probs are those of the policy's sampling distribution (``log_softmax(logits /
 temperature)``; temperature 1 for greedy requests and for scoring). The stop token itself is
@@ -31,15 +42,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
-import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,60 +58,30 @@ from creditgym.agents.openai_format import (
     Sampling,
     chat_logprobs,
     completion_logprobs,
-    error_body,
     read_integer,
     read_sampling,
     render_messages,
     usage,
 )
+from creditgym.agents.server_engine import Decoded, Decoding, Engine
+from creditgym.agents.server_http import BoundedHTTPServer, RequestContext, handler_class
+from creditgym.agents.server_options import ServerLimits, add_server_arguments, limits_from_args
 
-__all__ = ["PolicyServer", "main", "make_server", "serve"]
+__all__ = ["PolicyServer", "ServerLimits", "main", "make_server", "serve"]
 
-_MAX_BODY_BYTES = 16 * 1024 * 1024
 #: What `serve` needs from a policy (an `HFPolicy` has all of it).
-_REQUIRED = (
-    "tokenizer",
-    "model",
-    "device",
-    "generate",
-    "temperature",
-    "top_p",
-    "max_new_tokens",
-    "generator",
-)
-
-
-@contextmanager
-def _attributes(obj: Any, **values: Any) -> Iterator[None]:
-    """Set attributes for the duration of a block, then put the old values back."""
-    old = {name: getattr(obj, name) for name in values}
-    try:
-        for name, value in values.items():
-            setattr(obj, name, value)
-        yield
-    finally:
-        for name, value in old.items():
-            setattr(obj, name, value)
-
-
-def _one_at_a_time(endpoint: Callable[[PolicyServer, dict[str, Any]], dict[str, Any]]):
-    """Run an endpoint under the server's lock: the model, its sampling settings and the
-    tokenizer (whose Rust backend is not safe to share between threads) serve one request at a
-    time."""
-
-    @functools.wraps(endpoint)
-    def locked(self: PolicyServer, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return endpoint(self, body)
-
-    return locked
+_REQUIRED = ("tokenizer", "model", "device", "generator")
+#: A prompt longer than this many characters per allowed token is first measured on a prefix,
+#: so a megabyte of text is refused without tokenising all of it.
+_CHARS_PER_TOKEN_BOUND = 8
 
 
 class PolicyServer:
-    """The API of one served policy, independent of HTTP: each endpoint maps a JSON body to a
-    JSON answer. Holds the policy and the lock that serves requests one at a time."""
+    """The API of one served policy, independent of HTTP: each endpoint maps a JSON body (and
+    a `RequestContext`) to a JSON answer. Holds the policy and the `Engine` that shares its
+    model fairly between requests."""
 
-    def __init__(self, policy: Any, model_name: str) -> None:
+    def __init__(self, policy: Any, model_name: str, limits: ServerLimits | None = None) -> None:
         missing = [name for name in _REQUIRED if not hasattr(policy, name)]
         if missing:
             raise TypeError(
@@ -117,13 +93,24 @@ class PolicyServer:
         self.policy = policy
         self.tokenizer = policy.tokenizer
         self.model_name = model_name
+        self.limits = limits or ServerLimits()
         self.created = int(time.time())
-        self._lock = threading.Lock()
         self._stop_ids = set(getattr(policy, "stop_token_ids", {self.tokenizer.eos_token_id}))
+        self._context_tokens = getattr(
+            getattr(policy.model, "config", None), "max_position_embeddings", None
+        )
+        self.engine = Engine(
+            policy.model,
+            policy.device,
+            self._stop_ids,
+            policy.generator,
+            slice_tokens=self.limits.slice_tokens,
+            max_active=self.limits.max_active,
+        )
 
     # ---- endpoints ------------------------------------------------------------------------
 
-    def models(self) -> dict[str, Any]:
+    def models(self, body: dict[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
         card = {
             "id": self.model_name,
             "object": "model",
@@ -132,8 +119,10 @@ class PolicyServer:
         }
         return {"object": "list", "data": [card]}
 
-    @_one_at_a_time
-    def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def chat_completion(
+        self, body: dict[str, Any], context: RequestContext | None = None
+    ) -> dict[str, Any]:
+        context = context or self._fresh_context()
         self._check_model(body)
         if body.get("top_logprobs") and not body.get("logprobs"):
             raise BadRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs")
@@ -143,7 +132,12 @@ class PolicyServer:
             else None
         )
         sampling = read_sampling(body, default_max_tokens=256, top_logprobs=top)
-        [choice] = self._complete([render_messages(self.tokenizer, body.get("messages"))], sampling)
+        messages = body.get("messages")
+        prompt_ids = self.engine.run(
+            lambda: self._prompt_ids(render_messages(self.tokenizer, messages), "messages"),
+            context.deadline,
+        )
+        [choice] = self._complete([prompt_ids], sampling, context)
         answer = {
             "index": 0,
             "message": {"role": "assistant", "content": choice.text},
@@ -152,8 +146,10 @@ class PolicyServer:
         }
         return self._envelope("chat.completion", [answer], usage([choice]))
 
-    @_one_at_a_time
-    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def completion(
+        self, body: dict[str, Any], context: RequestContext | None = None
+    ) -> dict[str, Any]:
+        context = context or self._fresh_context()
         self._check_model(body)
         prompts = body.get("prompt")
         prompts = [prompts] if isinstance(prompts, str) else prompts
@@ -167,6 +163,12 @@ class PolicyServer:
                 "(token ids are not supported)",
                 "prompt",
             )
+        if len(prompts) > self.limits.max_prompts:
+            raise BadRequest(
+                f"'prompt' lists {len(prompts)} prompts; this server takes at most "
+                f"{self.limits.max_prompts} per request: send several requests",
+                "prompt",
+            )
         top = read_integer(body, "logprobs", None, 0, MAX_TOP_LOGPROBS)
         sampling = read_sampling(body, default_max_tokens=16, top_logprobs=top)
         if body.get("echo"):
@@ -175,11 +177,22 @@ class PolicyServer:
                     "echo is supported only for scoring: send 'max_tokens': 0 with 'echo': true",
                     "echo",
                 )
-            choices = [self._score(prompt, top) for prompt in prompts]
-        elif sampling.max_tokens == 0:
-            choices = [Choice(text="", finish_reason="length") for _ in prompts]
+            choices = [
+                self.engine.run(functools.partial(self._score, prompt, top), context.deadline)
+                for prompt in prompts
+            ]
         else:
-            choices = self._complete(prompts, sampling)
+            prompt_ids = [
+                self.engine.run(functools.partial(self._prompt_ids, prompt), context.deadline)
+                for prompt in prompts
+            ]
+            if sampling.max_tokens == 0:
+                choices = [
+                    Choice(text="", finish_reason="length", prompt_tokens=len(ids))
+                    for ids in prompt_ids
+                ]
+            else:
+                choices = self._complete(prompt_ids, sampling, context)
         answers = [
             {
                 "index": index,
@@ -190,6 +203,9 @@ class PolicyServer:
             for index, choice in enumerate(choices)
         ]
         return self._envelope("text_completion", answers, usage(choices))
+
+    def _fresh_context(self) -> RequestContext:
+        return RequestContext(time.monotonic() + self.limits.request_timeout)
 
     def _envelope(
         self, kind: str, answers: list[dict[str, Any]], counts: dict[str, int]
@@ -214,68 +230,104 @@ class PolicyServer:
                 status=404,
             )
 
-    # ---- model calls (the caller holds the lock) ------------------------------------------
+    # ---- model work (methods named _x run under the engine's turn) ------------------------
 
-    def _complete(self, prompts: list[str], sampling: Sampling) -> list[Choice]:
-        """Generate for `prompts` in one batch."""
-        policy = self.policy
-        settings = {
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_new_tokens": sampling.max_tokens,
-            "chat_template": False,  # the prompt text is already rendered
-            "constrained": False,  # free text: a request carries no admissible actions
-        }
-        if sampling.seed is not None:
-            settings["generator"] = torch.Generator(device=policy.device).manual_seed(sampling.seed)
-        settings = {name: value for name, value in settings.items() if hasattr(policy, name)}
-        with _attributes(policy, **settings):
-            generations = policy.generate(prompts)
+    def _prompt_ids(self, text: str, param: str = "prompt") -> list[int]:
+        """Token ids of a prompt; 400 if it is longer than ``--max-prompt-tokens``."""
+        cap = self.limits.max_prompt_tokens
+        if len(text) > cap * _CHARS_PER_TOKEN_BOUND:
+            head = self.tokenizer(text[: cap * _CHARS_PER_TOKEN_BOUND])["input_ids"]
+            if len(head) > cap + 1:  # +1: the cut may split the last token in two
+                self._prompt_too_long(param, f"more than {cap}")
+        ids = list(self.tokenizer(text)["input_ids"])
+        if len(ids) > cap:
+            self._prompt_too_long(param, str(len(ids)))
+        if self._context_tokens is not None and len(ids) >= self._context_tokens:
+            self._prompt_too_long(
+                param, str(len(ids)), f"the model's context is {self._context_tokens} tokens"
+            )
+        return ids
+
+    def _prompt_too_long(self, param: str, tokens: str, why: str | None = None) -> None:
+        why = (
+            why
+            or f"this server accepts at most {self.limits.max_prompt_tokens} (--max-prompt-tokens)"
+        )
+        raise BadRequest(f"the prompt is {tokens} tokens long; {why}", param)
+
+    def _complete(
+        self, prompts: list[list[int]], sampling: Sampling, context: RequestContext
+    ) -> list[Choice]:
+        """Generate for each prompt in turn (each in fair slices), then format the answers."""
         choices = []
-        for generation in generations:
-            if generation.error:
-                raise RuntimeError(f"the policy failed to generate: {generation.error}")
-            ids, logprobs, text, finish_reason = self._cut(
-                generation.token_ids, generation.logprobs, sampling.stop
+        for prompt_ids in prompts:
+            room = (
+                self._context_tokens - len(prompt_ids)
+                if self._context_tokens
+                else sampling.max_tokens
             )
-            choice = Choice(
-                text=text,
-                finish_reason=finish_reason,
-                tokens=[self._decode([token]) for token in ids],
-                logprobs=list(logprobs),
-                prompt_tokens=len(generation.prompt_ids),
-                completion_tokens=len(generation.token_ids),
+            decoding = Decoding(
+                max_tokens=max(1, min(sampling.max_tokens, self.limits.max_tokens, room)),
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_logprobs=sampling.top_logprobs or 0,
+                ignore_eos=sampling.ignore_eos,
+                generator=None
+                if sampling.seed is None
+                else torch.Generator(device=self.policy.device).manual_seed(sampling.seed),
             )
-            if sampling.top_logprobs is not None:
-                choice.offsets = [len(self._decode(ids[:n])) for n in range(len(ids))]
-            if sampling.top_logprobs:
-                prompt_ids = generation.prompt_ids
-                rows = self._distributions(prompt_ids + ids, len(prompt_ids), sampling.temperature)
-                choice.alternatives = self._alternatives(rows, sampling.top_logprobs)
-            choices.append(choice)
+            should_stop = self._stop_check(sampling.stop) if sampling.stop else None
+            decoded = self.engine.generate(
+                prompt_ids, decoding, context.deadline, context.cancelled, should_stop
+            )
+            prompt_tokens = len(prompt_ids)
+            choices.append(
+                self.engine.run(
+                    functools.partial(self._choice, decoded, prompt_tokens, sampling),
+                    context.deadline,
+                )
+            )
         return choices
 
-    def _cut(
-        self, ids: list[int], logprobs: list[float], stop: Sequence[str]
-    ) -> tuple[list[int], list[float], str, str]:
-        """A response without its stop token and cut at the first stop string:
-        (ids, logprobs, text, finish_reason)."""
-        finish_reason = "length"
-        if ids and ids[-1] in self._stop_ids:
-            ids, logprobs, finish_reason = ids[:-1], logprobs[:-1], "stop"
+    def _stop_check(self, stops: Sequence[str]) -> Callable[[list[int]], bool]:
+        """Whether a generation so far contains a stop string (checked between slices)."""
+        return lambda ids: any(stop in self._decode(ids) for stop in stops)
+
+    def _choice(self, decoded: Decoded, prompt_tokens: int, sampling: Sampling) -> Choice:
+        ids, logprobs = list(decoded.token_ids), list(decoded.logprobs)
+        alternatives = list(decoded.alternatives)
+        finish_reason = decoded.finish_reason
+        if finish_reason == "stop" and ids and ids[-1] in self._stop_ids:
+            ids, logprobs, alternatives = ids[:-1], logprobs[:-1], alternatives[:-1]
         text = self._decode(ids)
-        hits = [text.find(s) for s in stop if s in text]
+        hits = [text.find(s) for s in sampling.stop if s in text]
         if hits:
             cut = min(hits)
             # the fewest tokens whose text reaches the stop string
             kept = next(n for n in range(len(ids) + 1) if len(self._decode(ids[:n])) > cut)
-            ids, logprobs, text, finish_reason = ids[:kept], logprobs[:kept], text[:cut], "stop"
-        return list(ids), list(logprobs), text, finish_reason
+            ids, logprobs, alternatives = ids[:kept], logprobs[:kept], alternatives[:kept]
+            text, finish_reason = text[:cut], "stop"
+        choice = Choice(
+            text=text,
+            finish_reason=finish_reason,
+            tokens=[self._decode([token]) for token in ids],
+            logprobs=logprobs,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(decoded.token_ids),
+        )
+        if sampling.top_logprobs is not None:
+            choice.offsets = [len(self._decode(ids[:n])) for n in range(len(ids))]
+        if sampling.top_logprobs:
+            choice.alternatives = [
+                [(self._decode([token]), value) for token, value in row] for row in alternatives
+            ]
+        return choice
 
     def _score(self, prompt: str, top: int | None) -> Choice:
         """Echo a prompt with each token's log-prob given the tokens before it (the first: None)."""
         if not getattr(self.tokenizer, "is_fast", False):
             raise BadRequest("scoring (echo) needs a fast tokenizer for character offsets", "echo")
+        self._prompt_ids(prompt)  # the length checks, before the offsets' extra work
         encoding = self.tokenizer(prompt, return_offsets_mapping=True)
         ids = list(encoding["input_ids"])
         if not ids:
@@ -325,99 +377,45 @@ class PolicyServer:
 # ---- HTTP ------------------------------------------------------------------------------------
 
 
-def _handler_class(api: PolicyServer) -> type[BaseHTTPRequestHandler]:
-    routes = {
-        ("GET", "/v1/models"): lambda body: api.models(),
-        ("POST", "/v1/chat/completions"): api.chat_completion,
-        ("POST", "/v1/completions"): api.completion,
-    }
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: clients reuse their connections
-        server_version = "creditgym"
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def _dispatch(self, method: str) -> None:
-            path = self.path.split("?", 1)[0].rstrip("/")
-            try:
-                route = routes.get((method, path))
-                if route is None:
-                    allowed = [m for m, p in routes if p == path]
-                    if allowed:
-                        raise BadRequest(
-                            f"{method} {path} is not allowed; use {' or '.join(allowed)}",
-                            status=405,
-                        )
-                    known = ", ".join(f"{m} {p}" for m, p in routes)
-                    raise BadRequest(
-                        f"no endpoint {method} {path}; this server has {known}", status=404
-                    )
-                body = self._read_json() if method == "POST" else {}
-                self._send(200, route(body))
-            except BadRequest as error:
-                kind = "not_found_error" if error.status == 404 else "invalid_request_error"
-                self._send(error.status, error_body(str(error), kind, error.param))
-            except Exception as error:  # the server must outlive any one bad request
-                traceback.print_exc(file=sys.stderr)
-                self._send(
-                    500,
-                    error_body(f"internal error: {type(error).__name__}: {error}", "server_error"),
-                )
-
-        def _read_json(self) -> dict[str, Any]:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                raise BadRequest(
-                    "the request needs a Content-Length header and a JSON body", status=411
-                )
-            if int(length) > _MAX_BODY_BYTES:
-                raise BadRequest(
-                    f"the body is {length} bytes; at most {_MAX_BODY_BYTES} are accepted",
-                    status=413,
-                )
-            raw = self.rfile.read(int(length))
-            try:
-                body = json.loads(raw)
-            except ValueError as error:
-                raise BadRequest(f"the body is not valid JSON: {error}") from None
-            if not isinstance(body, dict):
-                raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}")
-            return body
-
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
-
-
 def make_server(
-    policy: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str = "creditgym"
-) -> ThreadingHTTPServer:
+    policy: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str = "creditgym",
+    limits: ServerLimits | None = None,
+) -> BoundedHTTPServer:
     """An HTTP server for `policy`, bound but not yet serving (call ``serve_forever()``).
 
     ``port=0`` picks a free port (read it back from ``server.server_address``).
     """
-    server = ThreadingHTTPServer((host, port), _handler_class(PolicyServer(policy, model_name)))
-    server.daemon_threads = True
-    return server
+    limits = limits or ServerLimits()
+    api = PolicyServer(policy, model_name, limits)
+    routes = {
+        ("GET", "/v1/models"): api.models,
+        ("POST", "/v1/chat/completions"): api.chat_completion,
+        ("POST", "/v1/completions"): api.completion,
+    }
+    return BoundedHTTPServer((host, port), handler_class(routes, limits), limits.max_connections)
 
 
 def serve(
-    policy: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str = "creditgym"
+    policy: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str = "creditgym",
+    limits: ServerLimits | None = None,
 ) -> None:
     """Serve `policy` over the OpenAI API at ``http://host:port/v1`` until interrupted."""
-    server = make_server(policy, host, port, model_name)
+    limits = limits or ServerLimits()
+    server = make_server(policy, host, port, model_name, limits)
     bound_host, bound_port = server.server_address[:2]
+    if limits.api_key is None and not _is_loopback(host):
+        print(
+            f"creditgym: warning: serving on {host} without --api-key: anyone who can reach "
+            "this port can use the model",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"creditgym: serving {model_name!r} at http://{bound_host}:{bound_port}/v1", flush=True)
     try:
         server.serve_forever()
@@ -427,52 +425,46 @@ def serve(
         server.server_close()
 
 
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _default_model_name(spec: str) -> str:
     path = Path(spec).expanduser()
     return path.resolve().name if path.exists() else spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m creditgym.agents.server MODEL_SPEC [--host H] [--port N] [--model-name NAME]
-    [--device D] [--threads N]``; returns the exit code."""
+    """``python -m creditgym.agents.server MODEL_SPEC [--host H] [--port N] [--api-key K]
+    [--max-tokens N] ...`` (``--help`` lists every limit); returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m creditgym.agents.server",
         description="Serve a creditgym model policy over an OpenAI-compatible HTTP API.",
     )
-    parser.add_argument(
-        "model", help="tiny | smollm2 | a checkpoint directory | a Hugging Face model name"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default: loopback only)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=8000, help="port to listen on; 0 picks a free one"
-    )
-    parser.add_argument(
-        "--model-name", default=None, help="the name clients send as 'model' (default: from MODEL)"
-    )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's choice); 1 is much faster on a busy CPU",
-    )
-    args = parser.parse_args(argv)
+    add_server_arguments(parser)
+    return run(parser.parse_args(argv), parser)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Serve what parsed `add_server_arguments` options ask for (``creditgym serve``)."""
+    try:
+        limits = limits_from_args(args)
+    except ValueError as error:
+        parser.error(f"--{str(error).replace('_', '-')}")
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-
-    from creditgym.agents.factory import load_policy
-
     if args.model in ("expert", "random") or args.model.startswith("openai:"):
         parser.error(
             f"{args.model!r} has no model to serve; give a checkpoint directory, 'tiny', "
             "'smollm2' or a Hugging Face model name"
         )
+    from creditgym.agents.factory import load_policy
+
     policy = load_policy(args.model, device=args.device)
-    serve(policy, args.host, args.port, args.model_name or _default_model_name(args.model))
+    model_name = args.model_name or _default_model_name(args.model)
+    serve(policy, args.host, args.port, model_name, limits)
     return 0
 
 
