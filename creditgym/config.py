@@ -561,6 +561,7 @@ def check_runnable(config: Config) -> None:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"config key '{key}': {error}") from None
     _check_output_dir(Path(config.run.output_dir))
+    check_model_path(config.policy.model)
     if config.run.resume_from:
         from creditgym.train.checkpoint import CheckpointError, find_resume_checkpoint
 
@@ -570,6 +571,16 @@ def check_runnable(config: Config) -> None:
             )
         except CheckpointError as error:
             raise ConfigError(str(error)) from None
+
+
+def check_model_path(model: str) -> None:
+    """A ``policy.model`` written as a path (``./...``, ``/...``, ``~/...``) must exist."""
+    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
+        raise ConfigError(
+            f"config key 'policy.model' is {model!r}, which is not a directory; put a Hugging "
+            f"Face model there (e.g. huggingface-cli download Qwen/Qwen2.5-1.5B-Instruct "
+            f"--local-dir {model}) or set policy.model=PATH"
+        )
 
 
 def _check_output_dir(out: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from creditgym.agents.factory import load_policy
 from creditgym.agents.hf import HFPolicy, resolve_device
-from creditgym.config import Config, LoraConfig
+from creditgym.config import Config, LoraConfig, check_model_path
 from creditgym.train.precision import Precision, resolve_precision
 
 __all__ = [
@@ -110,6 +110,7 @@ def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:
             **sampling,
         )
     else:
+        check_model_path(config.policy.model)  # a missing local directory: say so, load nothing
         policy = load_policy(config.policy.model, **sampling)
     if not isinstance(policy, HFPolicy):
         raise ValueError(
