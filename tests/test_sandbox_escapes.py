@@ -378,7 +378,10 @@ def test_nothing_the_code_starts_outlives_the_call(leave_group, arena):
         "                    time.sleep(0.02)\n"
         "            time.sleep(6.0)\n"
         "            os._exit(0)\n"
-        "    time.sleep(0.5)\n"
+        "    for _ in range(500):\n"  # until both grandchildren are up, however busy the machine
+        f"        if os.path.exists('{pids}') and len(open('{pids}').read().split()) == 2:\n"
+        "            break\n"
+        "        time.sleep(0.02)\n"
         "    return [0.0]\n"
     )
     assert attempt(code, layers=layers) == [[0.0]]
