@@ -50,16 +50,17 @@ def sandbox_uid() -> int | None:
         return None
     mapped = _mapped_uid_ranges()
     uid = UID_BASE + secrets.randbelow(UID_SPAN)
-    if any(start <= uid < start + length for start, length in mapped):
+    if mapped is None or any(start <= uid < start + length for start, length in mapped):
         return uid
     return NOBODY  # a user namespace that maps few ids: the one every system has
 
 
-def _mapped_uid_ranges() -> list[tuple[int, int]]:
+def _mapped_uid_ranges() -> list[tuple[int, int]] | None:
+    """The uid ranges our user namespace maps, or None where there are no user namespaces."""
     try:
         rows = Path("/proc/self/uid_map").read_text().split("\n")
     except OSError:
-        return []
+        return None
     return [(int(r.split()[0]), int(r.split()[2])) for r in rows if len(r.split()) == 3]
 
 
@@ -198,7 +199,11 @@ def _kill_everything(process: subprocess.Popen, uid: int | None) -> None:
 def _kill_uid(uid: int) -> int:
     """SIGKILL every process whose real or effective uid is `uid`; how many were found."""
     found = 0
-    for entry in os.scandir("/proc"):
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:  # no /proc: the process-group kill is all there is
+        return 0
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
