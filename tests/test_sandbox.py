@@ -186,6 +186,8 @@ def test_bad_arguments_are_rejected_before_anything_runs():
         run_sandboxed(GOOD, INPUTS, memory_mb=1)
     with pytest.raises(SandboxError, match="plain JSON"):
         run_sandboxed(GOOD, [({"x": object()}, "a")])
+    with pytest.raises(SandboxError, match="pairs"):
+        run_sandboxed(GOOD, [({"x": 1}, "a", "extra")])
 
 
 def test_the_trainer_process_is_unaffected():

@@ -131,7 +131,10 @@ def _execute(
         raise SandboxError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
     if not (isinstance(memory_mb, int) and memory_mb >= 64):
         raise SandboxError(f"memory_mb must be an int of at least 64, not {memory_mb!r}")
-    inputs = [(state, action) for state, action in inputs]
+    try:
+        inputs = [(state, action) for state, action in inputs]
+    except (TypeError, ValueError):
+        raise SandboxError("inputs must be (state, action) pairs") from None
     nonce = secrets.token_hex(16)
     uid = sandbox_uid()
     try:
