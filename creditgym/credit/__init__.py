@@ -11,9 +11,10 @@ and callable without the trainer::
     from creditgym.credit import compute_advantages
     advantages = compute_advantages(episodes, shapers=["env"], estimator="grpo")
 
-Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (LaRe); estimators ``grpo``, ``gigpo`` and
-``discounted_group`` (IGPO). Add yours with
-`register_shaper` / `register_estimator`.
+Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (LaRe);
+estimators ``grpo``, ``gigpo`` and ``discounted_group`` (IGPO). Add yours with
+`register_shaper` / `register_estimator`; one that needs outside things or keeps state declares
+it (`creditgym.credit.modules`).
 """
 
 from creditgym.credit.api import (
@@ -24,7 +25,13 @@ from creditgym.credit.api import (
     shape_rewards,
 )
 from creditgym.credit.batch import discounted_returns
-from creditgym.credit.calm import LLMJudge, OracleJudge, Transition, calm_rewards
+from creditgym.credit.calm import (
+    LLMJudge,
+    OracleJudge,
+    Transition,
+    calm_rewards,
+    episode_transitions,
+)
 from creditgym.credit.context import CreditContext, LogProbScorer
 from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
 from creditgym.credit.grpo import grpo_advantages
@@ -72,6 +79,7 @@ __all__ = [
     "LLMJudge",
     "OracleJudge",
     "Transition",
+    "episode_transitions",
     "lare_rewards",
     "LatentReward",
     "sandboxed_factors",

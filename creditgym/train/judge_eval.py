@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
-from creditgym.credit import LLMJudge, Transition
-from creditgym.credit.calm import episode_transitions
+from creditgym.credit import LLMJudge, Transition, episode_transitions
 from creditgym.train.rollout import Task, collect_episodes, make_envs
 
 __all__ = ["JudgeScore", "judge_dataset", "score_judge"]
