@@ -236,3 +236,10 @@ def test_lare_leaves_the_factors_and_the_decoded_reward():
     turn = episodes[0].turns[2]
     assert turn.credit_details["lare"]["factors"] == [len(turn.action), 1.0]
     assert turn.credit_details["lare"]["decoded_reward"] == pytest.approx(rewards[0][2])
+
+
+def test_a_broken_log_warns_once_and_training_goes_on(tmp_path):
+    log = EpisodeLog(tmp_path, per_iteration=4)
+    with pytest.warns(UserWarning, match="no longer logged"):
+        assert log.log(1, _batch(), credit=object()) == 0  # not a credit breakdown
+    assert log.log(2, _batch(), assign_credit(_batch())) == 0  # stopped, silently

@@ -319,6 +319,18 @@ class EpisodeLog:
         ``shaper_rewards``, ``advantages`` and ``estimator``); returns the records written."""
         if not self.enabled:
             return 0
+        try:
+            return self._log(iteration, episodes, credit)
+        except Exception as error:  # a logging bug must never end a run: report it, stop logging
+            self.enabled = False
+            warnings.warn(
+                f"episode log: {type(error).__name__}: {error}; episodes are no longer logged "
+                "(training goes on)",
+                stacklevel=2,
+            )
+            return 0
+
+    def _log(self, iteration: int, episodes: Sequence[Episode], credit: Any) -> int:
         if not self._checked_resume:  # a resumed run rewrites what the crashed one logged
             self._checked_resume = True
             try:
