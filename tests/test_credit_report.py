@@ -187,3 +187,31 @@ def test_malformed_method_is_one_clear_line(capsys):
     code = main(["credit-report", "--methods", "grpo,gigpo:step_weight"])
     assert code == 2
     assert "must look like key=value" in _one_error_line(capsys)
+
+
+@pytest.mark.slow  # builds the tiny model for the env on first use
+def test_igpo_variants_are_scored_with_a_model_agents_log_probs(tmp_path):
+    out = tmp_path / "search.json"
+    methods = "igpo,env+info_gain:gain=log_prob_diff/discounted_group:normalization=separate"
+    code = main(
+        [
+            "credit-report",
+            "--env",
+            "creditgym/SearchQAEasy-v0",
+            "--agent",
+            "tiny",
+            "--methods",
+            methods,
+            "--groups",
+            "2",
+            "--group-size",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    # the gains (scored with the tiny model's log-probs) give turns non-zero advantages
+    assert report["methods"]["igpo"]["zero_share"] < 0.5
+    assert report["methods"][methods.split(",")[1]]["estimator"]["normalization"] == "separate"

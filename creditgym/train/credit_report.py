@@ -149,7 +149,10 @@ def _contexts(
             judges[judge] = build_judge(judge, legend=legend)
         extras = {}
         if "lare" in names:
-            extras["lare"] = build_latent_reward(lare_factors, env_id, work_dir, seed)
+            try:
+                extras["lare"] = build_latent_reward(lare_factors, env_id, work_dir, seed)
+            except ValueError as error:  # its message names the trainer's setting
+                raise ValueError(f"method {method.label!r}, --lare-factors: {error}") from None
         contexts.append(
             CreditContext(
                 scorer=scorer, judge=judges.get(judge) if "calm" in names else None, extras=extras
