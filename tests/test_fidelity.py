@@ -205,3 +205,23 @@ def test_turn_sample_is_seeded_distinct_and_skips_failed_episodes(corridor_batch
     sample = sample_turns(episodes, 10, seed=3)
     assert sample == sample_turns(episodes, 10, seed=3)
     assert len(set(sample)) == 10 and all(e != 1 for e, _ in sample)
+
+
+def test_monte_carlo_of_the_deterministic_expert_on_household_is_zero_advantage():
+    # the expert's own action is what it would do anyway: Q = V exactly, with no variance; with
+    # gamma 0.9 both are 0.9^(steps left - 1), so the replayed, cloned and restored states are
+    # the ones the expert actually met
+    env_id = "creditgym/HouseholdEasy-v0"
+    episodes = collect_episodes(
+        make_envs(env_id, 2, split="train"),
+        load_policy("expert"),
+        group_tasks([0, 1], 1, split="train"),
+        env_id=env_id,
+    )
+    turns = sample_turns(episodes, 100)
+    mc = monte_carlo_advantages(
+        env_id, episodes, turns, load_policy("expert"), continuations=2, split="train", gamma=0.9
+    )
+    assert np.all(np.abs(mc.advantage) < 1e-12) and np.all(mc.stderr < 1e-12)
+    steps_left = np.array([len(episodes[e].turns) - t for e, t in turns])
+    assert mc.v == pytest.approx(0.9 ** (steps_left - 1))
