@@ -59,11 +59,16 @@ from creditgym.train.models import (
     training_precision,
 )
 from creditgym.train.precision import Precision
-from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
+from creditgym.train.rollout import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.schedules import lr_factor, set_learning_rate
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
-from creditgym.train.update import flatten_turns, ppo_update, reference_logprobs
+from creditgym.train.update import (
+    flatten_sequences,
+    flatten_turns,
+    ppo_update,
+    reference_logprobs,
+)
 from creditgym.trajectory import Episode
 
 __all__ = ["train", "TrainResult", "Run"]
@@ -245,11 +250,7 @@ def setup(config: Config, console: Any = None) -> Run:
             config=dataclasses.asdict(config),
         ),
         episode_log=_episode_log(config, out, distributed),
-        prompt_format=PromptFormat(
-            template=config.policy.template,
-            history_length=config.policy.history_length,
-            require_tags=not config.policy.constrained,
-        ),
+        prompt_format=prompt_format_for(config.policy),
         held_out_splits=config.env.eval_splits or eval_splits(config.env.id),
     )
     if resume_from is not None:
@@ -416,7 +417,9 @@ def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> d
         train_cfg.lr_schedule, iteration, train_cfg.iterations, train_cfg.warmup_iterations
     )
     set_learning_rate(run.optimizer, lr)
-    turns = flatten_turns(episodes, advantages)
+    # a conversation episode is read as one sequence, a window turn alone
+    flatten = flatten_sequences if run.prompt_format.context == "conversation" else flatten_turns
+    turns = flatten(episodes, advantages)
     with run.precision.autocast():
         if run.reference is not None:
             reference_logprobs(run.reference, turns, train_cfg.micro_batch_turns)
