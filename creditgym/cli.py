@@ -172,9 +172,9 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from creditgym.agents.server import main as serve_main
+    from creditgym.agents.server import run
 
-    return serve_main([args.model, "--host", args.host, "--port", str(args.port)])
+    return run(args, args.serve_parser)
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
@@ -401,11 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.iterations=5")
     show.set_defaults(func=cmd_config_show)
 
+    from creditgym.agents.server_options import add_server_arguments
+
     serve = sub.add_parser("serve", help="serve a policy over an OpenAI-compatible HTTP API")
-    serve.add_argument("model", help="tiny | smollm2 | a checkpoint dir | an HF model name")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.set_defaults(func=cmd_serve)
+    add_server_arguments(serve)  # model, --host (127.0.0.1), --port, --api-key, the limits
+    serve.set_defaults(func=cmd_serve, serve_parser=serve)
 
     je = sub.add_parser(
         "judge-eval", help="score a CALM subgoal judge against the env's own events"

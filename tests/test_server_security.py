@@ -313,3 +313,21 @@ def test_a_one_megabyte_prompt_is_refused_quickly_at_default_limits(in_process):
     assert answer.status_code == 400
     assert "--max-prompt-tokens" in answer.json()["error"]["message"]
     assert time.monotonic() - started < 3
+
+
+# ---- `creditgym serve tiny`, as a person runs it ----------------------------------------------
+
+
+def test_creditgym_serve_tiny_starts_and_answers_a_request(tmp_path):
+    """The tiny model's tokenizer sweeps the registered envs; ones that need arguments
+    (TextWorld-v0 without a game_file) are skipped instead of stopping the server."""
+    with policy_server("tiny", tmp_path, 900, command=("-m", "creditgym", "serve")) as (
+        url,
+        process,
+    ):
+        body = {"messages": [{"role": "user", "content": "go north"}], "max_tokens": 4}
+        answer = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert isinstance(answer.json()["choices"][0]["message"]["content"], str)
+        assert httpx.get(f"{url}/models", timeout=10).json()["data"][0]["id"] == "tiny"
+    assert process.poll() is not None  # stopped on exit

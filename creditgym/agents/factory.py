@@ -72,10 +72,12 @@ def tiny_agent_dir(**build_args: Any) -> Path:
     """
     from creditgym import __version__
     from creditgym.agents.tiny import build_tiny_agent
-    from creditgym.envs.registry import list_envs
+    from creditgym.agents.tokenizer import SWEEP_EPISODES_PER_ENV, corpus_env_ids
 
     env_ids = build_args.pop("env_ids", None)
-    env_ids = sorted(list_envs("creditgym") if env_ids is None else env_ids)
+    if env_ids is None:  # every env that builds without arguments, a few episodes each
+        build_args.setdefault("episodes_per_env", SWEEP_EPISODES_PER_ENV)
+    env_ids = sorted(corpus_env_ids("creditgym") if env_ids is None else env_ids)
     key = json.dumps(
         {
             "version": __version__,

@@ -15,7 +15,12 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from creditgym.agents.tokenizer import env_corpus, fit_tokenizer
+from creditgym.agents.tokenizer import (
+    SWEEP_EPISODES_PER_ENV,
+    corpus_env_ids,
+    env_corpus,
+    fit_tokenizer,
+)
 
 __all__ = ["build_tiny_agent", "build_tiny_model", "count_parameters"]
 
@@ -75,7 +80,7 @@ def build_tiny_agent(
     *,
     texts: Iterable[str] = (),
     vocab_size: int = 2048,
-    episodes_per_env: int = 50,
+    episodes_per_env: int | None = None,
     hidden_size: int = 128,
     num_layers: int = 4,
     num_heads: int = 4,
@@ -85,19 +90,22 @@ def build_tiny_agent(
 
     Args:
         out_dir: directory to write (created if missing).
-        env_ids: envs whose text the tokenizer is fitted to; None means every registered
-            ``creditgym/`` env. Pass ``[]`` with `texts` to fit to your own text only.
+        env_ids: envs whose text the tokenizer is fitted to (the trainer names its own env);
+            None means every registered ``creditgym/`` env that builds without arguments
+            (`corpus_env_ids`). Pass ``[]`` with `texts` to fit to your own text only.
         texts: extra text for the tokenizer corpus.
-        vocab_size, episodes_per_env: see `fit_tokenizer` and `env_corpus`.
+        vocab_size: see `fit_tokenizer`.
+        episodes_per_env: episodes played in each env (`env_corpus`); None means 50 for named
+            envs and `SWEEP_EPISODES_PER_ENV` when sweeping every env.
         hidden_size, num_layers, num_heads, seed: see `build_tiny_model`.
 
     Returns:
         `out_dir` as a `Path`.
     """
+    if episodes_per_env is None:
+        episodes_per_env = SWEEP_EPISODES_PER_ENV if env_ids is None else 50
     if env_ids is None:
-        from creditgym.envs.registry import list_envs
-
-        env_ids = list_envs("creditgym")
+        env_ids = corpus_env_ids("creditgym")
     corpus = list(texts) + env_corpus(env_ids, episodes_per_env=episodes_per_env, seed=seed)
     if not corpus:
         raise ValueError(

@@ -2,13 +2,18 @@
 
 `env_corpus` plays the registered environments (the expert where the env has one, and a
 random agent) and collects their tasks, observations, actions and prompts; `fit_tokenizer`
-trains a byte-level BPE on such text. Byte-level means every string round-trips exactly
-(``decode(encode(x)) == x``) and no character is ever unknown.
+trains a byte-level BPE on such text. `corpus_env_ids` lists the envs a corpus can be played
+from when none is named: every registered env that builds with its registered defaults (an
+env that declares arguments it needs, like ``creditgym/TextWorld-v0``'s ``game_file``, or
+that fails to build, e.g. without its optional extra, is skipped with a warning).
+Byte-level means every string round-trips exactly (``decode(encode(x)) == x``) and no
+character is ever unknown.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -16,7 +21,18 @@ from transformers import PreTrainedTokenizerFast
 
 from creditgym.agents.prompts import TEMPLATES, build_prompt
 
-__all__ = ["SPECIAL_TOKENS", "env_corpus", "fit_tokenizer"]
+__all__ = [
+    "SPECIAL_TOKENS",
+    "SWEEP_EPISODES_PER_ENV",
+    "corpus_env_ids",
+    "env_corpus",
+    "fit_tokenizer",
+]
+
+#: Episodes played per env when the corpus sweeps every registered env (no env named): the
+#: vocabulary of a byte-level BPE needs a sample of each env's text, not 50 games of each
+#: (TextWorld generates a game per seed, seconds each).
+SWEEP_EPISODES_PER_ENV = 4
 
 #: pad, bos, eos, unk, in the order they get ids 0..3.
 SPECIAL_TOKENS = {
@@ -144,3 +160,36 @@ def env_corpus(
         finally:
             env.close()
     return [text for text in corpus if text]
+
+
+def corpus_env_ids(namespace: str | None = "creditgym") -> list[str]:
+    """Registered env ids (in `namespace`) that build with their registered defaults, sorted.
+
+    Envs that declare keyword arguments they cannot be built without (`register(requires=)`,
+    like TextWorld-v0's ``game_file``) are left out unbuilt; every other env is built once,
+    and one that raises (an optional dependency is missing, or a requirement was never
+    declared) is left out too. A warning names each env left out and why, so a corpus swept
+    over "every env" never dies on one that cannot be played as registered.
+    """
+    from creditgym.envs.registry import list_envs, make, required_kwargs
+
+    usable, skipped = [], []
+    for env_id in list_envs(namespace):
+        needs = required_kwargs(env_id)
+        if needs:
+            skipped.append(f"{env_id} (needs {', '.join(needs)})")
+            continue
+        try:
+            make(env_id).close()
+        except Exception as error:  # noqa: BLE001 (any failure to build means: skip it)
+            reason = (str(error).splitlines() or [""])[0]
+            skipped.append(f"{env_id} ({type(error).__name__}: {reason})")
+        else:
+            usable.append(env_id)
+    if skipped:
+        warnings.warn(
+            "the tokenizer corpus skips envs that do not build without arguments: "
+            + "; ".join(skipped),
+            stacklevel=2,
+        )
+    return usable
