@@ -225,3 +225,27 @@ def test_monte_carlo_of_the_deterministic_expert_on_household_is_zero_advantage(
     assert np.all(np.abs(mc.advantage) < 1e-12) and np.all(mc.stderr < 1e-12)
     steps_left = np.array([len(episodes[e].turns) - t for e, t in turns])
     assert mc.v == pytest.approx(0.9 ** (steps_left - 1))
+
+
+def test_team_monte_carlo_of_the_expert_team_is_zero_advantage_on_every_agents_turn():
+    # multi-agent: the team's advantage of each joint step; the expert team's own joint step is
+    # what it would do anyway, so A = 0 and V = 0.9^(steps left - 1) on both agents' turns
+    env_id = "creditgym/CoopHousehold-v0"
+    kwargs = {"receptacles": 3, "distractors": 0}
+    episodes = collect_episodes(
+        make_envs(env_id, 1, **kwargs), load_policy("expert"), group_tasks([0], 1), env_id=env_id
+    )
+    assert {episode.agent_id for episode in episodes} == {"agent_0", "agent_1"}
+    turns = sample_turns(episodes, 100)
+    mc = monte_carlo_advantages(
+        env_id,
+        episodes,
+        turns,
+        load_policy("expert"),
+        continuations=2,
+        env_kwargs=kwargs,
+        gamma=0.9,
+    )
+    assert np.all(np.abs(mc.advantage) < 1e-12) and np.all(mc.stderr < 1e-12)
+    steps_left = np.array([len(episodes[e].turns) - t for e, t in turns])
+    assert mc.v == pytest.approx(0.9 ** (steps_left - 1))

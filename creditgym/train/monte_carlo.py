@@ -28,6 +28,8 @@ from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
 from creditgym.envs import info as keys
 from creditgym.envs.oracle import clone_state, restore_state, supports_cloning
+from creditgym.train.monte_carlo_team import team_monte_carlo
+from creditgym.train.multiagent import is_multiagent
 from creditgym.train.rollout import PromptFormat, make_envs
 from creditgym.trajectory import Episode
 
@@ -129,9 +131,11 @@ def monte_carlo_advantages(
     """Q, V and A = Q - V of the behaviour `policy` for each of `turns` (see the module
     docstring); the envs are made like the rollout's (`env_id`, `split`, `env_kwargs`).
 
+    Multi-agent envs get the team's advantage of each joint step (`monte_carlo_team`).
+
     Raises:
-        ValueError: the env cannot clone its state, is multi-agent, or does not replay
-            deterministically; `continuations` < 2 (no standard error).
+        ValueError: the env cannot clone its state or does not replay deterministically;
+            `continuations` < 2 (no standard error).
     """
     if continuations < 2:
         raise ValueError(f"--mc {continuations}: Monte-Carlo needs at least 2 continuations")
@@ -139,15 +143,33 @@ def monte_carlo_advantages(
     prompt_format = prompt_format or PromptFormat()
     env_kwargs = dict(env_kwargs or {})
     replay_env = make_envs(env_id, 1, split=split, **env_kwargs)[0]
-    if hasattr(replay_env, "possible_agents"):
-        raise ValueError(
-            f"{env_id} is multi-agent; Monte-Carlo advantages are computed for single-agent envs "
-            "only (run without --mc for progress-label scores)"
-        )
     if not supports_cloning(replay_env):
         raise ValueError(
             f"{env_id} cannot clone its state (no clone_state()/restore_state()), so Monte-Carlo "
             "advantages cannot continue rollouts from a turn; run without --mc"
+        )
+    if is_multiagent(replay_env):  # the team's advantage of each joint step
+        replay_env.close()
+        q, v, variance, env_steps = team_monte_carlo(
+            lambda: make_envs(env_id, 1, split=split, **env_kwargs)[0],
+            episodes,
+            turns,
+            policy,
+            continuations=continuations,
+            prompt_format=prompt_format,
+            batch_size=batch_size,
+            gamma=gamma,
+        )
+        return MonteCarloAdvantages(
+            list(turns),
+            q,
+            v,
+            q - v,
+            np.sqrt(variance / continuations),
+            continuations,
+            gamma,
+            env_steps,
+            time.perf_counter() - start,
         )
 
     # Start states: replay each episode once, snapshotting the sampled turns.
