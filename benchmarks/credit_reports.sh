@@ -60,11 +60,11 @@ if [[ $what == keyroom || $what == all ]]; then  # NLE cannot clone a game: no M
             "grpo,gigpo,env+calm/grpo,env+calm/gigpo" --groups 8 --group-size 8 --judge oracle
     done
 fi
-if [[ $what == coop || $what == all ]]; then  # multi-agent: progress labels of the team, no MC
+if [[ $what == coop || $what == all ]]; then  # multi-agent: the team's labels and MC advantages
     for agent in random expert:eps=0.5; do
         report coop "$agent" creditgym/CoopHousehold-v0 \
             "grpo,gigpo,lare/discounted_group,lare:variant=rrd/discounted_group,lare/gigpo" \
-            --groups 16 --group-size 8 --lare-factors hand \
+            --groups 16 --group-size 8 --lare-factors hand --mc 16 --mc-turns 128 --mc-gamma 0.95 \
             --env-kwarg receptacles=3 --env-kwarg distractors=0 --env-kwarg max_steps=12
     done
 fi
