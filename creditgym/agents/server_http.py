@@ -230,7 +230,7 @@ def handler_class(
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
-            except CLIENT_GONE as error:
+            except (*CLIENT_GONE, TimeoutError) as error:  # gone, or not reading its answer
                 self.close_connection = True
                 _quiet_line(f"{self.client_address[0]}: client went away ({error})")
 
