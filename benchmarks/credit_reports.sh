@@ -36,6 +36,8 @@ if [[ $what == checkpoint || $what == all ]]; then
     TAG=q10 report easy runs/q10/checkpoints/iter_000010/model creditgym/HouseholdEasy-v0 \
         "$HOUSEHOLD" --groups 16 --group-size 8 --mc 8 --mc-turns 64 --mc-gamma 0.95 \
         --plot "$OUT/credit_report_easy_q10.png"
+    TAG=q10_seed1 report easy runs/q10/checkpoints/iter_000010/model creditgym/HouseholdEasy-v0 \
+        grpo,gigpo,gigpo:normalization=mean_std --groups 32 --group-size 8 --seed 1
 fi
 if [[ $what == webshop || $what == all ]]; then
     for agent in random expert:eps=0.5; do
