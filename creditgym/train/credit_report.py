@@ -133,7 +133,9 @@ def _contexts(
     from creditgym.train.judges import build_judge
     from creditgym.train.latent import build_latent_reward
 
-    scorer = policy if _can_score(policy) else None
+    # probed only when asked for: a served policy's probe is a request
+    needs_scorer = any("info_gain" in method.shaper_names for method in methods)
+    scorer = policy if needs_scorer and _can_score(policy) else None
     judges: dict[str, Any] = {}
     contexts = []
     for method in methods:
