@@ -231,14 +231,15 @@ class TrainConfig:
     )
     lr_schedule: str = _field(
         "constant",
-        "learning rate over the iterations after warm-up: constant, linear (to 0) or cosine (to 0)",
+        "learning rate over the iterations after warm-up: constant, or linear / cosine decay "
+        "towards 0",
         choices=("constant", "linear", "cosine"),
     )
     warmup_iterations: int = _field(
         0, "iterations whose learning rate rises linearly to train.lr (0 = none)", min=0
     )
     gradient_checkpointing: bool = _field(
-        False, "recompute activations in the backward pass: less memory, about 30% more time"
+        False, "recompute each layer's activations in the backward pass: less memory, more compute"
     )
     sft_warmup: SFTConfig = field(
         default_factory=SFTConfig, metadata={"help": "supervised warm start"}
