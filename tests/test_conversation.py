@@ -188,3 +188,45 @@ def test_pieces_of_a_real_chat_template_add_up_to_its_full_rendering():
     messages += [{"role": "assistant", "content": response}, fmt.user_message("Nothing.", None)]
     chat.sync(state, messages, tokenizer.eos_token_id)
     assert tokenizer.decode(state.context()) == chat.render(messages, True)
+
+
+@pytest.mark.parametrize("think", [False, True], ids=["action", "think-act"])
+def test_training_in_conversation_mode_is_on_policy_and_resumes_exactly(tmp_path, think):
+    import json
+
+    from conftest import TINY
+
+    from creditgym.config import load_config
+    from creditgym.train.trainer import train
+
+    def run(name, iterations):
+        overrides = [
+            "env.kwargs={max_steps: 5}",
+            "rollout.groups=2",
+            "rollout.group_size=3",
+            "eval.episodes=2",
+            "eval.every=0",
+            "run.save_every=1",
+            "policy.context=conversation",
+            f"policy.think={str(think).lower()}",
+            "policy.think_tokens=4",
+            "train.entropy_coef=0.01",  # an update step even when every advantage is 0
+            f"train.iterations={iterations}",
+            f"run.output_dir={tmp_path / name}",
+        ]
+        train(load_config(None, TINY + overrides))
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in lines]
+        return [
+            {k: v for k, v in row.items() if not k.startswith("time/")}
+            for row in rows
+            if "rollout/success" in row
+        ]
+
+    straight = run("straight", 2)
+    assert all(row["rollout/failed_episodes"] == 0 for row in straight)
+    assert all(row["rollout/invalid_rate"] == 0 for row in straight)  # constrained, tagged
+    assert all(abs(row["update/approx_kl"]) < 1e-6 for row in straight)  # update = rollout probs
+    assert all(row["update/steps"] == 1 for row in straight)
+    run("resumed", 1)
+    assert run("resumed", 2) == straight

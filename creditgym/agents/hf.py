@@ -703,13 +703,28 @@ class HFPolicy:
         input_ids, attention_mask, position_ids = _left_pad(
             sequences, self.pad_token_id, self.device
         )
+        width = input_ids.shape[1]
+        # logits only where a response token is predicted: most of a conversation is context
+        needed = sorted(
+            {
+                width - len(ids) + t
+                for ids, row_spans in zip(sequences, spans)
+                for start, end in row_spans
+                for t in range(start - 1, end - 1)
+            }
+        )
         logits = self._forward(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             use_cache=False,
-        ).logits  # (rows, length, vocab)
-        width = input_ids.shape[1]
+            logits_to_keep=torch.tensor(needed, device=self.device),
+        ).logits  # (rows, positions kept, vocab), or every position if the model keeps all
+        column = (
+            {p: i for i, p in enumerate(needed)}
+            if logits.shape[1] == len(needed)
+            else {p: p for p in needed}
+        )
         logprobs: list[list[torch.Tensor]] = []
         entropies: list[list[torch.Tensor]] = []
         for row, (ids, row_spans) in enumerate(zip(sequences, spans)):
@@ -720,7 +735,8 @@ class HFPolicy:
             entropies.append([])
             for (start, end), trie in zip(row_spans, tries):
                 response = list(ids[start:end])
-                row_logits = logits[row, pad + start - 1 : pad + end - 1]
+                columns = [column[pad + t] for t in range(start - 1, end - 1)]
+                row_logits = logits[row, columns]
                 allowed = (
                     None
                     if trie is None

@@ -1,0 +1,144 @@
+"""Window vs conversation context, side by side on the quickstart: tokens and seconds.
+
+    python benchmarks/context_modes.py [--iterations 3] [--threads 1] [key=value ...]
+
+Both modes train the quickstart config (`configs/quickstart.yaml`, overrides allowed) from the
+same seed for `--iterations` iterations in one process, and report per iteration:
+
+- prompt tokens prefilled per env step (`HFPolicy.prefilled_tokens`): a window prompt is
+  encoded whole every turn, a conversation prefills only what its KV cache lacks;
+- tokens the update reads per iteration (prompt + response of each scored turn in window mode,
+  one sequence per episode in conversation mode);
+- rollout and update seconds per iteration (mean over iterations after the first, which warms
+  up; wall time, so on a shared machine they move with the load).
+
+Held-out success is not measured here: a few iterations say nothing about it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from creditgym.config import load_config
+from creditgym.credit import compute_advantages
+from creditgym.train.models import build_policy
+from creditgym.train.rollout import collect_episodes, group_tasks, make_envs, prompt_format_for
+from creditgym.train.update import flatten_sequences, flatten_turns, ppo_update
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+
+
+def measure(context: str, iterations: int, overrides: list[str]) -> dict[str, float]:
+    config = load_config(QUICKSTART, [*overrides, f"policy.context={context}"])
+    torch.manual_seed(config.run.seed)
+    policy = build_policy(config)
+    optimizer = torch.optim.AdamW(
+        [p for p in policy.model.parameters() if p.requires_grad], lr=config.train.lr
+    )
+    prompt_format = prompt_format_for(config.policy)
+    roll = config.rollout
+    envs = make_envs(config.env.id, roll.groups * roll.group_size, split=config.env.train_split)
+    task_rng = np.random.default_rng(config.run.seed)
+    rows = []
+    for _ in range(iterations):
+        seeds = task_rng.integers(0, 2**31 - 1, size=roll.groups).tolist()
+        tasks = group_tasks(seeds, roll.group_size, split=config.env.train_split)
+        prefilled = policy.prefilled_tokens
+        start = time.perf_counter()
+        episodes = collect_episodes(
+            envs, policy, tasks, env_id=config.env.id, prompt_format=prompt_format
+        )
+        rollout_seconds = time.perf_counter() - start
+        steps = sum(len(ep) for ep in episodes)
+        advantages = compute_advantages(
+            episodes, shapers=config.credit.shapers, estimator=config.credit.estimator
+        )
+        if context == "conversation":
+            units = flatten_sequences(episodes, advantages)
+            read = sum(len(u.ids) for u in units if u.advantage != 0)
+        else:
+            units = flatten_turns(episodes, advantages)
+            read = sum(len(u.prompt_ids) + len(u.response_ids) for u in units if u.advantage != 0)
+        start = time.perf_counter()
+        ppo_update(
+            policy,
+            optimizer,
+            units,
+            micro_batch_turns=config.train.micro_batch_turns,
+            clip_eps=config.train.clip_eps,
+            max_grad_norm=config.train.max_grad_norm,
+        )
+        rows.append(
+            {
+                "prefilled_per_step": (policy.prefilled_tokens - prefilled) / steps,
+                "update_tokens": read,
+                "rollout_s": rollout_seconds,
+                "update_s": time.perf_counter() - start,
+                "success": float(np.mean([ep.success for ep in episodes])),
+            }
+        )
+    timed = rows[1:] or rows
+    return {
+        "prefilled_per_step": statistics.mean(r["prefilled_per_step"] for r in rows),
+        "update_tokens": statistics.mean(r["update_tokens"] for r in rows),
+        "rollout_s": statistics.mean(r["rollout_s"] for r in timed),
+        "update_s": statistics.mean(r["update_s"] for r in timed),
+        "success": statistics.mean(r["success"] for r in rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {mode: measure(mode, args.iterations, args.overrides) for mode in CONTEXTS}
+    table = Table(title=f"quickstart, {args.iterations} iterations per mode")
+    for column in [
+        "context",
+        "prefilled tokens / step",
+        "update tokens / iter",
+        "rollout s / iter",
+        "update s / iter",
+        "train success",
+    ]:
+        table.add_column(column, justify="left" if column == "context" else "right")
+    for mode, r in results.items():
+        table.add_row(
+            mode,
+            f"{r['prefilled_per_step']:.0f}",
+            f"{r['update_tokens']:.0f}",
+            f"{r['rollout_s']:.1f}",
+            f"{r['update_s']:.1f}",
+            f"{r['success']:.1%}",
+        )
+    window, conversation = results["window"], results["conversation"]
+    Console().print(table)
+
+    def ratio(key: str) -> float:
+        return conversation[key] / window[key]
+
+    seconds = (conversation["rollout_s"] + conversation["update_s"]) / (
+        window["rollout_s"] + window["update_s"]
+    )
+    print(
+        f"conversation / window: prefill {ratio('prefilled_per_step'):.2f}x, update tokens "
+        f"{ratio('update_tokens'):.2f}x, update time {ratio('update_s'):.2f}x, "
+        f"iteration time {seconds:.2f}x"
+    )
+
+
+CONTEXTS = ("window", "conversation")
+
+if __name__ == "__main__":
+    main()
