@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from creditgym.agents.tokenizer import corpus_env_ids
+from creditgym.agents.tokenizer import corpus_env_ids, env_corpus
 from creditgym.envs import registry
 
 NAMESPACE = "corpustest"
@@ -21,9 +21,19 @@ class _Plain(gym.Env):
 class _NeedsGameFile(gym.Env):
     """An env that, like TextWorld-v0, cannot build without a game file."""
 
+    observation_space = gym.spaces.Text(64)
+    action_space = gym.spaces.Text(64)
+
     def __init__(self, game_file: str | None = None) -> None:
         if game_file is None:
             raise ValueError("give a game_file")
+        self.game_file = game_file
+
+    def reset(self, *, seed=None, options=None):
+        return f"you are in {self.game_file}", {"task": "win", "admissible_actions": ["look"]}
+
+    def step(self, action):
+        return "you won", 1.0, True, False, {}
 
 
 class _NeedsUndeclared(gym.Env):
@@ -57,3 +67,22 @@ def test_textworld_v0_without_a_game_file_is_not_in_the_sweep():
         ids = corpus_env_ids("creditgym")
     assert "creditgym/TextWorld-v0" not in ids
     assert "creditgym/HouseholdEasy-v0" in ids
+
+
+def test_an_env_that_needs_arguments_is_played_with_the_ones_given(three_envs):
+    env_id = f"{NAMESPACE}/NeedsGameFile-v0"
+    corpus = env_corpus([env_id], episodes_per_env=1, env_kwargs={env_id: {"game_file": "zork"}})
+    assert "you are in zork" in corpus
+
+
+def test_the_tiny_agent_is_cached_per_env_kwargs(three_envs, tmp_path, monkeypatch):
+    from creditgym.agents.factory import tiny_agent_dir
+
+    monkeypatch.setenv("CREDITGYM_CACHE", str(tmp_path))
+    env_id = f"{NAMESPACE}/NeedsGameFile-v0"
+    shape = {"vocab_size": 300, "hidden_size": 16, "num_layers": 1, "num_heads": 2}
+    zork = tiny_agent_dir(env_ids=[env_id], env_kwargs={env_id: {"game_file": "zork"}}, **shape)
+    again = tiny_agent_dir(env_ids=[env_id], env_kwargs={env_id: {"game_file": "zork"}}, **shape)
+    other = tiny_agent_dir(env_ids=[env_id], env_kwargs={env_id: {"game_file": "anchor"}}, **shape)
+    assert zork == again != other
+    assert (zork / "config.json").exists() and (other / "config.json").exists()

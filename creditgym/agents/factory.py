@@ -35,6 +35,7 @@ POLICY_NAMES = ("expert", "random", "tiny", "smollm2", "openai:<base_url>")
 #: Keyword arguments of `load_policy("tiny", ...)` that shape the model, not the sampling.
 TINY_BUILD_ARGS = (
     "env_ids",
+    "env_kwargs",
     "vocab_size",
     "episodes_per_env",
     "hidden_size",
@@ -49,13 +50,13 @@ def cache_dir() -> Path:
     return cache_root()
 
 
-def _env_fingerprint(env_ids: list[str]) -> list[str]:
+def _env_fingerprint(env_ids: list[str], env_kwargs: dict[str, Any]) -> list[str]:
     """First observation and task of each env at seed 0: rebuild when env text changes."""
     from creditgym.envs.registry import make
 
     prints = []
     for env_id in env_ids:
-        env = make(env_id)
+        env = make(env_id, **dict(env_kwargs.get(env_id, {})))
         try:
             observation, info = env.reset(seed=0)
             prints.append(f"{env_id}|{info.get('task', '')}|{observation}")
@@ -78,14 +79,18 @@ def tiny_agent_dir(**build_args: Any) -> Path:
     if env_ids is None:  # every env that builds without arguments, a few episodes each
         build_args.setdefault("episodes_per_env", SWEEP_EPISODES_PER_ENV)
     env_ids = sorted(corpus_env_ids("creditgym") if env_ids is None else env_ids)
+    given = build_args.get("env_kwargs") or {}
+    env_kwargs = {env_id: dict(kw) for env_id, kw in given.items() if kw}
+    build_args["env_kwargs"] = env_kwargs or None  # None: the key of agents built before it
     key = json.dumps(
         {
             "version": __version__,
             "env_ids": env_ids,
-            "envs": _env_fingerprint(env_ids),
-            **build_args,
+            "envs": _env_fingerprint(env_ids, env_kwargs),
+            **{name: value for name, value in build_args.items() if value is not None},
         },
         sort_keys=True,
+        default=str,  # paths and other kwargs values
     )
     target = cache_dir() / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if (target / "config.json").exists():

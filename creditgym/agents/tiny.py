@@ -9,8 +9,9 @@ Hugging Face directory, loadable with ``AutoModelForCausalLM.from_pretrained(dir
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
@@ -79,6 +80,7 @@ def build_tiny_agent(
     env_ids: Sequence[str] | None = None,
     *,
     texts: Iterable[str] = (),
+    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     vocab_size: int = 2048,
     episodes_per_env: int | None = None,
     hidden_size: int = 128,
@@ -94,6 +96,7 @@ def build_tiny_agent(
             None means every registered ``creditgym/`` env that builds without arguments
             (`corpus_env_ids`). Pass ``[]`` with `texts` to fit to your own text only.
         texts: extra text for the tokenizer corpus.
+        env_kwargs: per env id, keyword arguments to build it with (see `env_corpus`).
         vocab_size: see `fit_tokenizer`.
         episodes_per_env: episodes played in each env (`env_corpus`); None means 50 for named
             envs and `SWEEP_EPISODES_PER_ENV` when sweeping every env.
@@ -106,7 +109,9 @@ def build_tiny_agent(
         episodes_per_env = SWEEP_EPISODES_PER_ENV if env_ids is None else 50
     if env_ids is None:
         env_ids = corpus_env_ids("creditgym")
-    corpus = list(texts) + env_corpus(env_ids, episodes_per_env=episodes_per_env, seed=seed)
+    corpus = list(texts) + env_corpus(
+        env_ids, episodes_per_env=episodes_per_env, seed=seed, env_kwargs=env_kwargs
+    )
     if not corpus:
         raise ValueError(
             "no text to fit the tokenizer on: no creditgym env is registered and no `texts` "

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -131,6 +132,7 @@ def env_corpus(
     *,
     max_steps: int = 50,
     history_length: int = 2,
+    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Text from playing registered envs, to fit a tokenizer that covers their vocabulary.
 
@@ -144,12 +146,14 @@ def env_corpus(
         seed: first reset seed; also seeds the random agent.
         max_steps: longest episode to play.
         history_length: history shown in the prompts collected.
+        env_kwargs: per env id, keyword arguments for `creditgym.make` (an env that needs a
+            ``game_file``, or the trainer's ``env.kwargs``).
     """
     from creditgym.envs.registry import make
 
     corpus: list[str] = []
     for env_id in env_ids:
-        env = make(env_id)
+        env = make(env_id, **dict((env_kwargs or {}).get(env_id, {})))
         try:
             has_expert = callable(getattr(env.unwrapped, "expert_action", None))
             for episode in range(episodes_per_env):

@@ -103,6 +103,7 @@ def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:
         policy = load_policy(
             "tiny",
             env_ids=[config.env.id],
+            env_kwargs={config.env.id: dict(config.env.kwargs)},  # e.g. a game_file it needs
             vocab_size=tiny.vocab_size,
             hidden_size=tiny.hidden_size,
             num_layers=tiny.num_layers,
