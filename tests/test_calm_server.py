@@ -28,7 +28,13 @@ def test_calm_with_a_served_smollm2_judge_keeps_training_when_the_server_dies(
     # a fresh answer cache, so the judge really asks the server; a deadline a busy CI machine meets
     judge = functools.partial(build_judge, cache_dir=tmp_path / "judge", timeout=300)
     monkeypatch.setattr(judges, "build_judge", judge)
-    with policy_server("smollm2", tmp_path, ready_timeout=300) as (url, process):
+    # the server's own per-request deadline as generous as the client's: judging requests share
+    # one CPU thread in fair turns, so on a busy machine each may take minutes
+    serve_options = ["--request-timeout", "600"]
+    with policy_server("smollm2", tmp_path, ready_timeout=300, extra_args=serve_options) as (
+        url,
+        process,
+    ):
         judged = LLMJudge.judge
 
         def judge_then_kill_the_server(self, transitions):
