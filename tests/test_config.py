@@ -269,3 +269,19 @@ def test_config_show_prints_the_resolved_config_with_help_and_it_loads_back(tmp_
     shown = tmp_path / "shown.yaml"
     shown.write_text(out)
     assert load_config(shown) == load_config(WEBSHOP, ["train.iterations=5"])
+
+
+def test_train_called_from_python_checks_the_config_before_anything_runs(tmp_path):
+    """A Config built in code gets the CLI's checks: nothing is written for a bad one."""
+    from creditgym.config import ConfigError, load_config
+    from creditgym.train.trainer import train
+
+    out = tmp_path / "run"
+    config = load_config(None, [f"run.output_dir={out}"])
+    config.rollout.groups = 0  # set in code, past load_config's validation
+    with pytest.raises(ConfigError, match="rollout.groups"):
+        train(config)
+    config = load_config(None, [f"run.output_dir={out}", "env.kwargs={bogus_kw: 1}"])
+    with pytest.raises(ConfigError, match="bogus_kw"):
+        train(config)
+    assert not out.exists()

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from creditgym.agents.scripted import RandomPolicy
-from creditgym.config import Config, to_yaml
+from creditgym.config import Config, check_runnable, to_yaml, validate
 from creditgym.credit import CreditBreakdown, assign_credit, credit_metrics
 from creditgym.envs.registry import eval_splits
 from creditgym.train.checkpoint import (
@@ -170,7 +170,13 @@ class Run:
 
 
 def train(config: Config, *, console: Any = None) -> TrainResult:
-    """Train `config.policy` on `config.env` with the configured credit; see module docstring."""
+    """Train `config.policy` on `config.env` with the configured credit; see module docstring.
+
+    Raises `ConfigError` before anything runs if the config is out of its schema's ranges or
+    cannot run (unknown env, env kwargs its constructor lacks, an output path that is a file).
+    """
+    validate(config)  # load_config did this for YAML configs; a Config built in code too
+    check_runnable(config)
     started = time.perf_counter()
     run = setup(config, console)
     random_baseline, initial = before_training(run)
