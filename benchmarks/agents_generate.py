@@ -9,9 +9,9 @@ init) in a temporary directory, collects real compact prompts and admissible-act
 playing the env with a random agent, then times `HFPolicy.generate` at each batch size.
 Free-form decoding runs to `--max-new-tokens` unless EOS comes first; constrained decoding
 samples one admissible action per prompt, a few tokens, so its time is mostly the prompt's
-forward pass and responses/s is the figure to compare. Rates are generated tokens (EOS included) per wall
-second and per CPU second of this process (`time.process_time`, summed over torch's threads),
-the latter less skewed by other jobs on a shared machine.
+forward pass and responses/s is the figure to compare. Rates are generated tokens (EOS included)
+per wall second and per CPU second of this process (`time.process_time`, summed over torch's
+threads), the latter less skewed by other jobs on a shared machine.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def main() -> None:
     prompts, admissible = env_prompts(args.env, max(args.batches))
     prompt_tokens = sum(len(free.encode_prompt(p)) for p in prompts) / len(prompts)
     print(
-        f"tiny agent for {args.env}: {count_parameters(free.model):,} parameters, vocab {len(free.tokenizer)}, "
+        f"tiny agent for {args.env}: {count_parameters(free.model):,} parameters, "
+        f"vocab {len(free.tokenizer)}, "
         f"built in {build_seconds:.1f} s; prompts {prompt_tokens:.0f} tokens on average; "
         f"torch threads {torch.get_num_threads()}"
     )
@@ -109,7 +110,8 @@ def main() -> None:
                 policy, prompts[:batch], actions[:batch] if actions else None, args.repeats
             )
             print(
-                f"{name:<12}{batch:>6}{rate:>10.0f}{cpu_rate:>14.0f}{rate / length:>13.1f}{length:>17.1f}"
+                f"{name:<12}{batch:>6}{rate:>10.0f}{cpu_rate:>14.0f}"
+                f"{rate / length:>13.1f}{length:>17.1f}"
             )
 
 

@@ -1,9 +1,9 @@
 """Credit methods' learning curves: the same model, env and env-step budget, several seeds.
 
-    python benchmarks/credit_curves.py                       # HouseholdEasy, GRPO vs GiGPO, 3 seeds
-    python benchmarks/credit_curves.py --preset search       # SearchQAEasy, GRPO vs IGPO (+ GiGPO)
-    python benchmarks/credit_curves.py --preset keyroom      # MiniHack KeyRoom, GRPO vs CALM (+ GiGPO)
-    python benchmarks/credit_curves.py --preset coop         # CoopHousehold, GRPO vs LaRe vs GiGPO
+    python benchmarks/credit_curves.py                   # HouseholdEasy, GRPO vs GiGPO, 3 seeds
+    python benchmarks/credit_curves.py --preset search   # SearchQAEasy, GRPO vs IGPO (+ GiGPO)
+    python benchmarks/credit_curves.py --preset keyroom  # MiniHack KeyRoom, GRPO vs CALM (+ GiGPO)
+    python benchmarks/credit_curves.py --preset coop     # CoopHousehold, GRPO vs LaRe vs GiGPO
     python benchmarks/credit_curves.py --preset medium --iterations 15 --eval-every 5
 
 Each run is `creditgym train configs/quickstart.yaml` with `credit` set to the method and

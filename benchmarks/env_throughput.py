@@ -130,14 +130,20 @@ def main() -> None:
         "random agent over admissible actions; steps per CPU second (one core); household on "
         "env.unwrapped (no wrappers); TextWorld episodes capped at the preset's max_steps"
     )
-    header = f"{'preset':30} {'steps':>9} {'steps/s':>9} {'success':>8} | {'TextWorld twin':34} {'steps/s':>8} {'success':>8} {'ratio':>7}"
+    header = (
+        f"{'preset':30} {'steps':>9} {'steps/s':>9} {'success':>8} | "
+        f"{'TextWorld twin':34} {'steps/s':>8} {'success':>8} {'ratio':>7}"
+    )
     print(header)
     print("-" * len(header))
     for env_id, steps, rate, success, twin, tw_rate, tw_success in rows:
-        twin_name = f"world {twin['world_size']}, objects {twin['nb_objects']}, quest {twin['quest_length']}"
+        twin_name = (
+            f"world {twin['world_size']}, objects {twin['nb_objects']}, "
+            f"quest {twin['quest_length']}"
+        )
         print(
-            f"{env_id:30} {steps:9d} {rate:9.0f} {success:8.3f} | {twin_name:34} {tw_rate:8.0f} {tw_success:8.3f} "
-            f"{rate / tw_rate:6.0f}x"
+            f"{env_id:30} {steps:9d} {rate:9.0f} {success:8.3f} | "
+            f"{twin_name:34} {tw_rate:8.0f} {tw_success:8.3f} {rate / tw_rate:6.0f}x"
         )
 
 

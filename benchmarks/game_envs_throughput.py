@@ -50,7 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(0)
     print(
-        f"{'preset':34s} {'setup s':>8s} {'random steps/s':>15s} {'expert success':>15s} {'expert len':>10s} {'expert steps/s':>15s}"
+        f"{'preset':34s} {'setup s':>8s} {'random steps/s':>15s} {'expert success':>15s} "
+        f"{'expert len':>10s} {'expert steps/s':>15s}"
     )
     for env_id in [p for p in PRESETS if args.only in p]:
         env = creditgym.make(env_id)
@@ -77,7 +78,8 @@ def main() -> None:
             )
         print(
             f"{env_id:34s} {setup:8.1f} {random_steps / random_time:15.0f} "
-            f"{f'{wins}/{args.episodes}':>15s} {expert_steps / args.episodes:10.1f} {expert_steps / expert_time:15.0f}"
+            f"{f'{wins}/{args.episodes}':>15s} {expert_steps / args.episodes:10.1f} "
+            f"{expert_steps / expert_time:15.0f}"
         )
 
 

@@ -1,6 +1,7 @@
 """What IGPO's information-gain scoring adds to a rollout: tiny model, search env, B episodes.
 
-    python benchmarks/igpo_overhead.py [--env creditgym/SearchQAEasy-v0] [--batches 64] [--group-size 8]
+    python benchmarks/igpo_overhead.py [--env creditgym/SearchQAEasy-v0] [--batches 64]
+        [--group-size 8]
 
 A rollout of B episodes (B / group-size questions, each played group-size times, constrained
 to admissible actions) is timed three ways from the same sampler seed (so the episodes are
@@ -75,7 +76,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     table = Table(
-        title=f"IGPO scoring overhead, tiny model, {args.env}, {torch.get_num_threads()} torch threads"
+        title=(
+            f"IGPO scoring overhead, tiny model, {args.env}, "
+            f"{torch.get_num_threads()} torch threads"
+        )
     )
     columns = (
         "B",

@@ -1,7 +1,8 @@
 """Rollout throughput of the tiny model: turns/s and generated tokens/s at B parallel envs.
 
     python benchmarks/rollout_throughput.py [--env creditgym/HouseholdEasy-v0] [--batches 16,64,128]
-    python benchmarks/rollout_throughput.py --workers 0,1,2 [--workers-env creditgym/MiniHackKeyRoom-v0]
+    python benchmarks/rollout_throughput.py --workers 0,1,2
+        [--workers-env creditgym/MiniHackKeyRoom-v0]
 
 For each B, B environments are stepped in lockstep by `collect_episodes` (one batched
 `generate` per step), constrained to admissible actions and free-form (the untrained model

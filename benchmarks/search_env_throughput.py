@@ -46,7 +46,7 @@ def expert_scores(env: SearchQAEnv) -> tuple[float, float, float, list[float]]:
 
 
 def random_agent(env: SearchQAEnv, seconds: float) -> tuple[float, float, int]:
-    """(steps per CPU second, mean episode return, episodes) of a uniform admissible-action agent."""
+    """A uniform admissible-action agent: (steps per CPU second, mean episode return, episodes)."""
     rng = random.Random(0)
     steps, returns, episode_return = 0, [], 0.0
     _, info = env.reset(seed=0)
@@ -73,8 +73,9 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"{'difficulty':>10} {'passages':>8} {'build s':>7} {'test q':>6} {'expert EM':>9} {'F1':>5} "
-        f"{'recall@5':>8} {'search ms med/p99':>17} {'random steps/s':>14} {'random return':>13}"
+        f"{'difficulty':>10} {'passages':>8} {'build s':>7} {'test q':>6} {'expert EM':>9} "
+        f"{'F1':>5} {'recall@5':>8} {'search ms med/p99':>17} {'random steps/s':>14} "
+        f"{'random return':>13}"
     )
     with tempfile.TemporaryDirectory() as cache_dir:
         for difficulty in args.difficulties:
@@ -86,8 +87,8 @@ def main() -> None:
                 SearchQAEnv(split="train", difficulty=difficulty, cache_dir=cache_dir), args.seconds
             )
             print(
-                f"{difficulty:>10} {len(env.corpus.passages):>8,} {build_s:>7.2f} {len(env.questions):>6} "
-                f"{em:>9.3f} {f1:>5.3f} {recall:>8.3f} "
+                f"{difficulty:>10} {len(env.corpus.passages):>8,} {build_s:>7.2f} "
+                f"{len(env.questions):>6} {em:>9.3f} {f1:>5.3f} {recall:>8.3f} "
                 f"{np.median(latencies):>8.3f}/{np.percentile(latencies, 99):>8.3f} "
                 f"{rate:>14,.0f} {mean_return:>13.3f}"
             )
