@@ -156,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     console.print(table)
     console.print(
-        f"trained {result.iterations} iterations, {result.env_steps} env steps in {result.seconds / 60:.1f} min\n"
+        f"trained {result.iterations} iterations, {result.env_steps} env steps "
+        f"in {result.seconds / 60:.1f} min\n"
         f"learning curve: {result.plot}\ncheckpoint:     {result.checkpoint / 'model'}\n"
         f"metrics:        {result.output_dir / 'metrics.jsonl'}"
     )
@@ -188,7 +189,10 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     transitions, subgoals = judge_dataset(args.env, args.episodes, seed=args.seed)
     judge = build_judge(args.judge, legend=str(env_metadata(args.env).get("judge_legend", "")))
     scores = score_judge(judge, transitions, subgoals)
-    title = f"{args.judge} judge vs the env's events on {args.env}: {len(transitions)} balanced transitions"
+    title = (
+        f"{args.judge} judge vs the env's events on {args.env}: "
+        f"{len(transitions)} balanced transitions"
+    )
     _console().print(scores_table(scores, title=title))
     if getattr(judge, "stats", None):
         _console().print(f"judge requests: {dict(judge.stats)}")
@@ -340,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--agent",
         action="append",
-        help="expert | random | tiny | smollm2 | openai:<base_url> | a checkpoint dir | an HF model name "
-        "(repeat for several; default: expert and random)",
+        help="expert | random | tiny | smollm2 | openai:<base_url> | a checkpoint dir "
+        "| an HF model name (repeat for several; default: expert and random)",
     )
     ev.add_argument("--episodes", type=int, default=50, help="episodes per split")
     ev.add_argument(

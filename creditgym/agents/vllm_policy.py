@@ -30,6 +30,7 @@ import torch
 
 from creditgym.agents.base import Generation
 from creditgym.agents.hf import HFPolicy
+from creditgym.agents.protocols import check_admissible
 
 __all__ = ["VLLMPolicy", "WeightSyncExtension", "cuda_available", "export_for_engine"]
 
@@ -39,7 +40,8 @@ def cuda_available() -> bool:
 
 
 class WeightSyncExtension:
-    """Mixed into vLLM's GPU workers (``worker_extension_cls``): loads weights sent by the trainer."""
+    """Mixed into vLLM's GPU workers (``worker_extension_cls``): loads weights sent by the
+    trainer."""
 
     def load_trainer_weights(self, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
         model = self.model_runner.model  # type: ignore[attr-defined]  (the vLLM worker's)
@@ -48,7 +50,8 @@ class WeightSyncExtension:
 
 
 class VLLMPolicy:
-    """The `Policy` interface on a vLLM engine, for rollouts; `trainer_policy` is trained and scores.
+    """The `Policy` interface on a vLLM engine, for rollouts; `trainer_policy` is trained and
+    scores.
 
     Args:
         trainer_policy: the HF policy the trainer updates (its weights seed the engine).
@@ -73,7 +76,8 @@ class VLLMPolicy:
             )
         if not cuda_available():
             raise RuntimeError(
-                "rollout.engine=vllm needs a CUDA GPU and none is visible; use rollout.engine=hf on this machine"
+                "rollout.engine=vllm needs a CUDA GPU and none is visible; "
+                "use rollout.engine=hf on this machine"
             )
         from vllm import LLM
 
@@ -125,15 +129,12 @@ class VLLMPolicy:
         admissible_actions: Sequence[Sequence[str] | None] | None = None,
         envs: Sequence[Any] | None = None,
     ) -> list[Generation]:
-        """Sample one response per prompt on vLLM; log-probs from the HF model (see module docstring)."""
+        """Sample one response per prompt on vLLM; log-probs from the HF model (see module
+        docstring)."""
         from vllm.inputs import TokensPrompt
 
         policy = self.trainer_policy
-        if policy.constrained and admissible_actions is None:
-            raise ValueError(
-                "constrained decoding needs admissible_actions (one list per prompt); pass them, "
-                "or build the policy with constrained=False for free-form generation"
-            )
+        check_admissible(policy.constrained, admissible_actions, len(prompts))
         choices = list(admissible_actions) if policy.constrained else [None] * len(prompts)
         prompt_ids = [policy.encode_prompt(prompt) for prompt in prompts]
         generations = [Generation(text="", prompt_ids=ids) for ids in prompt_ids]
