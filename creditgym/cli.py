@@ -231,7 +231,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_credit_report(args: argparse.Namespace) -> int:
-    from creditgym.train.credit_methods import parse_methods
+    from creditgym.credit.specs import parse_methods
     from creditgym.train.credit_report import run_credit_report
     from creditgym.train.credit_report_output import (
         plot_report,
@@ -277,8 +277,7 @@ def cmd_credit_report(args: argparse.Namespace) -> int:
             history_length=args.history_length,
             require_tags=not scripted and args.free_form,
         ),
-        judge=args.judge,
-        lare_factors=args.lare_factors,
+        settings={"judge": args.judge, "lare_factors": args.lare_factors},
         batch_size=args.batch_size,
     )
     command = _credit_report_command(args)

@@ -3,6 +3,7 @@ end to end on HouseholdEasy, and one clear line (exit code 2) for bad input."""
 
 import json
 
+import numpy as np
 import pytest
 from _oracle_envs import DetourCorridor
 
@@ -10,9 +11,11 @@ import creditgym
 from creditgym.agents.factory import load_policy
 from creditgym.agents.scripted import ExpertPolicy
 from creditgym.cli import main
-from creditgym.credit import CreditConfigError
+from creditgym.credit import CreditConfigError, Requirement, register_shaper
+from creditgym.credit.specs import parse_method, parse_methods, register_shorthand
 from creditgym.envs.registry import list_envs
-from creditgym.train.credit_methods import parse_method, parse_methods
+from creditgym.train.credit_report import run_credit_report
+from creditgym.train.credit_setup import register_builder
 
 
 def test_an_estimator_alone_scores_the_env_reward():
@@ -43,6 +46,15 @@ def test_shorthands_name_the_papers_configurations():
     assert parse_method("igpo").shaper_names == ["env", "info_gain"]
     assert parse_method("igpo").estimator == {"name": "discounted_group"}
     assert parse_method("lare").shaper_names == ["lare"]
+
+
+def test_a_registered_shorthand_stands_for_its_spec():
+    register_shorthand("tests_short", "env/gigpo:gamma=0.5")
+    method = parse_method("tests_short")
+    assert (method.label, method.shaper_names) == ("tests_short", ["env"])
+    assert method.estimator == {"name": "gigpo", "gamma": 0.5}
+    with pytest.raises(ValueError, match="plain name"):
+        register_shorthand("a/b", "grpo")
 
 
 def test_a_comma_then_key_value_continues_the_previous_method():
@@ -215,3 +227,57 @@ def test_igpo_variants_are_scored_with_a_model_agents_log_probs(tmp_path):
     # the gains (scored with the tiny model's log-probs) give turns non-zero advantages
     assert report["methods"]["igpo"]["zero_share"] < 0.5
     assert report["methods"][methods.split(",")[1]]["estimator"]["normalization"] == "separate"
+
+
+class _Tally:
+    """Learned state: a fresh one per method, never shared."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+_BUILT: list[tuple[str, object]] = []
+
+
+@register_builder("tests_token")
+def _token(value, run, where):
+    _BUILT.append(("token", value))
+    return f"token:{value}"
+
+
+@register_builder("tests_tally")
+def _tally(value, run, where):
+    _BUILT.append(("tally", value))
+    return _Tally()
+
+
+@register_shaper(
+    "tests_served",
+    requires=(Requirement("tests_token", setting="judge"), Requirement("tests_tally")),
+)
+def _served(episodes, context, *, weight: float = 1.0):
+    assert context.extras["tests_token"] == "token:my-judge"
+    context.extras["tests_tally"].calls += 1
+    return [weight * np.ones(len(episode.turns)) for episode in episodes]
+
+
+def test_the_report_builds_what_a_user_shaper_requires_as_the_trainer_does():
+    _BUILT.clear()
+    methods = parse_methods("env+tests_served/gigpo,env+tests_served:weight=2/grpo")
+    report = run_credit_report(
+        "creditgym/HouseholdEasy-v0",
+        "random",
+        methods,
+        groups=2,
+        group_size=2,
+        settings={"judge": "my-judge"},
+    )
+    assert [r.method.label for r in report.results] == [m.label for m in methods]
+    # the stateless token is built once for both methods; the stateful tally once per method
+    assert _BUILT == [("token", "my-judge"), ("tally", None), ("tally", None)]

@@ -10,7 +10,8 @@ name the papers' configurations: ``igpo`` = ``env+info_gain/discounted_group``, 
 
 A spec parses to exactly what the trainer's config holds (``credit.shapers`` and
 ``credit.estimator``), checked against the credit registry, so a method scored by
-``creditgym credit-report`` is the method ``creditgym train`` would run.
+``creditgym credit-report`` is the method ``creditgym train`` would run. Add a shorthand of your
+own with `register_shorthand`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 
 import yaml
 
-from creditgym.credit import check_credit_config, compute_advantages
+from creditgym.credit.api import check_credit_config, compute_advantages
 
-__all__ = ["SHORTHANDS", "CreditMethod", "parse_method", "parse_methods"]
+__all__ = ["SHORTHANDS", "CreditMethod", "parse_method", "parse_methods", "register_shorthand"]
 
+#: One word for a full spec: the papers' configurations.
 SHORTHANDS: dict[str, str] = {
     "igpo": "env+info_gain/discounted_group",
     "calm": "env+calm/grpo",
@@ -32,6 +34,17 @@ SHORTHANDS: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
 _OPTION_PIECE = re.compile(r"^\s*[A-Za-z_]\w*\s*=")
+
+
+def register_shorthand(name: str, spec: str) -> None:
+    """Let `name` stand for the full `spec` (e.g. ``"mine"`` for ``"env+mine/grpo"``).
+
+    The spec is parsed when the shorthand is used, so its shapers and estimator may be
+    registered later. Raises ValueError if `name` is not a plain name or holds spec syntax.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"shorthand {name!r} must be a plain name (letters, digits, _ . -)")
+    SHORTHANDS[name] = spec
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def verify_checkpoint(path: Path) -> None:
     Checks what `save_checkpoint` recorded in ``checkpoint.json`` (each file present with its
     size; checkpoints from before it existed skip this), then that ``trainer_state.json`` is a
     trainer state, ``rng.pt``, ``optimizer.pt`` and ``credit.pt`` load, and every
-    ``model/*.safetensors`` has a complete header (safetensors checks the data it declares is
+    ``model/*.safetensors`` has a complete header (safetensors checks the data it announces is
     all there).
     """
     path = Path(path)

@@ -1,8 +1,8 @@
 """`creditgym credit-report`: score credit methods against the envs' oracles on one batch.
 
 One batch of grouped rollouts of an agent; every requested credit method (see
-`creditgym.train.credit_methods`) computes its advantages on those *same* episodes with the
-trainer's credit code (`compute_advantages`, the judge and latent-reward builders); each is
+`creditgym.credit.specs`) computes its advantages on those *same* episodes with the
+trainer's credit code (`compute_advantages`, and `build_credit` for what its modules need); each is
 scored against the progress labels the env's cost-to-go gives every turn and, with ``--mc K``,
 against Monte-Carlo advantages of the behaviour policy (`creditgym.train.monte_carlo`).
 Definitions of the scores: `creditgym.credit.fidelity`.
@@ -10,9 +10,11 @@ Definitions of the scores: `creditgym.credit.fidelity`.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from creditgym.agents.factory import load_policy
-from creditgym.credit import CreditContext, compute_advantages
+from creditgym.config import CreditConfig
+from creditgym.credit import RunContext, compute_advantages
 from creditgym.credit.fidelity import (
     DEAD_END,
     FidelityScores,
@@ -28,9 +31,10 @@ from creditgym.credit.fidelity import (
     score_turn_sample,
     turn_label,
 )
-from creditgym.credit.igpo import ANSWER_PREFIX
+from creditgym.credit.registry import resolve
+from creditgym.credit.specs import CreditMethod
 from creditgym.envs.registry import env_metadata
-from creditgym.train.credit_methods import CreditMethod
+from creditgym.train.credit_setup import SCORER, CreditRuntime, build_credit
 from creditgym.train.monte_carlo import (
     MonteCarloAdvantages,
     monte_carlo_advantages,
@@ -99,7 +103,7 @@ _NO_COST_TO_GO = (
 
 
 def _can_score(policy: Any) -> bool:
-    """Whether the policy gives token log-probs (IGPO's scorer); scripted agents do not."""
+    """Whether the policy gives token log-probs (a scorer); scripted agents do not."""
     try:
         policy.logprobs(["a"], ["b"])
     except NotImplementedError:
@@ -118,49 +122,64 @@ def _check_env(env_id: str, split: str, env_kwargs: dict[str, Any], seed: int) -
         env.close()
 
 
-def _contexts(
+def _runtimes(
     methods: list[CreditMethod],
-    policy: Any,
     env_id: str,
-    judge: str,
-    lare_factors: str,
+    settings: Mapping[str, Any],
     seed: int,
     work_dir: Path,
-) -> list[CreditContext]:
-    """Each method's credit context: the policy as IGPO's scorer, CALM's judge, and a fresh
-    LaRe latent reward per method (its decoder trains on the batch, so methods do not share
-    one). Raises ValueError for a method that needs what the agent cannot give."""
-    from creditgym.train.judges import build_judge
-    from creditgym.train.latent import build_latent_reward
-
-    # probed only when asked for: a served policy's probe is a request
-    needs_scorer = any("info_gain" in method.shaper_names for method in methods)
-    scorer = policy if needs_scorer and _can_score(policy) else None
-    judges: dict[str, Any] = {}
-    contexts = []
+) -> list[CreditRuntime]:
+    """Each method's credit runtime: whatever its shapers and estimator ask for, built as the
+    trainer builds it. Things without learned state (a judge) are built once and shared; those
+    with learned state (a decoder that trains on the batch) are built afresh per method, so
+    methods do not share them. Raises ValueError for what a method cannot be given."""
+    run = RunContext(
+        env_id=env_id,
+        env_metadata=dict(env_metadata(env_id)),
+        output_dir=work_dir,
+        seed=seed,
+        settings=dict(settings),
+    )
+    shared: dict[tuple[str, str], Any] = {}
+    runtimes = []
     for method in methods:
-        names = method.shaper_names
-        if "info_gain" in names and scorer is None:
-            raise ValueError(
-                f"method {method.label!r} needs the policy's token log-probs (IGPO's information "
-                f"gain), which the scripted agent {policy!r} does not have; use a model agent "
-                "(tiny, a checkpoint, a Hugging Face model)"
-            )
-        if "calm" in names and judge not in judges:
-            legend = str(env_metadata(env_id).get("judge_legend", ""))
-            judges[judge] = build_judge(judge, legend=legend)
-        extras = {}
-        if "lare" in names:
-            try:
-                extras["lare"] = build_latent_reward(lare_factors, env_id, work_dir, seed)
-            except ValueError as error:  # its message names the trainer's setting
-                raise ValueError(f"method {method.label!r}, --lare-factors: {error}") from None
-        contexts.append(
-            CreditContext(
-                scorer=scorer, judge=judges.get(judge) if "calm" in names else None, extras=extras
-            )
+        modules = [resolve("shaper", shaper) for shaper in method.shapers]
+        modules.append(resolve("estimator", method.estimator))
+        try:
+            runtimes.append(build_credit(modules, run, shared))
+        except ValueError as error:  # its message names the setting or option
+            raise ValueError(f"method {method.label!r}: {error}") from None
+    return runtimes
+
+
+def _scorer_for(methods: list[CreditMethod], runtimes: list[CreditRuntime], policy: Any) -> Any:
+    """The policy as log-prob scorer if a method requires one (probed only then: a served
+    policy's probe is a request), else None. Raises ValueError if a method requires one and
+    the agent gives no token log-probs."""
+    needing = [m for m, r in zip(methods, runtimes) if SCORER in r.required_kinds]
+    if not needing:
+        return None
+    if not _can_score(policy):
+        raise ValueError(
+            f"method {needing[0].label!r} needs the policy's token log-probs (one of its modules "
+            f"requires a {SCORER!r}), which the agent {policy!r} does not have; use a model "
+            "agent (tiny, a checkpoint, a Hugging Face model)"
         )
-    return contexts
+    return policy
+
+
+def _answer_prefix(methods: list[CreditMethod], runtimes: list[CreditRuntime]) -> str | None:
+    """What the rollout scores answers after, if a method asks; one rollout serves all
+    methods, so they must agree on it."""
+    prefixes = {r.answer_prefix for r in runtimes if r.answer_prefix is not None}
+    if len(prefixes) > 1:
+        labels = [m.label for m, r in zip(methods, runtimes) if r.answer_prefix is not None]
+        raise ValueError(
+            f"methods {', '.join(labels)} ask the rollout to score answers after different "
+            f"prefixes ({', '.join(sorted(map(repr, prefixes)))}); one batch serves them all, "
+            "so give them the same one"
+        )
+    return prefixes.pop() if prefixes else None
 
 
 def run_credit_report(
@@ -178,8 +197,7 @@ def run_credit_report(
     env_kwargs: dict[str, Any] | None = None,
     policy_kwargs: dict[str, Any] | None = None,
     prompt_format: PromptFormat | None = None,
-    judge: str = "oracle",
-    lare_factors: str = "hand",
+    settings: Mapping[str, Any] | None = None,
     batch_size: int = 64,
     mc_batch_size: int = 256,
     work_dir: Path | None = None,
@@ -200,34 +218,36 @@ def run_credit_report(
         env_kwargs: passed to `creditgym.make`.
         policy_kwargs: passed to `load_policy` (sampling options of model agents).
         prompt_format: how model agents see the env (as in training).
-        judge: CALM's judge (``oracle`` reads the env's events).
-        lare_factors: LaRe's factor function (``hand``, a .py file, ``llm:<model>``).
+        settings: the trainer's ``credit`` settings the methods' requirements read (e.g.
+            ``{"judge": "oracle"}``); unset ones take the config's defaults.
         batch_size, mc_batch_size: envs stepped in lockstep for the rollout / the continuations.
-        work_dir: where LaRe's code writer logs (a temporary folder by default).
+        work_dir: where builders write their logs (a temporary folder by default).
 
     Raises:
-        ValueError: the env has no cost-to-go, a method needs a scorer the agent cannot give,
-            or (with `mc`) the env cannot clone its state.
+        ValueError: the env has no cost-to-go, a method needs a scorer the agent cannot give
+            or something its builder rejects, or (with `mc`) the env cannot clone its state.
     """
     env_kwargs = dict(env_kwargs or {})
     prompt_format = prompt_format or PromptFormat()
     _check_env(env_id, split, env_kwargs, seed)
     policy = load_policy(agent, **(policy_kwargs or {}))
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="credit-report-"))
-    contexts = _contexts(methods, policy, env_id, judge, lare_factors, seed, work_dir)
+    settings = {**dataclasses.asdict(CreditConfig()), **(settings or {})}
+    runtimes = _runtimes(methods, env_id, settings, seed, work_dir)
+    scorer = _scorer_for(methods, runtimes, policy)
+    contexts = [runtime.context(scorer=scorer, iteration=0) for runtime in runtimes]
 
     t0 = time.perf_counter()
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=groups).tolist()
     tasks = group_tasks(seeds, group_size, split=split)
     envs = make_envs(env_id, min(len(tasks), batch_size), split=split, **env_kwargs)
-    uses_info_gain = any("info_gain" in m.shaper_names for m in methods)
     episodes = collect_episodes(
         envs,
         policy,
         tasks,
         env_id=env_id,
         prompt_format=prompt_format,
-        answer_prefix=ANSWER_PREFIX if uses_info_gain else None,
+        answer_prefix=_answer_prefix(methods, runtimes),
     )
     for env in envs:
         env.close()

@@ -17,7 +17,7 @@ builder for a kind of your own with `register_builder`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,14 @@ from creditgym.credit import CreditContext, Requirement, RunContext, StatefulMod
 from creditgym.credit.registry import Resolved, resolve
 from creditgym.envs.registry import env_metadata
 
-__all__ = ["CreditRuntime", "register_builder", "setup_credit", "check_multiprocess"]
+__all__ = [
+    "CreditRuntime",
+    "register_builder",
+    "setup_credit",
+    "build_credit",
+    "run_context",
+    "check_multiprocess",
+]
 
 #: ``builder(value, run, where) -> thing``: `value` is the config setting or module option the
 #: requirement names (None if it names neither); `where` names it for error messages.
@@ -81,11 +88,14 @@ class CreditRuntime:
         built: the built requirements by context key (a `CreditContext` field or extras key).
         modules: instances of class-based modules, by registered name.
         answer_prefix: what the rollout scores answers after (``answer_scores``), or None.
+        required_kinds: every requirement kind the modules listed (``scorer`` included,
+            though the caller hands that one in).
     """
 
     built: dict[str, Any] = field(default_factory=dict)
     modules: dict[str, Any] = field(default_factory=dict)
     answer_prefix: str | None = None
+    required_kinds: set[str] = field(default_factory=set)
     _stats_seen: dict[str, float] = field(default_factory=dict)
 
     def context(self, scorer: Any, iteration: int) -> CreditContext:
@@ -122,26 +132,50 @@ class CreditRuntime:
         return row
 
 
+def run_context(config: Config, output_dir: Path | None, world_size: int = 1) -> RunContext:
+    """The `RunContext` a run of `config` gives its credit modules and requirement builders."""
+    return RunContext(
+        env_id=config.env.id,
+        env_metadata=dict(env_metadata(config.env.id)),
+        output_dir=None if output_dir is None else Path(output_dir),
+        seed=config.run.seed,
+        world_size=world_size,
+        settings=dataclasses.asdict(config.credit),
+    )
+
+
 def setup_credit(config: Config, output_dir: Path, world_size: int = 1) -> CreditRuntime:
     """Build what the configured modules require, instantiate and set up class modules.
 
     Runs before the run seeds its random streams (builders may draw their own seeds from
     `RunContext.seed`), so a bad credit config fails before any model is built.
     """
+    return build_credit(configured_modules(config), run_context(config, output_dir, world_size))
+
+
+def build_credit(
+    modules: Sequence[Resolved], run: RunContext, shared: dict[tuple[str, str], Any] | None = None
+) -> CreditRuntime:
+    """Serve `modules` (resolved shapers and estimator) what they list, for one run.
+
+    Args:
+        modules: what `resolve` gives for each configured shaper and the estimator.
+        run: what builders and set-up steps learn about the run.
+        shared: a cache of built things without learned state, by (kind, value), for callers
+            that build several credit configurations at once (one judge serves them all); a
+            thing with learned state (`StatefulModule`) is always built afresh.
+
+    Raises:
+        ValueError: a module requires a kind no builder is registered for, or a builder
+            rejects the setting or option it was given.
+    """
     from creditgym.train import judges, latent  # noqa: F401 (they register their builders)
 
-    run = RunContext(
-        env_id=config.env.id,
-        env_metadata=dict(env_metadata(config.env.id)),
-        output_dir=Path(output_dir),
-        seed=config.run.seed,
-        world_size=world_size,
-        settings=dataclasses.asdict(config.credit),
-    )
     runtime = CreditRuntime()
-    for module in configured_modules(config):
+    for module in modules:
         for requirement in module.requires:
-            _build(runtime, module, requirement, run)
+            runtime.required_kinds.add(requirement.kind)
+            _build(runtime, module, requirement, run, shared)
         if module.is_module and module.name not in runtime.modules:
             instance = module.fn()
             if hasattr(instance, "setup"):
@@ -150,7 +184,13 @@ def setup_credit(config: Config, output_dir: Path, world_size: int = 1) -> Credi
     return runtime
 
 
-def _build(runtime: CreditRuntime, module: Resolved, requirement: Requirement, run: RunContext):
+def _build(
+    runtime: CreditRuntime,
+    module: Resolved,
+    requirement: Requirement,
+    run: RunContext,
+    shared: dict[tuple[str, str], Any] | None = None,
+) -> None:
     key = requirement.context_key
     if requirement.kind == SCORER or key in runtime.built:  # scorer: handed in each iteration
         return
@@ -167,6 +207,12 @@ def _build(runtime: CreditRuntime, module: Resolved, requirement: Requirement, r
         value, where = module.option(requirement.option), f"{module.name}.{requirement.option}"
     else:
         value, where = None, f"{module.kind} {module.name!r}"
-    runtime.built[key] = builder(value, run, where)
+    cache_key = (requirement.kind, repr(value))
+    if shared is not None and cache_key in shared:
+        runtime.built[key] = shared[cache_key]
+    else:
+        runtime.built[key] = builder(value, run, where)
+        if shared is not None and not isinstance(runtime.built[key], StatefulModule):
+            shared[cache_key] = runtime.built[key]
     if requirement.kind == ANSWER_SCORES:
         runtime.answer_prefix = runtime.built[key]

@@ -38,12 +38,12 @@ Each turn: ``t`` (0-based), ``observation`` (what the decision was made on), ``a
 (``{shaper name: its turn reward}``), ``turn_reward`` (their sum, what the estimator read),
 ``advantage`` (``null`` in eval), ``anchor`` (the env's state key as text, ``null`` if none),
 ``step_group`` and ``step_group_size`` (the turns of the same episode group with the same
-anchor: GiGPO's own step groups when it is the estimator, else equal anchors; ids are unique
-within one iteration), ``cost_to_go``, ``next_cost_to_go`` and ``progress`` (the env's oracle
-progress label, ``null`` where it has none) and ``credit``: the credit modules' diagnostics
-(``calm``: ``{judged, achieved, new}`` subgoals; ``info_gain``: ``{gain, score_before,
-score_after}``; ``lare``: ``{factors, decoded_reward}``; ``gigpo``: ``{step_group,
-step_group_size, episode_advantage, step_advantage}``). Prompts and token ids are not logged.
+anchor: the estimator's own step groups when it leaves them in ``credit``, else equal
+anchors; ids are unique within one iteration), ``cost_to_go``, ``next_cost_to_go`` and ``progress`` (the env's oracle
+progress label, ``null`` where it has none) and ``credit``: each credit module's diagnostics
+under its registered name (e.g. a judge's verdicts on subgoals, information gains with the
+scores before and after, decoded latent factors, an estimator's step groups and advantage
+terms). Prompts and token ids are not logged.
 
 **Bounded.** When a file would grow past ``max_bytes`` (``run.log_episodes_max_mb``) it is
 renamed ``episodes.1.jsonl`` (replacing an older one) and a fresh file begins: at most twice
@@ -192,29 +192,35 @@ def episode_record(
 
 
 def assign_step_groups(records: Sequence[dict[str, Any]]) -> None:
-    """Fill each turn's ``step_group`` / ``step_group_size`` (in place), from GiGPO's own
-    groups where it left them in the turn's credit, else from equal anchors in a group."""
+    """Fill each turn's ``step_group`` / ``step_group_size`` (in place), from a credit
+    module's own groups where one left them in the turn's credit (a ``step_group`` >= 0 with
+    its ``step_group_size``), else from equal anchors in a group."""
     keys: dict[tuple[str, str], int] = {}
     sizes: dict[int, int] = {}
     for record in records:
         group = json.dumps(record["group_id"])
         for turn in record["turns"]:
-            gigpo = turn["credit"].get("gigpo")
-            if gigpo is not None and gigpo.get("step_group", -1) >= 0:
-                turn["step_group"], turn["step_group_size"] = (
-                    gigpo["step_group"],
-                    gigpo["step_group_size"],
-                )
+            own = _own_step_group(turn["credit"])
+            if own is not None:
+                turn["step_group"], turn["step_group_size"] = own
                 continue
             if turn["anchor"] is None or record["failed"]:
                 continue
             turn["step_group"] = keys.setdefault((group, turn["anchor"]), -1 - len(keys))
             sizes[turn["step_group"]] = sizes.get(turn["step_group"], 0) + 1
-    # anchor-based ids are negative so they never clash with GiGPO's in the same iteration
+    # anchor-based ids are negative so they never clash with a module's in the same iteration
     for record in records:
         for turn in record["turns"]:
             if turn["step_group"] is not None and turn["step_group_size"] is None:
                 turn["step_group_size"] = sizes[turn["step_group"]]
+
+
+def _own_step_group(credit: dict[str, Any]) -> tuple[int, int] | None:
+    """The first step group a credit module recorded for this turn, as (id, size)."""
+    for details in credit.values():
+        if isinstance(details, dict) and details.get("step_group", -1) >= 0:
+            return details["step_group"], details["step_group_size"]
+    return None
 
 
 def sample_tasks(episodes: Sequence[Episode], count: int, seed: int | Sequence[int]) -> list[int]:

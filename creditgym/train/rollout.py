@@ -18,7 +18,6 @@ that a policy with ``generate_chat`` (`HFPolicy`) extends turn by turn from its 
 
 from __future__ import annotations
 
-import inspect
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import gymnasium as gym
 from creditgym.agents.base import Policy
 from creditgym.agents.parsing import ParsedAction, parse_action
 from creditgym.agents.prompts import Conversation, PromptFormat
+from creditgym.agents.protocols import ChatPolicy, can_teacher_force
 from creditgym.envs import info as keys
 from creditgym.envs.oracle import cost_to_go
 from creditgym.envs.registry import eval_splits, make
@@ -81,7 +81,7 @@ def make_envs(
     """`count` instances of a registered env, on `split` when the env family has splits.
 
     With `workers` > 0 the envs live in that many Ray actors (`creditgym.train.workers`); the
-    split is passed when the env class declares held-out splits (``metadata["eval_splits"]``).
+    split is passed when the env class names held-out splits (``metadata["eval_splits"]``).
     """
     if workers > 0:
         from creditgym.train.workers import remote_envs
@@ -184,9 +184,10 @@ def collect_episodes(
         env_id: recorded in each `Episode`.
         prompt_format: template, context mode, history length and the response format.
         max_turns: cut episodes after this many turns (0 = only the env's own budget).
-        answer_prefix: for IGPO: a policy whose `generate` takes ``teacher_force`` scores
-            ``answer_prefix + info["answer"]`` after every prompt from the prompt's KV cache
-            (`Turn.teacher_forced`), which spares the `info_gain` shaper a second prefill.
+        answer_prefix: for information gains: a policy whose `generate` takes
+            ``teacher_force`` scores ``answer_prefix + info["answer"]`` after every prompt from
+            the prompt's KV cache (`Turn.teacher_forced`), which spares the shaper a second
+            prefill.
         record_cost_to_go: ask the env's oracle `steps_to_go()` before and after every turn
             (`Turn.cost_to_go`, `Turn.next_cost_to_go`, hence `Turn.progress`; the team's for
             multi-agent envs); it costs about one more env step per step (nothing for envs
@@ -275,9 +276,8 @@ def _generate(
     if prompt_format.context == "conversation":
         conversations = [agent.conversation for agent in agents]
         prompts = [conversation.transcript() for conversation in conversations]
-        chat = getattr(policy, "generate_chat", None)
-        if chat is not None:
-            return prompts, chat(conversations, **options)
+        if isinstance(policy, ChatPolicy):
+            return prompts, policy.generate_chat(conversations, **options)
         return prompts, policy.generate(prompts, **options)
     prompts = [
         prompt_format.prompt(agent.info, agent.observation, agent.history, actions)
@@ -373,10 +373,7 @@ def _answers_to_score(
 ) -> list[tuple[str, str] | None] | None:
     """Per live agent, ``(answer_prefix, ground-truth answer)`` to teacher-force, if asked and
     the policy supports it."""
-    if (
-        answer_prefix is None
-        or "teacher_force" not in inspect.signature(policy.generate).parameters
-    ):
+    if answer_prefix is None or not can_teacher_force(policy):
         return None
     answers = [agent.info.get(keys.ANSWER) for agent in agents]
     return [(answer_prefix, a) if isinstance(a, str) and a else None for a in answers]
