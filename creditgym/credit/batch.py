@@ -77,7 +77,8 @@ def check_turn_rewards(
         if np.shape(rewards) != (len(episode.turns),):
             raise ValueError(
                 f"{produced_by} returned shape {np.shape(rewards)} for episode {index}, which has "
-                f"{len(episode.turns)} turns; expected shape ({len(episode.turns)},): one float per turn."
+                f"{len(episode.turns)} turns; expected shape ({len(episode.turns)},): "
+                "one float per turn."
             )
 
 

@@ -94,9 +94,11 @@ def subgoal_prompt(task: str, legend: str = "", max_subgoals: int = 6) -> str:
             ROLE,
             legend,
             f"The agent's task: {task}",
-            f"Break the task down into at most {max_subgoals} short subgoals, in the order the agent "
-            "must achieve them, each one an observable event (for example 'pick up the key').",
-            "Answer with a numbered list, one subgoal per line, and nothing else:\n1. <subgoal>\n2. <subgoal>",
+            f"Break the task down into at most {max_subgoals} short subgoals, in the order the "
+            "agent must achieve them, each one an observable event "
+            "(for example 'pick up the key').",
+            "Answer with a numbered list, one subgoal per line, and nothing else:\n"
+            "1. <subgoal>\n2. <subgoal>",
         )
         if part
     )
@@ -117,7 +119,8 @@ def transition_prompt(transition: Transition, subgoals: Sequence[str], legend: s
             "achieved it in this step. Look at what the observation after the action says.",
             f"Observation before:\n{transition.observation}\n\nAction: {transition.action}\n\n"
             f"Observation after:\n{transition.next_observation}",
-            f"Answer with a dict of every subgoal and true or false, and nothing else:\n{{\n{example}\n}}",
+            "Answer with a dict of every subgoal and true or false, and nothing else:\n"
+            f"{{\n{example}\n}}",
         )
         if part
     )

@@ -305,7 +305,8 @@ def _record_step_groups(episodes: Sequence[Episode], terms: GiGPOTerms) -> None:
 def gigpo_terms(
     episodes: Sequence[Episode], turn_rewards: Sequence[np.ndarray], **options: Any
 ) -> GiGPOTerms:
-    """A^E, A^S, A and the step groups as flat arrays; options and defaults as `gigpo_advantages`."""
+    """A^E, A^S, A and the step groups as flat arrays; options and defaults as
+    `gigpo_advantages`."""
     arguments = inspect.signature(gigpo_advantages).bind(episodes, turn_rewards, **options)
     arguments.apply_defaults()
     return _gigpo(**arguments.arguments)

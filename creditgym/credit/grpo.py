@@ -36,8 +36,8 @@ def episode_advantages(
     failed: np.ndarray,
     normalization: str,
     epsilon: float,
-) -> np.ndarray:
-    """A^E per episode: its return against its group's non-failed episodes; 0 if failed.  # (episodes,)"""
+) -> np.ndarray:  # (episodes,)
+    """A^E per episode: its return against its group's non-failed episodes; 0 if failed."""
     advantage = np.zeros(len(returns))
     ok = ~failed
     advantage[ok] = group_normalize(returns[ok], group[ok], n_groups, normalization, epsilon)

@@ -49,6 +49,7 @@ from creditgym.credit.batch import (
 from creditgym.credit.context import CreditContext, LogProbScorer
 from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_estimator, register_shaper
+from creditgym.info_keys import ANSWER
 from creditgym.trajectory import Episode
 
 __all__ = ["ANSWER_PREFIX", "information_gain", "answer_scores", "discounted_group_advantages"]
@@ -74,11 +75,12 @@ def answer_scores(
     for index, episode in enumerate(episodes):
         row = []
         for step, turn in enumerate(episode.turns):
-            answer = turn.info.get("answer")
+            answer = turn.info.get(ANSWER)
             if not isinstance(answer, str) or not answer:
                 raise ValueError(
                     f"info_gain: episode {index} ({episode.env_id}) has a turn without "
-                    "info['answer']; IGPO needs the ground-truth answer (question-answering envs)."
+                    f"info[{ANSWER!r}]; IGPO needs the ground-truth answer (question-answering "
+                    "envs)."
                 )
             forced = turn.teacher_forced
             if forced is not None and forced[:2] == (answer_prefix, answer) and forced[2]:

@@ -177,7 +177,8 @@ class LatentReward:
         updates: int = 50,
         lr: float = 1e-2,
     ) -> np.ndarray:
-        """Train the decoder on this batch (`updates` Adam steps), then predict every turn's reward."""
+        """Train the decoder on this batch (`updates` Adam steps), then predict every turn's
+        reward."""
         if variant not in VARIANTS:
             raise ValueError(f"lare: variant={variant!r} is not one of {VARIANTS}")
         x = torch.as_tensor(factors, dtype=torch.float32)

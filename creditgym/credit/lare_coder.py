@@ -37,7 +37,10 @@ def _spec(task: str, state_doc: str) -> str:
 
 def candidate_prompt(task: str, state_doc: str, index: int) -> str:
     """The request for one candidate (numbered, so each candidate is its own request)."""
-    return f"{_spec(task, state_doc)}\n\nThis is candidate {index + 1}. Answer with one ```python code block."
+    return (
+        f"{_spec(task, state_doc)}\n\nThis is candidate {index + 1}. "
+        "Answer with one ```python code block."
+    )
 
 
 def merge_prompt(task: str, state_doc: str, candidates: Sequence[str]) -> str:
@@ -45,15 +48,16 @@ def merge_prompt(task: str, state_doc: str, candidates: Sequence[str]) -> str:
         f"Candidate {i + 1}:\n```python\n{code}\n```" for i, code in enumerate(candidates)
     )
     return (
-        f"{_spec(task, state_doc)}\n\nHere are candidate functions:\n\n{shown}\n\nMerge them into one "
-        "`evaluate(state, action)` that keeps every useful factor. Answer with one ```python code block."
+        f"{_spec(task, state_doc)}\n\nHere are candidate functions:\n\n{shown}\n\n"
+        "Merge them into one `evaluate(state, action)` that keeps every useful factor. "
+        "Answer with one ```python code block."
     )
 
 
 def repair_prompt(task: str, state_doc: str, code: str, error: str) -> str:
     return (
-        f"{_spec(task, state_doc)}\n\nThis function failed:\n```python\n{code}\n```\nError: {error}\n\n"
-        "Fix it. Answer with one ```python code block."
+        f"{_spec(task, state_doc)}\n\nThis function failed:\n```python\n{code}\n```\n"
+        f"Error: {error}\n\nFix it. Answer with one ```python code block."
     )
 
 
@@ -61,7 +65,8 @@ _BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 
 
 def extract_code(answer: str) -> str:
-    """The first fenced code block of an answer, else the answer from its first ``def`` or ``import``."""
+    """The first fenced code block of an answer, else the answer from its first ``def`` or
+    ``import``."""
     match = _BLOCK.search(answer)
     if match:
         return match.group(1).strip()

@@ -36,7 +36,8 @@ class CachedLLM:
     _memory: dict[str, str] = field(default_factory=dict, repr=False)
 
     def identity(self) -> str:
-        """What the cache keys on besides the prompt: the served model's name, else the client's repr."""
+        """What the cache keys on besides the prompt: the served model's name, else the client's
+        repr."""
         model = getattr(self.client, "model", None)
         return model if isinstance(model, str) and model else repr(self.client)
 
