@@ -2,7 +2,8 @@
 
 Rollouts produce `Episode`s; credit modules read them and return one float per turn; the
 trainer broadcasts each turn's advantage to that turn's action tokens. This module imports
-nothing else of creditgym so that every other part can depend on it.
+nothing else of creditgym but the info-key names (`creditgym.info_keys`, which imports nothing),
+so that every other part can depend on it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from creditgym.info_keys import ANCHOR
 
 __all__ = ["Turn", "Episode", "EpisodeGroup", "group_episodes", "turn_rewards"]
 
@@ -74,7 +77,7 @@ class Turn:
     @property
     def anchor(self) -> Hashable | None:
         """Canonical key of the true environment state this decision was made in."""
-        return self.info.get("anchor")
+        return self.info.get(ANCHOR)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from creditgym.credit.context import CreditContext
 from creditgym.credit.llm import CachedLLM
 from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_shaper
+from creditgym.info_keys import EVENTS, TASK
 from creditgym.trajectory import Episode
 
 __all__ = [
@@ -245,11 +246,11 @@ def episode_transitions(episode: Episode) -> list[Transition]:
     """The (o_t, a_t, o_(t+1)) of every turn, with the env's events of that step."""
     return [
         Transition(
-            task=str(turn.info.get("task", "")),
+            task=str(turn.info.get(TASK, "")),
             observation=turn.observation,
             action=turn.action,
             next_observation=turn.next_observation,
-            events=tuple(turn.next_info.get("events", ())),
+            events=tuple(turn.next_info.get(EVENTS, ())),
         )
         for turn in episode.turns
     ]

@@ -64,6 +64,7 @@ from creditgym.credit.batch import (
 )
 from creditgym.credit.grpo import episode_advantages
 from creditgym.credit.registry import register_estimator
+from creditgym.info_keys import ANCHOR
 from creditgym.trajectory import Episode
 
 __all__ = ["GiGPOTerms", "gigpo_terms", "gigpo_advantages", "step_groups", "EPISODE_STATS"]
@@ -150,7 +151,7 @@ def step_groups(
     ok = ~batch.turn_failed
     # `turn.anchor` inlined: this loop and the dict pass below are most of GiGPO's cost.
     anchors = [
-        turn.info.get("anchor")
+        turn.info.get(ANCHOR)
         for episode in episodes
         if not episode.failed
         for turn in episode.turns

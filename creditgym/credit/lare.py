@@ -36,6 +36,7 @@ from creditgym.credit.context import CreditContext
 from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_shaper
 from creditgym.credit.sandbox import run_sandboxed
+from creditgym.info_keys import SYMBOLIC_STATE
 from creditgym.trajectory import Episode
 
 __all__ = [
@@ -226,7 +227,7 @@ def lare_rewards(
     """
     latent: LatentReward = (context or CreditContext()).require("lare", "the lare shaper (LaRe)")
     inputs = [
-        (dict(turn.next_info.get("symbolic_state", {})), turn.action)
+        (dict(turn.next_info.get(SYMBOLIC_STATE, {})), turn.action)
         for ep in episodes
         for turn in ep.turns
     ]
