@@ -79,6 +79,8 @@ def test_unknown_normalization_is_a_clear_error():
 class RecordingScorer:
     """Mean log-prob of the answer per prompt from a table; records every call."""
 
+    appends_eos = True  # declares add_eos (`EosScorer`): IGPO must turn it off
+
     def __init__(self, table: dict[str, float]):
         self.table = table
         self.calls: list[tuple[list[str], list[str]]] = []

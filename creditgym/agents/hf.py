@@ -53,6 +53,7 @@ from creditgym.agents.base import Generation
 from creditgym.agents.chat import ChatState, ChatTokens
 from creditgym.agents.constrained import ActionTrie, ThinkActConstraint
 from creditgym.agents.parsing import ACTION_CLOSE, ACTION_OPEN, THINK_CLOSE, THINK_OPEN
+from creditgym.agents.protocols import check_admissible
 
 __all__ = ["HFPolicy", "resolve_device"]
 
@@ -108,6 +109,11 @@ class HFPolicy:
         max_context_tokens: token budget of a conversation's context plus its response in
             `generate_chat` (0 = none): older turns are dropped to fit.
     """
+
+    #: `generate` takes ``teacher_force`` (see `creditgym.agents.protocols.TeacherForcingPolicy`)
+    supports_teacher_forcing = True
+    #: `logprobs` closes continuations with EOS unless given ``add_eos=False``
+    appends_eos = True
 
     def __init__(
         self,
@@ -370,11 +376,7 @@ class HFPolicy:
         """
         if not prompts:
             return []
-        if self.constrained and admissible_actions is None:
-            raise ValueError(
-                "constrained decoding needs admissible_actions (one list per prompt); pass them, "
-                "or build the policy with constrained=False for free-form generation"
-            )
+        check_admissible(self.constrained, admissible_actions, len(prompts))
         tries = self._tries(admissible_actions, len(prompts))
         prompt_ids = [self.encode_prompt(prompt) for prompt in prompts]
         return self._generate_from_ids(prompt_ids, tries, teacher_force)
@@ -398,11 +400,7 @@ class HFPolicy:
         """
         if not conversations:
             return []
-        if self.constrained and admissible_actions is None:
-            raise ValueError(
-                "constrained decoding needs admissible_actions (one list per conversation); pass "
-                "them, or build the policy with constrained=False for free-form generation"
-            )
+        check_admissible(self.constrained, admissible_actions, len(conversations), "conversation")
         chat = self.chat_tokens()
         tries = self._tries(admissible_actions, len(conversations))
         states = []

@@ -189,6 +189,9 @@ class VLLMPolicy:
             for generation, values in zip(chunk, scores):
                 generation.logprobs = values.float().cpu().tolist()
 
+    #: `logprobs` is the HF policy's, which closes continuations with EOS unless add_eos=False
+    appends_eos = True
+
     def logprobs(
         self, prompts: Sequence[str], continuations: Sequence[str], **kwargs: Any
     ) -> list[np.ndarray]:

@@ -6,7 +6,8 @@ Multi-Turn LLM Agents", arXiv:2510.14967.
 **Shaper ``info_gain``.** Before the episode and after each turn t the current policy scores the
 ground-truth answer by teacher forcing:
 
-    p_t = exp( mean over answer tokens of log pi(answer token | prompt after turn t, answer prefix) )
+    p_t = exp( mean over answer tokens of
+               log pi(answer token | prompt after turn t, answer prefix) )
 
 and turn t's reward is the gain r_t = p_t - p_(t-1) (``"prob_diff"``, the paper's) or the gain
 in mean log-probability (``"log_prob_diff"``). "The prompt after turn t" is the prompt of turn
@@ -34,8 +35,8 @@ the discounted sum of normalised rewards from turn t on. The std is the unbiased
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -57,6 +58,17 @@ __all__ = ["ANSWER_PREFIX", "information_gain", "answer_scores", "discounted_gro
 GAINS = ("prob_diff", "log_prob_diff")
 ANSWER_PREFIX = "answer["  # our search env's answer tool
 NORMALIZATIONS = ("joint", "separate")
+
+
+@runtime_checkable
+class EosScorer(LogProbScorer, Protocol):
+    """A scorer whose `logprobs` closes each continuation with EOS unless given add_eos=False.
+
+    `appends_eos` declares it (creditgym's `HFPolicy` and the vLLM engine do); IGPO then asks
+    for the answer's own tokens only. Other scorers are called with prompts and continuations.
+    """
+
+    appends_eos: bool
 
 
 def answer_scores(
@@ -94,10 +106,8 @@ def answer_scores(
     means = np.zeros(len(requests))
     if requests:
         prompts, answers = zip(*requests)
-        # only the answer's own tokens count: no EOS after it (policies that append one take add_eos)
-        no_eos = (
-            {"add_eos": False} if "add_eos" in inspect.signature(scorer.logprobs).parameters else {}
-        )
+        # only the answer's own tokens count: no EOS after it (policies that append one say so)
+        no_eos = {"add_eos": False} if isinstance(scorer, EosScorer) and scorer.appends_eos else {}
         token_logprobs = scorer.logprobs(list(prompts), list(answers), **no_eos)
         means = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in token_logprobs])
     return [
