@@ -28,7 +28,8 @@ _ENTRY_POINT = "creditgym.envs.household.env:HouseholdEnv"
 #: env id -> (description, constructor kwargs)
 PRESETS = {
     "creditgym/Household-v0": (
-        "ALFWorld-sized household (15-25 receptacles, all six task types, closed cabinets, 50 steps)",
+        "ALFWorld-sized household (15-25 receptacles, all six task types, closed cabinets, "
+        "50 steps)",
         {
             "receptacles": (15, 25),
             "distractors": (10, 20),
@@ -53,7 +54,8 @@ PRESETS = {
         },
     ),
     "creditgym/HouseholdEasy-v0": (
-        "tiny household, pick-and-place only, nothing closed (4 receptacles, 15 steps): learnable on a CPU",
+        "tiny household, pick-and-place only, nothing closed (4 receptacles, 15 steps): "
+        "learnable on a CPU",
         {
             "receptacles": 4,
             "distractors": (0, 1),

@@ -31,7 +31,8 @@ def _as_range(value: int | Sequence[int], name: str) -> tuple[int, int]:
 
 
 def _normalise(action: str) -> str:
-    """Lower case, single spaces, no trailing full stop; ``put O in/on R`` becomes ``move O to R``."""
+    """Lower case, single spaces, no trailing full stop; ``put O in/on R`` becomes
+    ``move O to R``."""
     text = " ".join(action.lower().split()).rstrip(".")
     if text.startswith("put "):
         for preposition in (" in ", " on ", " into ", " onto "):
@@ -181,7 +182,8 @@ class HouseholdEnv(gym.Env[str, str]):
         unknown = set(options) - {"task_type", "task"}
         if unknown:
             raise ValueError(
-                f"unknown reset options {sorted(unknown)}; HouseholdEnv accepts 'task_type' and 'task'"
+                f"unknown reset options {sorted(unknown)}; "
+                "HouseholdEnv accepts 'task_type' and 'task'"
             )
         if "task" in options:
             if not isinstance(options["task"], Task):

@@ -15,7 +15,8 @@ __all__ = ["STATE_DOC", "latent_factors"]
 STATE_DOC = """\
 holding: 1.0 if the agent holds an object, else 0.0
 holding_target: 1.0 if the held object is one the task asks for
-target_ready_in_hand: 1.0 if the held target object is already clean/hot/cool as the task needs (or needs nothing)
+target_ready_in_hand: 1.0 if the held target object is already clean/hot/cool as the task \
+needs (or needs nothing)
 targets_visible: how many task objects the agent can see where it stands
 at_target_receptacle: 1.0 if the agent stands at the receptacle the task names (or the desk lamp)
 lamp_on: 1.0 if the desk lamp here is on
@@ -26,7 +27,8 @@ steps: actions taken so far"""
 
 
 def latent_factors(state: dict[str, Any], action: str) -> list[float]:
-    """Progress, holding the right (and ready) object, being where it goes, seeing targets, lost time."""
+    """Progress, holding the right (and ready) object, being where it goes, seeing targets, lost
+    time."""
     needed = max(state.get("needed", 1.0), 1.0)
     return [
         state.get("progress", 0.0),

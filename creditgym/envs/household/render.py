@@ -1,4 +1,5 @@
-"""Text rendering of the household: ALFWorld's feedback strings, word for word where ALFWorld has one.
+"""Text rendering of the household: ALFWorld's feedback strings, word for word where ALFWorld
+has one.
 
 Every function here is pure (names in, string out), so the world can cache the strings it builds.
 """
@@ -26,7 +27,10 @@ def listing(names: Sequence[str]) -> str:
 
 def room(receptacles: Sequence[str]) -> str:
     """What the agent sees from the middle of the room (the first observation and `look` there)."""
-    return f"You are in the middle of a room. Looking quickly around you, you see {listing(receptacles)}."
+    return (
+        "You are in the middle of a room. Looking quickly around you, "
+        f"you see {listing(receptacles)}."
+    )
 
 
 def first_observation(receptacles: Sequence[str], task: str) -> str:

@@ -194,12 +194,14 @@ def _stable_bucket(text: str) -> int:
 
 
 def is_unseen_pair(object_type: str, receptacle_type: str) -> bool:
-    """Whether the goal pair (``"apple"``, ``"fridge"``) is held out for ``valid_unseen``, for every task type."""
+    """Whether the goal pair (``"apple"``, ``"fridge"``) is held out for ``valid_unseen``, for
+    every task type."""
     return _stable_bucket(f"{object_type}|{receptacle_type}") == 0
 
 
 def is_unseen_layout(signature: tuple) -> bool:
-    """Whether a layout (its room and receptacle counts, see `Task.layout_signature`) is held out."""
+    """Whether a layout (its room and receptacle counts, see `Task.layout_signature`) is held
+    out."""
     return _stable_bucket(repr(signature)) == 0
 
 
@@ -211,7 +213,8 @@ class TaskConfig:
         receptacles: how many receptacles a house has (fewer if its room has no more kinds).
         distractors: how many objects unrelated to the task are scattered around.
         task_types: the task types to draw from.
-        closed: whether openable receptacles (cabinet, drawer, fridge, microwave, safe) start closed.
+        closed: whether openable receptacles (cabinet, drawer, fridge, microwave, safe) start
+            closed.
     """
 
     receptacles: tuple[int, int] = (15, 25)
@@ -303,7 +306,8 @@ def _validate(split: str, config: TaskConfig, task_type: str | None) -> None:
             )
     if config.receptacles[1] < 3:
         raise ValueError(
-            f"receptacles={config.receptacles} is too few; a task needs up to 3 (start, tool, target)"
+            f"receptacles={config.receptacles} is too few; "
+            "a task needs up to 3 (start, tool, target)"
         )
 
 
@@ -363,7 +367,8 @@ def _receptacle_counts(
     rng: random.Random, task_type: str, obj_type: str, rec_type: str, room: str, config: TaskConfig
 ) -> tuple[dict[str, int], str, str | None] | None:
     """How many receptacles of each kind the house has (the kinds the task needs come first),
-    the kind the first target object starts on, and the kind the desklamp stands on (light tasks)."""
+    the kind the first target object starts on, and the kind the desklamp stands on (light
+    tasks)."""
     kinds = ROOMS[room]
     tool = _RULES[task_type][0]
     start = rng.choice([s for s in PLACES[obj_type] if s in kinds and s != rec_type])

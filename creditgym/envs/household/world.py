@@ -1,4 +1,5 @@
-"""The household's state and rules: where everything is, what each command does, when the task is won.
+"""The household's state and rules: where everything is, what each command does, when the task
+is won.
 
 A `Layout` is the static house (receptacles, objects, where things start); a `Goal` says what
 counts as success; a `World` is one live episode over a layout. The world is plain integers and
@@ -71,8 +72,8 @@ class Layout:
             0 <= r < len(self.receptacles) for r in self.start
         ):
             raise ValueError(
-                f"start={self.start} must give one receptacle index (0..{len(self.receptacles) - 1}) "
-                f"per object ({len(self.objects)} objects)"
+                f"start={self.start} must give one receptacle index "
+                f"(0..{len(self.receptacles) - 1}) per object ({len(self.objects)} objects)"
             )
 
 
@@ -348,7 +349,8 @@ class World:
         return self.placed() >= self.goal.count
 
     def symbolic_state(self) -> dict[str, float]:
-        """Flat named numbers for latent-reward code (LaRe); `progress` is the fraction of subgoals done.
+        """Flat named numbers for latent-reward code (LaRe); `progress` is the fraction of
+        subgoals done.
 
         A fresh dict each call (callers may add to it); computed once per state.
         """

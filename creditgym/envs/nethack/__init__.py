@@ -19,7 +19,10 @@ _ENTRY_POINT = "creditgym.envs.nethack.env:MiniHackTextEnv"
 register(
     "creditgym/MiniHack-v0",
     _ENTRY_POINT,
-    description="Any MiniHack navigation task as text (make(..., task='MiniHack-...')); needs creditgym[minihack].",
+    description=(
+        "Any MiniHack navigation task as text (make(..., task='MiniHack-...')); "
+        "needs creditgym[minihack]."
+    ),
 )
 register(
     "creditgym/MiniHackRoom-v0",

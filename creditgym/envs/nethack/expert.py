@@ -169,7 +169,10 @@ class Expert:
         if self._kind(here) == view.DOOR or self._kind(ahead) == view.DOOR:
             return False
         side_a, side_b = (ahead[0], here[1]), (here[0], ahead[1])
-        blocked = lambda c: self._kind(c) in (view.WALL, view.UNKNOWN) or c in boulders
+
+        def blocked(cell: Cell) -> bool:
+            return self._kind(cell) in (view.WALL, view.UNKNOWN) or cell in boulders
+
         return not (blocked(side_a) and blocked(side_b))
 
     def _step_ok(self, here: Cell, delta: Cell, boulders: set[Cell]) -> bool:

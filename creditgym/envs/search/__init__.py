@@ -55,14 +55,20 @@ _ENTRY_POINT = "creditgym.envs.search.env:SearchQAEnv"
 register(
     "creditgym/SearchQAEasy-v0",
     _ENTRY_POINT,
-    description="Search-and-answer, easy: small invented world, single-hop + bridge questions, BM25 top 3, 10 turns.",
+    description=(
+        "Search-and-answer, easy: small invented world, single-hop + bridge questions, "
+        "BM25 top 3, 10 turns."
+    ),
     difficulty="easy",
     max_turns=10,
 )
 register(
     "creditgym/SearchQA-v0",
     _ENTRY_POINT,
-    description="Search-and-answer (Search-R1/IGPO style) over an invented world: single-hop, bridge, comparison.",
+    description=(
+        "Search-and-answer (Search-R1/IGPO style) over an invented world: single-hop, bridge, "
+        "comparison."
+    ),
     difficulty="standard",
     max_turns=10,
 )

@@ -116,7 +116,8 @@ _TEMPLATES = {
         "Published in {year}, {name} is a {genre} written by {author}.",
     ),
     "country": (
-        "{name} (officially the Republic of {name}) has many {landmark}; its largest city is {city}.",
+        "{name} (officially the Republic of {name}) has many {landmark}; "
+        "its largest city is {city}.",
     ),
     "filler_person": (
         "{name} spent many years in {city}, where {short} was admired as a {occupation}.",

@@ -177,7 +177,8 @@ class SearchQAEnv(gym.Env[str, str]):
         if isinstance(difficulty, str):
             if difficulty not in DIFFICULTIES:
                 raise ValueError(
-                    f"difficulty={difficulty!r}; choose one of {list(DIFFICULTIES)} or pass a Difficulty"
+                    f"difficulty={difficulty!r}; choose one of {list(DIFFICULTIES)} "
+                    "or pass a Difficulty"
                 )
             difficulty = DIFFICULTIES[difficulty]
         if not 1 <= top_k <= 20 or max_turns < 1:
@@ -209,12 +210,14 @@ class SearchQAEnv(gym.Env[str, str]):
         unknown = set(options) - {"task_type", "question"}
         if unknown:
             raise ValueError(
-                f"unknown reset options {sorted(unknown)}; SearchQAEnv accepts 'task_type' and 'question'"
+                f"unknown reset options {sorted(unknown)}; "
+                "SearchQAEnv accepts 'task_type' and 'question'"
             )
         if "question" in options:
             if not isinstance(options["question"], Question):
                 raise TypeError(
-                    f"options['question'] is a {type(options['question']).__name__}; pass a Question "
+                    f"options['question'] is a {type(options['question']).__name__}; "
+                    "pass a Question "
                     "(from env.unwrapped.questions or creditgym.envs.search.generate_questions)"
                 )
             self.question = options["question"]
@@ -308,7 +311,10 @@ class SearchQAEnv(gym.Env[str, str]):
 
     def _answer(self, text: str) -> tuple[str, float, list[str], bool]:
         if not normalize_answer(text):
-            obs = f"answer[{_printable(text)}] is empty once articles and punctuation are removed; the episode is over."
+            obs = (
+                f"answer[{_printable(text)}] is empty once articles and punctuation are removed; "
+                "the episode is over."
+            )
             return obs, self.format_penalty, [], False
         self._answered = True
         self._em, self._f1 = best_scores(text, self.question.aliases)

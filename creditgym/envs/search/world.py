@@ -94,13 +94,13 @@ class WorldParams:
                 )
         if self.n_cities < self.n_countries:
             raise ValueError(
-                f"WorldParams.n_cities={self.n_cities} < n_countries={self.n_countries}; every country needs a city, "
-                "so give at least as many cities as countries"
+                f"WorldParams.n_cities={self.n_cities} < n_countries={self.n_countries}; "
+                "every country needs a city, so give at least as many cities as countries"
             )
         if not 0 <= self.n_companies <= self.n_people:
             raise ValueError(
-                f"WorldParams.n_companies={self.n_companies}; it must be between 0 and n_people={self.n_people} "
-                "because each company has its own founder"
+                f"WorldParams.n_companies={self.n_companies}; it must be between 0 and "
+                f"n_people={self.n_people} because each company has its own founder"
             )
         if self.n_works < 0 or self.n_distractors < 0 or self.fillers_per_entity < 0:
             raise ValueError(

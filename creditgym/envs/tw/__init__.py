@@ -24,7 +24,9 @@ _ENTRY_POINT = "creditgym.envs.tw.env:TextWorldEnv"
 register(
     "creditgym/TextWorld-v0",
     _ENTRY_POINT,
-    description="Any TextWorld game file (make(..., game_file='game.z8')); needs creditgym[textworld].",
+    description=(
+        "Any TextWorld game file (make(..., game_file='game.z8')); needs creditgym[textworld]."
+    ),
     requires=("game_file",),
 )
 register(

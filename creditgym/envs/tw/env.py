@@ -72,7 +72,8 @@ class TextWorldEnv(gym.Env):
       e.g. ``{"level": 5}`` or ``{"recipe": 2, "take": 2, "go": 6, "open": True}``.
     * ``num_games`` (None): play only game seeds ``0 .. num_games-1``.
     * ``max_steps`` (100): step budget.
-    * ``cache_dir`` (None): cache base folder; default ``$CREDITGYM_CACHE`` or ``~/.cache/creditgym``.
+    * ``cache_dir`` (None): cache base folder; default ``$CREDITGYM_CACHE`` or
+      ``~/.cache/creditgym``.
 
     ## Task types
     ``info["task_type"]``: ``coin_collector``, ``treasure_hunter``, ``cooking`` or ``custom``
@@ -129,8 +130,9 @@ class TextWorldEnv(gym.Env):
             game_file = Path(game_file)
             if not game_file.is_file() or not game_json(game_file).is_file():
                 raise FileNotFoundError(
-                    f"TextWorld game {str(game_file)!r} or its {game_json(game_file).name!r} is missing; "
-                    "make one with `tw-make tw-coin_collector --level 1 --output game.z8`, which writes both."
+                    f"TextWorld game {str(game_file)!r} or its {game_json(game_file).name!r} "
+                    "is missing; make one with "
+                    "`tw-make tw-coin_collector --level 1 --output game.z8`, which writes both."
                 )
             self.settings: dict[str, Any] = {}
         else:

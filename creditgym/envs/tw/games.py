@@ -61,7 +61,8 @@ def challenge_settings(challenge: str, settings: Mapping[str, Any] | None) -> di
     """`settings` completed with the challenge's defaults; unknown challenges or keys raise."""
     if challenge not in CHALLENGE_DEFAULTS:
         raise ValueError(
-            f"unknown TextWorld challenge {challenge!r}; expected one of {sorted(CHALLENGE_DEFAULTS)}. "
+            f"unknown TextWorld challenge {challenge!r}; "
+            f"expected one of {sorted(CHALLENGE_DEFAULTS)}. "
             "To play any other TextWorld game, pass game_file=<path to .z8> instead."
         )
     defaults = CHALLENGE_DEFAULTS[challenge]

@@ -60,7 +60,8 @@ def normalize_command(action: Any) -> tuple[str, str | None]:
     if len(command) > MAX_COMMAND_LENGTH:
         return (
             command,
-            f"That command is too long (over {MAX_COMMAND_LENGTH} characters); type one short command.",
+            f"That command is too long (over {MAX_COMMAND_LENGTH} characters); "
+            "type one short command.",
         )
     if not set(command) <= _COMMAND_CHARS:
         return command, (
