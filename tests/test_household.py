@@ -18,8 +18,8 @@ from creditgym.envs.household import (
     TASK_TYPES,
     Goal,
     HouseholdEnv,
+    HouseholdTask,
     Layout,
-    Task,
     generate_task,
 )
 from creditgym.envs.household.tasks import TaskConfig, goal_pairs, is_unseen_layout, is_unseen_pair
@@ -29,7 +29,7 @@ ALL_KEYS = (*keys.REQUIRED_KEYS, keys.ADMISSIBLE_ACTIONS, keys.TASK_TYPE)
 
 
 # --------------------------------------------------------------------------- a hand-made house
-def hand_made_task(goal: Goal, instruction: str) -> Task:
+def hand_made_task(goal: Goal, instruction: str) -> HouseholdTask:
     """countertop 1 (apple 1, knife 2), diningtable 1, fridge 1 (egg 1), microwave 1,
     sinkbasin 1 (mug 1), cabinet 1 (empty), sidetable 1 (book 1, desklamp 1)."""
     layout = Layout(
@@ -46,7 +46,7 @@ def hand_made_task(goal: Goal, instruction: str) -> Task:
         start=(1, 5, 5, 3, 1, 6),
         closed=True,
     )
-    return Task("hand-made", "train", "kitchen", instruction, goal, layout)
+    return HouseholdTask("hand-made", "train", "kitchen", instruction, goal, layout)
 
 
 PUT_APPLE = hand_made_task(
@@ -54,12 +54,12 @@ PUT_APPLE = hand_made_task(
 )
 
 
-def play(env: gym.Env, actions: list[str], task: Task = PUT_APPLE) -> list[tuple]:
+def play(env: gym.Env, actions: list[str], task: HouseholdTask = PUT_APPLE) -> list[tuple]:
     env.reset(options={"task": task})
     return [env.step(action) for action in actions]
 
 
-def feedback(actions: list[str], task: Task = PUT_APPLE) -> str:
+def feedback(actions: list[str], task: HouseholdTask = PUT_APPLE) -> str:
     """The observation after the last of `actions`, from a fresh hand-made house."""
     return play(HouseholdEnv(), actions, task)[-1][0]
 
@@ -211,7 +211,7 @@ def test_light_task_is_won_holding_the_object_under_the_lit_lamp():
 
 def test_two_object_task_needs_both_in_one_receptacle():
     layout = Layout(("countertop 1", "countertop 2", "shelf 1"), ("mug 1", "mug 2"), (2, 2))
-    task = Task(
+    task = HouseholdTask(
         "two-mugs",
         "train",
         "kitchen",

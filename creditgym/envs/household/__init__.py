@@ -7,7 +7,13 @@
 """
 
 from creditgym.envs.household.env import HouseholdEnv
-from creditgym.envs.household.tasks import SPLITS, TASK_TYPES, Task, TaskConfig, generate_task
+from creditgym.envs.household.tasks import (
+    SPLITS,
+    TASK_TYPES,
+    HouseholdTask,
+    TaskConfig,
+    generate_task,
+)
 from creditgym.envs.household.world import Goal, Layout
 from creditgym.envs.registry import register
 
@@ -18,7 +24,7 @@ __all__ = [
     "Goal",
     "HouseholdEnv",
     "Layout",
-    "Task",
+    "HouseholdTask",
     "TaskConfig",
     "generate_task",
 ]

@@ -11,7 +11,7 @@ from creditgym.envs import info as keys
 from creditgym.envs.household import render
 from creditgym.envs.household.expert import expert_action, plan_length
 from creditgym.envs.household.factors import STATE_DOC
-from creditgym.envs.household.tasks import TASK_TYPES, Task, TaskConfig, generate_task
+from creditgym.envs.household.tasks import TASK_TYPES, HouseholdTask, TaskConfig, generate_task
 from creditgym.envs.household.world import World
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.spaces import text_space
@@ -95,7 +95,7 @@ class HouseholdEnv(gym.Env[str, str]):
     ``look_at_obj_in_light`` ("look at book under the desklamp.": hold it where a switched-on
     desklamp stands). Goals are on types, like ALFWorld's: any apple, any fridge. Pass
     ``options={"task_type": ...}`` to `reset` to choose one, or ``options={"task": task}`` to
-    play a given `Task` (generated, or built by hand from a `Layout` and a `Goal`).
+    play a given `HouseholdTask` (generated, or built by hand from a `Layout` and a `Goal`).
 
     ## Info
     ``task``, ``task_type``, ``task_id``, ``admissible_actions`` (sorted; every command that
@@ -166,7 +166,7 @@ class HouseholdEnv(gym.Env[str, str]):
         self.render_mode = render_mode
         self.observation_space = text_space()
         self.action_space = text_space()
-        self.task: Task | None = None
+        self.task: HouseholdTask | None = None
         self.world: World | None = None
         self._steps = 0
         self._last_obs = ""
@@ -186,9 +186,9 @@ class HouseholdEnv(gym.Env[str, str]):
                 "HouseholdEnv accepts 'task_type' and 'task'"
             )
         if "task" in options:
-            if not isinstance(options["task"], Task):
+            if not isinstance(options["task"], HouseholdTask):
                 raise TypeError(
-                    f"options['task'] is a {type(options['task']).__name__}; pass a household Task "
+                    f"options['task'] is a {type(options['task']).__name__}; pass a HouseholdTask "
                     "(from creditgym.envs.household.generate_task or built by hand)"
                 )
             self.task = options["task"]

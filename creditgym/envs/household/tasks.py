@@ -1,7 +1,7 @@
 """The seeded task and household generator: which goals exist, which houses, which split.
 
 `generate_task(seed, split, config)` is a pure function: the same arguments always give the
-same `Task`. It draws a goal (task type, object type, receptacle type) that makes sense in
+same `HouseholdTask`. It draws a goal (task type, object type, receptacle type) that makes sense in
 ALFWorld (only heatable things are heated, food sits in fridges and on countertops, books on
 shelves and desks, ...), a room that holds it, the receptacles of that room, the objects that
 the task needs and some distractors.
@@ -26,7 +26,7 @@ from creditgym.envs.household.world import CLEAN, COLD, HOT, LAMP, Goal, Layout
 __all__ = [
     "SPLITS",
     "TASK_TYPES",
-    "Task",
+    "HouseholdTask",
     "TaskConfig",
     "generate_task",
     "goal_pairs",
@@ -170,7 +170,7 @@ LIGHT_OBJECTS = (
 LAMP_STANDS = ("desk", "dresser", "sidetable")
 
 #: task type -> (tool receptacle, condition, object types, receptacle types never asked for)
-_RULES = {
+_TASK_TYPE_RULES = {
     "pick_and_place": (None, 0, tuple(PLACES), ()),
     "pick_two_and_place": (None, 0, tuple(PLACES), ()),
     "pick_clean_then_place": ("sinkbasin", CLEAN, CLEANABLE, ("sinkbasin", "garbagecan")),
@@ -200,8 +200,8 @@ def is_unseen_pair(object_type: str, receptacle_type: str) -> bool:
 
 
 def is_unseen_layout(signature: tuple) -> bool:
-    """Whether a layout (its room and receptacle counts, see `Task.layout_signature`) is held
-    out."""
+    """Whether a layout (its room and receptacle counts, see
+    `HouseholdTask.layout_signature`) is held out."""
     return _stable_bucket(repr(signature)) == 0
 
 
@@ -232,7 +232,7 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
-class Task:
+class HouseholdTask:
     """One generated task: the instruction, what success means, and the house it happens in."""
 
     task_id: str
@@ -251,7 +251,7 @@ class Task:
 @functools.cache
 def goal_pairs(task_type: str) -> tuple[tuple[str, str], ...]:
     """Every (object type, receptacle type) goal of `task_type` that some room can host."""
-    _, _, object_types, never = _RULES[task_type]
+    _, _, object_types, never = _TASK_TYPE_RULES[task_type]
     pairs = []
     for obj in object_types:
         targets = (
@@ -272,7 +272,7 @@ def _split_pairs(task_type: str, unseen: bool) -> tuple[tuple[str, str], ...]:
 
 @functools.cache
 def _rooms_for(task_type: str, obj: str, rec: str) -> tuple[str, ...]:
-    tool = _RULES[task_type][0]
+    tool = _TASK_TYPE_RULES[task_type][0]
     rooms = []
     for room, kinds in ROOMS.items():
         needs = [tool] if tool else []
@@ -313,7 +313,7 @@ def _validate(split: str, config: TaskConfig, task_type: str | None) -> None:
 
 def generate_task(
     seed: int, split: str = "train", config: TaskConfig = TaskConfig(), task_type: str | None = None
-) -> Task:
+) -> HouseholdTask:
     """The task numbered `seed` of `split` (deterministic).
 
     Args:
@@ -343,7 +343,7 @@ def generate_task(
             "allow more receptacles"
         )
     layout = _furnish(rng, task_type, obj_type, rec_type, counts, start_kind, stand_kind, config)
-    _, condition, _, _ = _RULES[task_type]
+    _, condition, _, _ = _TASK_TYPE_RULES[task_type]
     goal = Goal(
         task_type,
         obj_type,
@@ -352,7 +352,7 @@ def generate_task(
         condition=condition,
     )
     instruction = rng.choice(_TEMPLATES[task_type]).format(o=obj_type, r=rec_type)
-    return Task(
+    return HouseholdTask(
         f"{split}:{seed}:{task_type}:{config.tag()}",
         split,
         room,
@@ -370,7 +370,7 @@ def _receptacle_counts(
     the kind the first target object starts on, and the kind the desklamp stands on (light
     tasks)."""
     kinds = ROOMS[room]
-    tool = _RULES[task_type][0]
+    tool = _TASK_TYPE_RULES[task_type][0]
     start = rng.choice([s for s in PLACES[obj_type] if s in kinds and s != rec_type])
     stand = rng.choice([s for s in LAMP_STANDS if s in kinds]) if rec_type == LAMP else None
     counts = {

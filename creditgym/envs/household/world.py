@@ -129,8 +129,8 @@ class World:
             i for i, k in enumerate(self.rec_kinds) if k == goal.receptacle_type
         )
         self.is_target = [k == goal.object_type for k in self.obj_kinds]
-        self._go = [f"go to {name}" for name in self.rec_names]
-        self._go_everywhere = {text: (GO, rec) for rec, text in enumerate(self._go)}
+        self._go_commands = [f"go to {name}" for name in self.rec_names]
+        self._go_everywhere = {text: (GO, rec) for rec, text in enumerate(self._go_commands)}
         self._admissible_cache: dict[tuple, tuple[list[str], dict[str, tuple]]] = {}
         self._symbolic_cache: dict[tuple, dict[str, float]] = {}  # anchor -> symbolic state
 
@@ -213,7 +213,7 @@ class World:
         commands = dict(self._go_everywhere)
         commands["inventory"], commands["look"] = (INVENTORY,), (LOOK,)
         if loc != MIDDLE:
-            del commands[self._go[loc]]
+            del commands[self._go_commands[loc]]
         if held != NOBODY:
             commands[f"examine {self.obj_names[held]}"] = (EXAMINE_OBJECT, held)
         if loc == MIDDLE:
@@ -242,7 +242,7 @@ class World:
     def execute(self, command: tuple) -> tuple[str, list[str]]:
         """Apply one admissible command; returns the feedback text and the events it caused."""
         events: list[str] = []
-        text = _RULES[command[0]](self, *command[1:], events)
+        text = _VERB_RULES[command[0]](self, *command[1:], events)
         if command[0] in (GO, TAKE, MOVE, USE) and not self.won:
             self.won = self._check_won()
         return text, events
@@ -396,7 +396,7 @@ class World:
 
 
 #: The rule for each command verb, in verb order (`GO`, `OPEN`, ... `LOOK`).
-_RULES = (
+_VERB_RULES = (
     World._go,
     World._open,
     World._close,
