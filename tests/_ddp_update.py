@@ -21,7 +21,8 @@ CORPUS = ["go to the fridge", "take apple 1 from the countertop", "put the mug i
 
 
 def global_batch(policy: HFPolicy, rng: np.random.Generator, turns: int = 12) -> list[TrainTurn]:
-    """Random token turns; behaviour log-probs a little off the current policy's (so ratios clip)."""
+    """Random token turns; behaviour log-probs a little off the current policy's (so ratios
+    clip)."""
     vocab = policy.model.config.vocab_size
     prompts = [rng.integers(3, vocab, size=rng.integers(3, 9)).tolist() for _ in range(turns)]
     responses = [rng.integers(3, vocab, size=rng.integers(1, 5)).tolist() for _ in range(turns)]

@@ -9,7 +9,10 @@ ACTIONS = ["go to countertop 1", "take apple 1 from countertop 1", "inventory"]
 
 
 def test_well_formed_response_gives_the_admissible_action():
-    text = "<think>The apple is on the countertop.</think>\n<action>take apple 1 from countertop 1</action>"
+    text = (
+        "<think>The apple is on the countertop.</think>\n"
+        "<action>take apple 1 from countertop 1</action>"
+    )
     assert parse_action(text, ACTIONS) == ParsedAction("take apple 1 from countertop 1", True, "")
 
 

@@ -23,10 +23,13 @@ def test_verl_agent_prompt_has_the_reference_structure_in_order():
         f"Your task is to: {TASK}",
         "Before this step you have taken 3 step(s). Here are the last 2 observation(s)",
         (
-            "[Observation 2: 'You arrive at countertop 1. On the countertop 1, you see a apple 1.', "
-            "Action 2: 'take apple 1 from countertop 1']"
+            "[Observation 2: 'You arrive at countertop 1. On the countertop 1, "
+            "you see a apple 1.', Action 2: 'take apple 1 from countertop 1']"
         ),
-        "[Observation 3: 'You pick up the apple 1 from the countertop 1.', Action 3: 'go to sinkbasin 1']",
+        (
+            "[Observation 3: 'You pick up the apple 1 from the countertop 1.', "
+            "Action 3: 'go to sinkbasin 1']"
+        ),
         "You are now at step 4 and your current observation is: You arrive at sinkbasin 1.",
         (
             "Your admissible actions in this situation are: ['clean apple 1 with sinkbasin 1', "

@@ -1,4 +1,5 @@
-"""Scripted policies, the env corpus, and load_policy, on a small household-like env defined here."""
+"""Scripted policies, the env corpus, and load_policy, on a small household-like env defined
+here."""
 
 import random
 import subprocess

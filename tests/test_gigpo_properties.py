@@ -79,7 +79,7 @@ def test_permuting_episodes_permutes_advantages(episodes, options, random):
     options_strategy,
     st.sampled_from([-1.0, 0.5, 3.0]),
 )
-def test_constant_added_to_every_reward_changes_nothing_when_compared_turns_are_equally_far_from_the_end(
+def test_constant_added_to_every_reward_changes_nothing_when_compared_turns_are_equally_far_from_the_end(  # noqa: E501 (a test's name cannot be wrapped)
     episodes, options, constant
 ):
     # Adding c to every reward adds c * T to R(tau) and c * sum_{k < T - t} gamma^k to R_t.

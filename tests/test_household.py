@@ -157,7 +157,7 @@ def test_expert_takes_over_after_random_moves(env_id):
             assert not truncated, seed
 
 
-# --------------------------------------------------------------------------- rewards and episode end
+# -------------------------------------------------------------------------- rewards and episode end
 def test_success_gives_reward_one_and_terminates():
     results = play(
         HouseholdEnv(),
@@ -241,7 +241,8 @@ def test_first_observation_lists_the_room_then_the_task():
     obs, info = HouseholdEnv().reset(options={"task": PUT_APPLE})
     assert obs == (
         "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, "
-        "a countertop 1, a diningtable 1, a fridge 1, a microwave 1, a sidetable 1, and a sinkbasin 1."
+        "a countertop 1, a diningtable 1, a fridge 1, a microwave 1, a sidetable 1, "
+        "and a sinkbasin 1."
         "\n\nYour task is to: put some apple on diningtable."
     )
     assert info[keys.VALID] and info[keys.EVENTS] == [] and not info[keys.WON]

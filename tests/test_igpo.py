@@ -24,7 +24,8 @@ from creditgym.trajectory import Episode, Turn
 
 
 def igpo_batch():
-    """Group A: ep1 gains 1, 0 then outcome 3; ep2 answers at once with outcome 0. Group B: one episode."""
+    """Group A: ep1 gains 1, 0 then outcome 3; ep2 answers at once with outcome 0. Group B: one
+    episode."""
     return [episode([1, 0, 3], group="A"), episode([0], group="A"), episode([5], group="B")]
 
 
@@ -104,7 +105,8 @@ def test_prob_diff_and_log_prob_diff_hand_worked():
     )
     episodes = [qa_episode(["P0", "P1", "P2"])]
     context = CreditContext(scorer=scorer)
-    # p = 0.1 before turn 0, 0.4 after it, 0.3 after turn 1; the final turn's reward is the outcome's
+    # p = 0.1 before turn 0, 0.4 after it, 0.3 after turn 1; the final turn's reward is the
+    # outcome's
     assert information_gain(episodes, context)[0] == pytest.approx([0.3, -0.1, 0.0])
     log_gains = information_gain(episodes, context, gain="log_prob_diff")[0]
     assert log_gains == pytest.approx([math.log(4), math.log(0.75), 0.0])

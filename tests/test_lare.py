@@ -108,7 +108,8 @@ class CodingClient:
                 )
             else:  # candidates and the merge import os: the sandbox rejects it
                 answers.append(
-                    "Sure:\n```python\nimport os\ndef evaluate(state, action):\n    return [1.0]\n```"
+                    "Sure:\n```python\nimport os\n"
+                    "def evaluate(state, action):\n    return [1.0]\n```"
                 )
         return [Generation(text=a) for a in answers]
 

@@ -1,4 +1,5 @@
-"""The PPO-clip token loss: REINFORCE at ratio 1, clipping at the edges, token-mean micro-batching."""
+"""The PPO-clip token loss: REINFORCE at ratio 1, clipping at the edges, token-mean
+micro-batching."""
 
 import pytest
 import torch

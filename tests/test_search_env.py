@@ -276,7 +276,7 @@ def test_stepping_after_the_end_does_not_raise(cache_dir):
     assert "over" in obs and reward == 0.0 and terminated and not info[keys.VALID]
 
 
-# --- the expert and retrieval (the acceptance numbers) ---------------------------------------------
+# --- the expert and retrieval (the acceptance numbers) --------------------------------------------
 
 
 @pytest.mark.parametrize("env_id", [EASY, STANDARD])
@@ -329,7 +329,7 @@ def test_expert_learns_facts_only_from_retrieval(cache_dir):
     assert action == f"answer[{UNKNOWN}]"
 
 
-# --- world, questions, splits ----------------------------------------------------------------------
+# --- world, questions, splits ---------------------------------------------------------------------
 
 
 def test_world_is_a_pure_function_of_its_parameters():
@@ -399,7 +399,7 @@ def test_bad_arguments_say_what_to_choose(cache_dir):
         )
 
 
-# --- the BM25 index cache --------------------------------------------------------------------------
+# --- the BM25 index cache -------------------------------------------------------------------------
 
 
 def test_index_is_cached_on_disk_keyed_by_world_parameters(cache_dir):

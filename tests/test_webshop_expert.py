@@ -25,7 +25,7 @@ def test_expert_succeeds_on_200_test_instructions(env):
     won, scores, steps = [], [], []
     for index in range(N_GOALS):
         _, info = env.reset(options={"goal_index": index})
-        for step in range(1, env.max_steps + 1):
+        for step in range(1, env.max_steps + 1):  # noqa: B007 (`step` is read after the loop)
             action = env.expert_action()
             assert action in info[keys.ADMISSIBLE_ACTIONS]
             _, _, terminated, truncated, info = env.step(action)

@@ -1,4 +1,5 @@
-"""Environments in Ray workers: the same episodes as in-process, and a dead worker fails, not hangs."""
+"""Environments in Ray workers: the same episodes as in-process, and a dead worker fails, not
+hangs."""
 
 from __future__ import annotations
 
