@@ -39,10 +39,10 @@ Each turn: ``t`` (0-based), ``observation`` (what the decision was made on), ``a
 ``advantage`` (``null`` in eval), ``anchor`` (the env's state key as text, ``null`` if none),
 ``step_group`` and ``step_group_size`` (the turns of the same episode group with the same
 anchor: the estimator's own step groups when it leaves them in ``credit``, else equal
-anchors; ids are unique within one iteration), ``cost_to_go``, ``next_cost_to_go`` and ``progress`` (the env's oracle
-progress label, ``null`` where it has none) and ``credit``: each credit module's diagnostics
-under its registered name (e.g. a judge's verdicts on subgoals, information gains with the
-scores before and after, decoded latent factors, an estimator's step groups and advantage
+anchors; ids are unique within one iteration), ``cost_to_go``, ``next_cost_to_go`` and ``progress``
+(the env's oracle progress label, ``null`` where it has none) and ``credit``: each credit module's
+diagnostics under its registered name (e.g. a judge's verdicts on subgoals, information gains with
+the scores before and after, decoded latent factors, an estimator's step groups and advantage
 terms). Prompts and token ids are not logged.
 
 **Bounded.** When a file would grow past ``max_bytes`` (``run.log_episodes_max_mb``) it is
