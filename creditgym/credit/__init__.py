@@ -33,6 +33,7 @@ from creditgym.credit.calm import (
     episode_transitions,
 )
 from creditgym.credit.context import CreditContext, LogProbScorer
+from creditgym.credit.env_shaper import env_rewards  # built-ins register on import
 from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
 from creditgym.credit.grpo import grpo_advantages
 from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
@@ -49,9 +50,6 @@ from creditgym.credit.registry import (
     register_estimator,
     register_shaper,
 )
-
-# Built-ins register themselves on import.
-from creditgym.credit.shapers import env_rewards
 
 __all__ = [
     "compute_advantages",

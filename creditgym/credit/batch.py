@@ -17,10 +17,10 @@ from creditgym.trajectory import Episode
 
 __all__ = [
     "Normalization",
-    "NORMALIZATIONS",
+    "GROUP_NORMALIZATIONS",
     "TurnBatch",
     "flatten",
-    "split",
+    "split_by_episode",
     "discounted_returns",
     "batch_discounted_returns",
     "factorize",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 Normalization = Literal["mean", "mean_std"]
-NORMALIZATIONS: tuple[str, ...] = ("mean", "mean_std")
+GROUP_NORMALIZATIONS: tuple[str, ...] = ("mean", "mean_std")
 
 
 @dataclass
@@ -100,7 +100,7 @@ def flatten(episodes: Sequence[Episode], turn_rewards: Sequence[np.ndarray]) -> 
     return TurnBatch(rewards, episode_of_turn, step, lengths, group, len(group_ids), failed)
 
 
-def split(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+def split_by_episode(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     """Cut a flat (turns,) array back into one array per episode."""
     return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
 

@@ -53,14 +53,14 @@ from typing import Any
 import numpy as np
 
 from creditgym.credit.batch import (
-    NORMALIZATIONS,
+    GROUP_NORMALIZATIONS,
     TurnBatch,
     batch_discounted_returns,
     check_choice,
     factorize,
     flatten,
     group_normalize,
-    split,
+    split_by_episode,
 )
 from creditgym.credit.grpo import episode_advantages
 from creditgym.credit.registry import register_estimator
@@ -194,7 +194,7 @@ def _check_options(
         raise ValueError(
             f"gigpo: similarity_threshold={similarity_threshold} must be in (0, 1] (default 0.95)."
         )
-    check_choice("normalization", normalization, NORMALIZATIONS, "gigpo")
+    check_choice("normalization", normalization, GROUP_NORMALIZATIONS, "gigpo")
     check_choice("episode_stats", episode_stats, EPISODE_STATS, "gigpo")
 
 
@@ -282,7 +282,7 @@ def gigpo_advantages(
     """
     terms = _gigpo(**locals())  # exactly this function's arguments
     _record_step_groups(episodes, terms)
-    return split(terms.advantage, terms.batch.lengths)
+    return split_by_episode(terms.advantage, terms.batch.lengths)
 
 
 def _record_step_groups(episodes: Sequence[Episode], terms: GiGPOTerms) -> None:

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from creditgym.credit.batch import NORMALIZATIONS, check_choice, flatten, group_normalize, split
+from creditgym.credit.batch import (
+    GROUP_NORMALIZATIONS,
+    check_choice,
+    flatten,
+    group_normalize,
+    split_by_episode,
+)
 from creditgym.credit.registry import register_estimator
 from creditgym.trajectory import Episode
 
@@ -61,9 +67,9 @@ def grpo_advantages(
             (A = R - mean, Dr. GRPO).
         epsilon: added to the std.
     """
-    check_choice("normalization", normalization, NORMALIZATIONS, "grpo")
+    check_choice("normalization", normalization, GROUP_NORMALIZATIONS, "grpo")
     batch = flatten(episodes, turn_rewards)
     per_episode = episode_advantages(
         batch.returns, batch.group, batch.n_groups, batch.failed, normalization, epsilon
     )
-    return split(per_episode[batch.episode], batch.lengths)
+    return split_by_episode(per_episode[batch.episode], batch.lengths)

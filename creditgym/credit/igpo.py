@@ -45,7 +45,7 @@ from creditgym.credit.batch import (
     check_choice,
     flatten,
     group_normalize,
-    split,
+    split_by_episode,
 )
 from creditgym.credit.context import CreditContext, LogProbScorer
 from creditgym.credit.modules import Requirement
@@ -57,7 +57,7 @@ __all__ = ["ANSWER_PREFIX", "information_gain", "answer_scores", "discounted_gro
 
 GAINS = ("prob_diff", "log_prob_diff")
 ANSWER_PREFIX = "answer["  # our search env's answer tool
-NORMALIZATIONS = ("joint", "separate")
+DISCOUNTED_GROUP_NORMALIZATIONS = ("joint", "separate")
 
 
 @runtime_checkable
@@ -178,7 +178,9 @@ def discounted_group_advantages(
             (final turns' outcomes and earlier turns' gains each among themselves).
         epsilon: added to the std.
     """
-    check_choice("normalization", normalization, NORMALIZATIONS, "discounted_group")
+    check_choice(
+        "normalization", normalization, DISCOUNTED_GROUP_NORMALIZATIONS, "discounted_group"
+    )
     batch = flatten(episodes, turn_rewards)
     normalized = np.zeros(len(batch.rewards))
     ok = ~batch.turn_failed
@@ -189,4 +191,6 @@ def discounted_group_advantages(
     normalized[ok] = group_normalize(
         batch.rewards[ok], key[ok], 2 * batch.n_groups, "mean_std", epsilon
     )
-    return split(batch_discounted_returns(normalized, batch.lengths, gamma), batch.lengths)
+    return split_by_episode(
+        batch_discounted_returns(normalized, batch.lengths, gamma), batch.lengths
+    )

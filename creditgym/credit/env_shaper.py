@@ -1,4 +1,4 @@
-"""Built-in turn-reward shapers that need nothing beyond the episodes themselves."""
+"""The built-in ``env`` shaper: the environment's own reward of every turn."""
 
 from __future__ import annotations
 
