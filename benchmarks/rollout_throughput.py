@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditgym.agents.factory import load_policy
-from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_envs
+from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
 
 
 def measure(
@@ -34,7 +34,7 @@ def measure(
     )
     envs = make_envs(env_id, batch, split="train", workers=workers)
     prompt_format = PromptFormat(require_tags=not constrained)
-    tasks = [Task(seed) for seed in range(batch)]
+    tasks = [RolloutTask(seed) for seed in range(batch)]
     collect_episodes(envs, policy, tasks[: min(batch, 8)], prompt_format=prompt_format)  # warm-up
     start = time.perf_counter()
     episodes = collect_episodes(envs, policy, tasks, prompt_format=prompt_format)

@@ -10,7 +10,7 @@ from creditgym.agents.base import Generation
 from creditgym.agents.scripted import ExpertPolicy
 from creditgym.credit import CreditContext, LLMJudge, OracleJudge, calm_rewards, compute_advantages
 from creditgym.credit.calm import Transition, parse_subgoals, parse_verdict, transition_prompt
-from creditgym.train.rollout import Task, collect_episodes, make_envs
+from creditgym.train.rollout import RolloutTask, collect_episodes, make_envs
 from creditgym.trajectory import Episode, Turn
 
 
@@ -47,7 +47,9 @@ def test_calm_needs_a_judge():
 
 def test_oracle_on_real_expert_rollouts_composes_with_gigpo():
     envs = make_envs("creditgym/HouseholdEasy-v0", 4, split="train")
-    episodes = collect_episodes(envs, ExpertPolicy(), [Task(s, group_id=0) for s in range(4)])
+    episodes = collect_episodes(
+        envs, ExpertPolicy(), [RolloutTask(s, group_id=0) for s in range(4)]
+    )
     shaped = calm_rewards(episodes, CreditContext(judge=OracleJudge()))
     for episode, rewards in zip(episodes, shaped):
         events = {e for turn in episode.turns for e in turn.next_info["events"]}

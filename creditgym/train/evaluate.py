@@ -18,7 +18,7 @@ import numpy as np
 
 from creditgym.agents.base import Policy
 from creditgym.train.episode_log import EpisodeWriter, episode_record
-from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_envs
+from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
 from creditgym.trajectory import Episode
 
 __all__ = ["SplitResult", "summarise", "evaluate", "results_table", "results_json"]
@@ -90,7 +90,7 @@ def evaluate(
     results = []
     for split in splits:
         envs = make_envs(env_id, min(batch_size, episodes), split=split, **(env_kwargs or {}))
-        tasks = [Task(seed, group_id=(split, seed), split=split) for seed in range(episodes)]
+        tasks = [RolloutTask(seed, group_id=(split, seed), split=split) for seed in range(episodes)]
         finished = collect_episodes(
             envs, policy, tasks, env_id=env_id, prompt_format=prompt_format, max_turns=max_turns
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 from creditgym.credit import LLMJudge, Transition, episode_transitions
-from creditgym.train.rollout import Task, collect_episodes, make_envs
+from creditgym.train.rollout import RolloutTask, collect_episodes, make_envs
 
 __all__ = ["JudgeScore", "judge_dataset", "score_judge"]
 
@@ -48,7 +48,7 @@ def judge_dataset(
 ) -> tuple[list[Transition], dict[str, list[str]]]:
     """Balanced transitions from expert and random play, and each task's subgoals."""
     envs = make_envs(env_id, min(episodes, 16), split=split, **(env_kwargs or {}))
-    tasks = [Task(s, group_id=s, split=split) for s in range(episodes)]
+    tasks = [RolloutTask(s, group_id=s, split=split) for s in range(episodes)]
     expert = collect_episodes(envs, ExpertPolicy(), tasks, env_id=env_id)
     played = expert + collect_episodes(envs, RandomPolicy(seed=seed), tasks, env_id=env_id)
     for env in envs:

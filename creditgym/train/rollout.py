@@ -37,7 +37,7 @@ from creditgym.trajectory import Episode, Turn
 
 __all__ = [
     "PromptFormat",
-    "Task",
+    "RolloutTask",
     "collect_episodes",
     "group_tasks",
     "make_envs",
@@ -47,7 +47,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Task:
+class RolloutTask:
     """One episode to run: the reset seed fixes the start state; `group_id` ties a group."""
 
     seed: int
@@ -55,10 +55,12 @@ class Task:
     split: str = ""
 
 
-def group_tasks(seeds: Sequence[int], group_size: int, split: str = "") -> list[Task]:
+def group_tasks(seeds: Sequence[int], group_size: int, split: str = "") -> list[RolloutTask]:
     """`group_size` copies of each seed, the copies of one seed forming one group."""
     return [
-        Task(seed, group_id=(split, seed), split=split) for seed in seeds for _ in range(group_size)
+        RolloutTask(seed, group_id=(split, seed), split=split)
+        for seed in seeds
+        for _ in range(group_size)
     ]
 
 
@@ -125,7 +127,9 @@ class _Running:
     cost_to_go: int | None = None  # the env's oracle steps_to_go() of the current state
 
 
-def _start(env: Any, env_id: str, task: Task, index: int, prompt_format: PromptFormat) -> _Running:
+def _start(
+    env: Any, env_id: str, task: RolloutTask, index: int, prompt_format: PromptFormat
+) -> _Running:
     multi = is_multiagent(env)
     if multi:
         observations, infos = env.reset(seed=task.seed)
@@ -163,7 +167,7 @@ def _start(env: Any, env_id: str, task: Task, index: int, prompt_format: PromptF
 def collect_episodes(
     envs: Sequence[Any],
     policy: Policy,
-    tasks: Sequence[Task],
+    tasks: Sequence[RolloutTask],
     *,
     env_id: str = "",
     prompt_format: PromptFormat = PromptFormat(),
@@ -406,7 +410,9 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}\n{trace}"
 
 
-def _failed_episodes(env: Any, env_id: str, task: Task, error: BaseException) -> list[Episode]:
+def _failed_episodes(
+    env: Any, env_id: str, task: RolloutTask, error: BaseException
+) -> list[Episode]:
     """The episodes of a task whose env failed to reset: one per agent, marked failed."""
     group = task.group_id if task.group_id is not None else task.seed
     names = list(env.possible_agents) if is_multiagent(env) else [SOLO]

@@ -23,7 +23,7 @@ from creditgym.agents.scripted import ExpertPolicy
 from creditgym.config import Config
 from creditgym.envs import info as keys
 from creditgym.train.losses import pad_sequences
-from creditgym.train.rollout import PromptFormat, Task, collect_episodes, make_envs
+from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
 
 __all__ = ["expert_demonstrations", "sft_warmup"]
 
@@ -80,7 +80,8 @@ def expert_demonstrations(
     envs = make_envs(env_cfg.id, min(64, episodes), split=env_cfg.train_split, **env_cfg.kwargs)
     rng = np.random.default_rng(seed)
     tasks = [
-        Task(int(s), split=env_cfg.train_split) for s in rng.integers(0, 2**31 - 1, size=episodes)
+        RolloutTask(int(s), split=env_cfg.train_split)
+        for s in rng.integers(0, 2**31 - 1, size=episodes)
     ]
     conversation = prompt_format.context == "conversation" and policy is not None
     played = collect_episodes(
