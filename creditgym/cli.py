@@ -52,7 +52,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from creditgym.agents.factory import load_policy
+    from creditgym.agents.factory import load_policy, resolve_backend
     from creditgym.envs.registry import eval_splits
     from creditgym.train.evaluate import evaluate, results_json, results_table
     from creditgym.train.rollout import PromptFormat
@@ -63,8 +63,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     episode_file = _episode_file(args.save_episodes) if args.save_episodes else None
     results = []
     for agent in args.agent or ["expert", "random"]:
-        policy = load_policy(agent, **_model_kwargs(agent, args))
-        model_based = hasattr(policy, "tokenizer") or agent.startswith("openai:")
+        backend = resolve_backend(agent)
+        policy = load_policy(agent, **_model_kwargs(backend.cli_options, args))
+        model_based = backend.text_model
         prompt_format = PromptFormat(
             template=args.template,
             history_length=args.history_length,
@@ -99,14 +100,10 @@ def _episode_file(path: str):
     return writer
 
 
-def _model_kwargs(agent: str, args: argparse.Namespace) -> dict:
-    """Sampling options for model agents; scripted agents take none."""
-    if agent in ("expert", "random") or agent.startswith("expert:"):  # expert:eps=... is seeded
-        return {} if agent == "expert" else {"seed": args.seed}
-    kwargs = {"temperature": args.temperature}
-    if not agent.startswith("openai:"):
-        kwargs["constrained"] = args.constrained
-    return kwargs
+def _model_kwargs(options: tuple[str, ...], args: argparse.Namespace) -> dict:
+    """The command line's sampling options the agent's backend declares it takes."""
+    given = {"temperature": args.temperature, "constrained": args.constrained, "seed": args.seed}
+    return {name: given[name] for name in options if name in given}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -344,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent",
         action="append",
         help="expert | random | tiny | smollm2 | openai:<base_url> | a checkpoint dir "
-        "| an HF model name (repeat for several; default: expert and random)",
+        "| an HF model name | any backend added with register_policy (repeat for several; "
+        "default: expert and random)",
     )
     ev.add_argument("--episodes", type=int, default=50, help="episodes per split")
     ev.add_argument(

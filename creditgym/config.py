@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import math
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class ConfigError(ValueError):
 def _field(
     default: Any,
     help: str,
-    choices: tuple[str, ...] | None = None,
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
     *,
     min: float | None = None,
     max: float | None = None,
@@ -56,8 +56,9 @@ def _field(
 ) -> Any:
     """A schema field: its default, one line of help, and what values are allowed.
 
-    `choices` lists the allowed values; `min` and `max` bound a number inclusively and
-    `above` exclusively. `validate` checks every field against these after loading.
+    `choices` lists the allowed values (or returns them, when a registry decides them); `min`
+    and `max` bound a number inclusively and `above` exclusively. `validate` checks every
+    field against these after loading.
     """
     metadata: dict[str, Any] = {"help": help}
     for key, bound in (("choices", choices), ("min", min), ("max", max), ("above", above)):
@@ -153,6 +154,13 @@ class PolicyConfig:
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters"})
 
 
+def _rollout_engines() -> tuple[str, ...]:
+    """``rollout.engine``'s choices: the policy backends registered as rollout engines."""
+    from creditgym.agents.factory import rollout_engines
+
+    return rollout_engines()
+
+
 @dataclass
 class RolloutConfig:
     groups: int = _field(16, "distinct tasks per iteration (GRPO/GiGPO groups)", min=1)
@@ -161,8 +169,8 @@ class RolloutConfig:
     engine: str = _field(
         "hf",
         "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each "
-        "update)",
-        choices=("hf", "vllm"),
+        "update), or any policy backend registered with rollout_engine=True",
+        choices=_rollout_engines,
     )
     vllm_gpu_memory: float = _field(
         0.4,
@@ -381,7 +389,7 @@ def _merge(
 def allowed_values(metadata: Mapping[str, Any]) -> str | None:
     """What a field's metadata allows, in words ("an integer >= 1"), or None if anything goes."""
     if "choices" in metadata:
-        return "one of " + ", ".join(str(choice) for choice in metadata["choices"])
+        return "one of " + ", ".join(str(choice) for choice in field_choices(metadata))
     bounds = []
     if "min" in metadata:
         bounds.append(f">= {metadata['min']}")
@@ -392,8 +400,14 @@ def allowed_values(metadata: Mapping[str, Any]) -> str | None:
     return " and ".join(bounds) or None
 
 
+def field_choices(metadata: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A field's choices; a callable is asked each time (registries may grow after import)."""
+    choices = metadata["choices"]
+    return tuple(choices() if callable(choices) else choices)
+
+
 def _in_range(value: Any, metadata: Mapping[str, Any]) -> bool:
-    if "choices" in metadata and value not in metadata["choices"]:
+    if "choices" in metadata and value not in field_choices(metadata):
         return False
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return True

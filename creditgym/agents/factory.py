@@ -12,7 +12,11 @@ spec                     policy
 ``openai:<base_url>``    any OpenAI-compatible endpoint (`OpenAIPolicy`; pass ``model=...``)
 a local path             a saved Hugging Face model directory (`HFPolicy.from_pretrained`)
 ``org/name``             a Hugging Face hub model (downloaded: you asked for it by name)
+``vllm``                 (``rollout.engine`` only) a vLLM engine sampling for the trained model
 =======================  ==================================================================
+
+Each is a backend in a registry: `register_policy` adds one (the built-ins at the end of this
+module are registered that way), `resolve_backend` says which backend a spec selects.
 """
 
 from __future__ import annotations
@@ -22,15 +26,26 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from creditgym.agents.base import Policy
 from creditgym.cache import cache_root
 
-__all__ = ["POLICY_NAMES", "cache_dir", "load_policy", "tiny_agent_dir"]
-
-POLICY_NAMES = ("expert", "random", "tiny", "smollm2", "openai:<base_url>")
+__all__ = [
+    "PolicyBackend",
+    "cache_dir",
+    "load_policy",
+    "policy_backends",
+    "register_policy",
+    "resolve_backend",
+    "rollout_engines",
+    "tiny_agent_dir",
+    "unregister_policy",
+]
 
 #: Keyword arguments of `load_policy("tiny", ...)` that shape the model, not the sampling.
 TINY_BUILD_ARGS = (
@@ -126,46 +141,217 @@ def _expert_options(spec: str) -> dict[str, float]:
         ) from None
 
 
+# ---- the registry of policy backends ---------------------------------------------------------
+
+#: A backend's builder: the full spec (``"expert:eps=0.5"``, a model path, ...) and options.
+PolicyBuilder = Callable[..., Policy]
+
+
+@dataclass(frozen=True)
+class PolicyBackend:
+    """A registered way to build a policy (see `register_policy`).
+
+    Attributes:
+        name: the spec that selects it (``tiny``), or with `prefix` the part before ``:``.
+        build: ``build(spec, **options) -> Policy``.
+        prefix: also selects ``name:<anything>`` (``openai:<base_url>``, ``expert:eps=0.5``).
+        matches: selects specs no name claims (the ``hf`` backend: a model directory or
+            ``org/name``); consulted after every name and prefix.
+        rollout_engine: may sample the rollouts of a trained policy (``rollout.engine``):
+            ``build(name, trainer_policy=policy, lora=..., seed=..., dtype=...,
+            gpu_memory_utilization=...)`` returns what samples (the policy itself, or an engine
+            with a ``sync_weights()`` the trainer calls after each update).
+        text_model: samples free text (so `creditgym eval` parses tagged responses unless
+            constrained); False for scripted agents that return bare actions.
+        cli_options: which of the command line's sampling options (``temperature``,
+            ``constrained``, ``seed``) `creditgym eval` passes to `build`.
+        usage: how listings and errors show it (default: `name`, or ``name:<...>`` with
+            `prefix`).
+    """
+
+    name: str
+    build: PolicyBuilder
+    prefix: bool = False
+    matches: Callable[[str], bool] | None = None
+    rollout_engine: bool = False
+    text_model: bool = True
+    cli_options: tuple[str, ...] = ("temperature", "constrained")
+    usage: str = ""
+
+    @property
+    def label(self) -> str:
+        """How listings show it (`usage`, else the name; ``name:<...>`` for prefix backends)."""
+        return self.usage or (f"{self.name}:<...>" if self.prefix else self.name)
+
+
+_BACKENDS: dict[str, PolicyBackend] = {}
+
+
+def register_policy(
+    name: str,
+    *,
+    prefix: bool = False,
+    matches: Callable[[str], bool] | None = None,
+    rollout_engine: bool = False,
+    text_model: bool = True,
+    cli_options: tuple[str, ...] = ("temperature", "constrained"),
+    usage: str = "",
+) -> Callable[[PolicyBuilder], PolicyBuilder]:
+    """Register a policy backend under `name` (a decorator of its builder; see `PolicyBackend`).
+
+    Every spec `load_policy` takes, `creditgym eval --agent`, ``policy.model`` and
+    ``rollout.engine`` resolve through this registry; the built-ins register the same way (the
+    keyword arguments are `PolicyBackend`'s fields)::
+
+        @register_policy("echo", text_model=False, cli_options=())
+        def build_echo(spec: str, **options) -> Policy:
+            return EchoPolicy(**options)
+
+    Registering a name again replaces it, with a warning.
+    """
+    if not name or ":" in name:
+        raise ValueError(f"policy backend name {name!r} must be non-empty and contain no ':'")
+
+    def decorate(build: PolicyBuilder) -> PolicyBuilder:
+        if name in _BACKENDS:
+            warnings.warn(f"policy backend {name!r} registered again; replacing it", stacklevel=2)
+        _BACKENDS[name] = PolicyBackend(
+            name, build, prefix, matches, rollout_engine, text_model, tuple(cli_options), usage
+        )
+        return build
+
+    return decorate
+
+
+def unregister_policy(name: str) -> None:
+    """Remove a registered backend (tests that register a toy one clean up with it)."""
+    _BACKENDS.pop(name, None)
+
+
+def policy_backends() -> dict[str, PolicyBackend]:
+    """The registered backends, by name, in registration order."""
+    return dict(_BACKENDS)
+
+
+def rollout_engines() -> tuple[str, ...]:
+    """The backends that may sample a trained policy's rollouts: ``rollout.engine``'s choices."""
+    return tuple(name for name, backend in _BACKENDS.items() if backend.rollout_engine)
+
+
+def resolve_backend(spec: str) -> PolicyBackend:
+    """The backend `spec` selects: its exact name, then ``name:`` prefixes, then `matches`.
+
+    Raises:
+        ValueError: no backend claims `spec`; the message lists the registered ones.
+    """
+    if spec in _BACKENDS:
+        return _BACKENDS[spec]
+    head, colon, _ = spec.partition(":")
+    if colon and head in _BACKENDS and _BACKENDS[head].prefix:
+        return _BACKENDS[head]
+    for backend in _BACKENDS.values():
+        if backend.matches is not None and backend.matches(spec):
+            return backend
+    close = difflib.get_close_matches(spec, list(_BACKENDS), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    # backends that claim specs by `matches` (hf) are the closing words
+    named = ", ".join(b.label for b in _BACKENDS.values() if b.matches is None)
+    raise ValueError(
+        f"unknown policy {spec!r}; {hint}choose one of {named}, a local model directory, or a "
+        "Hugging Face model name like 'HuggingFaceTB/SmolLM2-135M-Instruct' (registered "
+        "backends; register_policy adds one)"
+    )
+
+
 def load_policy(spec: str, **kwargs: Any) -> Policy:
-    """Build the policy `spec` names (see the module docstring); `kwargs` go to its constructor.
+    """Build the policy `spec` names (see the module docstring); `kwargs` go to its builder.
 
     For ``tiny``, the arguments in `TINY_BUILD_ARGS` shape the model and the rest go to
     `HFPolicy` (``constrained`` defaults to True: a randomly initialised model must be
     constrained to the admissible actions to learn).
     """
-    if spec == "expert" or spec.startswith("expert:"):
-        from creditgym.agents.scripted import ExpertPolicy
+    return resolve_backend(spec).build(spec, **kwargs)
 
-        return ExpertPolicy(**_expert_options(spec), **kwargs)
-    if spec == "random":
-        from creditgym.agents.scripted import RandomPolicy
 
-        return RandomPolicy(**kwargs)
-    if spec == "tiny":
-        from creditgym.agents.hf import HFPolicy
+# ---- the built-in backends, registered as a third party would ---------------------------------
 
-        build_args = {name: kwargs.pop(name) for name in TINY_BUILD_ARGS if name in kwargs}
-        kwargs.setdefault("constrained", True)
-        kwargs.setdefault("seed", build_args.get("seed", 0))
-        return HFPolicy.from_pretrained(tiny_agent_dir(**build_args), **kwargs)
-    if spec == "smollm2":
-        from creditgym.agents.smollm import load_smollm2
 
-        return load_smollm2(**kwargs)
-    if spec.startswith("openai:"):
-        from creditgym.agents.openai_policy import OpenAIPolicy
+@register_policy("expert", prefix=True, text_model=False, cli_options=("seed",), usage="expert")
+def _build_expert(spec: str, **kwargs: Any) -> Policy:
+    """The env's scripted solver; ``expert:eps=0.5`` acts at random w.p. 0.5."""
+    from creditgym.agents.scripted import ExpertPolicy
 
-        return OpenAIPolicy(spec[len("openai:") :], **kwargs)
+    return ExpertPolicy(**_expert_options(spec), **kwargs)
+
+
+@register_policy("random", text_model=False, cli_options=("seed",))
+def _build_random(spec: str, **kwargs: Any) -> Policy:
+    from creditgym.agents.scripted import RandomPolicy
+
+    return RandomPolicy(**kwargs)
+
+
+@register_policy("tiny")
+def _build_tiny(spec: str, **kwargs: Any) -> Policy:
+    from creditgym.agents.hf import HFPolicy
+
+    build_args = {name: kwargs.pop(name) for name in TINY_BUILD_ARGS if name in kwargs}
+    kwargs.setdefault("constrained", True)
+    kwargs.setdefault("seed", build_args.get("seed", 0))
+    return HFPolicy.from_pretrained(tiny_agent_dir(**build_args), **kwargs)
+
+
+@register_policy("smollm2")
+def _build_smollm2(spec: str, **kwargs: Any) -> Policy:
+    from creditgym.agents.smollm import load_smollm2
+
+    return load_smollm2(**kwargs)
+
+
+@register_policy("openai", prefix=True, cli_options=("temperature",), usage="openai:<base_url>")
+def _build_openai(spec: str, **kwargs: Any) -> Policy:
+    from creditgym.agents.openai_policy import OpenAIPolicy
+
+    return OpenAIPolicy(spec[len("openai:") :], **kwargs)
+
+
+def _is_hf_model(spec: str) -> bool:
+    return Path(spec).expanduser().exists() or _looks_like_hub_name(spec)
+
+
+@register_policy("hf", matches=_is_hf_model, rollout_engine=True)
+def _build_hf(
+    spec: str, *, trainer_policy: Any = None, lora: bool = False, **kwargs: Any
+) -> Policy:
+    """A saved model directory or hub name; as ``rollout.engine``, the trained policy itself."""
+    if trainer_policy is not None:
+        return trainer_policy  # the trained model samples its own rollouts
+    if spec == "hf":
+        raise ValueError(
+            "the hf backend loads a model by its directory or name (e.g. runs/x/checkpoints/"
+            "latest/model or HuggingFaceTB/SmolLM2-135M-Instruct); 'hf' alone names none"
+        )
+    from creditgym.agents.hf import HFPolicy
+
     local = Path(spec).expanduser()
-    if local.exists() or _looks_like_hub_name(spec):
-        from creditgym.agents.hf import HFPolicy
+    return HFPolicy.from_pretrained(local if local.exists() else spec, **kwargs)
 
-        return HFPolicy.from_pretrained(local if local.exists() else spec, **kwargs)
-    close = difflib.get_close_matches(
-        spec, ["expert", "random", "tiny", "smollm2"], n=1, cutoff=0.6
-    )
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise ValueError(
-        f"unknown policy {spec!r}; {hint}choose one of {', '.join(POLICY_NAMES)}, a local model "
-        "directory, or a Hugging Face model name like 'HuggingFaceTB/SmolLM2-135M-Instruct'"
-    )
+
+@register_policy("vllm", rollout_engine=True, usage="vllm (as rollout.engine)")
+def _build_vllm(
+    spec: str, *, trainer_policy: Any = None, lora: bool = False, **kwargs: Any
+) -> Policy:
+    """A vLLM engine sampling for `trainer_policy` (CUDA; weights synced after each update)."""
+    if trainer_policy is None:
+        raise ValueError(
+            "the vllm backend samples for a trained policy: use it as rollout.engine=vllm "
+            "(load_policy('vllm', trainer_policy=<an HFPolicy>))"
+        )
+    if lora:
+        raise ValueError(
+            "rollout.engine=vllm does not take LoRA adapters yet (it loads full weights); "
+            "set policy.lora.enabled=false or rollout.engine=hf"
+        )
+    from creditgym.agents.vllm_policy import VLLMPolicy
+
+    return VLLMPolicy(trainer_policy, **kwargs)

@@ -11,6 +11,7 @@ from typing import Any
 
 from creditgym.agents.factory import load_policy
 from creditgym.agents.hf import HFPolicy, resolve_device
+from creditgym.agents.protocols import TrainablePolicy
 from creditgym.config import Config, LoraConfig, check_model_path
 from creditgym.train.precision import Precision, resolve_precision
 
@@ -66,29 +67,23 @@ def _with_lora(model: Any, lora: LoraConfig, adapter_from: Path | None) -> Any:
     return get_peft_model(model, peft_config)
 
 
-def build_rollout_policy(config: Config, policy: HFPolicy) -> Any:
-    """What samples the rollouts: `policy` itself (``rollout.engine=hf``) or a vLLM engine
-    seeded with its weights (``vllm``; the trainer calls its `sync_weights` after each update)."""
-    if config.rollout.engine == "hf":
-        return policy
-    if config.policy.lora.enabled:
-        raise ValueError(
-            "rollout.engine=vllm does not take LoRA adapters yet (it loads full weights); "
-            "set policy.lora.enabled=false or rollout.engine=hf"
-        )
-    from creditgym.agents.vllm_policy import VLLMPolicy
-
-    # the engine holds bf16 copies of the fp32 master weights under bf16-mixed
+def build_rollout_policy(config: Config, policy: TrainablePolicy) -> Any:
+    """What samples the rollouts: the ``rollout.engine`` backend built for `policy` (``hf``: the
+    policy itself; ``vllm``: an engine seeded with its weights, whose `sync_weights` the trainer
+    calls after each update)."""
+    # a separate engine holds bf16 copies of the fp32 master weights under bf16-mixed
     engine_dtype = "float32" if training_precision(config).name == "fp32" else "bfloat16"
-    return VLLMPolicy(
-        policy,
+    return load_policy(
+        config.rollout.engine,
+        trainer_policy=policy,
+        lora=config.policy.lora.enabled,
         gpu_memory_utilization=config.rollout.vllm_gpu_memory,
         dtype=engine_dtype,
         seed=config.run.seed,
     )
 
 
-def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:
+def build_policy(config: Config, *, init_from: Path | None = None) -> TrainablePolicy:
     """The policy `config.policy` describes, with weights from `init_from` when resuming.
 
     `init_from` is a checkpoint's `model/` directory: the full model, or with LoRA only the
@@ -113,10 +108,11 @@ def build_policy(config: Config, *, init_from: Path | None = None) -> HFPolicy:
     else:
         check_model_path(config.policy.model)  # a missing local directory: say so, load nothing
         policy = load_policy(config.policy.model, **sampling)
-    if not isinstance(policy, HFPolicy):
+    if not isinstance(policy, TrainablePolicy):
         raise ValueError(
             f"policy.model={config.policy.model!r} is not a trainable model; use tiny, smollm2, "
-            "a local Hugging Face directory or a model name"
+            "a local Hugging Face directory, a model name, or a registered backend whose policy "
+            "is a TrainablePolicy"
         )
     if lora.enabled:
         policy.model = _with_lora(policy.model, lora, init_from)
