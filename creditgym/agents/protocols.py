@@ -10,6 +10,8 @@ Three capabilities, each a `typing.Protocol` callers check with ``isinstance``:
   ``generate`` elsewhere sets it from what it wraps.
 * `TrainablePolicy`: what the trainer, the PPO update, checkpoints and export use of the policy
   they train (`HFPolicy` is the built-in one).
+* `WeightSyncedEngine`: a separate rollout engine (``rollout.engine=vllm``) that the trainer
+  gives the new weights after each update.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "ChatPolicy",
     "TeacherForcingPolicy",
     "TrainablePolicy",
+    "WeightSyncedEngine",
     "can_teacher_force",
     "check_admissible",
 ]
@@ -126,6 +129,16 @@ class TrainablePolicy(Policy, Protocol):
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write model and tokenizer to `path` (checkpoints, export)."""
+        ...
+
+
+@runtime_checkable
+class WeightSyncedEngine(Protocol):
+    """A rollout engine that samples for a trained policy from its own copy of the weights
+    (vLLM); the trainer calls `sync_weights` after every update."""
+
+    def sync_weights(self) -> None:
+        """Load the trained policy's current weights."""
         ...
 
 

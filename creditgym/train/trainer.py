@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from creditgym.agents.protocols import TrainablePolicy, WeightSyncedEngine
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, check_runnable, to_yaml, validate
 from creditgym.credit import CreditBreakdown, assign_credit, credit_metrics
@@ -142,7 +143,7 @@ class Run:
     console: Any
     precision: Precision
     credit: CreditRuntime
-    policy: Any
+    policy: TrainablePolicy
     rollout_policy: Any  # the policy itself, or a vLLM engine synced after each update
     optimizer: torch.optim.Optimizer
     task_rng: np.random.Generator
@@ -285,7 +286,7 @@ def _optimizer(config: Config, policy: Any) -> torch.optim.Optimizer:
 def _resume(run: Run, checkpoint: Path) -> None:
     """Continue exactly where `checkpoint` stopped: optimizer, RNG streams, metrics, credit."""
     run.state, rng = load_checkpoint(checkpoint, run.optimizer)
-    set_rng_state(rng["global"], run.task_rng, getattr(run.policy, "generator", None))
+    set_rng_state(rng["global"], run.task_rng, run.policy.generator)
     run.update_rng.bit_generator.state = rng["update_rng"]
     run.writer.truncate_after(run.state.iteration)
     run.credit.load_state_dict(load_credit_state(checkpoint))
@@ -494,7 +495,7 @@ def save(run: Run) -> Path | None:
     if not run.distributed.is_main:
         return None
     rng = {
-        "global": rng_state(run.task_rng, getattr(run.policy, "generator", None)),
+        "global": rng_state(run.task_rng, run.policy.generator),
         "update_rng": run.update_rng.bit_generator.state,
     }
     return save_checkpoint(
@@ -594,9 +595,8 @@ def _check_distributed(config: Config, distributed: Distributed) -> None:
 
 def _sync_weights(rollout_policy: Any) -> None:
     """Give a separate rollout engine (vLLM) the trained weights; a no-op when it is the policy."""
-    sync = getattr(rollout_policy, "sync_weights", None)
-    if sync is not None:
-        sync()
+    if isinstance(rollout_policy, WeightSyncedEngine):
+        rollout_policy.sync_weights()
 
 
 def _rank_seed(seed: int, iteration: int, rank: int) -> int:
