@@ -16,6 +16,7 @@ from creditgym.train.episode_log import (
     SCHEMA_VERSION,
     EpisodeLog,
     EpisodeWriter,
+    assign_step_groups,
     episode_record,
     read_records,
     sample_tasks,
@@ -70,6 +71,28 @@ def test_a_record_has_every_turn_with_its_credit_and_no_nan():
     assert [t["advantage"] for t in record["turns"]] == [0.5, None, -0.25]
     assert turn["credit"]["calm"]["achieved"] == ["x"]
     assert record["return"] == 1.0 and record["length"] == 3 and record["task"] == "task a"
+
+
+def test_step_groups_come_from_any_module_that_leaves_them_else_from_equal_anchors():
+    def turn(anchor, credit=None):
+        return {
+            "anchor": anchor,
+            "credit": credit or {},
+            "step_group": None,
+            "step_group_size": None,
+        }
+
+    own = {"my_estimator": {"step_group": 7, "step_group_size": 3}}
+    records = [
+        {"group_id": "a", "failed": False, "turns": [turn("s0", own), turn("s1")]},
+        {"group_id": "a", "failed": False, "turns": [turn("s1"), turn("s2")]},
+    ]
+    assign_step_groups(records)
+    first, second = records[0]["turns"], records[1]["turns"]
+    assert (first[0]["step_group"], first[0]["step_group_size"]) == (7, 3)
+    # equal anchors in one group share a negative id (never clashing with a module's own)
+    assert first[1]["step_group"] == second[0]["step_group"] < 0
+    assert first[1]["step_group_size"] == 2 and second[1]["step_group_size"] == 1
 
 
 def test_the_sample_keeps_whole_tasks():
