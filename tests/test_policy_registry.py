@@ -110,3 +110,11 @@ def test_hf_and_vllm_name_only_what_they_wrap():
         load_policy("hf")
     with pytest.raises(ValueError, match="rollout.engine=vllm"):
         load_policy("vllm")
+
+
+@pytest.mark.parametrize("model", ["expert", "random", "openai:http://127.0.0.1:9/v1"])
+def test_policy_model_must_name_a_trainable_backend(model):
+    from creditgym.train.models import build_policy
+
+    with pytest.raises(ValueError, match="not a trainable model; use one of tiny, smollm2"):
+        build_policy(load_config(None, [f"policy.model={model}"]))

@@ -44,6 +44,7 @@ __all__ = [
     "resolve_backend",
     "rollout_engines",
     "tiny_agent_dir",
+    "trainable_backends",
     "unregister_policy",
 ]
 
@@ -163,6 +164,8 @@ class PolicyBackend:
             with a ``sync_weights()`` the trainer calls after each update).
         text_model: samples free text (so `creditgym eval` parses tagged responses unless
             constrained); False for scripted agents that return bare actions.
+        trainable: builds a `TrainablePolicy` from the trainer's sampling options (``device``,
+            ``dtype``, ``temperature``, ...), so ``policy.model`` may name it.
         cli_options: which of the command line's sampling options (``temperature``,
             ``constrained``, ``seed``) `creditgym eval` passes to `build`.
         usage: how listings and errors show it (default: `name`, or ``name:<...>`` with
@@ -177,6 +180,7 @@ class PolicyBackend:
     text_model: bool = True
     cli_options: tuple[str, ...] = ("temperature", "constrained")
     usage: str = ""
+    trainable: bool = False
 
     @property
     def label(self) -> str:
@@ -196,6 +200,7 @@ def register_policy(
     text_model: bool = True,
     cli_options: tuple[str, ...] = ("temperature", "constrained"),
     usage: str = "",
+    trainable: bool = False,
 ) -> Callable[[PolicyBuilder], PolicyBuilder]:
     """Register a policy backend under `name` (a decorator of its builder; see `PolicyBackend`).
 
@@ -216,7 +221,15 @@ def register_policy(
         if name in _BACKENDS:
             warnings.warn(f"policy backend {name!r} registered again; replacing it", stacklevel=2)
         _BACKENDS[name] = PolicyBackend(
-            name, build, prefix, matches, rollout_engine, text_model, tuple(cli_options), usage
+            name,
+            build,
+            prefix,
+            matches,
+            rollout_engine,
+            text_model,
+            tuple(cli_options),
+            usage,
+            trainable,
         )
         return build
 
@@ -231,6 +244,11 @@ def unregister_policy(name: str) -> None:
 def policy_backends() -> dict[str, PolicyBackend]:
     """The registered backends, by name, in registration order."""
     return dict(_BACKENDS)
+
+
+def trainable_backends() -> tuple[str, ...]:
+    """How the backends that ``policy.model`` may name are written (``tiny``, ``hf``...)."""
+    return tuple(backend.label for backend in _BACKENDS.values() if backend.trainable)
 
 
 def rollout_engines() -> tuple[str, ...]:
@@ -291,7 +309,7 @@ def _build_random(spec: str, **kwargs: Any) -> Policy:
     return RandomPolicy(**kwargs)
 
 
-@register_policy("tiny")
+@register_policy("tiny", trainable=True)
 def _build_tiny(spec: str, **kwargs: Any) -> Policy:
     from creditgym.agents.hf import HFPolicy
 
@@ -301,7 +319,7 @@ def _build_tiny(spec: str, **kwargs: Any) -> Policy:
     return HFPolicy.from_pretrained(tiny_agent_dir(**build_args), **kwargs)
 
 
-@register_policy("smollm2")
+@register_policy("smollm2", trainable=True)
 def _build_smollm2(spec: str, **kwargs: Any) -> Policy:
     from creditgym.agents.smollm import load_smollm2
 
@@ -319,7 +337,9 @@ def _is_hf_model(spec: str) -> bool:
     return Path(spec).expanduser().exists() or _looks_like_hub_name(spec)
 
 
-@register_policy("hf", matches=_is_hf_model, rollout_engine=True)
+@register_policy(
+    "hf", matches=_is_hf_model, rollout_engine=True, trainable=True, usage="a model dir or name"
+)
 def _build_hf(
     spec: str, *, trainer_policy: Any = None, lora: bool = False, **kwargs: Any
 ) -> Policy:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from creditgym.agents.factory import load_policy
+from creditgym.agents.factory import load_policy, resolve_backend, trainable_backends
 from creditgym.agents.hf import HFPolicy, resolve_device
 from creditgym.agents.protocols import TrainablePolicy
 from creditgym.config import Config, LoraConfig, check_model_path
@@ -107,6 +107,12 @@ def build_policy(config: Config, *, init_from: Path | None = None) -> TrainableP
         )
     else:
         check_model_path(config.policy.model)  # a missing local directory: say so, load nothing
+        if not resolve_backend(config.policy.model).trainable:
+            raise ValueError(
+                f"policy.model={config.policy.model!r} is not a trainable model; use one of "
+                f"{', '.join(trainable_backends())} (register_policy(..., trainable=True) adds "
+                "a backend)"
+            )
         policy = load_policy(config.policy.model, **sampling)
     if not isinstance(policy, TrainablePolicy):
         raise ValueError(
