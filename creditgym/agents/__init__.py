@@ -9,9 +9,15 @@ from importlib import import_module
 from typing import Any
 
 from creditgym.agents.base import Generation, Policy
-from creditgym.agents.factory import load_policy
+from creditgym.agents.factory import load_policy, register_policy
 from creditgym.agents.parsing import ParsedAction, parse_action
 from creditgym.agents.prompts import build_prompt, chat_messages
+from creditgym.agents.protocols import (
+    ChatPolicy,
+    TeacherForcingPolicy,
+    TrainablePolicy,
+    WeightSyncedEngine,
+)
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 
 _LAZY = {
@@ -26,12 +32,16 @@ _LAZY = {
 
 __all__ = [
     "ActionTrie",
+    "ChatPolicy",
     "ExpertPolicy",
     "Generation",
     "HFPolicy",
     "ParsedAction",
     "Policy",
     "RandomPolicy",
+    "TeacherForcingPolicy",
+    "TrainablePolicy",
+    "WeightSyncedEngine",
     "build_prompt",
     "build_tiny_agent",
     "build_tiny_model",
@@ -41,6 +51,7 @@ __all__ = [
     "load_policy",
     "load_smollm2",
     "parse_action",
+    "register_policy",
 ]
 
 
