@@ -63,14 +63,13 @@ from creditgym.agents.openai_format import (
     render_messages,
     usage,
 )
+from creditgym.agents.protocols import TrainablePolicy
 from creditgym.agents.server_engine import Decoded, Decoding, Engine
 from creditgym.agents.server_http import BoundedHTTPServer, RequestContext, handler_class
 from creditgym.agents.server_options import ServerLimits, add_server_arguments, limits_from_args
 
 __all__ = ["PolicyServer", "ServerLimits", "main", "make_server", "serve"]
 
-#: What `serve` needs from a policy (an `HFPolicy` has all of it).
-_REQUIRED = ("tokenizer", "model", "device", "generator")
 #: A prompt longer than this many characters per allowed token is first measured on a prefix,
 #: so a megabyte of text is refused without tokenising all of it.
 _CHARS_PER_TOKEN_BOUND = 8
@@ -82,10 +81,10 @@ class PolicyServer:
     model fairly between requests."""
 
     def __init__(self, policy: Any, model_name: str, limits: ServerLimits | None = None) -> None:
-        missing = [name for name in _REQUIRED if not hasattr(policy, name)]
-        if missing:
+        if not isinstance(policy, TrainablePolicy):
             raise TypeError(
-                f"cannot serve {type(policy).__name__}: it lacks {', '.join(missing)}. The server "
+                f"cannot serve {type(policy).__name__}: it is not a TrainablePolicy (a model "
+                "with its tokenizer, device and sampler). The server "
                 "needs a model policy with a tokenizer (an HFPolicy: a checkpoint directory, "
                 "'tiny', 'smollm2', or a Hugging Face model name), not a scripted one like "
                 "'expert' or 'random'"
