@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY
+from safetensors.torch import load_file
 
 from creditgym.config import load_config
 from creditgym.train.distributed import ALONE, Distributed, shard
@@ -78,6 +79,32 @@ def test_two_rank_training_writes_once_and_resumes_on_one_rank(tmp_path):
     assert resumed.iterations == 3
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["iteration"] for row in rows if "rollout/success" in row] == [1, 2, 3]
+
+
+def test_a_two_rank_run_resumed_equals_the_same_run_straight(tmp_path):
+    """Checkpoints hold no per-rank state: stopping after 2 iterations and resuming changes
+    nothing, down to the weights."""
+    overrides = [
+        *TINY,
+        "env.id=creditgym/HouseholdEasy-v0",
+        "env.kwargs={max_steps: 6}",
+        "rollout.groups=4",
+        "rollout.group_size=2",
+        "eval.episodes=4",
+        "eval.every=0",
+    ]
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    for iterations, out in ((2, resumed), (3, resumed), (3, straight)):
+        torchrun(
+            2,
+            *("-m", "creditgym", "train", "configs/quickstart.yaml", *overrides),
+            *(f"train.iterations={iterations}", f"run.output_dir={out}"),
+        )
+    final = Path("checkpoints") / "iter_000003" / "model" / "model.safetensors"
+    a, b = load_file(resumed / final), load_file(straight / final)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
 
 
 def test_groups_that_do_not_split_over_the_ranks_are_a_clear_error(tmp_path):
