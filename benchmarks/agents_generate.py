@@ -28,6 +28,7 @@ from creditgym.agents.hf import HFPolicy
 from creditgym.agents.prompts import build_prompt
 from creditgym.agents.tiny import build_tiny_agent, count_parameters
 from creditgym.envs import info as keys
+from creditgym.train.corpus import tiny_env_corpus
 
 
 def env_prompts(env_id: str, count: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
@@ -86,7 +87,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         build_start = time.perf_counter()
-        directory = build_tiny_agent(folder, [args.env], episodes_per_env=50)
+        directory = build_tiny_agent(folder, tiny_env_corpus([args.env], episodes_per_env=50))
         build_seconds = time.perf_counter() - build_start
         free = HFPolicy.from_pretrained(directory, device="cpu", max_new_tokens=args.max_new_tokens)
     constrained = HFPolicy(free.model, free.tokenizer, device="cpu", constrained=True)

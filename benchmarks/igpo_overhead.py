@@ -21,13 +21,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from creditgym.agents.factory import load_policy
 from creditgym.credit import CreditContext, information_gain
+from creditgym.train.corpus import load_tiny
 from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 
 
 def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str, float]:
-    policy = load_policy("tiny", env_ids=[env_id], constrained=True)
+    policy = load_tiny([env_id], constrained=True)
     envs = make_envs(env_id, batch, split="train")
     tasks = group_tasks(list(range(batch // group_size)), group_size, split="train")
     collect_episodes(

@@ -22,16 +22,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from creditgym.agents.factory import load_policy
+from creditgym.train.corpus import load_tiny
 from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
 
 
 def measure(
     env_id: str, batch: int, constrained: bool, max_new_tokens: int, workers: int = 0
 ) -> dict[str, float]:
-    policy = load_policy(
-        "tiny", env_ids=[env_id], constrained=constrained, max_new_tokens=max_new_tokens
-    )
+    policy = load_tiny([env_id], constrained=constrained, max_new_tokens=max_new_tokens)
     envs = make_envs(env_id, batch, split="train", workers=workers)
     prompt_format = PromptFormat(require_tags=not constrained)
     tasks = [RolloutTask(seed) for seed in range(batch)]

@@ -172,7 +172,12 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from creditgym.agents.server import run
 
-    return run(args, args.serve_parser)
+    options = {}
+    if args.model == "tiny":  # the tiny model fitted on every env's text, as `load_tiny()` builds
+        from creditgym.train.corpus import tiny_env_corpus
+
+        options["corpus"] = tiny_env_corpus()
+    return run(args, args.serve_parser, policy_options=options)
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
@@ -247,10 +252,11 @@ def cmd_credit_report(args: argparse.Namespace) -> int:
         policy_kwargs["constrained"] = not args.free_form
     if agent == "tiny":  # the untrained model `creditgym train` starts from on this env
         from creditgym.config import TinyModelConfig
+        from creditgym.train.corpus import tiny_env_corpus
 
         shape = TinyModelConfig()
         policy_kwargs.update(
-            env_ids=[args.env],
+            corpus=tiny_env_corpus([args.env]),
             vocab_size=shape.vocab_size,
             hidden_size=shape.hidden_size,
             num_layers=shape.num_layers,

@@ -121,9 +121,7 @@ def test_same_seed_gives_the_same_weights_and_leaves_global_rng_alone(tokenizer,
 
 
 def test_tiny_agent_directory_reloads_with_auto_classes(tmp_path, tokenizer):
-    out = build_tiny_agent(
-        tmp_path / "agent", env_ids=[], texts=CORPUS, vocab_size=600, hidden_size=64, num_layers=2
-    )
+    out = build_tiny_agent(tmp_path / "agent", CORPUS, vocab_size=600, hidden_size=64, num_layers=2)
     reloaded_tokenizer = AutoTokenizer.from_pretrained(out)
     reloaded_model = AutoModelForCausalLM.from_pretrained(out)
     assert reloaded_tokenizer.get_vocab() == tokenizer.get_vocab()
@@ -133,7 +131,7 @@ def test_tiny_agent_directory_reloads_with_auto_classes(tmp_path, tokenizer):
 
 def test_tiny_agent_without_any_text_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no text to fit the tokenizer"):
-        build_tiny_agent(tmp_path / "agent", env_ids=[])
+        build_tiny_agent(tmp_path / "agent", [])
 
 
 # ---- generation and scoring -------------------------------------------------------------

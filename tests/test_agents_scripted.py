@@ -10,9 +10,9 @@ import pytest
 
 import creditgym
 from creditgym.agents import ExpertPolicy, Generation, Policy, RandomPolicy, load_policy
-from creditgym.agents.tokenizer import env_corpus
 from creditgym.envs import info as keys
 from creditgym.envs.spaces import text_space
+from creditgym.train.corpus import env_corpus, load_tiny
 
 PLACES = ["countertop 1", "diningtable 1", "fridge 1", "cabinet 2"]
 ENV_ID = "agentstest/Fetch-v0"
@@ -158,17 +158,11 @@ def test_load_policy_unknown_spec_lists_the_choices():
 
 def test_load_policy_tiny_is_built_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDITGYM_CACHE", str(tmp_path))
-    options = {
-        "env_ids": [ENV_ID],
-        "vocab_size": 300,
-        "episodes_per_env": 4,
-        "hidden_size": 32,
-        "num_layers": 1,
-    }
-    policy = load_policy("tiny", device="cpu", **options)
+    options = {"vocab_size": 300, "episodes_per_env": 4, "hidden_size": 32, "num_layers": 1}
+    policy = load_tiny([ENV_ID], device="cpu", **options)
     [cached] = tmp_path.glob("tiny-*")
     modified = (cached / "config.json").stat().st_mtime_ns
-    again = load_policy("tiny", device="cpu", **options)
+    again = load_tiny([ENV_ID], device="cpu", **options)
     assert list(tmp_path.glob("tiny-*")) == [cached]
     assert (cached / "config.json").stat().st_mtime_ns == modified
     assert policy.constrained and again.model.config.hidden_size == 32

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from creditgym.agents.factory import load_policy
 from creditgym.agents.hf import HFPolicy
 from creditgym.agents.prompts import PromptFormat
+from creditgym.train.corpus import load_tiny
 from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
 
@@ -20,7 +20,7 @@ CONVERSATION = PromptFormat(context="conversation")
 @pytest.fixture(scope="module")
 def tiny():
     torch.set_num_threads(1)
-    return load_policy("tiny", env_ids=[ENV], constrained=True, device="cpu")
+    return load_tiny([ENV], constrained=True, device="cpu")
 
 
 def policy_like(tiny: HFPolicy, **kwargs) -> HFPolicy:
@@ -120,7 +120,7 @@ def test_a_turn_that_cannot_fit_the_context_budget_is_a_clear_error(tiny):
 
 def test_igpo_answer_scores_from_the_conversation_cache_equal_a_fresh_prefill():
     env_id = "creditgym/SearchQAEasy-v0"
-    policy = load_policy("tiny", env_ids=[env_id], constrained=True, device="cpu")
+    policy = load_tiny([env_id], constrained=True, device="cpu")
     envs = make_envs(env_id, 4, split="train")
     tasks = group_tasks([3, 4], 2, split="train")
     episodes = collect_episodes(

@@ -209,9 +209,9 @@ def test_scores_recorded_by_the_rollout_are_used_without_a_call():
 
 @pytest.fixture(scope="module")
 def search_policy():
-    from creditgym.agents.factory import load_policy
+    from creditgym.train.corpus import load_tiny
 
-    return load_policy("tiny", env_ids=["creditgym/SearchQAEasy-v0"], constrained=True)
+    return load_tiny(["creditgym/SearchQAEasy-v0"], constrained=True)
 
 
 def test_rollout_scores_from_the_kv_cache_equal_a_fresh_prefill_and_leave_sampling_alone(

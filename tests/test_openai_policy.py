@@ -43,7 +43,7 @@ def tiny_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny-agent")
     return build_tiny_agent(
-        out, env_ids=[], texts=TINY_TEXTS, vocab_size=300, hidden_size=32, num_layers=2, num_heads=2
+        out, TINY_TEXTS, vocab_size=300, hidden_size=32, num_layers=2, num_heads=2
     )
 
 

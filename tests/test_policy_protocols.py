@@ -47,9 +47,9 @@ def test_scripted_policies_declare_no_model_capabilities():
 
 def test_hf_policy_declares_what_training_uses():
     pytest.importorskip("transformers")
-    from creditgym.agents.factory import load_policy
+    from creditgym.train.corpus import load_tiny
 
-    policy = load_policy("tiny", env_ids=["creditgym/HouseholdEasy-v0"], device="cpu")
+    policy = load_tiny(["creditgym/HouseholdEasy-v0"], device="cpu")
     assert isinstance(policy, TrainablePolicy)
     assert isinstance(policy, ChatPolicy)
     assert can_teacher_force(policy)

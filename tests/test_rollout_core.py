@@ -11,9 +11,9 @@ import torch
 pytest.importorskip("pettingzoo")
 
 import creditgym  # noqa: E402
-from creditgym.agents.factory import load_policy  # noqa: E402
 from creditgym.agents.prompts import PromptFormat  # noqa: E402
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy  # noqa: E402
+from creditgym.train.corpus import load_tiny  # noqa: E402
 from creditgym.train.rollout import collect_episodes, group_tasks, make_envs  # noqa: E402
 
 COOP = "creditgym/CoopHousehold-v0"
@@ -74,7 +74,7 @@ def test_a_step_that_raises_fails_the_team_with_its_traceback():
 @pytest.fixture(scope="module")
 def coop_policy():
     torch.set_num_threads(1)
-    return load_policy("tiny", env_ids=[COOP], constrained=True, device="cpu")
+    return load_tiny([COOP], constrained=True, device="cpu")
 
 
 def test_igpo_answers_are_scored_from_the_kv_cache_for_every_agent(coop_policy):
@@ -137,7 +137,7 @@ def test_ray_workers_step_multi_agent_envs_as_in_process():
             assert _signature(remote) == _signature(local)
             assert not any(ep.failed for ep in remote) and len(remote) == 8
         env = "creditgym/HouseholdEasy-v0"  # and conversation mode through workers
-        tiny = load_policy("tiny", env_ids=[env], constrained=True, device="cpu")
+        tiny = load_tiny([env], constrained=True, device="cpu")
         runs = []
         for workers in (0, 2):
             tiny.generator.manual_seed(0)

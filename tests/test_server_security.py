@@ -47,9 +47,7 @@ def tiny_dir(tmp_path_factory):
     from creditgym.agents.tiny import build_tiny_agent
 
     out = tmp_path_factory.mktemp("tiny-agent")
-    return build_tiny_agent(
-        out, env_ids=[], texts=TEXTS, vocab_size=300, hidden_size=32, num_layers=2, num_heads=2
-    )
+    return build_tiny_agent(out, TEXTS, vocab_size=300, hidden_size=32, num_layers=2, num_heads=2)
 
 
 @pytest.fixture(scope="module")

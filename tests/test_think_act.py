@@ -10,10 +10,10 @@ import torch
 
 from creditgym.agents.base import Generation
 from creditgym.agents.chat import ChatTokens
-from creditgym.agents.factory import load_policy
 from creditgym.agents.hf import HFPolicy
 from creditgym.agents.parsing import THINK_CLOSE, format_response, parse_action
 from creditgym.agents.prompts import PromptFormat
+from creditgym.train.corpus import load_tiny
 from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
 
 ENV = "creditgym/HouseholdEasy-v0"
@@ -22,7 +22,7 @@ ENV = "creditgym/HouseholdEasy-v0"
 @pytest.fixture(scope="module")
 def tiny():
     torch.set_num_threads(1)
-    return load_policy("tiny", env_ids=[ENV], constrained=True, device="cpu")
+    return load_tiny([ENV], constrained=True, device="cpu")
 
 
 def thinker(tiny, **kwargs) -> HFPolicy:

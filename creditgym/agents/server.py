@@ -444,8 +444,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parser.parse_args(argv), parser)
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Serve what parsed `add_server_arguments` options ask for (``creditgym serve``)."""
+def run(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    *,
+    policy_options: dict[str, Any] | None = None,
+) -> int:
+    """Serve what parsed `add_server_arguments` options ask for (``creditgym serve``).
+
+    `policy_options` go to `load_policy` (``creditgym serve tiny`` passes the tiny model's
+    corpus, which this layer cannot play: it never imports the envs).
+    """
     try:
         limits = limits_from_args(args)
     except ValueError as error:
@@ -461,7 +470,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     from creditgym.agents.factory import load_policy
 
-    policy = load_policy(args.model, device=args.device)
+    policy = load_policy(args.model, device=args.device, **(policy_options or {}))
     model_name = args.model_name or _default_model_name(args.model)
     serve(policy, args.host, args.port, model_name, limits)
     return 0

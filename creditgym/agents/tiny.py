@@ -2,28 +2,53 @@
 
 `build_tiny_model` makes a Llama-style causal LM (RoPE, RMSNorm, SwiGLU, tied embeddings) of
 about 1-2M parameters at the defaults, randomly initialised from a seed. `build_tiny_agent`
-fits a tokenizer to the environments' text, builds the model and saves both as an ordinary
-Hugging Face directory, loadable with ``AutoModelForCausalLM.from_pretrained(dir)`` and
-``AutoTokenizer.from_pretrained(dir)`` (or ``HFPolicy.from_pretrained(dir)``).
+fits a tokenizer to the text it is given (a `TinyCorpus`, or plain strings), builds the model
+and saves both as an ordinary Hugging Face directory, loadable with
+``AutoModelForCausalLM.from_pretrained(dir)`` and ``AutoTokenizer.from_pretrained(dir)`` (or
+``HFPolicy.from_pretrained(dir)``). This module never plays an env: the layer above does
+(`creditgym.train.corpus.tiny_env_corpus` plays the registered envs for a corpus).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from creditgym.agents.tokenizer import (
-    SWEEP_EPISODES_PER_ENV,
-    corpus_env_ids,
-    env_corpus,
-    fit_tokenizer,
-)
+from creditgym.agents.tokenizer import fit_tokenizer
 
-__all__ = ["build_tiny_agent", "build_tiny_model", "count_parameters"]
+__all__ = ["TinyCorpus", "build_tiny_agent", "build_tiny_model", "count_parameters"]
+
+
+@dataclass(frozen=True)
+class TinyCorpus:
+    """Text to fit the tiny model's tokenizer on, and what identifies it in a cache key.
+
+    Attributes:
+        texts: ``texts(seed)`` gives the corpus; called only when a model is built (a corpus
+            played from envs costs seconds), with the build seed, so a corpus that samples
+            (episodes of a random agent) samples from the model's seed.
+        key: JSON-able values that name the text (the envs and their first observations, or a
+            hash of the strings): two corpora with the same key must give the same text, and
+            `creditgym.agents.factory.tiny_agent_dir` reuses a cached model by it.
+    """
+
+    texts: Callable[[int], Iterable[str]]
+    key: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_texts(cls, texts: Iterable[str]) -> TinyCorpus:
+        """A fixed corpus; its key is the SHA-256 of the strings (each one, in order)."""
+        strings = [str(text) for text in texts]
+        digest = hashlib.sha256()
+        for text in strings:
+            digest.update(hashlib.sha256(text.encode()).digest())
+        return cls(texts=lambda seed: strings, key={"texts_sha256": digest.hexdigest()})
 
 
 def build_tiny_model(
@@ -77,45 +102,31 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def build_tiny_agent(
     out_dir: str | Path,
-    env_ids: Sequence[str] | None = None,
+    texts: TinyCorpus | Iterable[str] = (),
     *,
-    texts: Iterable[str] = (),
-    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     vocab_size: int = 2048,
-    episodes_per_env: int | None = None,
     hidden_size: int = 128,
     num_layers: int = 4,
     num_heads: int = 4,
     seed: int = 0,
 ) -> Path:
-    """Fit a tokenizer to the envs' text, build a tiny model, save both to `out_dir`.
+    """Fit a tokenizer to `texts`, build a tiny model, save both to `out_dir`.
 
     Args:
         out_dir: directory to write (created if missing).
-        env_ids: envs whose text the tokenizer is fitted to (the trainer names its own env);
-            None means every registered ``creditgym/`` env that builds without arguments
-            (`corpus_env_ids`). Pass ``[]`` with `texts` to fit to your own text only.
-        texts: extra text for the tokenizer corpus.
-        env_kwargs: per env id, keyword arguments to build it with (see `env_corpus`).
+        texts: the tokenizer's corpus: strings, or a `TinyCorpus` (played with `seed`; e.g.
+            `creditgym.train.corpus.tiny_env_corpus([env_id])` for an env's text).
         vocab_size: see `fit_tokenizer`.
-        episodes_per_env: episodes played in each env (`env_corpus`); None means 50 for named
-            envs and `SWEEP_EPISODES_PER_ENV` when sweeping every env.
         hidden_size, num_layers, num_heads, seed: see `build_tiny_model`.
 
     Returns:
         `out_dir` as a `Path`.
     """
-    if episodes_per_env is None:
-        episodes_per_env = SWEEP_EPISODES_PER_ENV if env_ids is None else 50
-    if env_ids is None:
-        env_ids = corpus_env_ids("creditgym")
-    corpus = list(texts) + env_corpus(
-        env_ids, episodes_per_env=episodes_per_env, seed=seed, env_kwargs=env_kwargs
-    )
+    corpus = list(texts.texts(seed) if isinstance(texts, TinyCorpus) else texts)
     if not corpus:
         raise ValueError(
-            "no text to fit the tokenizer on: no creditgym env is registered and no `texts` "
-            "were given. Pass env_ids=[...] of registered envs or texts=[...]."
+            "no text to fit the tokenizer on: `texts` is empty. Pass strings, or an env's "
+            "text: creditgym.train.corpus.tiny_env_corpus([env_id]) plays registered envs."
         )
     tokenizer = fit_tokenizer(corpus, vocab_size=vocab_size)
     model = build_tiny_model(

@@ -94,10 +94,11 @@ def build_policy(config: Config, *, init_from: Path | None = None) -> TrainableP
     if init_from is not None and not lora.enabled:
         return HFPolicy.from_pretrained(init_from, **sampling)
     if config.policy.model == "tiny":
+        from creditgym.train.corpus import load_tiny
+
         tiny = config.policy.tiny
-        policy = load_policy(
-            "tiny",
-            env_ids=[config.env.id],
+        policy = load_tiny(
+            [config.env.id],
             env_kwargs={config.env.id: dict(config.env.kwargs)},  # e.g. a game_file it needs
             vocab_size=tiny.vocab_size,
             hidden_size=tiny.hidden_size,
