@@ -109,3 +109,12 @@ def test_a_corpus_key_that_shadows_a_build_argument_is_refused(tmp_path, monkeyp
     with pytest.raises(ValueError, match="names seed"):
         tiny_agent_dir(corpus, seed=2, **SHAPE)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_agents_server_alone_points_to_creditgym_serve_for_tiny(capsys):
+    from creditgym.agents.server import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tiny", "--port", "0"])
+    assert exit_info.value.code == 2
+    assert "creditgym serve tiny" in capsys.readouterr().err

@@ -468,6 +468,9 @@ def run(
             f"{args.model!r} has no model to serve; give a checkpoint directory, 'tiny', "
             "'smollm2' or a Hugging Face model name"
         )
+    if args.model == "tiny" and "corpus" not in (policy_options or {}):
+        # the tiny model's corpus is played from the envs, which this layer never imports
+        parser.error("serve the tiny model with `creditgym serve tiny` (it fits it on the envs)")
     from creditgym.agents.factory import load_policy
 
     policy = load_policy(args.model, device=args.device, **(policy_options or {}))
