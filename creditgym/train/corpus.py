@@ -7,7 +7,7 @@ actions and prompts; `tiny_env_corpus` wraps that as a `TinyCorpus` whose cache 
 envs and their first observations; `load_tiny` builds the ``tiny`` policy from it (what
 ``load_policy("tiny", env_ids=...)`` did). `corpus_env_ids` lists the envs a corpus can be
 played from when none is named: every registered env that builds with its registered defaults
-(an env that declares arguments it needs, like ``creditgym/TextWorld-v0``'s ``game_file``, or
+(an env that names arguments it needs, like ``creditgym/TextWorld-v0``'s ``game_file``, or
 that fails to build, e.g. without its optional extra, is skipped with a warning).
 """
 
@@ -123,10 +123,10 @@ def env_corpus(
 def corpus_env_ids(namespace: str | None = "creditgym") -> list[str]:
     """Registered env ids (in `namespace`) that build with their registered defaults, sorted.
 
-    Envs that declare keyword arguments they cannot be built without (`register(requires=)`,
+    Envs that name keyword arguments they cannot be built without (`register(requires=)`,
     like TextWorld-v0's ``game_file``) are left out unbuilt; every other env is built once,
     and one that raises (an optional dependency is missing, or a requirement was never
-    declared) is left out too. A warning names each env left out and why, so a corpus swept
+    named) is left out too. A warning names each env left out and why, so a corpus swept
     over "every env" never dies on one that cannot be played as registered.
     """
     usable, skipped = [], []
