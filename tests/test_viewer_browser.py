@@ -96,6 +96,15 @@ def test_an_episode_shows_the_advantages_in_the_file(run_dir, records, browser):
         browser.get(url)
         wait_ready(browser)
         _rows(browser)[0].click()  # the newest episode: the last line of the file
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        newest = str(len(records) - 1)
+        WebDriverWait(browser, 10).until(  # the episode comes from a request to the server
+            lambda d: any(
+                e.get_attribute("data-id") == newest
+                for e in d.find_elements("css selector", "[data-testid=episode]")
+            )
+        )
         turns = browser.find_elements("css selector", "[data-testid=turn]")
         expected = records[-1]["turns"]
         assert len(turns) == len(expected)
@@ -117,7 +126,12 @@ def test_a_step_group_lists_the_turns_from_the_same_state(run_dir, records, brow
         wait_ready(browser)
         first_turn = browser.find_element("css selector", "[data-testid=turn][data-t='0']")
         first_turn.find_element("css selector", "[data-testid=step-group]").click()
-        peers = browser.find_elements("css selector", "[data-testid=step-peers] .peer")
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # the peers come from a request to the server: wait for them
+        peers = WebDriverWait(browser, 10).until(
+            lambda d: d.find_elements("css selector", "[data-testid=step-peers] .peer")
+        )
         assert len(peers) == records[-1]["turns"][0]["step_group_size"]
         # every episode of a group starts from the same state: all G are in its first step group
         # (with any later turn that came back to that state)
