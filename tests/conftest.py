@@ -2,12 +2,14 @@
 
 - one on-disk cache for built artefacts (tiny models, catalogs, indexes);
 - `TINY`: config overrides for a tiny, quiet training run;
-- `episode(...)`: hand-made episodes for credit tests.
+- `episode(...)`: hand-made episodes for credit tests;
+- `training_rows(run_dir)`: a run's per-iteration training metrics, timings left out.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -55,3 +57,13 @@ def episode(
         for t, (r, a, v) in enumerate(zip(rewards, anchors, valid))
     ]
     return Episode(turns=turns, group_id=group, failed=failed)
+
+
+def training_rows(run_dir: Path) -> list[dict]:
+    """The training rows of a run's metrics.jsonl without wall times, for exact comparisons."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [
+        {key: value for key, value in row.items() if not key.startswith("time/")}
+        for row in map(json.loads, lines)
+        if "rollout/success" in row
+    ]

@@ -192,9 +192,8 @@ def test_pieces_of_a_real_chat_template_add_up_to_its_full_rendering():
 
 @pytest.mark.parametrize("think", [False, True], ids=["action", "think-act"])
 def test_training_in_conversation_mode_is_on_policy_and_resumes_exactly(tmp_path, think):
-    import json
 
-    from conftest import TINY
+    from conftest import TINY, training_rows
 
     from creditgym.config import load_config
     from creditgym.train.trainer import train
@@ -215,13 +214,7 @@ def test_training_in_conversation_mode_is_on_policy_and_resumes_exactly(tmp_path
             f"run.output_dir={tmp_path / name}",
         ]
         train(load_config(None, TINY + overrides))
-        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
-        rows = [json.loads(line) for line in lines]
-        return [
-            {k: v for k, v in row.items() if not k.startswith("time/")}
-            for row in rows
-            if "rollout/success" in row
-        ]
+        return training_rows(tmp_path / name)
 
     straight = run("straight", 2)
     assert all(row["rollout/failed_episodes"] == 0 for row in straight)

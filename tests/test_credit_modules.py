@@ -2,12 +2,10 @@
 requirement of a new kind from their own code, and the trainer serves, checkpoints and resumes
 them without any change to creditgym."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, episode
+from conftest import TINY, episode, training_rows
 from safetensors.torch import load_file
 
 from creditgym.config import load_config
@@ -74,13 +72,7 @@ def _config(tmp_path, name, *overrides):
     )
 
 
-def _learning(path):
-    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    return [
-        {k: v for k, v in row.items() if not k.startswith("time/")}
-        for row in rows
-        if "rollout/success" in row
-    ]
+_learning = training_rows
 
 
 def _weights(result):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from conftest import training_rows
 from safetensors.torch import load_file
 
 from creditgym.config import load_config
@@ -40,12 +40,7 @@ def _run(out: Path, iterations: int) -> list[dict]:
         f"run.output_dir={out}",
     ]
     train(load_config(CONFIG, overrides))
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [
-        {k: v for k, v in row.items() if not k.startswith("time/")}
-        for row in rows
-        if "rollout/success" in row
-    ]
+    return training_rows(out)
 
 
 def _adapters(out: Path, iteration: int) -> dict:

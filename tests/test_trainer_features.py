@@ -1,7 +1,6 @@
 """Trainer features: LR schedules (resumed exactly), gradient checkpointing, metric trackers,
 `creditgym export`, and the vLLM + LoRA check."""
 
-import json
 import math
 import sys
 import types
@@ -9,7 +8,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, training_rows
 from safetensors.torch import load_file
 
 from creditgym.config import ConfigError, load_config
@@ -36,13 +35,7 @@ def _config(tmp_path, name, *overrides):
     )
 
 
-def _rows(path):
-    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
-    return [
-        {k: v for k, v in row.items() if not k.startswith("time/")}
-        for row in rows
-        if "rollout/success" in row
-    ]
+_rows = training_rows
 
 
 # ---- learning-rate schedules -----------------------------------------------------------------
