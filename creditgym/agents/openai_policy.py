@@ -34,7 +34,6 @@ evaluation and judging, not for a token-level policy-gradient update.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import threading
@@ -53,6 +52,14 @@ from creditgym.agents.bounded_http import (
     ResponseTooLarge,
     UnsupportedEncoding,
     read_capped,
+)
+from creditgym.agents.openai_answers import (
+    MalformedAnswer,
+    NonFiniteLogprob,
+    continuation_logprobs,
+    preview,
+    read_choice,
+    server_message,
 )
 
 __all__ = ["OpenAIPolicy", "OpenAIPolicyError", "normalize_base_url"]
@@ -224,7 +231,7 @@ class OpenAIPolicy:
                 raise _RequestFailed(f"{error}; only gzip and deflate are accepted") from None
         if response.status_code != 200:
             raise _RequestFailed(
-                f"HTTP {response.status_code}: {_server_message(raw)}",
+                f"HTTP {response.status_code}: {server_message(raw)}",
                 status=response.status_code,
                 retry_after=_retry_after(response.headers.get("retry-after")),
             )
@@ -233,10 +240,10 @@ class OpenAIPolicy:
         except RecursionError:
             raise _RequestFailed(
                 "the answer is JSON nested too deeply to read (beyond the parser's recursion "
-                f"limit): {_preview(raw, 40)}"
+                f"limit): {preview(raw, 40)}"
             ) from None
         except ValueError:
-            raise _RequestFailed(f"the answer is not JSON: {_preview(raw)}") from None
+            raise _RequestFailed(f"the answer is not JSON: {preview(raw)}") from None
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """`_attempt` with retries on connection errors, 408, 429 and 5xx, all within one
@@ -325,10 +332,10 @@ class OpenAIPolicy:
         path = "/chat/completions" if self.chat else "/completions"
         try:
             answer = self._request("POST", path, self._body(prompt, seed))
-            text, logprobs = _read_choice(answer, self.chat)
+            text, logprobs = read_choice(answer, self.chat)
         except _RequestFailed as error:
             message = str(error)
-        except _MalformedAnswer as error:
+        except MalformedAnswer as error:
             message = f"POST {self._url(path)} answered JSON we cannot read: {error}"
         else:
             return Generation(text=text, logprobs=logprobs)
@@ -403,10 +410,10 @@ class OpenAIPolicy:
                 ) from None
             raise OpenAIPolicyError(str(error)) from None
         try:
-            return _continuation_logprobs(answer, len(prompt))
-        except _NonFiniteLogprob as error:
+            return continuation_logprobs(answer, len(prompt))
+        except NonFiniteLogprob as error:
             raise OpenAIPolicyError(f"POST {url} answered unusable scores: {error}") from None
-        except _MalformedAnswer as error:
+        except MalformedAnswer as error:
             raise NotImplementedError(
                 f"POST {url} with echo=True did not return prompt log-probs ({error}); this server "
                 "cannot score continuations: use vLLM, `creditgym serve` or an HFPolicy"
@@ -432,94 +439,9 @@ class OpenAIPolicy:
         )
 
 
-# ---- reading answers -------------------------------------------------------------------------
-
-
-class _MalformedAnswer(Exception):
-    """The server answered JSON without the fields the OpenAI API promises."""
-
-
-class _NonFiniteLogprob(_MalformedAnswer):
-    """A log-prob in the answer is NaN or infinite (JSON parsers accept both)."""
-
-
-def _finite(values: list[float]) -> list[float]:
-    if not all(math.isfinite(value) for value in values):
-        raise _NonFiniteLogprob(f"a token log-prob is not a finite number: {values[:8]}")
-    return values
-
-
-def _preview(raw: bytes, limit: int = 200) -> str:
-    text = raw.decode("utf-8", errors="replace").strip()
-    return repr(text[:limit] + ("..." if len(text) > limit else "")) if text else "(empty body)"
-
-
 def _retry_after(header: str | None) -> float | None:
     """Seconds from a ``Retry-After: <seconds>`` header, capped; None when absent or a date."""
     try:
         return min(max(float(header), 0.0), _MAX_RETRY_AFTER) if header else None
     except ValueError:
         return None
-
-
-def _server_message(raw: bytes) -> str:
-    """The ``error.message`` of an OpenAI-style error body, else a preview of the body."""
-    try:
-        error = json.loads(raw)["error"]
-        message = error["message"] if isinstance(error, dict) else error
-        return message if isinstance(message, str) else _preview(raw)
-    except (ValueError, KeyError, TypeError, RecursionError):
-        return _preview(raw)
-
-
-def _field(obj: Any, *path: str | int) -> Any:
-    """``obj[path[0]][path[1]]...``; raises `_MalformedAnswer` naming the missing field."""
-    for depth, key in enumerate(path):
-        try:
-            obj = obj[key]
-        except (KeyError, IndexError, TypeError):
-            where = "".join(f"[{k!r}]" for k in path[: depth + 1])
-            raise _MalformedAnswer(f"no {where} in the answer") from None
-    return obj
-
-
-def _optional(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else None
-
-
-def _read_choice(answer: Any, chat: bool) -> tuple[str, list[float]]:
-    """Text and per-token log-probs of the first choice of a (chat) completion."""
-    choice = _field(answer, "choices", 0)
-    text = _field(choice, "message", "content") if chat else _field(choice, "text")
-    if not isinstance(text, str):
-        raise _MalformedAnswer(f"the choice's text is {type(text).__name__}, not a string")
-    logprobs = _optional(choice, "logprobs")
-    try:
-        if chat:
-            values = [
-                float(_field(token, "logprob")) for token in _optional(logprobs, "content") or []
-            ]
-        else:
-            values = [float(value) for value in _optional(logprobs, "token_logprobs") or []]
-    except (TypeError, ValueError):
-        raise _MalformedAnswer("a token log-prob is not a number") from None
-    return text, _finite(values)
-
-
-def _continuation_logprobs(answer: Any, prompt_chars: int) -> np.ndarray:
-    """Log-probs of the echoed tokens that start at or after character `prompt_chars`."""
-    logprobs = _field(answer, "choices", 0, "logprobs")
-    values = _field(logprobs, "token_logprobs")
-    offsets = _optional(logprobs, "text_offset")
-    try:
-        if offsets is None:  # rebuild offsets from the token strings
-            tokens = _field(logprobs, "tokens")
-            offsets = list(np.cumsum([0] + [len(token) for token in tokens[:-1]]))
-        if len(offsets) != len(values):
-            raise _MalformedAnswer("token_logprobs and text_offset differ in length")
-        kept = [value for offset, value in zip(offsets, values) if offset >= prompt_chars]
-        if any(value is None for value in kept):
-            raise _MalformedAnswer("a continuation token has no log-prob (null)")
-        return np.asarray(_finite([float(value) for value in kept]), dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise _MalformedAnswer(f"unreadable token_logprobs or text_offset ({error})") from None
