@@ -249,6 +249,18 @@ class TrainConfig:
     gradient_checkpointing: bool = _field(
         False, "recompute each layer's activations in the backward pass: less memory, more compute"
     )
+    max_env_steps: int = _field(
+        0,
+        "stop after the iteration whose env steps reach this budget (0 = no limit); "
+        "branch continuations count, turns copied from a parent episode do not",
+        min=0,
+    )
+    max_policy_tokens: int = _field(
+        0,
+        "stop after the iteration whose policy tokens (prompt + response of every turn the "
+        "policy generated) reach this budget (0 = no limit)",
+        min=0,
+    )
     sft_warmup: SFTConfig = field(
         default_factory=SFTConfig, metadata={"help": "supervised warm start"}
     )

@@ -59,6 +59,7 @@ class TrainerState:
 
     iteration: int = 0  # iterations completed
     env_steps: int = 0
+    policy_tokens: int = 0  # prompt + response tokens of generated turns
     history: list[dict[str, Any]] = field(default_factory=list)  # one metrics row per iteration
     evals: list[dict[str, Any]] = field(default_factory=list)  # held-out results over time
 

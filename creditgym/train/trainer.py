@@ -111,6 +111,20 @@ def _evaluation_mode(policy: Any, temperature: float) -> Iterator[None]:
             generator.set_state(saved_state)
 
 
+def _generated_turns(episode: Episode) -> list[Any]:
+    """The turns this episode actually played: a branch continuation's first
+    `metadata["branch_prefix_turns"]` turns are copies of its parent's, neither stepped nor
+    generated again, so they cost nothing."""
+    return episode.turns[episode.metadata.get("branch_prefix_turns", 0) :]
+
+
+def _policy_tokens(episodes: list[Episode]) -> int:
+    """What generating `episodes` cost the policy: prompt + response tokens of each turn played."""
+    return sum(
+        len(t.prompt_ids) + len(t.response_ids) for ep in episodes for t in _generated_turns(ep)
+    )
+
+
 def _rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
     usable = [ep for ep in episodes if not ep.failed]
     turns = [t for ep in usable for t in ep.turns]
@@ -121,11 +135,16 @@ def _rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
         "rollout/invalid_rate": float(np.mean([not t.valid for t in turns])) if turns else 0.0,
         "rollout/failed_episodes": float(len(episodes) - len(usable)),
         "rollout/response_tokens": float(sum(len(t.response_ids) for t in turns)),
+        "rollout/policy_tokens": float(_policy_tokens(episodes)),
     }
 
 
 def _eval_row(results: list[SplitResult], state: TrainerState) -> dict[str, Any]:
-    row: dict[str, Any] = {"iteration": state.iteration, "env_steps": state.env_steps}
+    row: dict[str, Any] = {
+        "iteration": state.iteration,
+        "env_steps": state.env_steps,
+        "policy_tokens": state.policy_tokens,
+    }
     for result in results:
         row[f"eval/{result.split}/success"] = result.success
         row[f"eval/{result.split}/return"] = result.mean_return
@@ -188,7 +207,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
         run.held_out_splits,
         enabled=config.run.progress,
     ) as display:
-        while run.state.iteration < config.train.iterations:
+        while run.state.iteration < config.train.iterations and not budget_spent(run):
             iteration = run.state.iteration + 1
             timings: dict[str, float] = {}
             with _timed(timings, "rollout"):
@@ -362,9 +381,9 @@ def record_eval(run: Run, results: list[SplitResult]) -> None:
 
 
 def evaluate_if_due(run: Run, iteration: int) -> None:
-    """Every `eval.every` iterations, and after the last one."""
+    """Every `eval.every` iterations, and after the last one (or the one that spent the budget)."""
     every, last = run.config.eval.every, run.config.train.iterations
-    if iteration == last or (every > 0 and iteration % every == 0):
+    if iteration == last or budget_spent(run) or (every > 0 and iteration % every == 0):
         record_eval(run, evaluate_policy(run))
 
 
@@ -466,10 +485,12 @@ def log(
         advantages = run.distributed.gather(advantages)
         episodes = run.distributed.gather(episodes)
     run.state.iteration = iteration
-    run.state.env_steps += sum(len(ep) for ep in episodes)
+    run.state.env_steps += sum(len(_generated_turns(ep)) for ep in episodes)
+    run.state.policy_tokens += _policy_tokens(episodes)
     row = {
         "iteration": iteration,
         "env_steps": run.state.env_steps,
+        "policy_tokens": run.state.policy_tokens,
         **_rollout_metrics(episodes),
         **credit_metrics(episodes, advantages=advantages),
         **update_stats,
@@ -485,9 +506,21 @@ def log(
 
 
 def checkpoint_if_due(run: Run, iteration: int) -> None:
-    """Every `run.save_every` iterations, and after the last one."""
-    if iteration % run.config.run.save_every == 0 or iteration == run.config.train.iterations:
+    """Every `run.save_every` iterations, and after the last one (or the one that spent the
+    budget)."""
+    last = iteration == run.config.train.iterations or budget_spent(run)
+    if iteration % run.config.run.save_every == 0 or last:
         save(run)
+
+
+def budget_spent(run: Run) -> bool:
+    """Whether `train.max_env_steps` or `train.max_policy_tokens` (0 = no limit) is reached:
+    the loop stops after the iteration that reached it, evaluated and checkpointed as a last
+    iteration is."""
+    train_cfg, state = run.config.train, run.state
+    return (0 < train_cfg.max_env_steps <= state.env_steps) or (
+        0 < train_cfg.max_policy_tokens <= state.policy_tokens
+    )
 
 
 def save(run: Run) -> Path | None:
