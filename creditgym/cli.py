@@ -4,6 +4,7 @@
 creditgym envs
 creditgym play creditgym/HouseholdEasy-v0 --seed 3
 creditgym eval --env creditgym/Household-v0 --agent expert --agent random --episodes 50
+creditgym eval --env creditgym/HouseholdEasy-v0 --agent runs/quickstart --episodes 64
 creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
 creditgym train --help-config
 creditgym config show configs/quickstart.yaml train.iterations=20
@@ -54,7 +55,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from creditgym.agents.factory import load_policy, resolve_backend
     from creditgym.envs.registry import eval_splits
-    from creditgym.train.evaluate import evaluate, results_json, results_table
+    from creditgym.train.evaluate import evaluate, results_json, results_table, trained_model
     from creditgym.train.rollout import PromptFormat
 
     console = _console()
@@ -63,13 +64,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     episode_file = _episode_file(args.save_episodes) if args.save_episodes else None
     results = []
     for agent in args.agent or ["expert", "random"]:
-        backend = resolve_backend(agent)
-        policy = load_policy(agent, **_model_kwargs(backend.cli_options, args))
+        trained = trained_model(agent)
+        backend = resolve_backend(trained.model)
+        options = _format_options(args, trained.config)
+        if trained.source is not None:
+            console.print(
+                f"{agent}: {trained.model}, in the format it was trained in "
+                f"({trained.source}): context={options.context}, think={options.think}, "
+                f"template={options.template}, history_length={options.history_length}, "
+                f"constrained={options.constrained}"
+            )
+        policy = load_policy(trained.model, **_model_kwargs(backend.cli_options, options))
         model_based = backend.text_model
         prompt_format = PromptFormat(
-            template=args.template,
-            history_length=args.history_length,
-            require_tags=model_based and not args.constrained,
+            template=options.template,
+            history_length=options.history_length,
+            require_tags=model_based and not options.constrained,
+            context=options.context,
+            think=model_based and options.think,  # scripted agents answer with bare actions
         )
         results += evaluate(
             policy,
@@ -100,9 +112,40 @@ def _episode_file(path: str):
     return writer
 
 
+#: `creditgym eval`'s prompt-format options: the default of each when the agent is not a
+#: training run's checkpoint (one that is takes the run's ``policy`` section instead).
+EVAL_FORMAT_DEFAULTS = {
+    "template": "compact",
+    "history_length": 2,
+    "constrained": False,
+    "context": "window",
+    "think": False,
+    "think_tokens": 256,
+    "max_context_tokens": 0,
+}
+
+
+def _format_options(args: argparse.Namespace, run_config: object | None) -> argparse.Namespace:
+    """`args` with each prompt-format option not given on the command line filled in: from the
+    training run's ``policy`` section when the agent is a run's checkpoint, else the defaults."""
+    options = argparse.Namespace(**vars(args))
+    for name, default in EVAL_FORMAT_DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            trained = getattr(run_config, "policy", None)
+            setattr(options, name, getattr(trained, name) if trained is not None else default)
+    return options
+
+
 def _model_kwargs(options: tuple[str, ...], args: argparse.Namespace) -> dict:
     """The command line's sampling options the agent's backend declares it takes."""
-    given = {"temperature": args.temperature, "constrained": args.constrained, "seed": args.seed}
+    given = {
+        "temperature": args.temperature,
+        "constrained": args.constrained,
+        "seed": args.seed,
+        "think": args.think,
+        "think_tokens": args.think_tokens,
+        "max_context_tokens": args.max_context_tokens,
+    }
     return {name: given[name] for name in options if name in given}
 
 
@@ -346,9 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--agent",
         action="append",
-        help="expert | random | tiny | smollm2 | openai:<base_url> | a checkpoint dir "
-        "| an HF model name | any backend added with register_policy (repeat for several; "
-        "default: expert and random)",
+        help="expert | random | tiny | smollm2 | openai:<base_url> | a training run's directory "
+        "(its latest checkpoint) or checkpoint | a model dir | an HF model name | any backend "
+        "added with register_policy (repeat for several; default: expert and random)",
     )
     ev.add_argument("--episodes", type=int, default=50, help="episodes per split")
     ev.add_argument(
@@ -358,10 +401,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--env-kwarg", action="append", default=[], help="key=value passed to creditgym.make"
     )
-    ev.add_argument("--template", default="compact", help="prompt template for model agents")
-    ev.add_argument("--history-length", type=int, default=2)
+    # The format options default to a training run's own (--agent RUN_DIR or one of its
+    # checkpoints), so a model is scored in the format it was trained in; else to the defaults.
     ev.add_argument(
-        "--constrained", action="store_true", help="model agents sample only admissible actions"
+        "--template",
+        choices=("compact", "verl-agent"),
+        help="prompt template for model agents (default: the run's, else compact)",
+    )
+    ev.add_argument(
+        "--history-length",
+        type=int,
+        help="previous turns a window prompt shows (default: the run's, else 2)",
+    )
+    ev.add_argument(
+        "--constrained",
+        action=argparse.BooleanOptionalAction,
+        help="model agents sample only admissible actions (default: as the run trained, else no)",
+    )
+    ev.add_argument(
+        "--context",
+        choices=("window", "conversation"),
+        help="window: a fresh prompt per decision; conversation: the episode as one chat "
+        "(default: the run's policy.context, else window)",
+    )
+    ev.add_argument(
+        "--think",
+        action=argparse.BooleanOptionalAction,
+        help="think-then-act responses <think>...</think><action>...</action> "
+        "(default: the run's policy.think, else no)",
     )
     ev.add_argument(
         "--temperature",

@@ -1,6 +1,9 @@
 """The command line: envs, eval, play, and clear one-line errors for bad input."""
 
 import json
+import shutil
+
+import pytest
 
 from creditgym.cli import main
 from creditgym.play import play
@@ -64,3 +67,103 @@ def test_play_takes_action_numbers_names_and_meta_commands(capsys):
     assert "expert: go to" in out
     assert "Nothing happens." in out
     assert "task:" in out
+
+
+def _train_tiny_run(run_dir, *overrides):
+    """A one-iteration tiny run through `creditgym train`, as a person would start it."""
+    from conftest import TINY
+
+    base = [
+        "env.kwargs={max_steps: 4}",
+        "rollout.groups=2",
+        "rollout.group_size=2",
+        "train.iterations=1",
+        "eval.every=0",
+        "eval.episodes=2",
+        f"run.output_dir={run_dir}",
+    ]
+    assert main(["train", "configs/quickstart.yaml", *TINY, *base, *overrides]) == 0
+
+
+def _eval_run(agent, *flags, episodes_file):
+    """`creditgym eval` of a trained run on two valid_seen tasks, episodes saved."""
+    argv = ["eval", "--env", "creditgym/HouseholdEasy-v0", "--agent", str(agent)]
+    argv += ["--episodes", "2", "--splits", "valid_seen", "--env-kwarg", "max_steps=4"]
+    argv += ["--save-episodes", str(episodes_file), *flags]
+    assert main(argv) == 0
+    return [json.loads(line) for line in episodes_file.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def conversation_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli_eval") / "conversation"
+    _train_tiny_run(run_dir, "policy.context=conversation", "policy.think_tokens=3")
+    return run_dir
+
+
+@pytest.fixture
+def chat_calls(monkeypatch):
+    """Counts the model's decisions made as chat turns (conversation mode) and as fresh prompts."""
+    from creditgym.agents.hf import HFPolicy
+
+    calls = {"chat": 0, "prompt": 0}
+    generate, generate_chat = HFPolicy.generate, HFPolicy.generate_chat
+
+    def counted(kind, method):
+        def call(self, *args, **kwargs):
+            calls[kind] += 1
+            return method(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(HFPolicy, "generate", counted("prompt", generate))
+    monkeypatch.setattr(HFPolicy, "generate_chat", counted("chat", generate_chat))
+    return calls
+
+
+def test_eval_of_a_conversation_run_plays_it_as_a_conversation_by_default(
+    conversation_run, chat_calls, tmp_path, capsys
+):
+    episodes = _eval_run(conversation_run, episodes_file=tmp_path / "episodes.jsonl")
+    assert len(episodes) == 2 and all(ep["turns"] for ep in episodes)
+    assert chat_calls["chat"] > 0 and chat_calls["prompt"] == 0
+    out = capsys.readouterr().out
+    assert "context=conversation" in out and str(conversation_run / "config.yaml") in out
+    assert "iter_000001" in out  # the run directory stands for its latest checkpoint
+
+
+def test_eval_context_flag_overrides_the_runs_context(
+    conversation_run, chat_calls, tmp_path, capsys
+):
+    checkpoint_model = conversation_run / "checkpoints" / "iter_000001" / "model"
+    _eval_run(checkpoint_model, "--context", "window", episodes_file=tmp_path / "e.jsonl")
+    assert chat_calls["chat"] == 0 and chat_calls["prompt"] > 0
+    assert "context=window" in capsys.readouterr().out
+
+
+def test_eval_think_flag_scores_think_then_act_responses(conversation_run, tmp_path):
+    episodes = _eval_run(conversation_run, "--think", episodes_file=tmp_path / "e.jsonl")
+    responses = [turn["response"] for ep in episodes for turn in ep["turns"]]
+    assert responses and all(r.startswith("<think>") and "<action>" in r for r in responses)
+    # constrained decoding (the run's) keeps every tagged action admissible
+    assert all(turn["valid"] for ep in episodes for turn in ep["turns"])
+
+
+def test_eval_of_a_plain_model_directory_keeps_the_window_defaults(
+    conversation_run, chat_calls, tmp_path, capsys
+):
+    copied = tmp_path / "exported"
+    shutil.copytree(conversation_run / "checkpoints" / "iter_000001" / "model", copied)
+    _eval_run(copied, "--constrained", episodes_file=tmp_path / "e.jsonl")
+    assert chat_calls["chat"] == 0 and chat_calls["prompt"] > 0
+    assert "in the format it was trained in" not in capsys.readouterr().out
+
+
+def test_eval_of_a_run_without_a_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    run_dir = tmp_path / "empty_run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("train:\n  iterations: 1\n")
+    argv = ["eval", "--env", "creditgym/HouseholdEasy-v0", "--agent", str(run_dir)]
+    assert main([*argv, "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "without a complete checkpoint" in err and err.count("\n") == 1

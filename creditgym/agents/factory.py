@@ -149,7 +149,8 @@ class PolicyBackend:
         trainable: builds a `TrainablePolicy` from the trainer's sampling options (``device``,
             ``dtype``, ``temperature``, ...), so ``policy.model`` may name it.
         cli_options: which of the command line's sampling options (``temperature``,
-            ``constrained``, ``seed``) `creditgym eval` passes to `build`.
+            ``constrained``, ``seed``, ``think``, ``think_tokens``, ``max_context_tokens``)
+            `creditgym eval` passes to `build`.
         usage: how listings and errors show it (default: `name`, or ``name:<...>`` with
             `prefix`).
     """
@@ -275,6 +276,10 @@ def load_policy(spec: str, **kwargs: Any) -> Policy:
 
 # ---- the built-in backends, registered as a third party would ---------------------------------
 
+#: `creditgym eval`'s options an `HFPolicy` takes (think-then-act included, so a model trained
+#: with ``policy.think`` is scored with the same constrained think-act decoding).
+HF_CLI_OPTIONS = ("temperature", "constrained", "think", "think_tokens", "max_context_tokens")
+
 
 @register_policy("expert", prefix=True, text_model=False, cli_options=("seed",), usage="expert")
 def _build_expert(spec: str, **kwargs: Any) -> Policy:
@@ -309,7 +314,7 @@ def _build_tiny(spec: str, **kwargs: Any) -> Policy:
     return HFPolicy.from_pretrained(tiny_agent_dir(**build_args), **kwargs)
 
 
-@register_policy("smollm2", trainable=True)
+@register_policy("smollm2", trainable=True, cli_options=HF_CLI_OPTIONS)
 def _build_smollm2(spec: str, **kwargs: Any) -> Policy:
     from creditgym.agents.smollm import load_smollm2
 
@@ -328,7 +333,12 @@ def _is_hf_model(spec: str) -> bool:
 
 
 @register_policy(
-    "hf", matches=_is_hf_model, rollout_engine=True, trainable=True, usage="a model dir or name"
+    "hf",
+    matches=_is_hf_model,
+    rollout_engine=True,
+    trainable=True,
+    cli_options=HF_CLI_OPTIONS,
+    usage="a model dir or name",
 )
 def _build_hf(
     spec: str, *, trainer_policy: Any = None, lora: bool = False, **kwargs: Any
