@@ -12,7 +12,8 @@ and callable without the trainer::
     advantages = compute_advantages(episodes, shapers=["env"], estimator="grpo")
 
 Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (LaRe);
-estimators ``grpo``, ``gigpo`` and ``discounted_group`` (IGPO). Add yours with
+estimators ``grpo``, ``gigpo``, ``discounted_group`` (IGPO), ``rloo``, ``reinforce_pp``
+(REINFORCE++), ``turn_level`` (MT-GRPO-style) and ``empg``. Add yours with
 `register_shaper` / `register_estimator`; one that needs outside things or keeps state declares
 it (`creditgym.credit.modules`).
 """
@@ -33,6 +34,7 @@ from creditgym.credit.calm import (
     episode_transitions,
 )
 from creditgym.credit.context import CreditContext, LogProbScorer
+from creditgym.credit.empg import empg_advantages
 from creditgym.credit.env_shaper import env_rewards  # built-ins register on import
 from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
 from creditgym.credit.grpo import grpo_advantages
@@ -50,6 +52,9 @@ from creditgym.credit.registry import (
     register_estimator,
     register_shaper,
 )
+from creditgym.credit.reinforce_pp import reinforce_pp_advantages
+from creditgym.credit.rloo import rloo_advantages
+from creditgym.credit.turn_level import turn_level_advantages
 
 __all__ = [
     "compute_advantages",
@@ -84,6 +89,10 @@ __all__ = [
     "information_gain",
     "answer_scores",
     "discounted_group_advantages",
+    "rloo_advantages",
+    "reinforce_pp_advantages",
+    "turn_level_advantages",
+    "empg_advantages",
     "credit_metrics",
     "write_factor_code",
     "CreditModule",
