@@ -42,6 +42,7 @@ log-probabilities, so EMPG needs a model policy.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,9 +71,11 @@ def step_entropies(episodes: Sequence[Episode], batch: TurnBatch) -> np.ndarray:
         ValueError: a turn of a non-failed episode has no log-probabilities.
     """
     ok = ~batch.turn_failed
-    counts = np.array(
-        [len(turn.logprobs) for episode in episodes for turn in episode.turns], dtype=np.int64
-    )
+    # A failed episode's turns count as empty: never checked, never read.
+    per_turn = [
+        () if episode.failed else turn.logprobs for episode in episodes for turn in episode.turns
+    ]
+    counts = np.fromiter(map(len, per_turn), dtype=np.int64, count=len(per_turn))
     missing = np.flatnonzero(ok & (counts == 0))
     if len(missing):
         turn = int(missing[0])
@@ -82,18 +85,11 @@ def step_entropies(episodes: Sequence[Episode], batch: TurnBatch) -> np.ndarray:
             "needs a model policy that records them (hf, vllm, openai with logprobs), not a "
             "scripted one (expert, random); pick another estimator for scripted rollouts."
         )
-    counts = np.where(ok, counts, 0)
-    logprobs = [
-        lp
-        for episode in episodes
-        if not episode.failed
-        for turn in episode.turns
-        for lp in turn.logprobs
-    ]
-    owner = np.repeat(np.arange(len(counts)), counts)
-    surprisal = np.bincount(
-        owner, weights=-np.asarray(logprobs, dtype=np.float64), minlength=len(counts)
+    logprobs = np.fromiter(
+        itertools.chain.from_iterable(per_turn), dtype=np.float64, count=int(counts.sum())
     )
+    owner = np.repeat(np.arange(len(counts)), counts)
+    surprisal = np.bincount(owner, weights=-logprobs, minlength=len(counts))
     return surprisal / np.maximum(counts, 1)
 
 
