@@ -789,6 +789,38 @@ class HFPolicy:
                 results[i] = row.float().cpu().numpy()
         return results
 
+    @torch.no_grad()
+    def hidden_states(self, prompt_ids: list[list[int]], *, batch_size: int = 16) -> torch.Tensor:
+        """The final layer's hidden state at each prompt's last token (no grad, float32, CPU).
+
+        What a value head reads (the ``ppo`` estimator's ``critic: head``): one row per prompt,
+        shape (len(prompt_ids), hidden size). Prompts are left-padded in batches of similar
+        length, so the last position of every row is its own last token.
+        """
+        if any(len(ids) == 0 for ids in prompt_ids):
+            raise ValueError("an empty prompt has no last token to read a hidden state at")
+        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+        rows: list[torch.Tensor | None] = [None] * len(prompt_ids)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            input_ids, attention_mask, position_ids = _left_pad(
+                [prompt_ids[i] for i in chunk], self.pad_token_id, self.device
+            )
+            outputs = self._forward(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                output_hidden_states=True,
+                logits_to_keep=1,
+            )
+            last = outputs.hidden_states[-1][:, -1].float().cpu()  # (chunk, hidden)
+            for i, row in zip(chunk, last):
+                rows[i] = row
+        if not rows:
+            return torch.zeros(0, self.model.config.hidden_size)
+        return torch.stack(rows)
+
     def __repr__(self) -> str:
         name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
         return (

@@ -13,7 +13,8 @@ and callable without the trainer::
 
 Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (LaRe);
 estimators ``grpo``, ``gigpo``, ``discounted_group`` (IGPO), ``rloo``, ``reinforce_pp``
-(REINFORCE++), ``turn_level`` (MT-GRPO-style) and ``empg``. Add yours with
+(REINFORCE++), ``turn_level`` (MT-GRPO-style), ``empg`` and ``ppo`` (turn-level GAE with a
+critic). Add yours with
 `register_shaper` / `register_estimator`; one that needs outside things or keeps state declares
 it (`creditgym.credit.modules`).
 """
@@ -43,6 +44,7 @@ from creditgym.credit.lare import LatentReward, lare_rewards, sandboxed_factors
 from creditgym.credit.lare_coder import write_factor_code
 from creditgym.credit.metrics import credit_metrics
 from creditgym.credit.modules import CreditModule, Requirement, RunContext, StatefulModule
+from creditgym.credit.ppo import PPOCritic, turn_gae
 from creditgym.credit.registry import (
     CreditConfigError,
     get_estimator,
@@ -99,4 +101,6 @@ __all__ = [
     "Requirement",
     "RunContext",
     "StatefulModule",
+    "PPOCritic",
+    "turn_gae",
 ]

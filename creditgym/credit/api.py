@@ -21,7 +21,7 @@ import numpy as np
 
 from creditgym.credit.batch import check_turn_rewards
 from creditgym.credit.context import CreditContext
-from creditgym.credit.registry import CreditConfigError, Resolved, resolve
+from creditgym.credit.registry import CONTEXT_PARAMETER, CreditConfigError, Resolved, resolve
 from creditgym.trajectory import Episode
 
 __all__ = [
@@ -171,7 +171,12 @@ def assign_credit(
     resolved = resolve("estimator", estimator)
     by_name = _shaper_rewards(episodes, shapers, context)
     turn_rewards = _sum_rewards(episodes, by_name)
-    advantages = _callable(resolved, context)(episodes, turn_rewards, **resolved.options)
+    hooks = (
+        {CONTEXT_PARAMETER: context if context is not None else CreditContext()}
+        if resolved.wants_context
+        else {}
+    )
+    advantages = _callable(resolved, context)(episodes, turn_rewards, **resolved.options, **hooks)
     check_turn_rewards(episodes, advantages, f"estimator {resolved.name!r}")
     return CreditBreakdown(
         shaper_rewards=by_name,

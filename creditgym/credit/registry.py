@@ -4,7 +4,9 @@ A **shaper** is ``shaper(episodes, context, **options) -> list[np.ndarray]``: on
 turn for each episode. The rewards of all configured shapers are summed.
 
 An **estimator** is ``estimator(episodes, turn_rewards, **options) -> list[np.ndarray]``: one
-advantage per turn for each episode.
+advantage per turn for each episode. One that needs the run's `CreditContext` (the policy, what
+its requirements built, the iteration) takes it as a keyword-only parameter named ``context``:
+the caller passes it to every call, and it is not an option.
 
 Options are the function's keyword parameters with defaults; a config may set any of them and
 nothing else. Register your own in your code and name it in the config::
@@ -60,6 +62,10 @@ _DECLARATIONS: dict[tuple[str, str], tuple[tuple[Requirement, ...], bool]] = {}
 # Leading positional parameters each kind receives from the caller; the rest are options.
 _POSITIONAL = {"shaper": ("episodes", "context"), "estimator": ("episodes", "turn_rewards")}
 
+# An estimator with a keyword-only parameter of this name is handed the run's `CreditContext`
+# by the caller (`wants_context`); it is not an option a config may set.
+CONTEXT_PARAMETER = "context"
+
 
 class CreditConfigError(ValueError):
     """A credit config names an unknown shaper/estimator or gives it an option it lacks."""
@@ -80,6 +86,12 @@ class Resolved:
     def is_module(self) -> bool:
         """A registered class: instantiated once per run (set-up, saved state)."""
         return inspect.isclass(self.fn)
+
+    @property
+    def wants_context(self) -> bool:
+        """An estimator taking a keyword-only ``context``: the caller passes its
+        `CreditContext` (the policy, built requirements, the iteration) to every call."""
+        return self.kind == "estimator" and _takes_context(self.fn)
 
     def option(self, name: str) -> Any:
         """The value of option `name`: as configured, else the module's default."""
@@ -184,12 +196,19 @@ def get_estimator(name: str) -> Estimator:
     return _lookup(_ESTIMATORS, "estimator", name)
 
 
+def _takes_context(fn: Callable) -> bool:
+    parameter = _signature(fn).parameters.get(CONTEXT_PARAMETER)
+    return parameter is not None and parameter.kind is parameter.KEYWORD_ONLY
+
+
 def _option_parameters(fn: Callable, kind: str) -> dict[str, inspect.Parameter]:
     params = list(_signature(fn).parameters.values())
+    context_hook = kind == "estimator" and _takes_context(fn)
     return {
         p.name: p
         for p in params[len(_POSITIONAL[kind]) :]
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and not (context_hook and p.name == CONTEXT_PARAMETER)
     }
 
 
@@ -209,6 +228,8 @@ def _check_signature(fn: Callable, kind: str, name: str) -> None:
         for p in params[len(expected) :]
         if p.default is p.empty and p.kind is not p.VAR_KEYWORD
     ]
+    if kind == "estimator" and _takes_context(fn):
+        missing = [m for m in missing if m != CONTEXT_PARAMETER]  # the caller always passes it
     if missing:
         raise TypeError(
             f"{kind} {name!r}: option(s) {', '.join(missing)} of {fn.__qualname__} need defaults "

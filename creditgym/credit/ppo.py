@@ -1,0 +1,241 @@
+"""PPO's advantages with a learned critic: turn-level GAE over the turn rewards.
+
+Schulman et al., "High-Dimensional Continuous Control Using Generalized Advantage
+Estimation", arXiv:1506.02438, Sec. 3 (Eq. 16), applied at the level of turns as RAGEN's
+turn-level ("high level") GAE does (Wang et al., arXiv:2504.20073; reference code:
+github.com/RAGEN-AI/RAGEN, ``compute_bi_level_gae_advantage_return``). For each episode with
+turns t = 0..T-1, turn rewards r_t and a critic's value V(s_t) of each turn's state:
+
+    delta_t = r_t + gamma * V(s_{t+1}) - V(s_t)        V(s_T) = 0 after the last turn
+    A_t     = sum_{k>=0} (gamma * lambda)^k delta_{t+k}   (within the episode)
+    R_t     = A_t + V(s_t)                              the critic's regression target
+
+lambda = 1 gives A_t = (discounted return-to-go) - V(s_t); lambda = 0 the one-step TD error.
+Then the critic trains on the batch: `critic_epochs` Adam steps on the clipped value loss
+(Schulman et al., arXiv:1707.06347 as in OpenAI baselines' ppo2 and verl's
+``compute_value_loss``; see `creditgym.credit.critic.clipped_value_loss`), and the advantages
+are whitened over the batch's turns (``normalize``), as verl's ``compute_gae_advantage_return``
+does over tokens. The critic (``critic: model`` or ``head``, `creditgym.credit.critic`) and its
+optimizer are the module's state, checkpointed with the run.
+
+The state s_t is the turn's prompt. A truncated episode (cut by the step budget) has no
+recorded next prompt to score, so by default it ends like a terminated one: V(s_T) = 0, the
+step budget read as part of the task, which is also how every other creditgym estimator counts
+returns. ``truncated: last_value`` bootstraps instead with V(s_{T-1}), the value of the last
+state the critic saw, as a stand-in for the unrecorded next state.
+"""
+
+# Where we differ from verl (PPO with GAE) and RAGEN (turn-level GAE), all in one place:
+# 1. GAE runs over turns, one value per turn's prompt, not over tokens: the estimator contract
+#    gives one advantage per turn, and the trainer broadcasts it to the turn's action tokens.
+#    RAGEN's turn level reads V at each response's last token (after the action); ours is
+#    V(s_t) before it, as in the GAE paper. The bi-level variant (token-level GAE inside a
+#    turn) needs per-token advantages, which the contract does not carry: not offered.
+# 2. Defaults: lam = 1.0 (verl's and RAGEN's `lam`); gamma = 0.95 per *turn* (RAGEN's
+#    `high_level_gamma` 0.95 for its turn level, and GiGPO's gamma), where verl's gamma = 1.0
+#    discounts *tokens*. value_clip = 0.2 (ppo2's cliprange, shared with the policy), where
+#    verl's critic uses cliprange_value = 0.5. critic_lr = 1e-3 for a small critic, where
+#    verl's 1e-5 trains a whole LM; critic_epochs = 4 full-batch steps, where verl's critic
+#    takes ppo_epochs (1) passes of mini-batches.
+# 3. The critic trains inside the credit call, on this batch, after the advantages were
+#    computed from its values; verl updates it in the trainer's update phase, also after the
+#    advantages. Same order, same data.
+# 4. Whitening uses the unbiased variance over the turns of non-failed episodes, as verl's
+#    `masked_whiten` does over response tokens; a batch of one turn gets 0 where verl divides
+#    by zero. Failed episodes get 0 and never train the critic.
+# 5. `truncated`: see the module docstring; verl has no truncation in single-turn PPO and RAGEN
+#    sets the value after the last turn to 0 whatever ended the episode (our default).
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from creditgym.credit.batch import (
+    batch_discounted_returns,
+    check_choice,
+    flatten,
+    split_by_episode,
+)
+from creditgym.credit.context import CreditContext
+from creditgym.credit.critic import CRITICS, Critic, make_critic
+from creditgym.credit.modules import Requirement, RunContext
+from creditgym.credit.registry import register_estimator
+from creditgym.trajectory import Episode
+
+__all__ = ["PPOCritic", "turn_gae", "whiten", "TRUNCATION"]
+
+TRUNCATION: tuple[str, ...] = ("zero", "last_value")
+
+
+def turn_gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    gamma: float,
+    lam: float,
+    final_values: np.ndarray | None = None,
+) -> np.ndarray:
+    """GAE over the turns of a flat batch (episodes one after another).  # (turns,)
+
+    Args:
+        rewards: (turns,) r_t.
+        values: (turns,) V(s_t).
+        lengths: (episodes,) turns per episode.
+        gamma: the discount per turn.
+        lam: GAE's lambda.
+        final_values: (episodes,) V(s_T) after each episode's last turn; default 0.
+
+    Returns:
+        A_t = sum_k (gamma lam)^k delta_{t+k}, with delta_t = r_t + gamma V(s_{t+1}) - V(s_t).
+    """
+    n_turns = len(rewards)
+    if n_turns == 0:
+        return np.zeros(0)
+    last = np.cumsum(lengths)[lengths > 0] - 1  # each non-empty episode's last turn
+    next_values = np.append(values[1:], 0.0)
+    next_values[last] = 0.0 if final_values is None else np.asarray(final_values)[lengths > 0]
+    deltas = rewards + gamma * next_values - values
+    # A_t = delta_t + (gamma lam) A_{t+1}: a discounted return of the deltas
+    return batch_discounted_returns(deltas, lengths, gamma * lam)
+
+
+def whiten(advantages: np.ndarray, epsilon: float = 1e-8) -> np.ndarray:
+    """(A - mean) / sqrt(var + epsilon), var unbiased (verl's ``masked_whiten``).  # (turns,)
+
+    Fewer than two turns: all 0.
+    """
+    if len(advantages) < 2:
+        return np.zeros(len(advantages))
+    centred = advantages - advantages.mean()
+    return centred / np.sqrt(centred.var(ddof=1) + epsilon)
+
+
+@register_estimator("ppo")
+class PPOCritic:
+    """Turn-level GAE with a critic trained online on each batch (see the module docstring).
+
+    One instance per run: `setup` takes the run's seed for the critic's initialisation, and
+    the critic's weights and Adam state go through `state_dict` / `load_state_dict` into
+    checkpoints. Declares the ``scorer`` (the trained policy, handed in by the trainer at every
+    call) for ``critic: head``, which reads the policy's hidden states.
+    """
+
+    requires = (Requirement("scorer"),)
+    multiprocess = False  # the critic would fit only each process's share of the batch
+
+    def __init__(self) -> None:
+        self.seed = 0
+        self.critic: Critic | None = None
+
+    def setup(self, run: RunContext) -> None:
+        self.seed = run.seed
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.critic is None else {"critic": self.critic.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        kind = state["critic"].get("kind", "model") if state["critic"] else "model"
+        self.critic = make_critic(kind, seed=self.seed, lr=1e-3, hidden=64)
+        self.critic.load_state_dict(state["critic"])
+
+    def _critic(self, kind: str, lr: float, hidden: int) -> Critic:
+        if self.critic is None:
+            self.critic = make_critic(kind, seed=self.seed, lr=lr, hidden=hidden)
+        elif self.critic.kind != kind:
+            raise ValueError(
+                f"ppo: this run's critic is {self.critic.kind!r} (from its first batch or its "
+                f"checkpoint), but critic={kind!r} is configured; keep one critic per run"
+            )
+        return self.critic
+
+    def __call__(
+        self,
+        episodes: Sequence[Episode],
+        turn_rewards: Sequence[np.ndarray],
+        *,
+        context: CreditContext,
+        critic: str = "model",
+        gamma: float = 0.95,
+        lam: float = 1.0,
+        normalize: bool = True,
+        critic_epochs: int = 4,
+        critic_lr: float = 1e-3,
+        value_clip: float = 0.2,
+        critic_hidden: int = 64,
+        truncated: str = "zero",
+    ) -> list[np.ndarray]:
+        """Whitened turn-level GAE advantages; trains the critic on this batch after.
+
+        Args:
+            episodes: the batch; `failed` episodes get 0 and do not train the critic.
+            turn_rewards: one array of turn rewards per episode (the summed shapers).
+            context: the run's credit context (``critic: head`` reads its ``scorer``).
+            critic: ``"model"`` (a separate small value model) or ``"head"`` (a value head
+                on the policy's hidden state); see `creditgym.credit.critic`.
+            gamma: discount per turn.
+            lam: GAE's lambda (1: return minus value; 0: one-step TD error).
+            normalize: whiten the advantages over the batch's turns.
+            critic_epochs: full-batch Adam steps of the critic per call.
+            critic_lr: the critic's Adam learning rate.
+            value_clip: how far the critic's values may move from those the advantages were
+                computed with before the clipped loss stops rewarding it.
+            critic_hidden: the critic MLP's hidden width (fixed when first built).
+            truncated: the value after a truncated episode's last turn: ``"zero"`` or
+                ``"last_value"`` (V of its last state).
+        """
+        check_choice("critic", critic, tuple(CRITICS), "ppo")
+        check_choice("truncated", truncated, TRUNCATION, "ppo")
+        if critic_epochs < 0 or value_clip <= 0:
+            raise ValueError(
+                f"ppo: critic_epochs must be >= 0 and value_clip > 0; got {critic_epochs} and "
+                f"{value_clip}"
+            )
+        batch = flatten(episodes, turn_rewards)
+        kept = np.flatnonzero(~batch.failed)
+        advantages = np.zeros(len(batch.rewards))
+        kept_lengths = batch.lengths[kept]
+        turns = [turn for i in kept for turn in episodes[i].turns]
+        if not turns:
+            return split_by_episode(advantages, batch.lengths)
+        keep_turn = ~batch.turn_failed
+        rewards = batch.rewards[keep_turn]
+
+        value_fn = self._critic(critic, critic_lr, critic_hidden)
+        value_fn.set_lr(critic_lr)
+        inputs = value_fn.encode(turns, context)
+        with torch.no_grad():
+            old_values = value_fn.values(inputs)  # (kept turns,)
+        values = old_values.double().numpy()
+        final_values = np.zeros(len(kept))  # V(s_T) after each kept episode's last turn
+        if truncated == "last_value":
+            last = np.cumsum(kept_lengths) - 1
+            for j, i in enumerate(kept):
+                if episodes[i].truncated and kept_lengths[j] > 0:
+                    final_values[j] = values[last[j]]
+        gae = turn_gae(
+            rewards, values, kept_lengths, gamma=gamma, lam=lam, final_values=final_values
+        )
+        returns = gae + values
+
+        value_fn.fit(
+            inputs,
+            old_values,
+            torch.as_tensor(returns, dtype=torch.float32),
+            epochs=critic_epochs,
+            clip=value_clip,
+        )
+        for turn, value, target, raw in zip(turns, values, returns, gae):
+            turn.credit_details["ppo"] = {
+                "value": float(value),
+                "return": float(target),
+                "gae": float(raw),
+            }
+        advantages[keep_turn] = whiten(gae) if normalize else gae
+        return split_by_episode(advantages, batch.lengths)

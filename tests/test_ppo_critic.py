@@ -1,0 +1,383 @@
+"""PPO with a critic: turn-level GAE on hand-worked numbers, the clipped value loss, critics
+that learn, the estimator's context hook, and a critic that trains, checkpoints and resumes
+inside the trainer."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, episode, training_rows
+from safetensors.torch import load_file
+
+from creditgym.agents.hf import HFPolicy
+from creditgym.agents.tiny import build_tiny_model
+from creditgym.agents.tokenizer import fit_tokenizer
+from creditgym.config import load_config
+from creditgym.credit import (
+    CreditConfigError,
+    CreditContext,
+    check_credit_config,
+    compute_advantages,
+    register_estimator,
+)
+from creditgym.credit.critic import HeadCritic, TokenBagCritic, clipped_value_loss
+from creditgym.credit.ppo import PPOCritic, turn_gae, whiten
+from creditgym.train.trainer import train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The critics' small matrices gain nothing from threads on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---- turn-level GAE ---------------------------------------------------------------------
+
+
+def test_gae_equals_the_direct_sum_of_discounted_deltas():
+    rng = np.random.default_rng(3)
+    lengths = np.array([3, 1, 4, 0, 2])
+    rewards = rng.normal(size=lengths.sum())
+    values = rng.normal(size=lengths.sum())
+    final = rng.normal(size=len(lengths))
+    gamma, lam = 0.9, 0.7
+
+    expected = []
+    start = 0
+    for n, v_end in zip(lengths, final):
+        r, v = rewards[start : start + n], values[start : start + n]
+        v_next = [*v[1:], v_end]
+        deltas = [r[t] + gamma * v_next[t] - v[t] for t in range(n)]
+        for t in range(n):
+            expected.append(sum((gamma * lam) ** k * deltas[t + k] for k in range(n - t)))
+        start += n
+
+    got = turn_gae(rewards, values, lengths, gamma=gamma, lam=lam, final_values=final)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_lambda_one_gives_the_discounted_return_minus_the_value():
+    # rewards [0, 0, 1], gamma 0.5: returns-to-go [0.25, 0.5, 1]
+    got = turn_gae(
+        np.array([0.0, 0.0, 1.0]), np.array([0.2, 0.4, 0.3]), np.array([3]), gamma=0.5, lam=1.0
+    )
+    np.testing.assert_allclose(got, [0.25 - 0.2, 0.5 - 0.4, 1.0 - 0.3])
+
+
+def test_lambda_zero_gives_the_one_step_td_error():
+    # delta_t = r_t + 0.5 V(s_t+1) - V(s_t), V after the last turn 0
+    got = turn_gae(
+        np.array([0.0, 0.0, 1.0]), np.array([0.2, 0.4, 0.3]), np.array([3]), gamma=0.5, lam=0.0
+    )
+    np.testing.assert_allclose(got, [0.0 + 0.2 - 0.2, 0.0 + 0.15 - 0.4, 1.0 - 0.3])
+
+
+def test_whitening_centres_and_scales_by_the_unbiased_std():
+    np.testing.assert_allclose(whiten(np.array([1.0, 3.0])), [-1 / np.sqrt(2), 1 / np.sqrt(2)])
+    np.testing.assert_array_equal(whiten(np.array([5.0])), [0.0])
+
+
+# ---- the clipped value loss ---------------------------------------------------------------
+
+
+def test_clipped_value_loss_keeps_the_larger_error_on_hand_numbers():
+    values = torch.tensor([1.0, 0.0])
+    old = torch.tensor([0.5, 0.5])
+    returns = torch.tensor([2.0, 0.0])
+    # turn 0: (1 - 2)^2 = 1 against clipped V 0.7: (0.7 - 2)^2 = 1.69 -> 1.69
+    # turn 1: (0 - 0)^2 = 0 against clipped V 0.3: 0.09 -> 0.09
+    loss = clipped_value_loss(values, old, returns, clip=0.2)
+    assert loss.item() == pytest.approx(0.5 * (1.69 + 0.09) / 2)
+
+
+def test_inside_the_clip_range_the_loss_is_half_the_squared_error():
+    loss = clipped_value_loss(
+        torch.tensor([0.6]), torch.tensor([0.5]), torch.tensor([1.0]), clip=0.2
+    )
+    assert loss.item() == pytest.approx(0.5 * 0.4**2)
+
+
+# ---- critics learn --------------------------------------------------------------------------
+
+
+def _prompted(rewards, prompts, **kwargs):
+    ep = episode(rewards, **kwargs)
+    for turn, prompt in zip(ep.turns, prompts):
+        turn.prompt = prompt
+    return ep
+
+
+def _distinct_batch():
+    """Three states worth 1, 0 and 0.5 by their (distinct) prompts."""
+    return [
+        _prompted([1.0], ["the apple is in the fridge"]),
+        _prompted([0.0], ["you see nothing here"]),
+        _prompted([0.5], ["a mug on the counter"]),
+    ]
+
+
+def test_the_token_bag_critic_fits_a_fixed_batch():
+    critic = TokenBagCritic(seed=0, lr=1e-2)
+    episodes = _distinct_batch()
+    inputs = critic.encode([ep.turns[0] for ep in episodes], CreditContext())
+    returns = torch.tensor([1.0, 0.0, 0.5])
+    with torch.no_grad():
+        before = critic.values(inputs)
+    losses = critic.fit(inputs, before, returns, epochs=60, clip=10.0)
+    with torch.no_grad():
+        after = critic.values(inputs)
+    assert losses[-1] < 0.05 * losses[0]
+    assert (after - returns).abs().max() < 0.5 * (before - returns).abs().max()
+
+
+class _Features:
+    """A stand-in policy whose hidden state of a prompt is a fixed random vector."""
+
+    def __init__(self, dim: int = 8) -> None:
+        self.table = torch.randn(100, dim, generator=torch.Generator().manual_seed(0))
+        self.calls = 0
+
+    def hidden_states(self, prompt_ids):
+        self.calls += 1
+        return self.table[[ids[-1] for ids in prompt_ids]]
+
+
+def test_the_value_head_fits_the_policys_features():
+    critic = HeadCritic(seed=0, lr=1e-2)
+    episodes = _distinct_batch()
+    for i, ep in enumerate(episodes):
+        ep.turns[0].prompt_ids = [1, 10 + i]
+    inputs = critic.encode([ep.turns[0] for ep in episodes], CreditContext(scorer=_Features()))
+    returns = torch.tensor([1.0, 0.0, 0.5])
+    with torch.no_grad():
+        before = critic.values(inputs)
+    losses = critic.fit(inputs, before, returns, epochs=60, clip=10.0)
+    with torch.no_grad():
+        after = critic.values(inputs)
+    assert losses[-1] < 0.05 * losses[0]
+    assert (after - returns).abs().max() < 0.5 * (before - returns).abs().max()
+
+
+def test_over_calls_the_ppo_values_move_toward_the_returns():
+    module = PPOCritic()
+    context = CreditContext(modules={"ppo": module})
+    episodes = _distinct_batch()
+    spec = {"name": "ppo", "normalize": False, "critic_lr": 1e-2}
+
+    def errors():
+        compute_advantages(episodes, ["env"], spec, context=context)
+        details = [ep.turns[0].credit_details["ppo"] for ep in episodes]
+        return np.abs([d["value"] - d["return"] for d in details])
+
+    first = errors()
+    for _ in range(20):
+        last = errors()
+    assert last.max() < 0.25 * first.max()
+
+
+def test_beyond_the_clip_range_toward_the_return_the_loss_gives_no_gradient():
+    # V moved 0.3 past V_old toward R: the clipped error (0.7 - 2)^2 is the larger, constant in V
+    values = torch.tensor([0.8], requires_grad=True)
+    clipped_value_loss(values, torch.tensor([0.5]), torch.tensor([2.0]), clip=0.2).backward()
+    assert values.grad.item() == 0.0
+
+
+# ---- the estimator ----------------------------------------------------------------------------
+
+
+def test_lambda_one_without_whitening_is_return_minus_the_critics_value():
+    episodes = [_prompted([0.0, 1.0], ["first room", "second room"])]
+    advantages = compute_advantages(
+        episodes, ["env"], {"name": "ppo", "gamma": 0.5, "normalize": False}
+    )
+    values = [turn.credit_details["ppo"]["value"] for turn in episodes[0].turns]
+    np.testing.assert_allclose(advantages[0], [0.5 - values[0], 1.0 - values[1]], rtol=1e-6)
+
+
+def test_failed_episodes_get_zero_and_leave_the_critic_alone():
+    ok = [_prompted([1.0, 0.0], ["a", "b"]), _prompted([0.0], ["c"])]
+    failed = _prompted([5.0, 5.0], ["x", "y"], failed=True)
+    alone, with_failed = PPOCritic(), PPOCritic()
+    a = compute_advantages(ok, ["env"], "ppo", context=CreditContext(modules={"ppo": alone}))
+    b = compute_advantages(
+        [ok[0], failed, ok[1]], ["env"], "ppo", context=CreditContext(modules={"ppo": with_failed})
+    )
+    np.testing.assert_array_equal(b[1], [0.0, 0.0])
+    np.testing.assert_allclose(b[0], a[0])
+    np.testing.assert_allclose(b[2], a[1])
+    for name, tensor in alone.critic.network.state_dict().items():
+        torch.testing.assert_close(with_failed.critic.network.state_dict()[name], tensor)
+
+
+def test_a_truncated_episode_can_bootstrap_from_its_last_value():
+    episodes = [_prompted([0.0, 1.0], ["first room", "second room"])]
+    episodes[0].truncated = True
+    spec = {"name": "ppo", "gamma": 1.0, "normalize": False, "truncated": "last_value"}
+    advantages = compute_advantages(episodes, ["env"], spec)
+    v0, v1 = (turn.credit_details["ppo"]["value"] for turn in episodes[0].turns)
+    # delta_1 = 1 + V(s_1) - V(s_1) = 1; delta_0 = 0 + V(s_1) - V(s_0)
+    np.testing.assert_allclose(advantages[0], [1.0 + v1 - v0, 1.0], rtol=1e-6)
+
+
+def test_unknown_options_and_bad_choices_are_errors():
+    with pytest.raises(CreditConfigError, match="unknown option 'lambda'.*lam"):
+        check_credit_config(["env"], {"name": "ppo", "lambda": 0.9})
+    with pytest.raises(CreditConfigError, match="unknown option 'context'"):
+        check_credit_config(["env"], {"name": "ppo", "context": 1})
+    with pytest.raises(ValueError, match="critic='value'"):
+        compute_advantages([episode([1.0])], ["env"], {"name": "ppo", "critic": "value"})
+
+
+def test_the_head_critic_without_a_hidden_state_policy_says_to_use_the_model_critic():
+    with pytest.raises(ValueError, match="has no hidden_states.*use critic: model"):
+        compute_advantages([episode([1.0])], ["env"], {"name": "ppo", "critic": "head"})
+
+
+def test_the_critic_kind_cannot_change_within_a_run():
+    context = CreditContext(modules={"ppo": PPOCritic()})
+    compute_advantages([episode([1.0])], ["env"], "ppo", context=context)
+    with pytest.raises(ValueError, match="run's critic is 'model'"):
+        compute_advantages([episode([1.0])], ["env"], {"name": "ppo", "critic": "head"}, context)
+
+
+# ---- the context hook ---------------------------------------------------------------------
+
+
+@register_estimator("test_iteration_scaled")
+def iteration_scaled(episodes, turn_rewards, *, context, scale: float = 1.0):
+    """A user estimator reading the run's context: rewards times (iteration + 1) * scale."""
+    return [np.asarray(r) * (context.iteration + 1) * scale for r in turn_rewards]
+
+
+def test_an_estimator_taking_context_receives_the_callers_context():
+    got = compute_advantages(
+        [episode([1.0, 2.0])],
+        ["env"],
+        {"name": "test_iteration_scaled", "scale": 2.0},
+        context=CreditContext(iteration=4),
+    )
+    np.testing.assert_array_equal(got[0], [10.0, 20.0])
+
+
+def test_without_a_context_the_estimator_gets_an_empty_one():
+    got = compute_advantages([episode([1.0])], ["env"], "test_iteration_scaled")
+    np.testing.assert_array_equal(got[0], [1.0])
+
+
+def test_context_is_not_an_option_of_the_estimator():
+    with pytest.raises(CreditConfigError, match="unknown option 'context'.*valid options: scale"):
+        check_credit_config(["env"], {"name": "test_iteration_scaled", "context": None})
+
+
+# ---- state ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("critic", ["model", "head"])
+def test_a_restored_critic_computes_the_next_advantages_bit_for_bit(critic):
+    def batch(seed):
+        rng = np.random.default_rng(seed)
+        episodes = []
+        for g in range(3):
+            n = int(rng.integers(1, 4))
+            ep = _prompted(rng.integers(0, 2, n).astype(float), [f"room {g} {t}" for t in range(n)])
+            for turn in ep.turns:
+                turn.prompt_ids = [1, int(rng.integers(2, 100))]
+            episodes.append(ep)
+        return episodes
+
+    spec = {"name": "ppo", "critic": critic}
+    scorer = _Features()
+    first = PPOCritic()
+    compute_advantages(batch(0), ["env"], spec, CreditContext(scorer, modules={"ppo": first}))
+    restored = PPOCritic()
+    restored.load_state_dict(first.state_dict())
+    straight = compute_advantages(
+        batch(1), ["env"], spec, CreditContext(scorer, modules={"ppo": first})
+    )
+    resumed = compute_advantages(
+        batch(1), ["env"], spec, CreditContext(scorer, modules={"ppo": restored})
+    )
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+    for name, tensor in first.state_dict()["critic"]["network"].items():
+        assert torch.equal(restored.state_dict()["critic"]["network"][name], tensor)
+
+
+def test_a_new_module_has_no_state_to_save():
+    assert PPOCritic().state_dict() == {}
+
+
+# ---- the policy's hidden states -------------------------------------------------------------
+
+
+def test_hf_policy_hidden_states_in_a_padded_batch_equal_one_at_a_time():
+    tokenizer = fit_tokenizer(["go to the fridge", "take the apple", "look"], vocab_size=300)
+    model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0)
+    policy = HFPolicy(model, tokenizer, device="cpu")
+    prompts = [policy.encode_prompt(p) for p in ["go to the fridge", "look", "take the apple"]]
+    together = policy.hidden_states(prompts, batch_size=3)
+    assert together.shape == (3, 32) and not together.requires_grad
+    for row, ids in zip(together, prompts):
+        torch.testing.assert_close(row, policy.hidden_states([ids])[0], atol=1e-5, rtol=1e-5)
+
+
+# ---- in the trainer -------------------------------------------------------------------------
+
+
+def _config(tmp_path, name, critic, *overrides):
+    return load_config(
+        None,
+        [
+            *TINY,
+            "env.kwargs={max_steps: 6}",
+            "rollout.groups=2",
+            "rollout.group_size=3",
+            "eval.episodes=2",
+            "eval.every=0",
+            "run.save_every=1",
+            "run.threads=1",
+            f"credit.estimator={{name: ppo, critic: {critic}}}",
+            f"run.output_dir={tmp_path / name}",
+            *overrides,
+        ],
+    )
+
+
+@pytest.mark.parametrize("critic", ["model", "head"])
+def test_a_training_iteration_trains_and_saves_the_critic(tmp_path, critic):
+    result = train(_config(tmp_path, critic, critic, "train.iterations=1"))
+    saved = torch.load(result.checkpoint / "credit.pt", weights_only=False)["ppo"]["critic"]
+    assert saved["kind"] == critic
+    moved = [step["step"] for step in saved["optimizer"]["state"].values()]
+    assert moved and all(s == 4 for s in moved)  # critic_epochs Adam steps
+
+
+def test_a_resumed_run_continues_the_critic_exactly(tmp_path):
+    straight = train(_config(tmp_path, "straight", "head", "train.iterations=2"))
+    train(_config(tmp_path, "resumed", "head", "train.iterations=1"))
+    resumed = train(_config(tmp_path, "resumed", "head", "train.iterations=2"))
+
+    def critic_weights(result):
+        saved = torch.load(result.checkpoint / "credit.pt", weights_only=False)
+        return saved["ppo"]["critic"]["network"]
+
+    for name, tensor in critic_weights(straight).items():
+        assert torch.equal(critic_weights(resumed)[name], tensor)
+    assert training_rows(tmp_path / "resumed") == training_rows(tmp_path / "straight")
+    weights = load_file(straight.checkpoint / "model" / "model.safetensors")
+    again = load_file(resumed.checkpoint / "model" / "model.safetensors")
+    for name, tensor in weights.items():
+        assert torch.equal(again[name], tensor)
+
+
+def test_resuming_without_the_critic_would_change_the_run(tmp_path, monkeypatch):
+    # the control for the test above: the restored critic really steers the update
+    straight = train(_config(tmp_path, "straight", "head", "train.iterations=2"))
+    train(_config(tmp_path, "forgetful", "head", "train.iterations=1"))
+    monkeypatch.setattr(PPOCritic, "load_state_dict", lambda self, state: None)
+    forgetful = train(_config(tmp_path, "forgetful", "head", "train.iterations=2"))
+    a = load_file(straight.checkpoint / "model" / "model.safetensors")
+    b = load_file(forgetful.checkpoint / "model" / "model.safetensors")
+    assert any(not torch.equal(a[name], b[name]) for name in a)
