@@ -3,12 +3,13 @@
 Wang, Liu, Fu, Li, Wang, Lin, Yue, Zhang, Wang, Wang, "Harnessing Uncertainty:
 Entropy-Modulated Policy Gradients for Long-Horizon LLM Agents", arXiv:2509.09265, Sec. 3;
 pseudocode on the project page (empgseed-seed.github.io, ``compute_empg_advantage``).
-A step is one turn. With H_t the step's entropy, over all steps of the batch:
+A step is one turn. With H_t the step's entropy, over all steps of the batch (equation numbers
+as the pseudocode cites them):
 
     Eq. 12  batch-normalised entropy  H_norm_t = (H_t - min H) / (max H - min H + 1e-8)
     Eq. 10  self-calibrating scale    g_t = exp(-k H_norm_t) / (mean_batch exp(-k H_norm) + 1e-8)
     Eq. 11  future clarity            f_t = exp(-k_f H_norm_t)
-    Eq. 9   modulated advantage       A_mod_t = g_t * A(tau) + zeta * f_{t+1}
+            modulated advantage       A_mod_t = g_t * A(tau) + zeta * f_{t+1}
                                       (no bonus on an episode's last step: it has no next one)
             final normalisation       A_t = A_mod_t - mean_batch A_mod   ("mean", the default)
 
@@ -31,10 +32,11 @@ log-probabilities, so EMPG needs a model policy.
 # 1. Step entropy: the mean token surprisal of the sampled response, -mean(logprobs), instead
 #    of the mean exact token entropy (not recorded by our rollouts); see above.
 # 2. The final normalisation subtracts the batch mean of A_mod ("mean"); "mean_std" also
-#    divides by the batch std, "none" skips it. The paper's text describes a batch-level
-#    normalisation of the modulated advantages after Eq. 9; the part of the pseudocode we
-#    could read stops before that step, so its exact form is our reading: zero mean, which
-#    cancels the bonus's constant push (every non-final step gets a positive bonus).
+#    divides by the batch std, "none" skips it. We read the paper as normalising the
+#    modulated advantages over the batch before the update, but the part of its pseudocode
+#    available to us stops before that step, so the form is our choice: zero mean, which
+#    cancels the bonus's constant push (every non-final step gets a positive bonus) and keeps
+#    g's scale. Check it against the paper's Algorithm 1 before relying on it.
 # 3. Failed episodes (`episode.failed`) get 0 and are left out of every batch statistic
 #    (min/max entropy, mean of g, the final mean) and of the group advantage.
 # 4. The batch statistics are over the whole batch handed to the estimator (one iteration's
@@ -108,7 +110,7 @@ def empg_advantages(
     turn_rewards: Sequence[np.ndarray],
     *,
     k: float = 1.0,
-    k_future: float = 1.0,
+    k_f: float = 1.0,
     zeta: float = 0.1,
     normalization: str = "mean_std",
     final_normalization: str = "mean",
@@ -121,7 +123,7 @@ def empg_advantages(
             policy's); `group_id` forms the groups of the base advantage; `failed` ones get 0.
         turn_rewards: one array of turn rewards per episode (the summed shaper outputs).
         k: sharpness of the self-calibrating scale g (pseudocode: 1.0); 0 turns it off.
-        k_future: sharpness of the future-clarity term f (pseudocode's k_f: 1.0).
+        k_f: sharpness of the future-clarity term f (pseudocode: 1.0).
         zeta: weight of the future-clarity bonus (pseudocode: 0.1); 0 turns it off.
         normalization: the base advantage A(tau), GRPO's: ``"mean_std"`` or ``"mean"``.
         final_normalization: over the batch's turns after modulation: ``"mean"`` (subtract the
@@ -130,9 +132,9 @@ def empg_advantages(
     """
     check_choice("normalization", normalization, GROUP_NORMALIZATIONS, "empg")
     check_choice("final_normalization", final_normalization, FINAL_NORMALIZATIONS, "empg")
-    if k < 0 or k_future < 0 or zeta < 0:
+    if k < 0 or k_f < 0 or zeta < 0:
         raise ValueError(
-            f"empg: k={k}, k_future={k_future} and zeta={zeta} must be >= 0 "
+            f"empg: k={k}, k_f={k_f} and zeta={zeta} must be >= 0 "
             "(pseudocode defaults 1.0, 1.0, 0.1)."
         )
     batch = flatten(episodes, turn_rewards)
@@ -155,14 +157,14 @@ def empg_advantages(
         g[ok] /= g[ok].mean() + _EPS
 
     # Eq. 11: future clarity of the *next* step of the same episode; none after the last.
-    f = np.exp(-k_future * H_norm)
+    f = np.exp(-k_f * H_norm)
     has_next = np.zeros(len(H), dtype=bool)
     has_next[:-1] = batch.episode[1:] == batch.episode[:-1]
     f_next = np.zeros(len(H))
     f_next[:-1] = f[1:]
     bonus = np.where(has_next & ok, zeta * f_next, 0.0)
 
-    # Eq. 9, then the batch-level normalisation.
+    # The modulated advantage, then the batch-level normalisation.
     A = np.zeros(len(H))
     A[ok] = _final_normalize(g[ok] * A_tau[ok] + bonus[ok], final_normalization)
     _record(episodes, H, g, bonus, A_tau)
