@@ -27,6 +27,7 @@ __all__ = [
     "EnvConfig",
     "PolicyConfig",
     "RolloutConfig",
+    "BranchConfig",
     "CreditConfig",
     "TrainConfig",
     "SFTConfig",
@@ -154,6 +155,40 @@ class PolicyConfig:
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters"})
 
 
+@dataclass
+class BranchConfig:
+    """Branch rollouts: K more runs of the policy from cloned env states of the batch's episodes
+    (`creditgym.train.branching`); needs an env with clone_state()/restore_state()."""
+
+    mode: str = _field(
+        "none",
+        "none | tree: K trainable continuations from chosen turns, sharing the parent's prefix "
+        "(for the tree estimator) | vine: K continuations from every turn's state, used only "
+        "for Monte-Carlo values V(s_t) (for the vine estimator)",
+        choices=("none", "tree", "vine"),
+    )
+    k: int = _field(4, "continuations per branch point (tree) or per state (vine)", min=1)
+    at: str = _field(
+        "schedule",
+        "tree: where to branch: schedule (the turns listed in `turns`) or entropy (the `count` "
+        "turns of highest step entropy, the mean token surprisal -mean(logprobs))",
+        choices=("schedule", "entropy"),
+    )
+    turns: list[int] = _field(
+        [1, 3],
+        "tree, at=schedule: 0-based turn indices t to branch before (the state s_t in which "
+        "turn t acts); turns an episode does not reach are skipped",
+    )
+    count: int = _field(2, "tree, at=entropy: branch points per episode", min=1)
+    per_group: int = _field(
+        1, "tree: episodes of each group branched from (the first ones of the group)", min=1
+    )
+    gamma: float = _field(
+        1.0, "vine: discount of the continuation returns V(s_t) (VinePPO: 1)", min=0.0, max=1.0
+    )
+    batch_size: int = _field(256, "continuations stepped in lockstep at most", min=1)
+
+
 def _rollout_engines() -> tuple[str, ...]:
     """``rollout.engine``'s choices: the policy backends registered as rollout engines."""
     from creditgym.agents.factory import rollout_engines
@@ -186,6 +221,10 @@ class RolloutConfig:
         True,
         "record the env's oracle cost-to-go on every turn (Turn.progress labels); costs about one "
         "more env step per step (tens of microseconds)",
+    )
+    branch: BranchConfig = field(
+        default_factory=BranchConfig,
+        metadata={"help": "branch rollouts from cloned env states (tree / vine)"},
     )
 
 
@@ -552,6 +591,11 @@ def _check_combinations(config: Config) -> None:
             "rollout.engine=vllm with policy.lora.enabled=true: the vLLM engine loads full "
             "weights and would silently sample from the base model, not the adapters; set "
             "rollout.engine=hf, or policy.lora.enabled=false"
+        )
+    if any(t < 0 for t in config.rollout.branch.turns):
+        raise ConfigError(
+            f"config key 'rollout.branch.turns' is {config.rollout.branch.turns}; turn indices "
+            "are 0-based and >= 0 (0 = the start state)"
         )
     unknown = sorted(set(config.run.report_to) - {"tensorboard", "wandb", "trackio"})
     if unknown:

@@ -16,7 +16,17 @@ import numpy as np
 
 from creditgym.info_keys import ANCHOR
 
-__all__ = ["Turn", "Episode", "EpisodeGroup", "group_episodes", "turn_rewards"]
+__all__ = [
+    "Turn",
+    "Episode",
+    "EpisodeGroup",
+    "group_episodes",
+    "turn_rewards",
+    "BRANCH_PREFIX_TURNS",
+]
+
+#: `Episode.metadata` key: how many leading turns of a branch continuation copy its parent's.
+BRANCH_PREFIX_TURNS = "branch_prefix_turns"
 
 
 @dataclass
@@ -47,6 +57,10 @@ class Turn:
         credit_details: diagnostics that credit modules attach to the turn (a judge's verdict,
             an information gain, latent factors) for logs and the viewer; estimators never
             read it.
+        mc_value: Monte-Carlo value V(s_t) of the state this decision was made in: the mean
+            return of K continuations of the policy from it (``rollout.branch.mode=vine``);
+            None where nobody measured it.
+        next_mc_value: the same of the state after the step (0 where the episode ended there).
     """
 
     observation: str
@@ -65,6 +79,8 @@ class Turn:
     cost_to_go: int | None = None
     next_cost_to_go: int | None = None
     credit_details: dict[str, Any] = field(default_factory=dict)
+    mc_value: float | None = None
+    next_mc_value: float | None = None
 
     @property
     def progress(self) -> int | None:
@@ -97,7 +113,9 @@ class Episode:
         failed: the episode could not be completed (the env crashed, a worker died);
             failed episodes carry no learning signal and estimators skip them.
         task_type: the task family, for per-type evaluation tables.
-        metadata: anything else (seed, split, error message, ...).
+        metadata: anything else (seed, split, error message, ...). A branch rollout's
+            continuation has ``metadata["branch_prefix_turns"] = t``: its first t turns are
+            copies of its parent's (`copied_turns`), neither new env steps nor trained again.
     """
 
     turns: list[Turn] = field(default_factory=list)
@@ -116,6 +134,12 @@ class Episode:
     def episode_return(self) -> float:
         """Undiscounted sum of the environment's rewards."""
         return float(sum(turn.reward for turn in self.turns))
+
+    @property
+    def copied_turns(self) -> int:
+        """How many leading turns are copies of another episode's (a branch continuation's
+        shared prefix); 0 for an episode the rollout sampled whole."""
+        return int(self.metadata.get(BRANCH_PREFIX_TURNS, 0))
 
     def __len__(self) -> int:
         return len(self.turns)

@@ -352,6 +352,9 @@ def test_a_training_iteration_trains_and_saves_the_critic(tmp_path, critic):
     assert saved["kind"] == critic
     moved = [step["step"] for step in saved["optimizer"]["state"].values()]
     assert moved and all(s == 4 for s in moved)  # critic_epochs Adam steps
+    (row,) = training_rows(tmp_path / critic)
+    assert row["ppo/value_loss_last"] < row["ppo/value_loss_first"]
+    assert row["ppo/explained_variance"] <= 1.0
 
 
 def test_a_resumed_run_continues_the_critic_exactly(tmp_path):

@@ -56,7 +56,9 @@ from creditgym.credit.registry import (
 )
 from creditgym.credit.reinforce_pp import reinforce_pp_advantages
 from creditgym.credit.rloo import rloo_advantages
+from creditgym.credit.tree import tree_advantages
 from creditgym.credit.turn_level import turn_level_advantages
+from creditgym.credit.vine import vine_advantages
 
 __all__ = [
     "compute_advantages",
@@ -101,6 +103,8 @@ __all__ = [
     "Requirement",
     "RunContext",
     "StatefulModule",
+    "tree_advantages",
+    "vine_advantages",
     "PPOCritic",
     "turn_gae",
 ]

@@ -13,7 +13,8 @@ declared without knowing the method by name:
 * a class registered with `register_shaper` / `register_estimator` is instantiated once per
   run: its `setup(run)` receives the run's `RunContext`, and its `state_dict()` /
   `load_state_dict()` go into and come back from checkpoints, so a resumed run continues
-  exactly.
+  exactly; an optional ``metrics() -> dict[str, float]`` (numbers about its last call, such as
+  a critic's value loss) is logged with each iteration's metrics under ``<name>/``.
 
 A stateful shaper, registered from user code::
 

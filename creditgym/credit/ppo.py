@@ -115,6 +115,19 @@ def whiten(advantages: np.ndarray, epsilon: float = 1e-8) -> np.ndarray:
     return centred / np.sqrt(centred.var(ddof=1) + epsilon)
 
 
+def _critic_metrics(values: np.ndarray, returns: np.ndarray, losses: list[float]) -> dict:
+    spread = returns.var()
+    explained = 1.0 - (returns - values).var() / spread if spread > 0 else 0.0
+    row = {
+        "explained_variance": float(explained),
+        "value_mean": float(values.mean()),
+        "return_mean": float(returns.mean()),
+    }
+    if losses:
+        row.update(value_loss_first=losses[0], value_loss_last=losses[-1])
+    return row
+
+
 @register_estimator("ppo")
 class PPOCritic:
     """Turn-level GAE with a critic trained online on each batch (see the module docstring).
@@ -131,19 +144,32 @@ class PPOCritic:
     def __init__(self) -> None:
         self.seed = 0
         self.critic: Critic | None = None
+        self._last: dict[str, float] = {}
 
     def setup(self, run: RunContext) -> None:
         self.seed = run.seed
 
     def state_dict(self) -> dict[str, Any]:
-        return {} if self.critic is None else {"critic": self.critic.state_dict()}
+        if self.critic is None or self.critic.network is None:
+            return {}
+        return {"critic": self.critic.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
-        kind = state["critic"].get("kind", "model") if state["critic"] else "model"
-        self.critic = make_critic(kind, seed=self.seed, lr=1e-3, hidden=64)
-        self.critic.load_state_dict(state["critic"])
+        saved = state["critic"]  # its kind, sizes and learning rate replace these placeholders
+        self.critic = make_critic(saved["kind"], seed=self.seed, lr=saved["lr"], hidden=64)
+        self.critic.load_state_dict(saved)
+
+    def metrics(self) -> dict[str, float]:
+        """The last call's critic numbers, logged by the trainer under ``ppo/``.
+
+        ``explained_variance``: 1 - Var(R - V) / Var(R) of the values the advantages used,
+        before the critic trained on this batch (so it measures prediction, not fit);
+        ``value_loss_first`` / ``value_loss_last``: the clipped value loss at the first and
+        last of its Adam steps; ``value_mean``, ``return_mean``.
+        """
+        return dict(self._last)
 
     def _critic(self, kind: str, lr: float, hidden: int) -> Critic:
         if self.critic is None:
@@ -224,13 +250,14 @@ class PPOCritic:
         )
         returns = gae + values
 
-        value_fn.fit(
+        losses = value_fn.fit(
             inputs,
             old_values,
             torch.as_tensor(returns, dtype=torch.float32),
             epochs=critic_epochs,
             clip=value_clip,
         )
+        self._last = _critic_metrics(values, returns, losses)
         for turn, value, target, raw in zip(turns, values, returns, gae):
             turn.credit_details["ppo"] = {
                 "value": float(value),

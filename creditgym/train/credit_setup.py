@@ -122,13 +122,19 @@ class CreditRuntime:
 
     def metrics(self) -> dict[str, float]:
         """This iteration's counts from built things that keep ``stats`` (e.g. judge requests,
-        failures, cache hits): the totals since the run began minus those already logged."""
+        failures, cache hits): the totals since the run began minus those already logged; and
+        what class modules with a ``metrics()`` report of their last call (e.g. a critic's
+        value loss), as they are, under ``<module name>/``."""
         row = {}
         for key, thing in self.built.items():
             for name, value in getattr(thing, "stats", {}).items():
                 metric = f"{key}/{name}"
                 row[metric] = float(value) - self._stats_seen.get(metric, 0.0)
                 self._stats_seen[metric] = float(value)
+        for key, module in self.modules.items():
+            report = getattr(module, "metrics", None)
+            if callable(report):
+                row.update({f"{key}/{name}": float(value) for name, value in report().items()})
         return row
 
 

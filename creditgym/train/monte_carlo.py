@@ -13,6 +13,10 @@ error) and snapshotting it with the env's ``clone_state``; every continuation re
 snapshot into a free env. All continuations of all sampled turns run in lockstep, at most
 `batch_size` envs at a time, with one batched `generate` per step, as rollouts do, so a model
 policy pays one batched forward pass per step for all of them.
+
+The same lockstep runner (`Continuation`, `run_continuations`) plays branch rollouts
+(`creditgym.train.branching`): there a continuation also keeps its turns as trainable `Turn`s
+and counts the policy tokens it spent.
 """
 
 from __future__ import annotations
@@ -27,13 +31,20 @@ import numpy as np
 from creditgym.agents.base import Policy
 from creditgym.agents.parsing import parse_action
 from creditgym.envs import info as keys
-from creditgym.envs.oracle import clone_state, restore_state, supports_cloning
+from creditgym.envs.oracle import clone_state, cost_to_go, restore_state, supports_cloning
 from creditgym.train.monte_carlo_team import team_monte_carlo
 from creditgym.train.multiagent import is_multiagent
-from creditgym.train.rollout import PromptFormat, make_envs
-from creditgym.trajectory import Episode
+from creditgym.train.rollout import PromptFormat, make_envs, new_turn
+from creditgym.trajectory import Episode, Turn
 
-__all__ = ["MonteCarloAdvantages", "sample_turns", "monte_carlo_advantages"]
+__all__ = [
+    "MonteCarloAdvantages",
+    "Continuation",
+    "sample_turns",
+    "monte_carlo_advantages",
+    "replay_snapshots",
+    "run_continuations",
+]
 
 
 @dataclass
@@ -61,17 +72,43 @@ class MonteCarloAdvantages:
 
 
 @dataclass
-class _Job:
-    """One continuation: restore `snapshot`, then play the policy to the episode's end."""
+class Continuation:
+    """One continuation: restore `snapshot`, then play the policy to the episode's end.
 
-    sample: int  # index into the sampled turns
-    kind: str  # "q" (from s_t+1) or "v" (from s_t)
+    Attributes:
+        sample: which start state it belongs to (the caller's index).
+        kind: the caller's label (``"q"``: from s_t+1, ``"v"``: from s_t, ...).
+        snapshot: the env state to restore (`clone_state`).
+        history: the (observation, action) turns before the snapshot, for window prompts.
+        budget: most turns it may take; 0 = until the env ends the episode.
+        record: keep every turn as a trainable `Turn` (token ids, log-probs) in `turns`.
+        record_cost_to_go: with `record`, ask the env's oracle cost-to-go around every turn.
+        invalid_penalty: subtracted from the reward of a turn whose response did not parse,
+            as the rollout does (`PromptFormat.invalid_penalty`).
+        value: the discounted return it collected.
+        steps: env steps it took; policy_tokens: prompt + response tokens the policy processed.
+        terminated, truncated: how it ended (truncated: the env's budget or `budget`).
+        final_info: the env's info after its last step.
+    """
+
+    sample: int
+    kind: str
     snapshot: object
     history: list[tuple[str, str]]
+    budget: int = 0
+    record: bool = False
+    record_cost_to_go: bool = False
+    invalid_penalty: float = 0.0
     observation: str = ""
     info: dict = field(default_factory=dict)
     value: float = 0.0
     discount: float = 1.0
+    steps: int = 0
+    policy_tokens: int = 0
+    turns: list[Turn] = field(default_factory=list)
+    terminated: bool = False
+    truncated: bool = False
+    final_info: dict = field(default_factory=dict)
     env: Any = None
 
 
@@ -90,14 +127,21 @@ def sample_turns(episodes: Sequence[Episode], count: int, seed: int = 0) -> list
     return [pool[i] for i in sorted(chosen)]
 
 
-def _snapshots(
+def replay_snapshots(
     env: Any, episode: Episode, wanted: Sequence[int]
 ) -> dict[int, tuple[object, object | None]]:
     """Replay `episode` in `env` from its seed; for each wanted turn t, snapshots of s_t and of
-    s_t+1 (None where turn t ended the episode)."""
+    s_t+1 (None where turn t ended the episode).
+
+    Raises:
+        ValueError: the replay's observations differ from the recorded ones (the env is not
+            deterministic under its reset seed).
+    """
     observation, _ = env.reset(seed=episode.metadata["seed"])
     wanted_set, found = set(wanted), {}
     for t, turn in enumerate(episode.turns):
+        if t > max(wanted_set, default=-1):  # nothing more to snapshot
+            break
         if observation != turn.observation:
             raise ValueError(
                 f"replaying episode {episode.task_id} of {episode.env_id} from its seed gave a "
@@ -176,18 +220,21 @@ def monte_carlo_advantages(
     by_episode: dict[int, list[int]] = {}
     for e, t in turns:
         by_episode.setdefault(e, []).append(t)
-    jobs: list[_Job] = []
+    jobs: list[Continuation] = []
     q_base = np.zeros(len(turns))  # r_t of each sampled turn
     index_of = {pair: i for i, pair in enumerate(turns)}
     for e, wanted in by_episode.items():
         episode = episodes[e]
-        for t, (before, after) in _snapshots(replay_env, episode, wanted).items():
+        for t, (before, after) in replay_snapshots(replay_env, episode, wanted).items():
             i = index_of[(e, t)]
             q_base[i] = episode.turns[t].reward
-            jobs += [_Job(i, "v", before, _history(episode, t)) for _ in range(continuations)]
+            jobs += [
+                Continuation(i, "v", before, _history(episode, t)) for _ in range(continuations)
+            ]
             if after is not None:
                 jobs += [
-                    _Job(i, "q", after, _history(episode, t + 1)) for _ in range(continuations)
+                    Continuation(i, "q", after, _history(episode, t + 1))
+                    for _ in range(continuations)
                 ]
     replay_env.close()
 
@@ -196,7 +243,7 @@ def monte_carlo_advantages(
         "v": np.zeros((len(turns), continuations)),
     }
     filled = {"q": np.zeros(len(turns), dtype=int), "v": np.zeros(len(turns), dtype=int)}
-    env_steps = _run_lockstep(
+    env_steps = run_continuations(
         jobs,
         policy,
         prompt_format,
@@ -224,12 +271,17 @@ def monte_carlo_advantages(
     )
 
 
-def _run_lockstep(
-    jobs: Sequence[_Job], policy: Policy, prompt_format: PromptFormat, envs: list[Any], gamma: float
+def run_continuations(
+    jobs: Sequence[Continuation],
+    policy: Policy,
+    prompt_format: PromptFormat,
+    envs: list[Any],
+    gamma: float,
 ) -> int:
-    """Play every job to its episode's end, `len(envs)` at a time; returns env steps taken."""
+    """Play every continuation to its episode's end (or its `budget`), `len(envs)` at a time,
+    with one batched `generate` per step; closes `envs`; returns the env steps taken."""
     pending = list(jobs)[::-1]
-    running: list[_Job] = []
+    running: list[Continuation] = []
     free = list(envs)
     steps = 0
 
@@ -253,17 +305,32 @@ def _run_lockstep(
             envs=[job.env for job in running],
         )
         still = []
-        for job, actions, generation in zip(running, admissible, generations):
-            action = parse_action(
-                generation.text, actions, require_tags=prompt_format.require_tags
-            ).action
-            observation, reward, terminated, truncated, info = job.env.step(action)
+        for job, actions, prompt, generation in zip(running, admissible, prompts, generations):
+            parsed = parse_action(generation.text, actions, require_tags=prompt_format.require_tags)
+            turn = (
+                new_turn(job.observation, job.info, prompt, generation, parsed)
+                if job.record
+                else None
+            )
+            before = cost_to_go(job.env) if job.record and job.record_cost_to_go else None
+            observation, reward, terminated, truncated, info = job.env.step(parsed.action)
             steps += 1
-            job.value += job.discount * float(reward)
+            job.steps += 1
+            job.policy_tokens += len(generation.prompt_ids) + len(generation.token_ids)
+            reward = float(reward)
+            if job.invalid_penalty and not parsed.valid:
+                reward -= job.invalid_penalty
+            job.value += job.discount * reward
             job.discount *= gamma
-            job.history.append((job.observation, action))
+            job.history.append((job.observation, parsed.action))
+            if turn is not None:
+                _fill_turn(turn, job, reward, observation, info, before)
             job.observation, job.info = observation, info
-            if terminated or truncated:
+            out_of_budget = job.budget > 0 and job.steps >= job.budget
+            if terminated or truncated or out_of_budget:
+                job.terminated = bool(terminated)
+                job.truncated = bool(truncated) or (out_of_budget and not terminated)
+                job.final_info = info
                 free.append(job.env)
                 job.env = None
             else:
@@ -273,3 +340,16 @@ def _run_lockstep(
     for env in envs:
         env.close()
     return steps
+
+
+def _fill_turn(
+    turn: Turn, job: Continuation, reward: float, observation: str, info: dict, before: int | None
+) -> None:
+    """The env's answer in a recorded turn, as the rollout records it."""
+    turn.reward = reward
+    turn.next_info = info
+    turn.next_observation = observation
+    turn.valid = turn.valid and bool(info.get(keys.VALID, True))
+    if job.record_cost_to_go:
+        turn.cost_to_go, turn.next_cost_to_go = before, cost_to_go(job.env)
+    job.turns.append(turn)

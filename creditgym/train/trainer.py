@@ -36,6 +36,15 @@ from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, check_runnable, to_yaml, validate
 from creditgym.credit import CreditBreakdown, assign_credit, credit_metrics
 from creditgym.envs.registry import eval_splits
+from creditgym.train.branching import (
+    branch_metrics,
+    branch_rollouts,
+    check_branching,
+    rollout_counts,
+    sampled_episodes,
+    trained_turns,
+    zero_copied_prefixes,
+)
 from creditgym.train.checkpoint import (
     TrainerState,
     find_resume_checkpoint,
@@ -111,29 +120,24 @@ def _evaluation_mode(policy: Any, temperature: float) -> Iterator[None]:
             generator.set_state(saved_state)
 
 
-def _generated_turns(episode: Episode) -> list[Any]:
-    """The turns this episode actually played: a branch continuation's first
-    `metadata["branch_prefix_turns"]` turns are copies of its parent's, neither stepped nor
-    generated again, so they cost nothing."""
-    return episode.turns[episode.metadata.get("branch_prefix_turns", 0) :]
-
-
 def _policy_tokens(episodes: list[Episode]) -> int:
-    """What generating `episodes` cost the policy: prompt + response tokens of each turn played."""
-    return sum(
-        len(t.prompt_ids) + len(t.response_ids) for ep in episodes for t in _generated_turns(ep)
-    )
+    """What generating `episodes` cost the policy: prompt + response tokens of each turn played
+    (a branch continuation's copied prefix is not played again; vine's continuations are)."""
+    return rollout_counts(episodes).policy_tokens
 
 
 def _rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
-    usable = [ep for ep in episodes if not ep.failed]
+    """Success, return, turns and invalid rate of the episodes the rollout sampled (tree
+    continuations start where branching chose: `branch_metrics`); tokens of all of them."""
+    sampled = sampled_episodes(episodes)
+    usable = [ep for ep in sampled if not ep.failed]
     turns = [t for ep in usable for t in ep.turns]
     return {
         "rollout/success": float(np.mean([ep.success for ep in usable])) if usable else 0.0,
         "rollout/return": float(np.mean([ep.episode_return for ep in usable])) if usable else 0.0,
         "rollout/turns": float(np.mean([len(ep) for ep in usable])) if usable else 0.0,
         "rollout/invalid_rate": float(np.mean([not t.valid for t in turns])) if turns else 0.0,
-        "rollout/failed_episodes": float(len(episodes) - len(usable)),
+        "rollout/failed_episodes": float(len(sampled) - len(usable)),
         "rollout/response_tokens": float(sum(len(t.response_ids) for t in turns)),
         "rollout/policy_tokens": float(_policy_tokens(episodes)),
     }
@@ -197,6 +201,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     """
     validate(config)  # load_config did this for YAML configs; a Config built in code too
     check_runnable(config)
+    check_branching(config)  # an env that cannot clone fails now, not after the first rollout
     started = time.perf_counter()
     run = setup(config, console)
     random_baseline, initial = before_training(run)
@@ -404,7 +409,7 @@ def collect(run: Run, iteration: int) -> list[Episode]:
         run.policy.generator.manual_seed(_rank_seed(config.run.seed, iteration, distributed.rank))
     tasks = group_tasks(seeds, config.rollout.group_size, split=config.env.train_split)
     with run.precision.autocast():
-        return collect_episodes(
+        episodes = collect_episodes(
             run.train_envs,
             run.rollout_policy,
             tasks,
@@ -414,6 +419,18 @@ def collect(run: Run, iteration: int) -> list[Episode]:
             answer_prefix=run.credit.answer_prefix,
             record_cost_to_go=config.rollout.record_cost_to_go,
         )
+        episodes, _ = branch_rollouts(  # rollout.branch: continuations from cloned states
+            episodes,
+            run.rollout_policy,
+            config.rollout.branch,
+            env_id=config.env.id,
+            prompt_format=run.prompt_format,
+            split=config.env.train_split,
+            env_kwargs=run.train_kwargs,
+            max_turns=config.rollout.max_turns,
+            record_cost_to_go=config.rollout.record_cost_to_go,
+        )
+    return episodes
 
 
 # ---- 4. assign credit --------------------------------------------------------------------------
@@ -423,12 +440,15 @@ def assign(run: Run, episodes: list[Episode]) -> CreditBreakdown:
     """Per-turn advantages from the configured shapers and estimator."""
     context = run.credit.context(scorer=run.policy, iteration=run.state.iteration)
     with run.precision.autocast():  # shapers may score with the policy
-        return assign_credit(
+        assigned = assign_credit(
             episodes,
             shapers=run.config.credit.shapers,
             estimator=run.config.credit.estimator,
             context=context,
         )
+    # a branch continuation's copied prefix is its parent's turns, trained there: 0 here
+    assigned.advantages = zero_copied_prefixes(episodes, assigned.advantages)
+    return assigned
 
 
 # ---- 5. update ---------------------------------------------------------------------------------
@@ -445,7 +465,7 @@ def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> d
     set_learning_rate(run.optimizer, lr)
     # a conversation episode is read as one sequence, a window turn alone
     flatten = flatten_sequences if run.prompt_format.context == "conversation" else flatten_turns
-    turns = flatten(episodes, advantages)
+    turns = flatten(*trained_turns(episodes, advantages))  # each sampled turn once
     with run.precision.autocast():
         if run.reference is not None:
             reference_logprobs(run.reference, turns, train_cfg.micro_batch_turns)
@@ -485,13 +505,14 @@ def log(
         advantages = run.distributed.gather(advantages)
         episodes = run.distributed.gather(episodes)
     run.state.iteration = iteration
-    run.state.env_steps += sum(len(_generated_turns(ep)) for ep in episodes)
+    run.state.env_steps += rollout_counts(episodes).env_steps  # branch continuations included
     run.state.policy_tokens += _policy_tokens(episodes)
     row = {
         "iteration": iteration,
         "env_steps": run.state.env_steps,
         "policy_tokens": run.state.policy_tokens,
         **_rollout_metrics(episodes),
+        **(branch_metrics(episodes) if run.config.rollout.branch.mode != "none" else {}),
         **credit_metrics(episodes, advantages=advantages),
         **update_stats,
         **{f"time/{phase}": seconds for phase, seconds in timings.items()},

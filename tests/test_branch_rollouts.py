@@ -1,0 +1,343 @@
+"""Branch rollouts (`rollout.branch`): K continuations of the policy from cloned env states.
+
+Tree continuations are new episodes of the parent's group whose first t turns are exact copies
+of the parent's; vine continuations only give Monte-Carlo values. Both are counted as env
+steps and policy tokens; copied prefixes are not, and are never trained twice.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _oracle_envs import DetourCorridor
+from _oracle_envs import register as register_corridor
+from conftest import TINY
+
+import creditgym
+from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
+from creditgym.config import BranchConfig, ConfigError, load_config
+from creditgym.credit import compute_advantages
+from creditgym.envs.registry import list_envs
+from creditgym.train.branching import (
+    branch_points,
+    branch_rollouts,
+    check_branching,
+    rollout_counts,
+    step_entropy,
+    trained_turns,
+    zero_copied_prefixes,
+)
+from creditgym.train.corpus import load_tiny
+from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
+from creditgym.train.trainer import train
+from creditgym.trajectory import Episode, Turn
+
+HOUSEHOLD = "creditgym/HouseholdEasy-v0"
+WINDOW = PromptFormat(require_tags=False)  # constrained decoding writes the bare action
+
+
+def _collect(env_id, policy, seeds, group_size, max_turns=0, **env_kwargs):
+    envs = make_envs(env_id, len(seeds) * group_size, split="train", **env_kwargs)
+    return collect_episodes(
+        envs,
+        policy,
+        group_tasks(seeds, group_size, split="train"),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        max_turns=max_turns,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_tree():
+    """HouseholdEasy with the tiny model: 2 groups of 2, branched K=3 before turns 1 and 3 of
+    the first episode of each group."""
+    policy = load_tiny(
+        [HOUSEHOLD],
+        device="cpu",
+        vocab_size=512,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        constrained=True,
+        seed=0,
+    )
+    episodes = _collect(HOUSEHOLD, policy, [5, 6], 2, max_turns=6)
+    parents = list(episodes)  # the batch as collected
+    branch = BranchConfig(mode="tree", k=3, turns=[1, 3])
+    out, cost = branch_rollouts(
+        list(episodes),
+        policy,
+        branch,
+        env_id=HOUSEHOLD,
+        prompt_format=WINDOW,
+        split="train",
+        max_turns=6,
+    )
+    return parents, out, cost
+
+
+def test_tree_continuation_prefixes_reproduce_the_parent_exactly(tiny_tree):
+    parents, out, _ = tiny_tree
+    continuations = out[len(parents) :]
+    assert continuations, "no continuation was made"
+    for episode in continuations:
+        t = episode.metadata["branch_prefix_turns"]
+        parent = out[episode.metadata["branch_parent"]]
+        assert episode.copied_turns == t and t in (1, 3)
+        assert episode.group_id == parent.group_id and episode.task_id == parent.task_id
+        for copy, original in zip(episode.turns[:t], parent.turns[:t]):
+            assert copy is not original  # copied objects: credit details stay per episode
+            assert copy.prompt_ids == original.prompt_ids
+            assert copy.response_ids == original.response_ids
+            assert copy.logprobs == original.logprobs
+            assert (copy.observation, copy.action, copy.reward) == (
+                original.observation,
+                original.action,
+                original.reward,
+            )
+        # the first new turn acts in the parent's state s_t, with its own sample
+        first = episode.turns[t]
+        assert first.observation == parent.turns[t].observation
+        assert first.prompt == parent.turns[t].prompt  # same window of history
+        for turn in episode.turns[t:]:
+            assert turn.response_ids and len(turn.logprobs) == len(turn.response_ids)
+        assert len(episode) <= 6  # the rollout's max_turns holds for continuations too
+
+
+def test_tree_makes_k_continuations_per_branch_point_of_the_first_episode_per_group(tiny_tree):
+    parents, out, cost = tiny_tree
+    points = {}
+    for episode in out[len(parents) :]:
+        key = (episode.metadata["branch_parent"], episode.metadata["branch_prefix_turns"])
+        points[key] = points.get(key, 0) + 1
+    # the first episode of each group (indices 0 and 2), at the scheduled turns it reached
+    expected = {(e, t) for e in (0, 2) for t in (1, 3) if t < len(parents[e])}
+    assert set(points) == expected
+    assert set(points.values()) == {3}
+    assert cost.continuations == 3 * len(expected)
+
+
+def test_tree_counts_continuation_steps_and_tokens_but_not_copied_prefixes(tiny_tree):
+    parents, out, cost = tiny_tree
+    continuations = out[len(parents) :]
+    new_turns = [turn for e in continuations for turn in e.turns[e.copied_turns :]]
+    sampled_turns = [turn for e in parents for turn in e.turns]
+    counts = rollout_counts(out)
+    assert counts.env_steps == len(sampled_turns) + len(new_turns)
+    assert counts.branch_env_steps == len(new_turns) == cost.env_steps
+    tokens = [len(turn.prompt_ids) + len(turn.response_ids) for turn in new_turns]
+    assert counts.branch_policy_tokens == sum(tokens) == cost.policy_tokens > 0
+    assert counts.policy_tokens == sum(
+        len(turn.prompt_ids) + len(turn.response_ids) for turn in sampled_turns
+    ) + sum(tokens)
+    # replays walk each branched episode up to its last branch point, without the policy
+    replayed = sum(min(3, len(parents[e]) - 1) + 1 for e in (0, 2))
+    assert counts.replay_steps == cost.replay_steps == replayed
+    assert counts.branch_episodes == len(continuations)
+
+
+def _with_logprobs(*turn_logprobs, group=0):
+    turns = [
+        Turn(observation="o", action=f"a{t}", logprobs=lp) for t, lp in enumerate(turn_logprobs)
+    ]
+    return Episode(turns=turns, group_id=group)
+
+
+def test_step_entropy_is_the_mean_token_surprisal():
+    assert step_entropy(Turn("o", "a", logprobs=[-1.0, -3.0])) == pytest.approx(2.0)
+    assert step_entropy(Turn("o", "a")) == 0.0
+
+
+def test_entropy_branch_points_are_each_episodes_most_uncertain_turns():
+    episodes = [
+        _with_logprobs([-0.1], [-2.0, -2.0], [-0.5], [-3.0]),  # surprisal 0.1, 2, 0.5, 3
+        _with_logprobs([-1.0], [-1.0]),  # the second of its group: not branched (per_group=1)
+        _with_logprobs([-0.2], [-0.1], [-0.2], group=1),  # a tie goes to the earlier turn
+    ]
+    branch = BranchConfig(mode="tree", at="entropy", count=2)
+    assert branch_points(episodes, branch) == [(0, 1), (0, 3), (2, 0), (2, 2)]
+
+
+def test_scheduled_branch_points_skip_turns_an_episode_does_not_reach():
+    episodes = [_with_logprobs([-1.0], [-1.0]), _with_logprobs([-1.0], [-1.0], [-1.0])]
+    branch = BranchConfig(mode="tree", turns=[0, 2], per_group=2)
+    assert branch_points(episodes, branch) == [(0, 0), (1, 0), (1, 2)]
+
+
+def test_copied_prefixes_get_zero_advantage_and_leave_the_update():
+    parent = _with_logprobs([-1.0], [-1.0], [-1.0])
+    child = _with_logprobs([-1.0], [-1.0], [-1.0])
+    child.metadata["branch_prefix_turns"] = 2
+    advantages = [np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0])]
+    zeroed = zero_copied_prefixes([parent, child], advantages)
+    assert [a.tolist() for a in zeroed] == [[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]
+    kept, kept_advantages = trained_turns([parent, child], advantages)
+    assert [len(e) for e in kept] == [3, 1] and kept[1].turns[0] is child.turns[2]
+    assert kept_advantages[1].tolist() == [4.0]
+    assert len(child) == 3  # the batch's episode is left whole
+
+
+# ---- vine: Monte-Carlo values from every turn's state --------------------------------------
+
+
+def test_vine_values_of_the_expert_are_its_return_and_give_zero_advantage():
+    env_id = register_corridor()
+    expert = ExpertPolicy()
+    episodes = _collect(env_id, expert, [0], 1)
+    out, cost = branch_rollouts(
+        episodes, expert, BranchConfig(mode="vine", k=2), env_id=env_id, prompt_format=WINDOW
+    )
+    [episode] = out
+    # the expert walks east 4 times and always wins: V(s_t) = 1 (reward 1 at the door)
+    assert [t.mc_value for t in episode.turns] == [1.0] * 4
+    assert [t.next_mc_value for t in episode.turns] == [1.0, 1.0, 1.0, 0.0]
+    advantages = compute_advantages(out, estimator="vine")
+    assert advantages[0].tolist() == [0.0] * 4
+    # K=2 continuations from each of the 4 states, of 4, 3, 2, 1 steps
+    assert cost.env_steps == 2 * (4 + 3 + 2 + 1) and cost.continuations == 8
+
+
+def test_vine_values_are_the_mean_return_of_the_continuations_and_are_counted():
+    env_id = register_corridor()
+    policy = RandomPolicy(seed=0)
+    episodes = _collect(env_id, policy, [0, 1], 2)
+    before = rollout_counts(episodes)
+    out, cost = branch_rollouts(
+        episodes,
+        policy,
+        BranchConfig(mode="vine", k=4, gamma=0.9),
+        env_id=env_id,
+        prompt_format=WINDOW,
+    )
+    for episode in out:
+        values = [t.mc_value for t in episode.turns]
+        assert all(0.0 <= v <= 1.0 for v in values)  # discounted success probabilities
+        assert [t.next_mc_value for t in episode.turns] == values[1:] + [0.0]
+        assert episode.metadata["vine"] == {"k": 4, "gamma": 0.9}
+    counts = rollout_counts(out)
+    assert counts.env_steps == before.env_steps + cost.env_steps
+    assert counts.branch_env_steps == cost.env_steps > 0
+    assert counts.replay_steps == sum(len(e) for e in out)  # each episode replayed once
+
+
+def test_a_value_from_one_step_to_the_door_is_exact():
+    """From square 3 of a 4-square corridor the continuation returns are gamma^(steps-1)."""
+    env_id = register_corridor()
+    turns = []
+    env = creditgym.make(env_id)
+    observation, info = env.reset(seed=0)
+    for _ in range(3):
+        turns.append(Turn(observation, "go east", info=info))
+        observation, reward, *_ = env.step("go east")
+        turns[-1].reward = reward
+    episode = Episode(turns=turns, env_id=env_id, metadata={"seed": 0}, truncated=True)
+    out, _ = branch_rollouts(
+        [episode],
+        ExpertPolicy(),
+        BranchConfig(mode="vine", k=2, gamma=0.5),
+        env_id=env_id,
+        prompt_format=WINDOW,
+    )
+    # the expert needs 4, 3, 2 steps from squares 0, 1, 2: returns 0.5^3, 0.5^2, 0.5
+    assert [t.mc_value for t in out[0].turns] == [0.125, 0.25, 0.5]
+
+
+# ---- where branching cannot run: clear errors before training ---------------------------------
+
+
+class _Uncloneable(DetourCorridor):
+    supports_state_cloning = False
+
+
+def _config(tmp_path, *overrides):
+    return load_config(
+        None,
+        TINY
+        + [
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "rollout.max_turns=5",
+            "eval.episodes=2",
+            "eval.every=0",
+            "train.iterations=1",
+            "run.log_episodes=4",
+            f"run.output_dir={tmp_path / 'run'}",
+            *overrides,
+        ],
+    )
+
+
+def test_an_env_that_cannot_clone_is_refused_before_training(tmp_path):
+    env_id = "tests/UncloneableCorridor-v0"
+    if env_id not in list_envs():
+        creditgym.register(env_id, _Uncloneable, description="no clone_state (tests)")
+    config = _config(tmp_path, f"env.id={env_id}", "rollout.branch.mode=tree")
+    with pytest.raises(ConfigError, match="UncloneableCorridor.*cannot clone.*branch.mode=none"):
+        train(config)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_multi_agent_env_is_refused(tmp_path):
+    config = _config(tmp_path, "env.id=creditgym/CoopHousehold-v0", "rollout.branch.mode=vine")
+    with pytest.raises(ConfigError, match="CoopHousehold-v0 is a multi-agent env"):
+        check_branching(config)
+
+
+def test_conversation_context_is_refused(tmp_path):
+    config = _config(tmp_path, "rollout.branch.mode=tree", "policy.context=conversation")
+    with pytest.raises(ConfigError, match="policy.context=window"):
+        check_branching(config)
+
+
+def test_the_vine_estimator_without_vine_rollouts_is_refused(tmp_path):
+    config = _config(tmp_path, "credit.estimator={name: vine}")
+    with pytest.raises(ConfigError, match="rollout.branch.mode=vine"):
+        check_branching(config)
+
+
+# ---- one training iteration each ----------------------------------------------------------------
+
+
+def _train_one(tmp_path, mode, estimator, *extra):
+    config = _config(
+        tmp_path,
+        f"rollout.branch.mode={mode}",
+        "rollout.branch.k=2",
+        f"credit.estimator={{name: {estimator}}}",
+        *extra,
+    )
+    train(config)
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    return [row for row in rows if "rollout/success" in row][-1]
+
+
+def test_one_tree_iteration_trains_and_counts_the_continuations(tmp_path):
+    row = _train_one(tmp_path, "tree", "tree", "rollout.branch.turns=[1]")
+    # the first episode of each of the 2 groups, branched K=2 before turn 1
+    assert row["rollout/branch_episodes"] == 4
+    assert row["rollout/branch_env_steps"] > 0
+    assert row["env_steps"] >= 4 + row["rollout/branch_env_steps"]  # 4 sampled episodes too
+    assert row["rollout/policy_tokens"] > row["rollout/branch_policy_tokens"] > 0
+    assert "update/steps" in row  # the update ran on the batch
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
+    ]
+    # run.log_episodes=4: one whole task, its 2 sampled episodes and their 2 continuations
+    assert len(records) == 4 and len({record["task_id"] for record in records}) == 1
+
+
+def test_one_vine_iteration_trains_on_monte_carlo_values(tmp_path):
+    row = _train_one(tmp_path, "vine", "vine")
+    assert row["rollout/branch_episodes"] == 0  # vine continuations are not episodes
+    assert row["rollout/branch_env_steps"] > 0
+    assert row["env_steps"] > row["rollout/branch_env_steps"]
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
+    ]
+    details = [turn["credit"]["vine"] for record in records for turn in record["turns"]]
+    assert details and all(0.0 <= d["value"] <= 1.0 for d in details)
