@@ -27,7 +27,11 @@ turns before it.
 #    r^T + r^O jointly where the paper sums two separately normalised terms.
 # 2. Turn index t is the position in the episode: episodes of different lengths are compared
 #    at the same index even when they reached different states there (GiGPO's anchor-state
-#    step groups compare the same *state* instead).
+#    step groups compare the same *state* instead). A later version of the paper (retitled
+#    "... via Turn-Level Reward Design") samples each turn's group from a shared prefix, a
+#    rollout tree that grows with the number of turns; our groups are independent episodes
+#    sharing only the start state, so no extra rollouts. Same-prefix comparisons are what
+#    branch rollouts and the `tree` estimator give.
 # 3. Failed episodes (`episode.failed`) get 0 and are left out of every pool.
 
 from __future__ import annotations
