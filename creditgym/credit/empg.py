@@ -1,7 +1,7 @@
 """EMPG: the episode's group advantage, rescaled by each step's confidence, plus a clarity bonus.
 
 Wang, Liu, Fu, Li, Wang, Lin, Yue, Zhang, Wang, Wang, "Harnessing Uncertainty:
-Entropy-Modulated Policy Gradients for Long-Horizon LLM Agents", arXiv:2509.09265, Sec. 3;
+Entropy-Modulated Policy Gradients for Long-Horizon LLM Agents", arXiv:2509.09265;
 pseudocode on the project page (empgseed-seed.github.io, ``compute_empg_advantage``).
 A step is one turn. With H_t the step's entropy, over all steps of the batch (equation numbers
 as the pseudocode cites them):

@@ -2,8 +2,8 @@
 
 REINFORCE Leave-One-Out: Kool, van Hoof, Welling, "Buy 4 REINFORCE Samples, Get a Baseline for
 Free!", ICLR 2019 DeepRLStructPred workshop; Ahmadian et al., "Back to Basics: Revisiting
-REINFORCE Style Optimization for Learning from Human Feedback in LLMs", arXiv:2402.14740,
-Sec. 3.3. For the G episodes tau_1..tau_G of one group (same start state):
+REINFORCE Style Optimization for Learning from Human Feedback in LLMs", arXiv:2402.14740
+(the RLOO estimator). For the G episodes tau_1..tau_G of one group (same start state):
 
     A_i = R_i - 1/(G-1) * sum_{j != i} R_j  =  G/(G-1) * (R_i - mean_j R_j)
 

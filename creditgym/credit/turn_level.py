@@ -1,7 +1,7 @@
 """Turn-level group normalisation: each turn's return-to-go against the group at the same turn.
 
 After MT-GRPO: Zeng et al., "Reinforcing Multi-Turn Reasoning in LLM Agents via Turn-Level
-Credit Assignment", arXiv:2505.11821, Sec. 4 (turn-level advantage estimation). For the
+Credit Assignment", arXiv:2505.11821 (its turn-level advantage estimation, MT-GRPO). For the
 episodes of one group (same start state) and a turn index t:
 
     return-to-go          R_t^(i) = sum_{k>=t} gamma^(k-t) r_k^(i)
