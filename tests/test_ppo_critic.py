@@ -121,7 +121,7 @@ def _distinct_batch():
 def test_the_token_bag_critic_fits_a_fixed_batch():
     critic = TokenBagCritic(seed=0, lr=1e-2)
     episodes = _distinct_batch()
-    inputs = critic.encode([ep.turns[0] for ep in episodes], CreditContext())
+    inputs = critic.encode([ep.turns for ep in episodes], CreditContext())
     returns = torch.tensor([1.0, 0.0, 0.5])
     with torch.no_grad():
         before = critic.values(inputs)
@@ -139,9 +139,12 @@ class _Features:
         self.table = torch.randn(100, dim, generator=torch.Generator().manual_seed(0))
         self.calls = 0
 
-    def hidden_states(self, prompt_ids):
+    def hidden_states(self, prompt_ids, *, positions=None):
         self.calls += 1
-        return self.table[[ids[-1] for ids in prompt_ids]]
+        self.sequences = [list(ids) for ids in prompt_ids]
+        if positions is None:
+            positions = [[len(ids) - 1] for ids in prompt_ids]
+        return self.table[[ids[p] for ids, at in zip(prompt_ids, positions) for p in at]]
 
 
 def test_the_value_head_fits_the_policys_features():
@@ -149,7 +152,7 @@ def test_the_value_head_fits_the_policys_features():
     episodes = _distinct_batch()
     for i, ep in enumerate(episodes):
         ep.turns[0].prompt_ids = [1, 10 + i]
-    inputs = critic.encode([ep.turns[0] for ep in episodes], CreditContext(scorer=_Features()))
+    inputs = critic.encode([ep.turns for ep in episodes], CreditContext(scorer=_Features()))
     returns = torch.tensor([1.0, 0.0, 0.5])
     with torch.no_grad():
         before = critic.values(inputs)
@@ -158,6 +161,19 @@ def test_the_value_head_fits_the_policys_features():
         after = critic.values(inputs)
     assert losses[-1] < 0.05 * losses[0]
     assert (after - returns).abs().max() < 0.5 * (before - returns).abs().max()
+
+
+def test_the_value_head_reads_a_conversation_in_one_pass():
+    conversation = episode([0.0, 0.0, 1.0])
+    for turn, ids in zip(conversation.turns, [[1, 5], [1, 5, 7, 9], [1, 5, 7, 9, 11]]):
+        turn.prompt_ids = ids
+    window = episode([0.0, 1.0])
+    for turn, ids in zip(window.turns, [[1, 20], [1, 21]]):
+        turn.prompt_ids = ids
+    policy = _Features()
+    inputs = HeadCritic().encode([conversation.turns, window.turns], CreditContext(policy))
+    assert policy.sequences == [[1, 5, 7, 9, 11], [1, 20], [1, 21]]
+    torch.testing.assert_close(inputs[0], policy.table[[5, 9, 11, 20, 21]])
 
 
 def test_over_calls_the_ppo_values_move_toward_the_returns():
@@ -317,10 +333,24 @@ def test_hf_policy_hidden_states_in_a_padded_batch_equal_one_at_a_time():
     model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0)
     policy = HFPolicy(model, tokenizer, device="cpu")
     prompts = [policy.encode_prompt(p) for p in ["go to the fridge", "look", "take the apple"]]
-    together = policy.hidden_states(prompts, batch_size=3)
+    together = policy.hidden_states(prompts)
     assert together.shape == (3, 32) and not together.requires_grad
     for row, ids in zip(together, prompts):
         torch.testing.assert_close(row, policy.hidden_states([ids])[0], atol=1e-5, rtol=1e-5)
+
+
+def test_hf_policy_hidden_states_at_positions_equal_those_of_the_prefixes():
+    tokenizer = fit_tokenizer(["go to the fridge", "take the apple", "look"], vocab_size=300)
+    model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, seed=0)
+    policy = HFPolicy(model, tokenizer, device="cpu")
+    conversation = policy.encode_prompt("go to the fridge take the apple look")
+    other = policy.encode_prompt("look")
+    at = [1, 4, len(conversation) - 1]
+    together = policy.hidden_states([conversation, other], positions=[at, [len(other) - 1]])
+    prefixes = policy.hidden_states([conversation[: p + 1] for p in at] + [other])
+    torch.testing.assert_close(together, prefixes, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="not all within a sequence of"):
+        policy.hidden_states([other], positions=[[len(other)]])
 
 
 # ---- in the trainer -------------------------------------------------------------------------

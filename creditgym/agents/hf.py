@@ -790,19 +790,39 @@ class HFPolicy:
         return results
 
     @torch.no_grad()
-    def hidden_states(self, prompt_ids: list[list[int]], *, batch_size: int = 16) -> torch.Tensor:
+    def hidden_states(
+        self,
+        prompt_ids: list[list[int]],
+        *,
+        positions: list[list[int]] | None = None,
+        batch_tokens: int = 8192,
+    ) -> torch.Tensor:
         """The final layer's hidden state at each prompt's last token (no grad, float32, CPU).
 
         What a value head reads (the ``ppo`` estimator's ``critic: head``): one row per prompt,
-        shape (len(prompt_ids), hidden size). Prompts are left-padded in batches of similar
-        length, so the last position of every row is its own last token.
+        shape (len(prompt_ids), hidden size). With `positions`, the rows are the states at those
+        token positions of each sequence instead, sequences in order: the turns of one
+        conversation, whose prompts are prefixes of its last, read in one pass. Sequences are
+        left-padded in batches of similar length, at most `batch_tokens` padded tokens each.
         """
-        if any(len(ids) == 0 for ids in prompt_ids):
-            raise ValueError("an empty prompt has no last token to read a hidden state at")
-        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-        rows: list[torch.Tensor | None] = [None] * len(prompt_ids)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        if positions is None:
+            positions = [[len(ids) - 1] for ids in prompt_ids]
+        if len(positions) != len(prompt_ids):
+            raise ValueError(f"got {len(prompt_ids)} sequences but {len(positions)} position lists")
+        for ids, wanted in zip(prompt_ids, positions):
+            if any(not 0 <= p < len(ids) for p in wanted):
+                raise ValueError(
+                    f"positions {wanted} are not all within a sequence of {len(ids)} tokens "
+                    "(an empty prompt has no last token to read a hidden state at)"
+                )
+        # batches of similar length (ascending), each at most `batch_tokens` once padded
+        chunks: list[list[int]] = [[]]
+        for i in sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i])):
+            if chunks[-1] and (len(chunks[-1]) + 1) * len(prompt_ids[i]) > batch_tokens:
+                chunks.append([])
+            chunks[-1].append(i)
+        rows: list[torch.Tensor] = [torch.zeros(0)] * len(prompt_ids)
+        for chunk in chunks if prompt_ids else []:
             input_ids, attention_mask, position_ids = _left_pad(
                 [prompt_ids[i] for i in chunk], self.pad_token_id, self.device
             )
@@ -814,12 +834,14 @@ class HFPolicy:
                 output_hidden_states=True,
                 logits_to_keep=1,
             )
-            last = outputs.hidden_states[-1][:, -1].float().cpu()  # (chunk, hidden)
-            for i, row in zip(chunk, last):
-                rows[i] = row
+            final = outputs.hidden_states[-1]  # (chunk, width, hidden)
+            width = final.shape[1]
+            for row, i in enumerate(chunk):
+                at = [width - len(prompt_ids[i]) + p for p in positions[i]]
+                rows[i] = final[row, at].float().cpu()
         if not rows:
             return torch.zeros(0, self.model.config.hidden_size)
-        return torch.stack(rows)
+        return torch.cat(rows)
 
     def __repr__(self) -> str:
         name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__

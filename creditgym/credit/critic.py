@@ -52,8 +52,11 @@ _BYTE_OFFSET = 1 << 24  # prompt-text bytes are hashed apart from real token ids
 class HiddenStateScorer(Protocol):
     """A policy that exposes its final hidden state at each prompt's last token."""
 
-    def hidden_states(self, prompt_ids: list[list[int]]) -> torch.Tensor:
-        """(len(prompt_ids), hidden size) float tensor, without grad."""
+    def hidden_states(
+        self, prompt_ids: list[list[int]], *, positions: list[list[int]] | None = None
+    ) -> torch.Tensor:
+        """(len(prompt_ids), hidden size) float tensor, without grad: each prompt's last token;
+        with `positions`, one row per listed position of each sequence, sequences in order."""
         ...
 
 
@@ -96,8 +99,9 @@ class Critic:
 
     # ---- what subclasses define -------------------------------------------------------------
 
-    def encode(self, turns: Sequence[Turn], context: CreditContext) -> Any:
-        """The network's input for these turns (computed once per call)."""
+    def encode(self, episodes: Sequence[Sequence[Turn]], context: CreditContext) -> Any:
+        """The network's input for every turn of these episodes' turns, in order (computed once
+        per call)."""
         raise NotImplementedError
 
     def _input_size(self, inputs: Any) -> int:
@@ -227,8 +231,10 @@ class TokenBagCritic(Critic):
     kind = "model"
     dim = 32
 
-    def encode(self, turns: Sequence[Turn], context: CreditContext) -> tuple[torch.Tensor, ...]:
-        ids = [_token_ids(turn) for turn in turns]
+    def encode(
+        self, episodes: Sequence[Sequence[Turn]], context: CreditContext
+    ) -> tuple[torch.Tensor, ...]:
+        ids = [_token_ids(turn) for turns in episodes for turn in turns]
         whole = _bags([_hashed_keys(row, BUCKETS) for row in ids])
         tail = _bags([_hashed_keys(row[-TAIL:], BUCKETS) for row in ids])
         return (*whole, *tail)
@@ -245,7 +251,9 @@ class HeadCritic(Critic):
 
     kind = "head"
 
-    def encode(self, turns: Sequence[Turn], context: CreditContext) -> tuple[torch.Tensor]:
+    def encode(
+        self, episodes: Sequence[Sequence[Turn]], context: CreditContext
+    ) -> tuple[torch.Tensor]:
         policy = context.scorer
         if not isinstance(policy, HiddenStateScorer):
             raise ValueError(
@@ -254,12 +262,22 @@ class HeadCritic(Critic):
                 "(scripted and served policies have none); use critic: model, which needs "
                 "nothing from the policy, or a Hugging Face model policy"
             )
-        if any(not turn.prompt_ids for turn in turns):
+        if any(not turn.prompt_ids for turns in episodes for turn in turns):
             raise ValueError(
                 "ppo with critic: head needs every turn's prompt token ids (turn.prompt_ids), "
                 "and some turn has none; use critic: model"
             )
-        features = policy.hidden_states([list(turn.prompt_ids) for turn in turns])
+        sequences, positions = [], []
+        for turns in episodes:
+            prompts = [list(turn.prompt_ids) for turn in turns]
+            if prompts and all(p == prompts[-1][: len(p)] for p in prompts):
+                # a conversation: every turn's prompt is a prefix of the last; one pass
+                sequences.append(prompts[-1])
+                positions.append([len(p) - 1 for p in prompts])
+            else:
+                sequences += prompts
+                positions += [[len(p) - 1] for p in prompts]
+        features = policy.hidden_states(sequences, positions=positions)
         return (torch.as_tensor(features, dtype=torch.float32).detach().cpu(),)
 
     def _new_network(self, input_size: int) -> nn.Module:

@@ -235,7 +235,7 @@ class PPOCritic:
 
         value_fn = self._critic(critic, critic_lr, critic_hidden)
         value_fn.set_lr(critic_lr)
-        inputs = value_fn.encode(turns, context)
+        inputs = value_fn.encode([episodes[i].turns for i in kept], context)
         with torch.no_grad():
             old_values = value_fn.values(inputs)  # (kept turns,)
         values = old_values.double().numpy()
