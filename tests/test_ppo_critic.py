@@ -21,6 +21,7 @@ from creditgym.credit import (
 )
 from creditgym.credit.critic import HeadCritic, TokenBagCritic, clipped_value_loss
 from creditgym.credit.ppo import PPOCritic, turn_gae, whiten
+from creditgym.credit.registry import resolve
 from creditgym.train.trainer import train
 
 
@@ -256,6 +257,13 @@ def test_the_critic_kind_cannot_change_within_a_run():
     compute_advantages([episode([1.0])], ["env"], "ppo", context=context)
     with pytest.raises(ValueError, match="run's critic is 'model'"):
         compute_advantages([episode([1.0])], ["env"], {"name": "ppo", "critic": "head"}, context)
+
+
+def test_only_the_head_critic_requires_the_policy():
+    assert resolve("estimator", "ppo").requires == ()
+    assert resolve("estimator", {"name": "ppo", "critic": "model"}).requires == ()
+    (needed,) = resolve("estimator", {"name": "ppo", "critic": "head"}).requires
+    assert needed.kind == "scorer"
 
 
 # ---- the context hook ---------------------------------------------------------------------

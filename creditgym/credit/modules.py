@@ -7,7 +7,9 @@ declared without knowing the method by name:
 
 * ``requires``: `Requirement`s, each an outside thing of some *kind* (``"scorer"``, ``"judge"``,
   ``"latent_reward"``, ``"answer_scores"`` or a kind of your own) that the caller builds and
-  hands in through the `CreditContext` (a field of that name, or ``extras[key]``);
+  hands in through the `CreditContext` (a field of that name, or ``extras[key]``); a class
+  whose needs depend on its options adds a classmethod ``requirements(options)`` returning
+  those the configured options call for;
 * ``multiprocess``: whether the module still computes the right thing when each of several
   processes sees only its share of the batch;
 * a class registered with `register_shaper` / `register_estimator` is instantiated once per

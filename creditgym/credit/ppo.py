@@ -69,6 +69,7 @@ from creditgym.trajectory import Episode
 __all__ = ["PPOCritic", "turn_gae", "whiten", "TRUNCATION"]
 
 TRUNCATION: tuple[str, ...] = ("zero", "last_value")
+DEFAULT_CRITIC = "model"
 
 
 def turn_gae(
@@ -134,12 +135,18 @@ class PPOCritic:
 
     One instance per run: `setup` takes the run's seed for the critic's initialisation, and
     the critic's weights and Adam state go through `state_dict` / `load_state_dict` into
-    checkpoints. Declares the ``scorer`` (the trained policy, handed in by the trainer at every
-    call) for ``critic: head``, which reads the policy's hidden states.
+    checkpoints. With ``critic: head`` it requires the ``scorer`` (the trained policy, handed
+    in by the trainer at every call), whose hidden states it reads; ``critic: model`` needs
+    nothing from the policy, so it runs with any agent (a scripted one in credit-report too).
     """
 
-    requires = (Requirement("scorer"),)
     multiprocess = False  # the critic would fit only each process's share of the batch
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> tuple[Requirement, ...]:
+        """The policy (``scorer``) for ``critic: head``; nothing for ``critic: model``."""
+        critic = options.get("critic", DEFAULT_CRITIC)
+        return (Requirement("scorer"),) if critic == "head" else ()
 
     def __init__(self) -> None:
         self.seed = 0
@@ -187,7 +194,7 @@ class PPOCritic:
         turn_rewards: Sequence[np.ndarray],
         *,
         context: CreditContext,
-        critic: str = "model",
+        critic: str = DEFAULT_CRITIC,
         gamma: float = 0.95,
         lam: float = 1.0,
         normalize: bool = True,

@@ -22,8 +22,10 @@ nothing else. Register your own in your code and name it in the config::
 A shaper that needs outside things or keeps state declares it (`creditgym.credit.modules`):
 ``@register_shaper("calm", requires=(Requirement("judge", setting="judge"),))`` on a function,
 or a registered *class* whose instance (one per run) has ``setup`` / ``state_dict`` /
-``load_state_dict``; `Resolved.requires`, `Resolved.multiprocess` and `Resolved.is_module`
-tell the caller what to build.
+``load_state_dict`` (and, for needs that depend on its options, a classmethod
+``requirements(options) -> tuple[Requirement, ...]`` given the configured options);
+`Resolved.requires`, `Resolved.multiprocess` and `Resolved.is_module` tell the caller what to
+build.
 """
 
 from __future__ import annotations
@@ -273,6 +275,18 @@ def resolve(kind: str, spec: Any) -> Resolved:
     table = _SHAPERS if kind == "shaper" else _ESTIMATORS
     fn = _lookup(table, kind, name)
     requires, multiprocess = _DECLARATIONS.get((kind, name), ((), True))
+    options = _validate_options(kind, name, fn, options)
     return Resolved(
-        kind, name, fn, _validate_options(kind, name, fn, options), requires, multiprocess
+        kind, name, fn, options, requires + _option_requirements(fn, options), multiprocess
     )
+
+
+def _option_requirements(fn: Callable, options: Mapping[str, Any]) -> tuple[Requirement, ...]:
+    """What a class module needs under these options (its ``requirements`` classmethod)."""
+    requirements = getattr(fn, "requirements", None) if inspect.isclass(fn) else None
+    if requirements is None:
+        return ()
+    declared = tuple(requirements(dict(options)))
+    if not all(isinstance(r, Requirement) for r in declared):
+        raise TypeError(f"{fn.__qualname__}.requirements must return Requirement(...) entries")
+    return declared
