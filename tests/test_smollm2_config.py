@@ -54,7 +54,7 @@ def test_two_conversation_iterations_move_the_weights_and_resume_exactly(tmp_pat
     straight = _run(tmp_path / "straight", 2)
     assert all(row["rollout/failed_episodes"] == 0 for row in straight)
     assert all(row["rollout/invalid_rate"] == 0 for row in straight)  # constrained decoding
-    assert all(row["update/steps"] == 1 for row in straight)
+    assert all(row["update/steps"] >= 1 for row in straight)  # the config takes mini-batches
     first, second = _adapters(tmp_path / "straight", 1), _adapters(tmp_path / "straight", 2)
     moved = [name for name in first if not (first[name] == second[name]).all()]
     assert moved, "the second iteration's update changed no trained weight"

@@ -1,0 +1,221 @@
+"""SmolLM2-135M-Instruct on the CPU: held-out success of random, untrained, GRPO and GiGPO.
+
+    python benchmarks/smollm2_results.py [--seeds 0] [--iterations N] [--eval-episodes N]
+                                         [--methods grpo,gigpo] [key=value ...]
+
+Each (method, seed) is one `creditgym train configs/smollm2_household.yaml` run (conversation
+mode, constrained to the admissible actions, LoRA) with `credit.estimator` set to the method, on
+one torch thread. Every run evaluates the random agent and the untrained model on the same
+held-out tasks before it trains (tasks 0..N-1 of each held-out split, so every row of the table
+is scored on the same tasks), then the trained model after its last iteration. The untrained
+model's row comes from the first method's run; the other runs re-measure it, and the script
+says if they disagree (they should not: same seed, same model, same tasks).
+
+Writes `benchmarks/results/smollm2_household.md` (the table) and `.json` (every number, per
+run), and prints the table. Wall times are of this machine at the time of the run: on a shared
+CPU they move with the load, so read them as rough.
+
+Runs go to `runs/smollm2_results/<method>-seed<seed>`; an interrupted run resumes from its
+last checkpoint when the command is repeated (its wall time then covers the resumed part only,
+and the JSON says so). `--fresh` refuses to reuse an existing run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from creditgym.config import load_config
+from creditgym.envs.registry import eval_splits
+from creditgym.train.evaluate import SplitResult
+from creditgym.train.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "smollm2_household.yaml"
+ESTIMATORS = {"grpo": "{name: grpo}", "gigpo": "{name: gigpo}"}
+LABELS = {"grpo": "GRPO", "gigpo": "GiGPO"}
+
+
+def run_one(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one (method, seed) and return its evaluations, budget and timings."""
+    out = Path(args.runs) / f"{method}-seed{seed}"
+    if args.fresh and out.exists():
+        raise SystemExit(f"{out} exists; remove it or drop --fresh to resume it")
+    overrides = [
+        f"credit.estimator={ESTIMATORS[method]}",
+        f"run.seed={seed}",
+        f"run.output_dir={out}",
+        f"run.threads={args.threads}",
+        "run.progress=false",
+        "run.tensorboard=false",
+    ]
+    if args.iterations is not None:
+        overrides.append(f"train.iterations={args.iterations}")
+    if args.eval_episodes is not None:
+        overrides.append(f"eval.episodes={args.eval_episodes}")
+    config = load_config(CONFIG, [*overrides, *args.overrides])
+    resumed = (out / "checkpoints").exists() and any((out / "checkpoints").iterdir())
+    start = time.perf_counter()
+    result = train(config)
+    seconds = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    iterations = [row for row in rows if "time/rollout" in row]
+    per_iteration = [
+        row["time/rollout"] + row["time/credit"] + row["time/update"] for row in iterations
+    ]
+    splits = config.env.eval_splits or eval_splits(config.env.id)
+    evals = [row for row in rows if any(key.startswith("eval/") for key in row)]
+    return {
+        "method": method,
+        "seed": seed,
+        "output_dir": str(out),
+        "resumed": resumed,
+        "env": config.env.id,
+        "env_kwargs": config.env.kwargs,
+        "iterations": result.iterations,
+        "episodes_per_iteration": config.rollout.groups * config.rollout.group_size,
+        "groups": config.rollout.groups,
+        "group_size": config.rollout.group_size,
+        "env_steps": result.env_steps,
+        "eval_episodes": config.eval.episodes,
+        "random": _success(result.random_baseline),
+        # the untrained model: the run's first eval row (iteration 0), also after a resume
+        "untrained": {split: evals[0][f"eval/{split}/success"] for split in splits},
+        "trained": _success(result.final),
+        "curve": [
+            {"iteration": row["iteration"], **{s: row[f"eval/{s}/success"] for s in splits}}
+            for row in evals
+        ],
+        "train_success": [row["rollout/success"] for row in iterations],
+        "update_steps": [row["update/steps"] for row in iterations],
+        "wall_seconds": seconds,
+        "iteration_seconds_mean": statistics.mean(per_iteration) if per_iteration else 0.0,
+    }
+
+
+def _success(results: list[SplitResult]) -> dict[str, float]:
+    return {r.split: r.success for r in results}
+
+
+def _cell(values: list[float]) -> str:
+    """Mean success over seeds, with the per-seed values when there are several."""
+    if len(values) == 1:
+        return f"{values[0]:.1%}"
+    mean = statistics.mean(values)
+    return f"{mean:.1%} ({', '.join(f'{v:.0%}' for v in values)})"
+
+
+def _minutes(runs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['wall_seconds'] / 60:.0f}" for r in runs) + " min"
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """The markdown table: random, untrained, then one row per trained method."""
+    splits = list(runs[0]["random"])
+    first = runs[0]["method"]
+    base = [r for r in runs if r["method"] == first]
+    lines = [
+        f"| agent | {' | '.join(splits)} | seeds | budget | wall time |",
+        "|---" * (len(splits) + 4) + "|",
+    ]
+    seeds = ", ".join(str(r["seed"]) for r in base)
+    evals = f"{runs[0]['eval_episodes']} tasks per split"
+    for name, key in (("random agent", "random"), ("SmolLM2, untrained", "untrained")):
+        cells = " | ".join(_cell([r[key][s] for r in base]) for s in splits)
+        lines.append(f"| {name} | {cells} | {seeds} | {evals} | (inside each run) |")
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        cells = " | ".join(_cell([r["trained"][s] for r in mine]) for s in splits)
+        r0 = mine[0]
+        budget = (
+            f"{r0['iterations']} it x {r0['groups']} tasks x {r0['group_size']} episodes "
+            f"({r0['env_steps']} env steps)"
+        )
+        lines.append(
+            f"| SmolLM2 + {LABELS[method]} | {cells} | "
+            f"{', '.join(str(r['seed']) for r in mine)} | {budget} | {_minutes(mine)} |"
+        )
+    return "\n".join(lines)
+
+
+def _disagreements(runs: list[dict[str, Any]]) -> list[str]:
+    """Runs of one seed whose untrained-model evals differ (they should be identical)."""
+    notes = []
+    for seed in dict.fromkeys(r["seed"] for r in runs):
+        same = [r for r in runs if r["seed"] == seed]
+        if any(r["untrained"] != same[0]["untrained"] for r in same):
+            notes.append(
+                f"seed {seed}: the untrained model scored differently across runs: "
+                + "; ".join(f"{r['method']} {r['untrained']}" for r in same)
+            )
+    return notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", default="0", help="comma-separated run seeds")
+    parser.add_argument("--methods", default="grpo,gigpo", help=f"of {', '.join(ESTIMATORS)}")
+    parser.add_argument("--iterations", type=int, default=None, help="default: the config's")
+    parser.add_argument("--eval-episodes", type=int, default=None, help="default: the config's")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "smollm2_results"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--fresh", action="store_true", help="never resume an existing run")
+    parser.add_argument("overrides", nargs="*", help="more config overrides, key=value")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    unknown = sorted(set(methods) - set(ESTIMATORS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {sorted(ESTIMATORS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in seeds:
+        for method in methods:
+            runs.append(run_one(method, seed, args))
+            # written after every run, so an interrupted benchmark keeps what it finished
+            (out / "smollm2_household.json").write_text(json.dumps(runs, indent=1))
+    command = "python benchmarks/smollm2_results.py " + " ".join(
+        [f"--seeds {args.seeds}", f"--methods {args.methods}"]
+        + ([f"--iterations {args.iterations}"] if args.iterations is not None else [])
+        + ([f"--eval-episodes {args.eval_episodes}"] if args.eval_episodes is not None else [])
+        + args.overrides
+    )
+    text = "\n".join(
+        [
+            f"# SmolLM2-135M-Instruct on {runs[0]['env']} {runs[0]['env_kwargs']}",
+            "",
+            f"`{command}`",
+            "",
+            table(runs),
+            "",
+            *[f"- {note}" for note in _disagreements(runs)],
+            *[
+                f"- {r['method']} seed {r['seed']}: held-out success after iterations "
+                + ", ".join(
+                    f"{c['iteration']}: "
+                    + " / ".join(f"{v:.1%}" for k, v in c.items() if k != "iteration")
+                    for c in r["curve"]
+                )
+                + "; training-rollout success per iteration "
+                + ", ".join(f"{s:.0%}" for s in r["train_success"])
+                + f"; {r['iteration_seconds_mean']:.0f} s per iteration"
+                + (" (resumed: wall time covers the resumed part)" if r["resumed"] else "")
+                for r in runs
+            ],
+        ]
+    )
+    (out / "smollm2_household.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
