@@ -191,18 +191,17 @@ class _BagValue(nn.Module):
 
     def __init__(self, buckets: int, dim: int, hidden: int) -> None:
         super().__init__()
-        self.embedding = nn.EmbeddingBag(buckets, dim, mode="mean")
+        # a bag's distinct keys weighted by their share of it: the mean, with fewer rows
+        self.embedding = nn.EmbeddingBag(buckets, dim, mode="sum")
         self.mlp = _mlp(2 * dim, hidden)
 
-    def forward(  # (keys,), (turns,), (keys,), (turns,) -> (turns, 1)
-        self,
-        keys: torch.Tensor,
-        offsets: torch.Tensor,
-        tail: torch.Tensor,
-        tail_offsets: torch.Tensor,
-    ) -> torch.Tensor:
-        whole = self.embedding(keys, offsets)
-        end = self.embedding(tail, tail_offsets)
+    def forward(  # a (keys, offsets, weights) bag per turn for the whole and the tail
+        self, *bags: torch.Tensor
+    ) -> torch.Tensor:  # (turns, 1)
+        whole, end = (
+            self.embedding(keys, offsets, per_sample_weights=weights)
+            for keys, offsets, weights in (bags[:3], bags[3:])
+        )
         return self.mlp(torch.cat([whole, end], dim=-1))
 
 
@@ -219,10 +218,19 @@ def _hashed_keys(ids: np.ndarray, buckets: int) -> np.ndarray:
     return np.concatenate([ids, pairs]) % buckets
 
 
-def _bags(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    offsets = np.cumsum([0] + [len(r) for r in rows[:-1]])
-    flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    return torch.as_tensor(flat, dtype=torch.long), torch.as_tensor(offsets, dtype=torch.long)
+def _bags(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """EmbeddingBag inputs for one bag per row: distinct keys, offsets, each key's share."""
+    keys, shares = [], []
+    for row in rows:
+        distinct, counts = np.unique(row, return_counts=True)
+        keys.append(distinct)
+        shares.append(counts / max(len(row), 1))
+    offsets = np.cumsum([0] + [len(k) for k in keys[:-1]])
+    return (
+        torch.as_tensor(np.concatenate(keys) if keys else np.zeros(0), dtype=torch.long),
+        torch.as_tensor(offsets, dtype=torch.long),
+        torch.as_tensor(np.concatenate(shares) if shares else np.zeros(0), dtype=torch.float32),
+    )
 
 
 class TokenBagCritic(Critic):
