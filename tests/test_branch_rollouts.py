@@ -341,3 +341,22 @@ def test_one_vine_iteration_trains_on_monte_carlo_values(tmp_path):
     ]
     details = [turn["credit"]["vine"] for record in records for turn in record["turns"]]
     assert details and all(0.0 <= d["value"] <= 1.0 for d in details)
+
+
+def test_rollout_success_is_of_sampled_episodes_and_continuations_report_apart():
+    from creditgym.train.branching import branch_metrics
+    from creditgym.train.trainer import _rollout_metrics
+
+    sampled = Episode(turns=[Turn("o", "a"), Turn("o", "b")], success=False)
+    continuation = Episode(
+        turns=[Turn("o", "a"), Turn("o", "c")],
+        success=True,
+        metadata={"branch_prefix_turns": 1, "branch_parent": 0},
+    )
+    metrics = {
+        **_rollout_metrics([sampled, continuation]),
+        **branch_metrics([sampled, continuation]),
+    }
+    assert metrics["rollout/success"] == 0.0 and metrics["rollout/turns"] == 2.0
+    assert metrics["rollout/branch_success"] == 1.0
+    assert metrics["rollout/branch_episodes"] == 1.0 and metrics["rollout/branch_env_steps"] == 1.0
