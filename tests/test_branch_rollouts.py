@@ -360,3 +360,27 @@ def test_rollout_success_is_of_sampled_episodes_and_continuations_report_apart()
     assert metrics["rollout/success"] == 0.0 and metrics["rollout/turns"] == 2.0
     assert metrics["rollout/branch_success"] == 1.0
     assert metrics["rollout/branch_episodes"] == 1.0 and metrics["rollout/branch_env_steps"] == 1.0
+
+
+def test_a_tree_run_resumed_after_one_iteration_equals_two_straight(tmp_path):
+    """Continuations sample from the policy's own generator, which checkpoints carry."""
+    from conftest import training_rows
+
+    def config(name, iterations):
+        return _config(
+            tmp_path / name,
+            "rollout.branch.mode=tree",
+            "rollout.branch.k=2",
+            "rollout.branch.at=entropy",
+            "rollout.branch.count=1",
+            "credit.estimator={name: tree}",
+            f"train.iterations={iterations}",
+            "run.save_every=1",
+        )
+
+    train(config("straight", 2))
+    train(config("resumed", 1))
+    train(config("resumed", 2))  # picks up iteration 1
+    straight, resumed = (training_rows(tmp_path / name / "run") for name in ("straight", "resumed"))
+    assert len(straight) == 2 and resumed == straight
+    assert straight[1]["rollout/branch_episodes"] == 4  # 2 groups x 1 turn x K=2
