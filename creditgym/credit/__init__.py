@@ -13,8 +13,9 @@ and callable without the trainer::
 
 Built in: shapers ``env``, ``info_gain`` (IGPO), ``calm`` (CALM) and ``lare`` (LaRe);
 estimators ``grpo``, ``gigpo``, ``discounted_group`` (IGPO), ``rloo``, ``reinforce_pp``
-(REINFORCE++), ``turn_level`` (MT-GRPO-style), ``empg`` and ``ppo`` (turn-level GAE with a
-critic). Add yours with
+(REINFORCE++), ``turn_level`` (MT-GRPO-style), ``empg``, ``ppo`` (turn-level GAE with a
+critic), ``tree`` (tree advantages over shared prefixes) and ``vine`` (VinePPO's Monte-Carlo
+values, from ``rollout.branch.mode=vine``). Add yours with
 `register_shaper` / `register_estimator`; one that needs outside things or keeps state declares
 it (`creditgym.credit.modules`).
 """
