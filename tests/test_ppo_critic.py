@@ -18,6 +18,7 @@ from creditgym.credit import (
     check_credit_config,
     compute_advantages,
     register_estimator,
+    register_shaper,
 )
 from creditgym.credit.critic import HeadCritic, TokenBagCritic, clipped_value_loss
 from creditgym.credit.ppo import PPOCritic, turn_gae, whiten
@@ -364,6 +365,12 @@ def test_hf_policy_hidden_states_at_positions_equal_those_of_the_prefixes():
 # ---- in the trainer -------------------------------------------------------------------------
 
 
+@register_shaper("test_action_length")
+def action_length(episodes, context) -> list[np.ndarray]:
+    """A dense reward (len(action) / 100), so a tiny run's critic has non-zero returns to fit."""
+    return [np.array([len(turn.action) / 100 for turn in ep.turns]) for ep in episodes]
+
+
 def _config(tmp_path, name, critic, *overrides):
     return load_config(
         None,
@@ -376,6 +383,7 @@ def _config(tmp_path, name, critic, *overrides):
             "eval.every=0",
             "run.save_every=1",
             "run.threads=1",
+            "credit.shapers=[env, test_action_length]",
             f"credit.estimator={{name: ppo, critic: {critic}}}",
             f"run.output_dir={tmp_path / name}",
             *overrides,

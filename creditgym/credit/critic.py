@@ -75,7 +75,12 @@ def clipped_value_loss(
 
 
 def _mlp(inputs: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inputs, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+    """inputs -> hidden -> value, the output layer zero: an untrained critic says V = 0
+    everywhere (then A_t is the plain discounted return-to-go), not noise from its init."""
+    out = nn.Linear(hidden, 1)
+    nn.init.zeros_(out.weight)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.Tanh(), out)
 
 
 class Critic:
