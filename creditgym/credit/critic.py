@@ -13,11 +13,13 @@ Two kinds, picked by the estimator's ``critic`` option:
   prompt's last token, read through `HiddenStateScorer.hidden_states` (``HFPolicy`` has it).
   The features are detached: the head trains on them, but the trunk is the policy's and is
   trained by the policy loss only. That is cheaper than verl's separate critic LM (one extra
-  forward pass per turn, no second model), and weaker: the trunk never learns features for
-  value prediction, and they drift as the policy trains.
+  forward pass over the prompts, one per episode in conversation mode; no second model), and
+  weaker: the trunk never learns features for value prediction, and they drift as the policy
+  trains.
 
-Both train on CPU with Adam, on the whole batch at once, with PPO's clipped value loss
-(`clipped_value_loss`); their weights and optimizer state go into checkpoints.
+Both start at V = 0 (a zero output layer) and train on CPU with Adam, on the whole batch at
+once, with PPO's clipped value loss (`clipped_value_loss`); their weights and optimizer state
+go into checkpoints.
 """
 
 from __future__ import annotations
