@@ -72,7 +72,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "method": method,
         "seed": seed,
-        "output_dir": str(out),
+        "output_dir": _relative(out),
         "resumed": resumed,
         "env": config.env.id,
         "env_kwargs": config.env.kwargs,
@@ -92,9 +92,31 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         ],
         "train_success": [row["rollout/success"] for row in iterations],
         "update_steps": [row["update/steps"] for row in iterations],
+        "shaped_return": shaped_returns(out),
         "wall_seconds": seconds,
         "iteration_seconds_mean": statistics.mean(per_iteration) if per_iteration else 0.0,
     }
+
+
+def shaped_returns(out: Path) -> list[float]:
+    """Mean shaped return (the sum of turn rewards the estimator saw: env + shapers) of each
+    iteration's logged training episodes, from the run's `episodes.jsonl`."""
+    per_iteration: dict[int, list[float]] = {}
+    log = out / "episodes.jsonl"
+    for line in log.read_text().splitlines() if log.exists() else []:
+        record = json.loads(line)
+        if record.get("source") == "train":
+            total = sum(turn["turn_reward"] for turn in record["turns"])
+            per_iteration.setdefault(record["iteration"], []).append(total)
+    return [statistics.mean(v) for _, v in sorted(per_iteration.items())]
+
+
+def _relative(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (results name no machine paths)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _success(results: list[SplitResult]) -> dict[str, float]:
@@ -167,6 +189,11 @@ def main() -> None:
     parser.add_argument("--runs", default=str(ROOT / "runs" / "smollm2_results"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--fresh", action="store_true", help="never resume an existing run")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: rebuild the table from --out's saved JSON (and the runs' logs)",
+    )
     parser.add_argument("overrides", nargs="*", help="more config overrides, key=value")
     args = parser.parse_args()
     methods = args.methods.split(",")
@@ -177,14 +204,25 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for seed in seeds:
-        for method in methods:
-            runs.append(run_one(method, seed, args))
-            # written after every run, so an interrupted benchmark keeps what it finished
-            (out / "smollm2_household.json").write_text(json.dumps(runs, indent=1))
+    saved = out / "smollm2_household.json"
+    if args.report:
+        runs = json.loads(saved.read_text())
+        for r in runs:
+            r.setdefault("shaped_return", shaped_returns(ROOT / r["output_dir"]))
+            r["output_dir"] = _relative(Path(r["output_dir"]))
+        saved.write_text(json.dumps(runs, indent=1))
+    else:
+        runs = []
+        for seed in seeds:
+            for method in methods:
+                runs.append(run_one(method, seed, args))
+                # written after every run, so an interrupted benchmark keeps what it finished
+                saved.write_text(json.dumps(runs, indent=1))
     command = "python benchmarks/smollm2_results.py " + " ".join(
-        [f"--seeds {args.seeds}", f"--methods {args.methods}"]
+        [
+            "--seeds " + ",".join(str(seed) for seed in dict.fromkeys(r["seed"] for r in runs)),
+            "--methods " + ",".join(dict.fromkeys(r["method"] for r in runs)),
+        ]
         + ([f"--iterations {args.iterations}"] if args.iterations is not None else [])
         + ([f"--eval-episodes {args.eval_episodes}"] if args.eval_episodes is not None else [])
         + args.overrides
@@ -207,6 +245,8 @@ def main() -> None:
                 )
                 + "; training-rollout success per iteration "
                 + ", ".join(f"{s:.0%}" for s in r["train_success"])
+                + "; mean shaped return (env + shapers) per iteration "
+                + ", ".join(f"{v:.2f}" for v in r.get("shaped_return", []))
                 + f"; {r['iteration_seconds_mean']:.0f} s per iteration"
                 + (" (resumed: wall time covers the resumed part)" if r["resumed"] else "")
                 for r in runs
