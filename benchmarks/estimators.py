@@ -2,33 +2,38 @@
 
     python benchmarks/estimators.py --jobs 2                   # train every cell, then the tables
     python benchmarks/estimators.py --envs easy --methods grpo,gigpo --seeds 0 --steps 3000
-    python benchmarks/estimators.py --fidelity                 # + each method's credit-report
+    python benchmarks/estimators.py --table --fidelity         # + each method's credit-report
     python benchmarks/estimators.py --table                    # tables from the saved runs only
+
+(With a checkout that is not pip-installed, run it with PYTHONPATH=. from the repository.)
 
 Each cell is `creditgym train configs/quickstart.yaml` on one env with `credit.estimator` set
 to the method (tree and vine also set `rollout.branch.mode`), 8 groups x 8 episodes per
-iteration, one torch thread per process, stopped by a budget (`train.max_env_steps` or
-`train.max_policy_tokens`) rather than an iteration count. HouseholdMedium and Household start
-from an expert warm start (`train.sft_warmup`, as `credit_curves.py --preset medium` does),
-trained once per env and seed and shared by every method, so all methods of a seed start from
-the same weights.
+iteration (vine: 1 x 4, see `METHODS`), one torch thread per process, stopped by a budget
+(`train.max_env_steps` or `train.max_policy_tokens`) rather than an iteration count.
+HouseholdMedium and Household start from an expert warm start (`train.sft_warmup`, as
+`credit_curves.py --preset medium` does), trained once per env and seed and shared by every
+method, so all methods of a seed start from the same weights.
 
 Two budgets, two tables: equal env steps, and equal policy tokens (prompt + response tokens of
 every turn the policy generated; turns a branch copies from its parent count for neither).
 A method that does not branch spends tokens at nearly the same rate per env step, so its token
 cell is often the same run: training is deterministic at one thread, so when the step run's own
 token counter crosses the token budget in the iteration it stopped, the token run would be that
-run, and it is reused (marked "=" in the table); otherwise it is trained.
+run, and it is reused (counted as "= n/3" in the table); otherwise it is trained. The token
+budget defaults to what grpo (seed 0) spent per env step times the step budget. Held-out
+success is measured once, after the budget, on `--eval-episodes` tasks per held-out split.
 
 Fidelity (`--fidelity`): `creditgym credit-report` of every method on one batch of the env,
 played by the seed-0 grpo policy at the end of its step budget (a fixed policy that has learned
 something), scored against Monte-Carlo advantages of that policy; a method the report cannot
-score (it needs a trained critic, or branch rollouts the report does not make) shows the
-report's own error.
+score (vine needs the Monte-Carlo values of branch rollouts, which the report does not make)
+shows the report's own error; ppo (an untrained critic) and tree (a plain batch, no branches)
+are scored on what the report can give them, and say so.
 
 Methods not registered when this runs (`creditgym.credit.list_estimators`) are listed as
 missing, never left out. Results: one JSON per cell in `--out`/estimators_runs/, the tables in
-`--out`/estimators_<env>.md and estimators.md, run directories in `--out`/runs/estimators/.
+`--out`/estimators_<env>.md, run directories in `--out`/runs/estimators/.
 """
 
 from __future__ import annotations
@@ -330,18 +335,19 @@ def fidelity(bench: Bench, env: str, methods: list[str], registered: set[str]) -
     env_ = {**os.environ, "OMP_NUM_THREADS": "1"}
     specs = [METHODS[m].estimator for m in methods if METHODS[m].estimator in registered]
     errors: dict[str, str] = {}
-    for spec in specs:  # a cheap pass finds what the report cannot score, with its reason
-        done = subprocess.run(
-            [sys.executable, "-m", "creditgym", "credit-report", *base, "--methods", spec]
-            + ["--groups", "2", "--group-size", "4"],
-            cwd=ROOT,
-            env=env_,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            errors[spec] = lines[-1] if lines else f"exit {done.returncode}"
+    # a cheap pass (one group of two episodes each, in this process) finds what the report
+    # cannot score, with its reason, before the Monte-Carlo batch is paid for
+    import torch
+
+    from creditgym.credit.specs import parse_methods
+    from creditgym.train.credit_report import run_credit_report
+
+    torch.set_num_threads(1)
+    for spec in specs:
+        try:
+            run_credit_report(preset.env_id, agent, parse_methods(spec), groups=1, group_size=2)
+        except ValueError as error:
+            errors[spec] = str(error).splitlines()[0]
     scorable = [s for s in specs if s not in errors]
     result: dict = {"agent": agent, "errors": errors, "methods": {}}
     if scorable:
