@@ -21,7 +21,12 @@ __all__ = ["describe_fields", "annotated_yaml"]
 def _type_name(hint: Any) -> str:
     if isinstance(hint, type) and not typing.get_args(hint):
         return hint.__name__
-    return str(hint).replace("typing.", "").replace("creditgym.config.", "")
+    return (
+        str(hint)
+        .replace("typing.", "")
+        .replace("creditgym.config_schema.", "")
+        .replace("creditgym.config.", "")
+    )
 
 
 def _flow(value: Any) -> str:

@@ -1,0 +1,353 @@
+"""The config schema: one dataclass per section, each field with its default, one line of help
+and what values it allows (`creditgym.config` loads and validates YAML files against it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Config",
+    "CurriculumStage",
+    "EnvConfig",
+    "PolicyConfig",
+    "RolloutConfig",
+    "BranchConfig",
+    "CreditConfig",
+    "TrainConfig",
+    "SFTConfig",
+    "EvalConfig",
+    "RunConfig",
+    "ConfigError",
+    "TinyModelConfig",
+    "LoraConfig",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message says which key and how to fix it."""
+
+
+def _field(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+) -> Any:
+    """A schema field: its default, one line of help, and what values are allowed.
+
+    `choices` lists the allowed values (or returns them, when a registry decides them); `min`
+    and `max` bound a number inclusively and `above` exclusively. `validate` checks every
+    field against these after loading.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    for key, bound in (("choices", choices), ("min", min), ("max", max), ("above", above)):
+        if bound is not None:
+            metadata[key] = bound
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class CurriculumStage:
+    iterations: int = _field(10, "how many training iterations this stage lasts", min=1)
+    kwargs: dict[str, Any] = _field({}, "env keyword arguments for this stage (over env.kwargs)")
+
+
+@dataclass
+class EnvConfig:
+    id: str = _field("creditgym/HouseholdEasy-v0", "registered env id (see `creditgym envs`)")
+    kwargs: dict[str, Any] = _field({}, "keyword arguments for creditgym.make")
+    train_split: str = _field("train", "split the training tasks are drawn from")
+    eval_splits: list[str] = _field(
+        [],
+        "held-out splits to evaluate on (empty: the env's own, e.g. valid_seen and valid_unseen)",
+    )
+    curriculum: list[CurriculumStage] = field(
+        default_factory=list,
+        metadata={
+            "help": "easier training stages first; after the last one, env.kwargs "
+            "(evaluation always uses env.kwargs)"
+        },
+    )
+
+
+@dataclass
+class TinyModelConfig:
+    hidden_size: int = _field(128, "width of the tiny transformer", min=1)
+    num_layers: int = _field(2, "decoder layers of the tiny transformer", min=1)
+    num_heads: int = _field(4, "attention heads of the tiny transformer", min=1)
+    vocab_size: int = _field(2048, "size of the BPE vocabulary fitted to the env text", min=64)
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = _field(False, "train LoRA adapters (peft) instead of all weights")
+    r: int = _field(16, "LoRA rank", min=1)
+    alpha: int = _field(32, "LoRA scaling alpha", min=1)
+    dropout: float = _field(0.0, "LoRA dropout", min=0.0, max=1.0)
+    target_modules: list[str] = _field(["q_proj", "k_proj", "v_proj", "o_proj"], "modules to adapt")
+
+
+@dataclass
+class PolicyConfig:
+    model: str = _field("tiny", "tiny | smollm2 | a local HF directory | a Hugging Face model name")
+    constrained: bool = _field(
+        True, "sample only admissible actions (prefix-trie constrained decoding)"
+    )
+    template: str = _field("compact", "prompt template", choices=("compact", "verl-agent"))
+    history_length: int = _field(
+        2, "how many previous (observation, action) turns the prompt shows", min=0
+    )
+    temperature: float = _field(1.0, "sampling temperature for rollouts", min=0.0)
+    top_p: float = _field(1.0, "nucleus sampling threshold for rollouts", above=0.0, max=1.0)
+    max_new_tokens: int = _field(48, "response length limit per turn", min=1)
+    chat_template: bool = _field(
+        False, "wrap prompts in the tokenizer's chat template (instruct models)"
+    )
+    context: str = _field(
+        "window",
+        "window: a fresh prompt of the task and the last history_length turns per decision; "
+        "conversation: the episode as one growing chat (KV cache kept across turns, one "
+        "sequence per episode in the update)",
+        choices=("window", "conversation"),
+    )
+    max_context_tokens: int = _field(
+        0,
+        "conversation mode: token budget of context plus response; the oldest turns are "
+        "dropped to fit (0 = no limit)",
+        min=0,
+    )
+    think: bool = _field(
+        False,
+        "think-then-act responses <think>...</think><action>...</action>; constrained decoding "
+        "then limits only the action span",
+    )
+    think_tokens: int = _field(256, "most tokens a response may think for", min=1)
+    invalid_penalty: float = _field(
+        0.0, "subtracted from a turn's reward when its response is invalid (format or action)"
+    )
+    tiny: TinyModelConfig = field(
+        default_factory=TinyModelConfig, metadata={"help": "tiny model shape"}
+    )
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters"})
+
+
+@dataclass
+class BranchConfig:
+    """Branch rollouts: K more runs of the policy from cloned env states of the batch's episodes
+    (`creditgym.train.branching`); needs an env with clone_state()/restore_state()."""
+
+    mode: str = _field(
+        "none",
+        "none | tree: K trainable continuations from chosen turns, sharing the parent's prefix "
+        "(for the tree estimator) | vine: K continuations from every turn's state, used only "
+        "for Monte-Carlo values V(s_t) (for the vine estimator)",
+        choices=("none", "tree", "vine"),
+    )
+    k: int = _field(4, "continuations per branch point (tree) or per state (vine)", min=1)
+    at: str = _field(
+        "schedule",
+        "tree: where to branch: schedule (the turns listed in `turns`) or entropy (the `count` "
+        "turns of highest step entropy, the mean token surprisal -mean(logprobs))",
+        choices=("schedule", "entropy"),
+    )
+    turns: list[int] = _field(
+        [1, 3],
+        "tree, at=schedule: 0-based turn indices t to branch before (the state s_t in which "
+        "turn t acts); turns an episode does not reach are skipped",
+    )
+    count: int = _field(2, "tree, at=entropy: branch points per episode", min=1)
+    per_group: int = _field(
+        1, "tree: episodes of each group branched from (the first ones of the group)", min=1
+    )
+    gamma: float = _field(
+        1.0, "vine: discount of the continuation returns V(s_t) (VinePPO: 1)", min=0.0, max=1.0
+    )
+    batch_size: int = _field(256, "continuations stepped in lockstep at most", min=1)
+
+
+def _rollout_engines() -> tuple[str, ...]:
+    """``rollout.engine``'s choices: the policy backends registered as rollout engines."""
+    from creditgym.agents.factory import rollout_engines
+
+    return rollout_engines()
+
+
+@dataclass
+class RolloutConfig:
+    groups: int = _field(16, "distinct tasks per iteration (GRPO/GiGPO groups)", min=1)
+    group_size: int = _field(8, "episodes per task, started from the same state (G)", min=1)
+    max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget", min=0)
+    engine: str = _field(
+        "hf",
+        "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each "
+        "update), or any policy backend registered with rollout_engine=True",
+        choices=_rollout_engines,
+    )
+    vllm_gpu_memory: float = _field(
+        0.4,
+        "share of the GPU the vllm engine may take (the trainer needs the rest)",
+        above=0.0,
+        max=1.0,
+    )
+    workers: int = _field(0, "Ray actors holding the training envs (0 = in this process)", min=0)
+    ray_address: str = _field(
+        "", 'Ray cluster to join with workers > 0 ("" = start a local one; "auto")'
+    )
+    record_cost_to_go: bool = _field(
+        True,
+        "record the env's oracle cost-to-go on every turn (Turn.progress labels); costs about one "
+        "more env step per step (tens of microseconds)",
+    )
+    branch: BranchConfig = field(
+        default_factory=BranchConfig,
+        metadata={"help": "branch rollouts from cloned env states (tree / vine)"},
+    )
+
+
+@dataclass
+class CreditConfig:
+    shapers: list[Any] = _field(["env"], "turn-reward shapers, by name or {name: ..., option: ...}")
+    estimator: dict[str, Any] = _field(
+        {"name": "grpo"}, "advantage estimator: {name: ..., options...}"
+    )
+    judge: str = _field(
+        "oracle",
+        "judge of the calm shaper: oracle (the env's events), openai:<base_url>, smollm2, or an "
+        "HF model",
+    )
+    lare_factors: str = _field(
+        "hand",
+        "factor function of the lare shaper: hand (the env's hand-written one), llm:<model> "
+        "(LaRe's LLM-written code, e.g. llm:smollm2), or a .py file defining "
+        "evaluate(state, action)",
+    )
+
+
+@dataclass
+class SFTConfig:
+    episodes: int = _field(0, "expert demonstrations for a supervised warm start (0 = none)", min=0)
+    epochs: int = _field(2, "passes over the demonstrations", min=1)
+    lr: float = _field(1e-3, "learning rate of the warm start", min=0.0)
+    batch_size: int = _field(32, "turns per warm-start step", min=1)
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = _field(40, "rollout + update iterations", min=0)
+    lr: float = _field(1e-3, "AdamW learning rate", min=0.0)
+    weight_decay: float = _field(0.0, "AdamW weight decay", min=0.0)
+    ppo_epochs: int = _field(1, "passes over each rollout batch", min=1)
+    clip_eps: float = _field(0.2, "PPO clip range epsilon", min=0.0)
+    kl_coef: float = _field(
+        0.0, "KL penalty to the frozen initial policy (0 = no reference model)", min=0.0
+    )
+    entropy_coef: float = _field(0.0, "entropy bonus coefficient", min=0.0)
+    max_grad_norm: float = _field(1.0, "gradient clipping norm", above=0.0)
+    micro_batch_turns: int = _field(64, "turns per forward/backward micro-batch", min=1)
+    mini_batches: int = _field(1, "optimizer steps per PPO epoch", min=1)
+    skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
+    precision: str = _field(
+        "auto",
+        "fp32 | bf16-mixed (fp32 master weights, bf16 autocast) | bf16 (bf16 weights: small "
+        "updates round away) | auto (bf16-mixed on CUDA, fp32 on CPU)",
+        choices=("auto", "fp32", "bf16-mixed", "bf16"),
+    )
+    lr_schedule: str = _field(
+        "constant",
+        "learning rate over the iterations after warm-up: constant, or linear / cosine decay "
+        "towards 0",
+        choices=("constant", "linear", "cosine"),
+    )
+    warmup_iterations: int = _field(
+        0, "iterations whose learning rate rises linearly to train.lr (0 = none)", min=0
+    )
+    gradient_checkpointing: bool = _field(
+        False, "recompute each layer's activations in the backward pass: less memory, more compute"
+    )
+    max_env_steps: int = _field(
+        0,
+        "stop after the iteration whose env steps reach this budget (0 = no limit); "
+        "branch continuations count, turns copied from a parent episode do not",
+        min=0,
+    )
+    max_policy_tokens: int = _field(
+        0,
+        "stop after the iteration whose policy tokens (prompt + response of every turn the "
+        "policy generated) reach this budget (0 = no limit)",
+        min=0,
+    )
+    sft_warmup: SFTConfig = field(
+        default_factory=SFTConfig, metadata={"help": "supervised warm start"}
+    )
+
+
+@dataclass
+class EvalConfig:
+    every: int = _field(
+        10, "evaluate on held-out splits every N iterations (0 = only at start/end)", min=0
+    )
+    episodes: int = _field(64, "episodes per held-out split", min=1)
+    temperature: float = _field(
+        1.0,
+        "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, "
+        "see README)",
+        min=0.0,
+    )
+
+
+@dataclass
+class RunConfig:
+    seed: int = _field(0, "seed for model init, task sampling and generation", min=0)
+    output_dir: str = _field("runs/quickstart", "where metrics, checkpoints and plots go")
+    device: str = _field("auto", "auto | cpu | cuda")
+    save_every: int = _field(
+        10, "checkpoint every N iterations (the last one is always saved)", min=1
+    )
+    resume: bool = _field(True, "resume from the latest checkpoint in output_dir if there is one")
+    resume_from: str = _field(
+        "",
+        "a checkpoint directory to resume from (e.g. runs/x/checkpoints/iter_000010); "
+        '"" = the newest complete one in output_dir',
+    )
+    tensorboard: bool = _field(True, "write TensorBoard event files beside metrics.jsonl")
+    report_to: list[str] = _field(
+        [],
+        "more metric trackers: tensorboard, wandb, trackio (each an optional install; wandb "
+        "honours WANDB_MODE=offline)",
+    )
+    progress: bool = _field(True, "show a progress bar")
+    threads: int = _field(0, "torch CPU threads (0 = torch's default)", min=0)
+    log_episodes: int = _field(
+        16,
+        "episodes (whole tasks) per iteration written with their credit to episodes.jsonl for "
+        "`creditgym view` (0 = none)",
+        min=0,
+    )
+    log_episodes_max_mb: float = _field(
+        64.0, "episodes.jsonl rotates to episodes.1.jsonl at this size", above=0.0
+    )
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "environment"})
+    policy: PolicyConfig = field(
+        default_factory=PolicyConfig, metadata={"help": "the model and how it acts"}
+    )
+    rollout: RolloutConfig = field(
+        default_factory=RolloutConfig, metadata={"help": "rollout collection"}
+    )
+    credit: CreditConfig = field(
+        default_factory=CreditConfig, metadata={"help": "credit assignment"}
+    )
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation"})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "held-out evaluation"})
+    run: RunConfig = field(default_factory=RunConfig, metadata={"help": "bookkeeping"})
