@@ -22,6 +22,7 @@ import numpy as np
 from creditgym.credit.batch import check_turn_rewards
 from creditgym.credit.context import CreditContext
 from creditgym.credit.registry import CONTEXT_PARAMETER, CreditConfigError, Resolved, resolve
+from creditgym.credit.tokens import TokenAdvantages, check_token_advantages
 from creditgym.trajectory import Episode
 
 __all__ = [
@@ -149,12 +150,16 @@ class CreditBreakdown:
         turn_rewards: their sum, the turn rewards the estimator read.
         advantages: the estimator's per-turn advantages (what `compute_advantages` returns).
         estimator: the estimator's name.
+        token_advantages: None, or, from an estimator that returned `TokenAdvantages`, one
+            array of ``len(turn.response_ids)`` advantages per turn of each episode: the
+            policy loss weights each response token by its own instead of its turn's.
     """
 
     shaper_rewards: dict[str, list[np.ndarray]]
     turn_rewards: list[np.ndarray]
     advantages: list[np.ndarray]
     estimator: str
+    token_advantages: list[list[np.ndarray]] | None = None
 
 
 def assign_credit(
@@ -177,10 +182,17 @@ def assign_credit(
         else {}
     )
     advantages = _callable(resolved, context)(episodes, turn_rewards, **resolved.options, **hooks)
+    token_advantages = None
+    if isinstance(advantages, TokenAdvantages):
+        token_advantages = check_token_advantages(
+            episodes, advantages.tokens, f"estimator {resolved.name!r}"
+        )
+        advantages = advantages.turns
     check_turn_rewards(episodes, advantages, f"estimator {resolved.name!r}")
     return CreditBreakdown(
         shaper_rewards=by_name,
         turn_rewards=turn_rewards,
         advantages=[np.asarray(a, dtype=np.float64) for a in advantages],
         estimator=resolved.name,
+        token_advantages=token_advantages,
     )

@@ -269,14 +269,7 @@ class HeadCritic(Critic):
     def encode(
         self, episodes: Sequence[Sequence[Turn]], context: CreditContext
     ) -> tuple[torch.Tensor]:
-        policy = context.scorer
-        if not isinstance(policy, HiddenStateScorer):
-            raise ValueError(
-                f"ppo with critic: head reads the policy's hidden states, but the policy in the "
-                f"credit context ({type(policy).__name__}) has no hidden_states(prompt_ids) "
-                "(scripted and served policies have none); use critic: model, which needs "
-                "nothing from the policy, or a Hugging Face model policy"
-            )
+        policy = self._policy(context)
         if any(not turn.prompt_ids for turns in episodes for turn in turns):
             raise ValueError(
                 "ppo with critic: head needs every turn's prompt token ids (turn.prompt_ids), "
@@ -292,6 +285,48 @@ class HeadCritic(Critic):
             else:
                 sequences += prompts
                 positions += [[len(p) - 1] for p in prompts]
+        features = policy.hidden_states(sequences, positions=positions)
+        return (torch.as_tensor(features, dtype=torch.float32).detach().cpu(),)
+
+    @staticmethod
+    def _policy(context: CreditContext) -> HiddenStateScorer:
+        policy = context.scorer
+        if not isinstance(policy, HiddenStateScorer):
+            raise ValueError(
+                f"ppo with critic: head reads the policy's hidden states, but the policy in the "
+                f"credit context ({type(policy).__name__}) has no hidden_states(prompt_ids) "
+                "(scripted and served policies have none); use critic: model, which needs "
+                "nothing from the policy, or a Hugging Face model policy"
+            )
+        return policy
+
+    def encode_tokens(
+        self, episodes: Sequence[Sequence[Turn]], context: CreditContext
+    ) -> tuple[torch.Tensor]:
+        """The network's input for every response token of these episodes' turns, in order
+        (``ppo``'s ``level: bilevel``): the hidden state *before* each token, at positions
+        len(prompt) - 1 .. len(prompt) + len(response) - 2 of prompt + response, so a turn's
+        first token reads the same state as `encode` (the turn's value V(s_t))."""
+        policy = self._policy(context)
+        if any(not turn.prompt_ids or not turn.response_ids for ts in episodes for turn in ts):
+            raise ValueError(
+                "ppo with level: bilevel needs every turn's prompt and response token ids "
+                "(turn.prompt_ids, turn.response_ids), and some turn has none; use level: turn"
+            )
+        sequences, positions = [], []
+        for turns in episodes:
+            whole = [list(turn.prompt_ids) + list(turn.response_ids) for turn in turns]
+            spans = [
+                range(len(turn.prompt_ids) - 1, len(whole_ids) - 1)
+                for turn, whole_ids in zip(turns, whole)
+            ]
+            if whole and all(ids == whole[-1][: len(ids)] for ids in whole):
+                # a conversation: every turn's prompt + response is a prefix of the last; one pass
+                sequences.append(whole[-1])
+                positions.append([p for span in spans for p in span])
+            else:
+                sequences += whole
+                positions += [list(span) for span in spans]
         features = policy.hidden_states(sequences, positions=positions)
         return (torch.as_tensor(features, dtype=torch.float32).detach().cpu(),)
 

@@ -23,14 +23,33 @@ recorded next prompt to score, so by default it ends like a terminated one: V(s_
 step budget read as part of the task, which is also how every other creditgym estimator counts
 returns. ``truncated: last_value`` bootstraps instead with V(s_{T-1}), the value of the last
 state the critic saw, as a stand-in for the unrecorded next state.
+
+``level: bilevel`` (with ``critic: head`` only) is RAGEN's bi-level GAE: the turn-level GAE
+above, then a token-level GAE inside each turn's response. The head scores every response
+token: v_j is the value of the state before token j (the policy's hidden state one position
+earlier), so v_1 = V(s_t), the turn's value used at the turn level. With the turn's GAE return
+R_t = A_t + V(s_t) as the reward of its last token (n tokens):
+
+    d_j = token_gamma * v_{j+1} - v_j   (j < n)        d_n = R_t - v_n
+    a_j = sum_{k>=0} (token_gamma * token_lam)^k d_{j+k}    (within the turn)
+
+and the critic trains on every token's target a_j + v_j (a_n + v_n = R_t). With token_gamma =
+token_lam = 1, a_j = R_t - v_j: each token's advantage is the turn's return minus its own value.
+The token advantages are whitened over the batch's response tokens (RAGEN's ``masked_whiten``)
+and weight each token in the policy loss; the per-turn advantages that logs, metrics and
+credit-report read are the (whitened) turn-level GAE A_t, the same as ``level: turn`` gives from
+the same values.
 """
 
 # Where we differ from verl (PPO with GAE) and RAGEN (turn-level GAE), all in one place:
 # 1. GAE runs over turns, one value per turn's prompt, not over tokens: the estimator contract
 #    gives one advantage per turn, and the trainer broadcasts it to the turn's action tokens.
 #    RAGEN's turn level reads V at each response's last token (after the action); ours is
-#    V(s_t) before it, as in the GAE paper. The bi-level variant (token-level GAE inside a
-#    turn) needs per-token advantages, which the contract does not carry: not offered.
+#    V(s_t) before it, as in the GAE paper. ``level: bilevel`` adds the token level: then the
+#    estimator returns per-token advantages too (`creditgym.credit.tokens.TokenAdvantages`).
+#    RAGEN's token level uses the turn level's lam and a token gamma (1.0); ours has its own
+#    token_lam (1.0 = RAGEN's default lam) and token_gamma (1.0). RAGEN whitens only the
+#    token advantages; we whiten the turn advantages (for logs) and the token ones separately.
 # 2. Defaults: lam = 1.0 (verl's and RAGEN's `lam`); gamma = 0.95 per *turn* (RAGEN's
 #    `high_level_gamma` 0.95 for its turn level, and GiGPO's gamma), where verl's gamma = 1.0
 #    discounts *tokens*. value_clip = 0.2 (ppo2's cliprange, shared with the policy), where
@@ -69,11 +88,13 @@ from creditgym.credit.context import CreditContext
 from creditgym.credit.critic import CRITICS, Critic, make_critic
 from creditgym.credit.modules import Requirement, RunContext
 from creditgym.credit.registry import register_estimator
+from creditgym.credit.tokens import TokenAdvantages
 from creditgym.trajectory import Episode
 
-__all__ = ["PPOCritic", "turn_gae", "whiten", "TRUNCATION"]
+__all__ = ["PPOCritic", "turn_gae", "token_gae", "whiten", "TRUNCATION", "LEVELS"]
 
 TRUNCATION: tuple[str, ...] = ("zero", "last_value")
+LEVELS: tuple[str, ...] = ("turn", "bilevel")
 DEFAULT_CRITIC = "model"
 
 
@@ -108,6 +129,35 @@ def turn_gae(
     deltas = rewards + gamma * next_values - values
     # A_t = delta_t + (gamma lam) A_{t+1}: a discounted return of the deltas
     return batch_discounted_returns(deltas, lengths, gamma * lam)
+
+
+def token_gae(
+    values: np.ndarray,
+    lengths: np.ndarray,
+    turn_returns: np.ndarray,
+    *,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
+    """Token-level GAE inside each turn of a flat batch of tokens.  # (tokens,)
+
+    Args:
+        values: (tokens,) v_j, every turn's response tokens one turn after another.
+        lengths: (turns,) response tokens per turn.
+        turn_returns: (turns,) R_t, the reward of each turn's last token.
+        gamma: the discount per token.
+        lam: GAE's lambda per token.
+
+    Returns:
+        a_j = sum_k (gamma lam)^k d_{j+k}, d_j = gamma v_{j+1} - v_j, and d_n = R_t - v_n on a
+        turn's last token.
+    """
+    if len(values) == 0:
+        return np.zeros(0)
+    last = np.cumsum(lengths)[lengths > 0] - 1  # each non-empty turn's last token
+    next_values = gamma * np.append(values[1:], 0.0)
+    next_values[last] = np.asarray(turn_returns, dtype=np.float64)[lengths > 0]
+    return batch_discounted_returns(next_values - values, lengths, gamma * lam)
 
 
 def whiten(advantages: np.ndarray, epsilon: float = 1e-8) -> np.ndarray:
@@ -177,7 +227,8 @@ class PPOCritic:
         """The last call's critic numbers, logged by the trainer under ``ppo/``.
 
         ``explained_variance``: 1 - Var(R - V) / Var(R) of the values the advantages used,
-        before the critic trained on this batch (so it measures prediction, not fit);
+        before the critic trained on this batch (so it measures prediction, not fit), over
+        turns, or with ``level: bilevel`` over response tokens and their token targets;
         ``value_loss_first`` / ``value_loss_last``: the clipped value loss at the first and
         last of its Adam steps; ``value_mean``, ``return_mean``.
         """
@@ -208,7 +259,10 @@ class PPOCritic:
         value_clip: float = 0.2,
         critic_hidden: int = 64,
         truncated: str = "zero",
-    ) -> list[np.ndarray]:
+        level: str = "turn",
+        token_gamma: float = 1.0,
+        token_lam: float = 1.0,
+    ) -> list[np.ndarray] | TokenAdvantages:
         """Whitened turn-level GAE advantages; trains the critic on this batch after.
 
         Args:
@@ -227,9 +281,21 @@ class PPOCritic:
             critic_hidden: the critic MLP's hidden width (fixed when first built).
             truncated: the value after a truncated episode's last turn: ``"zero"`` or
                 ``"last_value"`` (V of its last state).
+            level: ``"turn"`` (one advantage per turn) or ``"bilevel"`` (also a token-level
+                GAE inside each turn; needs ``critic: head``; returns `TokenAdvantages`).
+            token_gamma: the discount per token (``level: bilevel``).
+            token_lam: GAE's lambda per token (``level: bilevel``).
         """
         check_choice("critic", critic, tuple(CRITICS), "ppo")
         check_choice("truncated", truncated, TRUNCATION, "ppo")
+        check_choice("level", level, LEVELS, "ppo")
+        bilevel = level == "bilevel"
+        if bilevel and critic != "head":
+            raise ValueError(
+                f"ppo: level: bilevel needs a value for every response token, which only "
+                f"critic: head gives (the policy's hidden state at each token); got "
+                f"critic: {critic}. Set critic: head, or level: turn"
+            )
         if critic_epochs < 0 or value_clip <= 0:
             raise ValueError(
                 f"ppo: critic_epochs must be >= 0 and value_clip > 0; got {critic_epochs} and "
@@ -241,16 +307,25 @@ class PPOCritic:
         kept_lengths = batch.lengths[kept]
         turns = [turn for i in kept for turn in episodes[i].turns]
         if not turns:
-            return split_by_episode(advantages, batch.lengths)
+            per_turn = split_by_episode(advantages, batch.lengths)
+            return TokenAdvantages(per_turn, _zero_tokens(episodes)) if bilevel else per_turn
         keep_turn = ~batch.turn_failed
         rewards = batch.rewards[keep_turn]
 
         value_fn = self._critic(critic, critic_lr, critic_hidden)
         value_fn.set_lr(critic_lr)
-        inputs = value_fn.encode([episodes[i].turns for i in kept], context)
+        if bilevel:
+            inputs = value_fn.encode_tokens([episodes[i].turns for i in kept], context)
+            token_lengths = np.array([len(turn.response_ids) for turn in turns])
+        else:
+            inputs = value_fn.encode([episodes[i].turns for i in kept], context)
         with torch.no_grad():
-            old_values = value_fn.values(inputs)  # (kept turns,)
-        values = old_values.double().numpy()
+            old_values = value_fn.values(inputs)  # (kept turns,), or (their tokens,) if bilevel
+        if bilevel:
+            token_values = old_values.double().numpy()
+            values = token_values[np.cumsum(token_lengths) - token_lengths]  # v_1 = V(s_t)
+        else:
+            values = old_values.double().numpy()
         final_values = np.zeros(len(kept))  # V(s_T) after each kept episode's last turn
         if truncated == "last_value":
             last = np.cumsum(kept_lengths) - 1
@@ -261,15 +336,21 @@ class PPOCritic:
             rewards, values, kept_lengths, gamma=gamma, lam=lam, final_values=final_values
         )
         returns = gae + values
+        targets, predicted = returns, values
+        if bilevel:
+            token_advantages = token_gae(
+                token_values, token_lengths, returns, gamma=token_gamma, lam=token_lam
+            )
+            targets, predicted = token_advantages + token_values, token_values
 
         losses = value_fn.fit(
             inputs,
             old_values,
-            torch.as_tensor(returns, dtype=torch.float32),
+            torch.as_tensor(targets, dtype=torch.float32),
             epochs=critic_epochs,
             clip=value_clip,
         )
-        self._last = _critic_metrics(values, returns, losses)
+        self._last = _critic_metrics(predicted, targets, losses)
         for turn, value, target, raw in zip(turns, values, returns, gae):
             turn.credit_details["ppo"] = {
                 "value": float(value),
@@ -277,4 +358,16 @@ class PPOCritic:
                 "gae": float(raw),
             }
         advantages[keep_turn] = whiten(gae) if normalize else gae
-        return split_by_episode(advantages, batch.lengths)
+        per_turn = split_by_episode(advantages, batch.lengths)
+        if not bilevel:
+            return per_turn
+        flat = whiten(token_advantages) if normalize else token_advantages
+        rows = iter(np.split(flat, np.cumsum(token_lengths)[:-1]))
+        tokens = _zero_tokens(episodes)
+        for i in kept:
+            tokens[i] = [next(rows) for _ in episodes[i].turns]
+        return TokenAdvantages(per_turn, tokens)
+
+
+def _zero_tokens(episodes: Sequence[Episode]) -> list[list[np.ndarray]]:
+    return [[np.zeros(len(turn.response_ids)) for turn in episode.turns] for episode in episodes]

@@ -6,7 +6,10 @@ turn for each episode. The rewards of all configured shapers are summed.
 An **estimator** is ``estimator(episodes, turn_rewards, **options) -> list[np.ndarray]``: one
 advantage per turn for each episode. One that needs the run's `CreditContext` (the policy, what
 its requirements built, the iteration) takes it as a keyword-only parameter named ``context``:
-the caller passes it to every call, and it is not an option.
+the caller passes it to every call, and it is not an option. An estimator that gives each
+response token its own advantage returns a `creditgym.credit.tokens.TokenAdvantages` (its
+per-turn advantages and, per turn, one array of ``len(turn.response_ids)``) instead of the list;
+`assign_credit` hands the token arrays to the trainer's loss (`CreditBreakdown.token_advantages`).
 
 Options are the function's keyword parameters with defaults; a config may set any of them and
 nothing else. Register your own in your code and name it in the config::

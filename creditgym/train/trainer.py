@@ -221,7 +221,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
                 assigned = assign(run, episodes)
             run.episode_log.log(iteration, episodes, assigned)  # rank 0's episodes, whole groups
             with _timed(timings, "update"):
-                update_stats = update(run, episodes, assigned.advantages)
+                update_stats = update(run, episodes, assigned.advantages, assigned.token_advantages)
             row = log(run, iteration, episodes, assigned.advantages, update_stats, timings)
             evaluate_if_due(run, iteration)
             checkpoint_if_due(run, iteration)
@@ -448,15 +448,26 @@ def assign(run: Run, episodes: list[Episode]) -> CreditBreakdown:
         )
     # a branch continuation's copied prefix is its parent's turns, trained there: 0 here
     assigned.advantages = zero_copied_prefixes(episodes, assigned.advantages)
+    if assigned.token_advantages is not None:  # and their tokens' (ppo's level: bilevel)
+        assigned.token_advantages = [
+            [np.zeros_like(row) if k < episode.copied_turns else row for k, row in enumerate(rows)]
+            for episode, rows in zip(episodes, assigned.token_advantages)
+        ]
     return assigned
 
 
 # ---- 5. update ---------------------------------------------------------------------------------
 
 
-def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> dict[str, float]:
+def update(
+    run: Run,
+    episodes: list[Episode],
+    advantages: list[np.ndarray],
+    token_advantages: list[list[np.ndarray]] | None = None,
+) -> dict[str, float]:
     """PPO-clip over every action token at this iteration's learning rate, then the rollout
-    engine gets the new weights."""
+    engine gets the new weights. `token_advantages` (per episode, one array per turn), when
+    the estimator gave them, weight each token instead of its turn's advantage."""
     train_cfg = run.config.train
     iteration = run.state.iteration + 1
     lr = train_cfg.lr * lr_factor(
@@ -465,7 +476,11 @@ def update(run: Run, episodes: list[Episode], advantages: list[np.ndarray]) -> d
     set_learning_rate(run.optimizer, lr)
     # a conversation episode is read as one sequence, a window turn alone
     flatten = flatten_sequences if run.prompt_format.context == "conversation" else flatten_turns
-    turns = flatten(*trained_turns(episodes, advantages))  # each sampled turn once
+    kept, kept_advantages = trained_turns(episodes, advantages)  # each sampled turn once
+    kept_tokens = None
+    if token_advantages is not None:
+        kept_tokens = [rows[e.copied_turns :] for e, rows in zip(episodes, token_advantages)]
+    turns = flatten(kept, kept_advantages, kept_tokens)
     with run.precision.autocast():
         if run.reference is not None:
             reference_logprobs(run.reference, turns, train_cfg.micro_batch_turns)

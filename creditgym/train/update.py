@@ -1,6 +1,7 @@
 """One policy-gradient update over a rollout batch: turns -> token tensors -> PPO-clip steps.
 
-Each turn contributes its response tokens; its advantage is broadcast to them. The batch is
+Each turn contributes its response tokens; its advantage is broadcast to them (or, where the
+estimator gave per-token advantages, each token gets its own). The batch is
 split into `mini_batches` optimizer steps per epoch and each of those into micro-batches of
 `micro_batch_turns` turns whose gradients are accumulated, with the token mean taken over the
 whole mini-batch so micro-batching never changes the gradient.
@@ -47,6 +48,7 @@ class TrainTurn:
     advantage: float
     admissible_actions: list[str] | None
     ref_logprobs: torch.Tensor | None = None
+    token_advantages: list[float] | None = None  # one per response token, replacing `advantage`
 
 
 @dataclass
@@ -63,9 +65,12 @@ class TrainSequence:
     advantages: list[float]
     admissible_actions: list[list[str] | None]
     ref_logprobs: list[torch.Tensor] | None = None
+    token_advantages: list[list[float]] | None = None  # per turn, one per response token
 
     @property
     def advantage(self) -> float:  # nonzero when any turn's is: the sequence must be scored
+        if self.token_advantages is not None:
+            return float(any(a != 0.0 for row in self.token_advantages for a in row))
         return float(any(a != 0.0 for a in self.advantages))
 
     @property
@@ -74,21 +79,28 @@ class TrainSequence:
 
 
 def flatten_sequences(
-    episodes: Sequence[Episode], advantages: Sequence[np.ndarray]
+    episodes: Sequence[Episode],
+    advantages: Sequence[np.ndarray],
+    token_advantages: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> list[TrainSequence]:
     """Each episode's turns with response tokens, as few sequences as their prompts allow:
     a turn joins the previous turn's sequence when its prompt extends that turn's prompt and
-    response (a conversation whose oldest turns the context budget dropped starts anew)."""
+    response (a conversation whose oldest turns the context budget dropped starts anew).
+    With `token_advantages` (per episode, one array per turn), tokens are weighted by those."""
     sequences: list[TrainSequence] = []
-    for episode, episode_advantages in zip(episodes, advantages):
+    for index, (episode, episode_advantages) in enumerate(zip(episodes, advantages)):
         current: TrainSequence | None = None
-        for turn, advantage in zip(episode.turns, episode_advantages):
+        for k, (turn, advantage) in enumerate(zip(episode.turns, episode_advantages)):
             if not turn.response_ids or len(turn.logprobs) != len(turn.response_ids):
                 continue
             prompt, response = list(turn.prompt_ids), list(turn.response_ids)
             if current is None or prompt[: len(current.ids)] != current.ids:
                 current = TrainSequence([], [], [], [], [])
+                if token_advantages is not None:
+                    current.token_advantages = []
                 sequences.append(current)
+            if current.token_advantages is not None:
+                current.token_advantages.append(_token_row(token_advantages[index][k], turn))
             start = len(prompt)
             current.ids = prompt + response
             current.spans.append((start, start + len(response)))
@@ -99,14 +111,30 @@ def flatten_sequences(
     return sequences
 
 
-def flatten_turns(episodes: Sequence[Episode], advantages: Sequence[np.ndarray]) -> list[TrainTurn]:
-    """Every turn that has response tokens, paired with its advantage."""
+def flatten_turns(
+    episodes: Sequence[Episode],
+    advantages: Sequence[np.ndarray],
+    token_advantages: Sequence[Sequence[np.ndarray]] | None = None,
+) -> list[TrainTurn]:
+    """Every turn that has response tokens, paired with its advantage (and with
+    `token_advantages`, per episode one array per turn, its tokens' own advantages)."""
     flat = []
-    for episode, episode_advantages in zip(episodes, advantages):
-        for turn, advantage in zip(episode.turns, episode_advantages):
+    for index, (episode, episode_advantages) in enumerate(zip(episodes, advantages)):
+        for k, (turn, advantage) in enumerate(zip(episode.turns, episode_advantages)):
             if turn.response_ids and len(turn.logprobs) == len(turn.response_ids):
                 flat.append(_train_turn(turn, float(advantage)))
+                if token_advantages is not None:
+                    flat[-1].token_advantages = _token_row(token_advantages[index][k], turn)
     return flat
+
+
+def _token_row(row: np.ndarray, turn: Turn) -> list[float]:
+    if len(row) != len(turn.response_ids):
+        raise ValueError(
+            f"a turn has {len(turn.response_ids)} response tokens but {len(row)} token "
+            "advantages; the estimator must give one per response token"
+        )
+    return [float(a) for a in row]
 
 
 def _train_turn(turn: Turn, advantage: float) -> TrainTurn:
@@ -176,9 +204,20 @@ def _old_logprobs(unit: Unit) -> list[float]:
 
 
 def _token_advantages(unit: Unit) -> list[float]:
+    if unit.token_advantages is not None:
+        if isinstance(unit, TrainSequence):
+            return [a for row in unit.token_advantages for a in row]
+        return list(unit.token_advantages)
     if isinstance(unit, TrainSequence):
         return [a for a, (s, e) in zip(unit.advantages, unit.spans) for _ in range(e - s)]
     return [unit.advantage] * len(unit.response_ids)
+
+
+def _trains(unit: Unit) -> bool:
+    """Whether any of the unit's tokens has a nonzero advantage."""
+    if isinstance(unit, TrainTurn) and unit.token_advantages is not None:
+        return any(a != 0.0 for a in unit.token_advantages)
+    return unit.advantage != 0.0
 
 
 @torch.no_grad()
@@ -211,7 +250,7 @@ def micro_batch_loss(
         ref, _ = pad_sequences([t.ref_logprobs.float() for t in micro])
         ref = ref.to(device)
     entropy = pad_sequences(entropies)[0] if entropies is not None else None
-    if all(isinstance(t, TrainTurn) for t in micro):
+    if all(isinstance(t, TrainTurn) and t.token_advantages is None for t in micro):
         advantages = torch.tensor([t.advantage for t in micro], dtype=torch.float32)
     else:
         advantages, _ = pad_sequences(
@@ -270,7 +309,7 @@ def ppo_update(
             batch = [turns[i] for i in batch_indices]
             token_count = distributed.sum(sum(len(t.response_ids) for t in batch))
             if skip_zero_advantage and kl_coef == 0 and entropy_coef == 0:
-                batch = [t for t in batch if t.advantage != 0.0]
+                batch = [t for t in batch if _trains(t)]
             if distributed.sum(len(batch)) == 0 or token_count == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,218 @@
+"""PPO's bi-level GAE (``level: bilevel``): token-level GAE on hand-worked numbers, per-token
+advantages reaching the policy loss, and a training iteration on the tiny model."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, episode, training_rows
+from torch import nn
+
+from creditgym.config import load_config
+from creditgym.credit import CreditContext, assign_credit, register_shaper
+from creditgym.credit.ppo import PPOCritic, token_gae, turn_gae
+from creditgym.train.trainer import train
+from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---- token-level GAE ----------------------------------------------------------------------
+
+
+def test_token_gae_equals_the_direct_double_loop_sum():
+    rng = np.random.default_rng(5)
+    lengths = np.array([3, 1, 5, 2])
+    values = rng.normal(size=lengths.sum())
+    turn_returns = rng.normal(size=len(lengths))
+    gamma, lam = 0.9, 0.8
+
+    expected = []
+    start = 0
+    for n, target in zip(lengths, turn_returns):
+        v = values[start : start + n]
+        deltas = [gamma * v[j + 1] - v[j] for j in range(n - 1)] + [target - v[n - 1]]
+        for j in range(n):
+            expected.append(sum((gamma * lam) ** k * deltas[j + k] for k in range(n - j)))
+        start += n
+
+    got = token_gae(values, lengths, turn_returns, gamma=gamma, lam=lam)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_with_one_value_per_turn_the_token_advantages_are_the_turns():
+    # every token of turn t valued V(s_t): a_j = R_t - V(s_t) = A_t (token gamma = lam = 1)
+    lengths = np.array([4, 2, 3])
+    turn_values = np.array([0.3, -0.2, 0.7])
+    turn_advantages = turn_gae(
+        np.array([0.0, 1.0, 0.5]), turn_values, np.array([3]), gamma=0.95, lam=0.9
+    )
+    returns = turn_advantages + turn_values
+    got = token_gae(np.repeat(turn_values, lengths), lengths, returns, gamma=1.0, lam=1.0)
+    np.testing.assert_allclose(got, np.repeat(turn_advantages, lengths), rtol=1e-12)
+
+
+# ---- per-token advantages reach the loss ----------------------------------------------------
+
+
+class _LogprobPolicy:
+    """Scores every response token with a trainable log-prob (its behaviour log-prob), so the
+    loss's gradient on each is -advantage / token_count at ratio one."""
+
+    def __init__(self, turns):
+        self.model = nn.ParameterList(
+            [nn.Parameter(torch.tensor(turn.logprobs, dtype=torch.float32)) for turn in turns]
+        )
+        self.rows = {id(turn.response_ids): p for turn, p in zip(turns, self.model)}
+
+    def score(self, prompts, responses, admissible, *, with_entropy):
+        return [self.rows[id(r)] for r in responses], None
+
+    def score_spans(self, sequences, spans, admissible, *, with_entropy):
+        rows = [[p] for p in self.model]  # one sequence per turn in these tests
+        return rows[: len(sequences)], None
+
+
+def _token_episode():
+    ep = episode([0.0, 1.0])
+    for k, turn in enumerate(ep.turns):
+        turn.prompt_ids = [1, 2 + 10 * k]
+        turn.response_ids = [3 + 10 * k, 4 + 10 * k, 5 + 10 * k]
+        turn.logprobs = [-1.0, -0.5, -2.0]
+    return ep
+
+
+def test_flatten_turns_with_token_arrays_weights_each_token_by_its_own_advantage():
+    ep = _token_episode()
+    tokens = [[np.array([1.0, -2.0, 0.5]), np.array([0.0, 3.0, -1.0])]]
+    flat = flatten_turns([ep], [np.array([7.0, 7.0])], tokens)
+    policy = _LogprobPolicy(ep.turns)
+    out = micro_batch_loss(policy, flat, token_count=6.0)
+    out.loss.backward()
+    for param, row in zip(policy.model, tokens[0]):
+        torch.testing.assert_close(param.grad, torch.tensor(-row / 6.0, dtype=torch.float32))
+
+
+def test_without_token_arrays_the_turns_advantage_is_broadcast_as_before():
+    ep = _token_episode()
+    flat = flatten_turns([ep], [np.array([2.0, -1.0])])
+    policy = _LogprobPolicy(ep.turns)
+    micro_batch_loss(policy, flat, token_count=6.0).loss.backward()
+    for param, advantage in zip(policy.model, [2.0, -1.0]):
+        torch.testing.assert_close(param.grad, torch.full((3,), -advantage / 6.0))
+
+
+def test_flatten_sequences_carries_the_token_arrays_per_turn():
+    ep = _token_episode()  # the second prompt does not extend the first: two sequences
+    tokens = [[np.array([1.0, -2.0, 0.5]), np.array([0.0, 0.0, 0.0])]]
+    sequences = flatten_sequences([ep], [np.array([0.0, 0.0])], tokens)
+    assert [s.token_advantages for s in sequences] == [[[1.0, -2.0, 0.5]], [[0.0, 0.0, 0.0]]]
+    assert [s.advantage for s in sequences] == [1.0, 0.0]  # nonzero tokens must be scored
+
+
+# ---- the estimator --------------------------------------------------------------------------
+
+
+class _Features:
+    """A stand-in policy whose hidden state at a position is a fixed vector of that token."""
+
+    def __init__(self, dim: int = 8) -> None:
+        self.table = torch.randn(100, dim, generator=torch.Generator().manual_seed(0))
+
+    def hidden_states(self, prompt_ids, *, positions=None):
+        if positions is None:
+            positions = [[len(ids) - 1] for ids in prompt_ids]
+        self.positions = positions
+        return self.table[[ids[p] for ids, at in zip(prompt_ids, positions) for p in at]]
+
+
+def test_bilevel_gives_per_token_advantages_and_the_turn_level_ones():
+    episodes = [_token_episode(), _token_episode(), episode([1.0], failed=True)]
+    episodes[2].turns[0].response_ids = [9, 9]
+    spec = {"name": "ppo", "critic": "head", "level": "bilevel", "normalize": False}
+    context = CreditContext(scorer=_Features(), modules={"ppo": PPOCritic()})
+    assigned = assign_credit(episodes, ["env"], spec, context=context)
+    # a fresh critic says V = 0: each token's advantage is its turn's discounted return
+    np.testing.assert_allclose(assigned.advantages[0], [0.95, 1.0])
+    np.testing.assert_allclose(assigned.token_advantages[0][0], [0.95] * 3)
+    np.testing.assert_allclose(assigned.token_advantages[0][1], [1.0] * 3)
+    np.testing.assert_array_equal(assigned.token_advantages[2][0], [0.0, 0.0])
+    # the token values are read before each token: the prompt's last, then the response's
+    assert context.scorer.positions[:2] == [[1, 2, 3], [1, 2, 3]]
+    details = episodes[0].turns[0].credit_details["ppo"]
+    assert details["value"] == 0.0 and details["return"] == pytest.approx(0.95)
+
+
+def test_bilevel_with_normalize_whitens_the_tokens():
+    episodes = [_token_episode(), _token_episode()]
+    spec = {"name": "ppo", "critic": "head", "level": "bilevel"}
+    context = CreditContext(scorer=_Features(), modules={"ppo": PPOCritic()})
+    tokens = np.concatenate(
+        [
+            row
+            for rows in assign_credit(episodes, ["env"], spec, context).token_advantages
+            for row in rows
+        ]
+    )
+    assert tokens.mean() == pytest.approx(0.0, abs=1e-9)
+    assert tokens.std(ddof=1) == pytest.approx(1.0, rel=1e-4)  # epsilon 1e-8 in the variance
+
+
+def test_the_turn_level_returns_no_token_advantages():
+    spec = {"name": "ppo", "critic": "head"}
+    context = CreditContext(scorer=_Features(), modules={"ppo": PPOCritic()})
+    assert assign_credit([_token_episode()], ["env"], spec, context).token_advantages is None
+
+
+def test_bilevel_with_the_model_critic_is_a_clear_error():
+    with pytest.raises(ValueError, match="level: bilevel .* critic: head"):
+        assign_credit([_token_episode()], ["env"], {"name": "ppo", "level": "bilevel"})
+
+
+def test_bilevel_without_response_tokens_says_to_use_the_turn_level():
+    spec = {"name": "ppo", "critic": "head", "level": "bilevel"}
+    ep = _token_episode()
+    ep.turns[1].response_ids = []
+    with pytest.raises(ValueError, match="use level: turn"):
+        assign_credit([ep], ["env"], spec, CreditContext(scorer=_Features()))
+
+
+# ---- in the trainer -------------------------------------------------------------------------
+
+
+@register_shaper("test_bilevel_action_length")
+def action_length(episodes, context) -> list[np.ndarray]:
+    """A dense reward (len(action) / 100), so a tiny run has non-zero advantages to train on."""
+    return [np.array([len(turn.action) / 100 for turn in ep.turns]) for ep in episodes]
+
+
+@pytest.mark.parametrize("context", ["window", "conversation"])
+def test_a_bilevel_training_iteration_trains_the_policy_and_the_critic(tmp_path, context):
+    config = load_config(
+        None,
+        [
+            *TINY,
+            "env.kwargs={max_steps: 4}",
+            "rollout.groups=2",
+            "rollout.group_size=2",
+            "eval.episodes=2",
+            "eval.every=0",
+            "run.threads=1",
+            "train.iterations=1",
+            f"policy.context={context}",
+            "credit.shapers=[env, test_bilevel_action_length]",
+            "credit.estimator={name: ppo, critic: head, level: bilevel}",
+            f"run.output_dir={tmp_path / 'run'}",
+        ],
+    )
+    result = train(config)
+    (row,) = training_rows(tmp_path / "run")
+    assert row["update/steps"] >= 1
+    assert row["ppo/value_loss_last"] < row["ppo/value_loss_first"]
+    saved = torch.load(result.checkpoint / "credit.pt", weights_only=False)["ppo"]["critic"]
+    assert saved["kind"] == "head"
