@@ -103,37 +103,51 @@ def test_prompt_over_the_token_cap_gets_400_naming_the_option(server):
         assert time.monotonic() - started < 5
 
 
-def test_short_requests_are_answered_while_a_long_generation_runs(server):
-    url, _, _ = server
+LONG_REQUESTS = 3  # together long enough (~1 s even on an idle machine) to race short ones
+
+
+def _short_and_long_finish_times(url: str) -> tuple[float, dict[str, float]]:
+    """Start three long generations, then four short requests; (start, finish times)."""
     done: dict[str, float] = {}
 
     def timed(name: str, request) -> None:
         assert request().status_code == 200
         done[name] = time.monotonic()
 
+    def short() -> httpx.Response:
+        return _post(url, "/completions", {"prompt": "go", "max_tokens": 2})
+
     started = time.monotonic()
-    long = threading.Thread(target=timed, args=("long", lambda: _long(url)))
-    long.start()
-    time.sleep(0.3)  # the long generation is under way
-    shorts = [
-        threading.Thread(
-            target=timed,
-            args=(
-                f"short{i}",
-                lambda: _post(url, "/completions", {"prompt": "go", "max_tokens": 2}),
-            ),
-        )
-        for i in range(4)
+    longs = [
+        threading.Thread(target=timed, args=(f"long{i}", lambda: _long(url)))
+        for i in range(LONG_REQUESTS)
     ]
+    for thread in longs:
+        thread.start()
+    time.sleep(0.1)  # the long generations are under way
+    shorts = [threading.Thread(target=timed, args=(f"short{i}", short)) for i in range(4)]
     for thread in shorts:
         thread.start()
-    for thread in [long, *shorts]:
+    for thread in [*longs, *shorts]:
         thread.join(timeout=60)
-    assert set(done) == {"long", "short0", "short1", "short2", "short3"}
-    long_took = done["long"] - started
-    for name in ("short0", "short1", "short2", "short3"):
-        assert done[name] < done["long"], f"{name} waited for the whole long generation"
-    assert max(done[n] for n in done if n != "long") - started < long_took * 0.8
+    assert len(done) == LONG_REQUESTS + 4, sorted(done)
+    return started, done
+
+
+def test_short_requests_are_answered_while_long_generations_run(server):
+    url, _, _ = server
+    # A server that serves requests one at a time fails every attempt (the shorts wait for whole
+    # long generations); a fair one answers each short after a few slices. On a machine loaded
+    # enough to delay the shorts' connections it can still lose one race: up to three attempts.
+    failures = []
+    for _ in range(3):
+        started, done = _short_and_long_finish_times(url)
+        first_long = min(t for n, t in done.items() if n.startswith("long")) - started
+        last_short = max(t for n, t in done.items() if n.startswith("short")) - started
+        if last_short < first_long * 0.8:
+            return
+        failures.append(f"first long done at {first_long:.2f} s, last short at {last_short:.2f} s")
+    pytest.fail("short requests waited for the long generations: " + "; ".join(failures))
 
 
 # ---- bodies --------------------------------------------------------------------------------------
