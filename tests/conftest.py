@@ -14,6 +14,10 @@ import os
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
+import pytest
+import torch
+
+from creditgym.config import Config, load_config
 from creditgym.trajectory import Episode, Turn
 
 # Built artefacts are keyed by their parameters, so a cache shared by every test (and kept
@@ -31,6 +35,32 @@ TINY = [
     "run.progress=false",
     "run.tensorboard=false",
 ]
+
+
+def household_config(tmp_path: Path, name: str, *overrides: str) -> Config:
+    """A fast training config: the tiny model on small HouseholdEasy groups, under tmp_path/name."""
+    base = [
+        "env.id=creditgym/HouseholdEasy-v0",
+        "env.kwargs={max_steps: 6}",
+        "rollout.groups=2",
+        "rollout.group_size=3",
+        "eval.episodes=4",
+        "eval.every=0",
+        "run.save_every=2",
+        f"run.output_dir={tmp_path / name}",
+    ]
+    return load_config(None, TINY + base + list(overrides))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small matrices gain nothing from threads on a shared
+    machine, and results then do not depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 _fresh = itertools.count()
 

@@ -5,33 +5,18 @@ count only what was played, and resume carries them on."""
 import json
 
 import pytest
-from conftest import TINY, training_rows
+from conftest import household_config, training_rows
 
-from creditgym.config import load_config
 from creditgym.train.checkpoint import TrainerState
 from creditgym.train.trainer import _policy_tokens, train
 from creditgym.trajectory import Episode, Turn
-
-
-def _config(tmp_path, name, *overrides):
-    base = [
-        "env.id=creditgym/HouseholdEasy-v0",
-        "env.kwargs={max_steps: 6}",
-        "rollout.groups=2",
-        "rollout.group_size=3",
-        "eval.episodes=4",
-        "eval.every=0",
-        "run.save_every=2",
-        f"run.output_dir={tmp_path / name}",
-    ]
-    return load_config(None, TINY + base + list(overrides))
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """Four iterations with no budget: the counters a budgeted run must stop on."""
     tmp_path = tmp_path_factory.mktemp("budget")
-    train(_config(tmp_path, "reference", "train.iterations=4"))
+    train(household_config(tmp_path, "reference", "train.iterations=4"))
     return training_rows(tmp_path / "reference")
 
 
@@ -60,7 +45,7 @@ def test_counters_grow_every_iteration_by_what_the_batch_played(reference):
 def test_env_step_budget_stops_after_the_iteration_that_reaches_it(tmp_path, reference):
     budget = reference[1]["env_steps"] + 1  # more than 2 iterations played: the 3rd reaches it
     result = train(
-        _config(tmp_path, "steps", "train.iterations=10", f"train.max_env_steps={budget}")
+        household_config(tmp_path, "steps", "train.iterations=10", f"train.max_env_steps={budget}")
     )
     assert result.iterations == 3
     assert result.env_steps == reference[2]["env_steps"] >= budget
@@ -73,24 +58,26 @@ def test_env_step_budget_stops_after_the_iteration_that_reaches_it(tmp_path, ref
 def test_policy_token_budget_reached_exactly_stops_there(tmp_path, reference):
     budget = reference[1]["policy_tokens"]
     result = train(
-        _config(tmp_path, "tokens", "train.iterations=10", f"train.max_policy_tokens={budget}")
+        household_config(
+            tmp_path, "tokens", "train.iterations=10", f"train.max_policy_tokens={budget}"
+        )
     )
     assert result.iterations == 2
     assert training_rows(tmp_path / "tokens") == reference[:2]
 
 
 def test_resume_keeps_the_counters_and_a_spent_budget_trains_no_more(tmp_path, reference):
-    train(_config(tmp_path, "resumed", "train.iterations=2"))
+    train(household_config(tmp_path, "resumed", "train.iterations=2"))
     saved = json.loads(
         (tmp_path / "resumed/checkpoints/iter_000002/trainer_state.json").read_text()
     )
     assert saved["policy_tokens"] == reference[1]["policy_tokens"]
     budget = reference[3]["policy_tokens"]
     overrides = ("train.iterations=10", f"train.max_policy_tokens={budget}")
-    resumed = train(_config(tmp_path, "resumed", *overrides))
+    resumed = train(household_config(tmp_path, "resumed", *overrides))
     assert resumed.iterations == 4
     assert training_rows(tmp_path / "resumed") == reference  # counters continued, not restarted
-    again = train(_config(tmp_path, "resumed", *overrides))
+    again = train(household_config(tmp_path, "resumed", *overrides))
     assert again.iterations == 4 and training_rows(tmp_path / "resumed") == reference
 
 

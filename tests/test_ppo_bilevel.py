@@ -13,13 +13,7 @@ from creditgym.credit.ppo import PPOCritic, token_gae, turn_gae
 from creditgym.train.trainer import train
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- token-level GAE ----------------------------------------------------------------------

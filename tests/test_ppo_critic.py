@@ -25,14 +25,7 @@ from creditgym.credit.ppo import PPOCritic, turn_gae, whiten
 from creditgym.credit.registry import resolve
 from creditgym.train.trainer import train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The critics' small matrices gain nothing from threads on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- turn-level GAE ---------------------------------------------------------------------

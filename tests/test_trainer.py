@@ -4,25 +4,11 @@ import json
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import household_config
 from safetensors.torch import load_file
 
 from creditgym.config import load_config
 from creditgym.train.trainer import train
-
-
-def _config(tmp_path, name, *overrides):
-    base = [
-        "env.id=creditgym/HouseholdEasy-v0",
-        "env.kwargs={max_steps: 6}",
-        "rollout.groups=2",
-        "rollout.group_size=3",
-        "eval.episodes=4",
-        "eval.every=0",
-        "run.save_every=2",
-        f"run.output_dir={tmp_path / name}",
-    ]
-    return load_config(None, TINY + base + list(overrides))
 
 
 def _metrics(path):
@@ -40,11 +26,11 @@ def _metrics(path):
     ids=["grpo", "lare-decoder-state"],
 )
 def test_resume_after_two_iterations_equals_four_straight(tmp_path, credit):
-    straight = train(_config(tmp_path, "straight", "train.iterations=4", *credit))
+    straight = train(household_config(tmp_path, "straight", "train.iterations=4", *credit))
 
-    train(_config(tmp_path, "resumed", "train.iterations=2", *credit))
+    train(household_config(tmp_path, "resumed", "train.iterations=2", *credit))
     resumed = train(
-        _config(tmp_path, "resumed", "train.iterations=4", *credit)
+        household_config(tmp_path, "resumed", "train.iterations=4", *credit)
     )  # picks up iteration 2
 
     assert resumed.iterations == straight.iterations == 4
@@ -57,7 +43,7 @@ def test_resume_after_two_iterations_equals_four_straight(tmp_path, credit):
 
 
 def test_checkpoint_is_a_hugging_face_directory_with_optimizer_and_rng(tmp_path):
-    result = train(_config(tmp_path, "ckpt", "train.iterations=2"))
+    result = train(household_config(tmp_path, "ckpt", "train.iterations=2"))
     files = {p.name for p in result.checkpoint.iterdir()}
     assert {"model", "optimizer.pt", "rng.pt", "trainer_state.json"} <= files
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -103,10 +89,14 @@ def test_lora_trains_only_the_adapters_and_resumes(tmp_path):
         "policy.lora.r=4",
         "policy.lora.target_modules=[q_proj, v_proj]",
     ]
-    first = train(_config(tmp_path, "lora", "train.iterations=1", "run.save_every=1", *lora))
+    first = train(
+        household_config(tmp_path, "lora", "train.iterations=1", "run.save_every=1", *lora)
+    )
     saved = {p.name for p in (first.checkpoint / "model").iterdir()}
     assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
-    resumed = train(_config(tmp_path, "lora", "train.iterations=2", "run.save_every=1", *lora))
+    resumed = train(
+        household_config(tmp_path, "lora", "train.iterations=2", "run.save_every=1", *lora)
+    )
     assert resumed.iterations == 2
     adapters = load_file(resumed.checkpoint / "model" / "adapter_model.safetensors")
     optimizer = torch.load(resumed.checkpoint / "optimizer.pt", weights_only=False)
