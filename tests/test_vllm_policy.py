@@ -180,7 +180,7 @@ def test_the_extension_loads_weights_into_the_workers_model():
 
 
 def test_trainer_with_the_vllm_engine_syncs_after_every_update(fake_vllm, tmp_path, monkeypatch):
-    from test_trainer import TINY
+    from conftest import TINY
 
     from creditgym.train.trainer import train
 
