@@ -129,10 +129,13 @@ def test_unknown_knobs_and_options_raise_errors_that_name_the_choices():
 
 
 # --------------------------------------------------------------------------- the expert
+@pytest.mark.parametrize("expert", ["planner", "search"])
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("env_id", sorted(PRESETS))
-def test_expert_solves_50_tasks_of_every_type_on_every_split(env_id, split):
-    env = creditgym.make(env_id, split=split).unwrapped
+def test_expert_solves_50_tasks_of_every_type_on_every_split(env_id, split, expert):
+    # the searching expert walks the room, so it gets the step budget a search needs
+    budget = {"max_steps": 200} if expert == "search" else {}
+    env = creditgym.make(env_id, split=split, expert=expert, **budget).unwrapped
     for task_type in env.config.task_types:
         for seed in range(50):
             _, info = env.reset(seed=seed, options={"task_type": task_type})
@@ -144,9 +147,10 @@ def test_expert_solves_50_tasks_of_every_type_on_every_split(env_id, split):
             assert terminated and reward == 1.0 and info[keys.WON], (task_type, seed)
 
 
+@pytest.mark.parametrize("expert", ["planner", "search"])
 @pytest.mark.parametrize("env_id", sorted(PRESETS))
-def test_expert_takes_over_after_random_moves(env_id):
-    env = creditgym.make(env_id, max_steps=200).unwrapped
+def test_expert_takes_over_after_random_moves(env_id, expert):
+    env = creditgym.make(env_id, max_steps=200, expert=expert).unwrapped
     rng = random.Random(0)
     for seed in range(40):
         _, info = env.reset(seed=seed)
@@ -155,6 +159,49 @@ def test_expert_takes_over_after_random_moves(env_id):
         while not info[keys.WON]:
             _, _, _, truncated, info = env.step(env.expert_action())
             assert not truncated, seed
+
+
+@pytest.mark.parametrize("env_id", sorted(PRESETS))
+def test_search_expert_sweeps_the_room_in_order_until_it_sees_a_task_object(env_id):
+    """It goes nowhere no observation has pointed to: the receptacles in the room's order (those
+    of the goal's type skipped), opening closed ones, up to the first that shows a task object,
+    where it takes one."""
+    env = creditgym.make(env_id, expert="search", max_steps=200).unwrapped
+    for seed in range(40):
+        env.reset(seed=seed)
+        world = env.world
+        searched = [
+            rec for rec, kind in enumerate(world.rec_kinds) if kind != world.goal.receptacle_type
+        ]
+        holding = [rec for rec in searched if any(world.is_target[o] for o in world.contents[rec])]
+        expected = searched[: searched.index(holding[0]) + 1]
+        visits = []
+        while True:
+            action = env.expert_action()
+            if action.startswith("take "):
+                break
+            if action.startswith("go to "):
+                visits.append(world.rec_names.index(action.removeprefix("go to ")))
+            else:
+                assert action.startswith("open "), (seed, action)
+            env.step(action)
+        assert visits == expected, seed
+        taken = action.removeprefix("take ").split(" from ")[0]
+        assert world.is_target[world.obj_names.index(taken)], seed
+
+
+def test_search_expert_puts_down_what_the_task_does_not_need():
+    env = HouseholdEnv(expert="search")
+    task = hand_made_task(Goal("pick_and_place", "book", "cabinet"), "put a book in cabinet.")
+    env.reset(seed=0, options={"task": task})
+    env.step("go to countertop 1")
+    env.step("take apple 1 from countertop 1")
+    assert env.expert_action() == "move apple 1 to countertop 1"
+
+
+def test_an_unknown_expert_is_an_error_naming_the_choices():
+    with pytest.raises(ValueError, match="planner.*search"):
+        HouseholdEnv(expert="oracle")
 
 
 # -------------------------------------------------------------------------- rewards and episode end

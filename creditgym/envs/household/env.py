@@ -9,7 +9,7 @@ import gymnasium as gym
 
 from creditgym.envs import info as keys
 from creditgym.envs.household import render
-from creditgym.envs.household.expert import expert_action, plan_length
+from creditgym.envs.household.expert import EXPERTS, plan_length
 from creditgym.envs.household.factors import STATE_DOC
 from creditgym.envs.household.tasks import TASK_TYPES, HouseholdTask, TaskConfig, generate_task
 from creditgym.envs.household.world import World
@@ -85,6 +85,8 @@ class HouseholdEnv(gym.Env[str, str]):
     * ``task_types``: the task types to draw from (names below).
     * ``max_steps``: the step budget.
     * ``closed``: whether openable receptacles start closed.
+    * ``expert``: which scripted player `expert_action` asks: ``"planner"`` (reads the true
+      state) or ``"search"`` (sees what the agent sees; below).
     * ``render_mode``: ``None`` or ``"ansi"`` (returns the last observation).
 
     ## Task Types
@@ -116,6 +118,11 @@ class HouseholdEnv(gym.Env[str, str]):
     ``env.unwrapped.expert_action()`` returns the next admissible command of a planner that
     reads the true state; it solves every task. ``env.unwrapped.steps_to_go()`` is the number
     of commands it needs from the current state (0 once won; the step budget is ignored).
+    With ``expert="search"``, `expert_action` asks a player that knows only what the agent has
+    been shown instead: it sweeps the receptacles in the room's order until it sees what it
+    needs, so a policy can imitate it from the text alone (the planner goes straight to
+    objects no observation has mentioned). It too solves every task, in more steps;
+    `steps_to_go` stays the planner's.
 
     ## Cloning
     ``env.unwrapped.clone_state()`` snapshots the whole state (world, step count, RNG, last
@@ -148,8 +155,11 @@ class HouseholdEnv(gym.Env[str, str]):
         task_types: str | Sequence[str] = TASK_TYPES,
         max_steps: int = 50,
         closed: bool = True,
+        expert: str = "planner",
         render_mode: str | None = None,
     ) -> None:
+        if expert not in EXPERTS:
+            raise ValueError(f"expert={expert!r}; expected one of {sorted(EXPERTS)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r}; expected None or 'ansi'")
         if max_steps < 1:
@@ -163,6 +173,7 @@ class HouseholdEnv(gym.Env[str, str]):
         )
         generate_task(0, split, self.config)  # fail now, with the generator's message, on bad knobs
         self.max_steps = max_steps
+        self.expert = expert
         self.render_mode = render_mode
         self.observation_space = text_space()
         self.action_space = text_space()
@@ -245,7 +256,7 @@ class HouseholdEnv(gym.Env[str, str]):
         """The expert's next command from the current state (admissible; ``"look"`` once won)."""
         if self.world is None:
             raise gym.error.ResetNeeded("call reset() before expert_action()")
-        return expert_action(self.world)
+        return EXPERTS[self.expert](self.world)
 
     def steps_to_go(self) -> int:
         """How many commands the expert needs from the current state to win (0 once won).

@@ -1,4 +1,9 @@
-"""The expert: a planner over the true state that returns the next command toward success.
+"""The experts: scripted players that return the next command toward success.
+
+`expert_action` is a planner over the true state; `search_action` only uses what the agent has
+been shown, so its demonstrations can be imitated by a policy that sees the same text.
+
+The planner:
 
 It knows where every object is (it reads the `World`, not the transcript), so it never
 searches: it walks to a target object, opens what is closed, takes it, treats it at the
@@ -9,9 +14,9 @@ stray object in hand is put down first. Every command it returns is admissible.
 
 from __future__ import annotations
 
-from creditgym.envs.household.world import NOBODY, TOOLS, World
+from creditgym.envs.household.world import MIDDLE, NOBODY, TOOLS, World
 
-__all__ = ["expert_action", "plan_length"]
+__all__ = ["EXPERTS", "expert_action", "plan_length", "search_action"]
 
 #: More expert commands than any household task needs; a plan this long means a planner bug.
 _MAX_PLAN = 10_000
@@ -39,6 +44,51 @@ def expert_action(world: World) -> str:
         return _go_or(world, tool, f"{verb} {world.obj_names[held]} with {world.rec_names[tool]}")
     dest = _destination(world)
     return _open_or(world, dest, f"move {world.obj_names[held]} to {world.rec_names[dest]}")
+
+
+def search_action(world: World) -> str:
+    """The next command of an expert that knows only what the agent has seen: where the task's
+    objects (and the desklamp) are is found by sweeping the receptacles in the order the room
+    lists them, opening what is closed, and taking a needed object where it shows up.
+
+    Memoryless: the sweep goes on from wherever the agent stands, so a policy that sees only
+    the current observation and the receptacle names can imitate it exactly. The receptacles
+    of the goal's type are skipped (the task's objects never start there). Once it holds a
+    needed object, it acts like the planner (tools and goal receptacles are named in the room
+    list), except that it looks for the desklamp by the same sweep.
+    """
+    if world.won:
+        return "look"
+    held, here = world.held, world.loc
+    if held != NOBODY and not world.is_target[held]:
+        return _put_down(world)
+    if held == NOBODY:
+        if here != MIDDLE and not world.is_open[here]:
+            return f"open {world.rec_names[here]}"
+        dest = None if world.goal.in_light else _destination(world)
+        for obj in world.visible(here) if here != MIDDLE else ():
+            if world.is_target[obj] and (here != dest or not world.ready(obj)):
+                return f"take {world.obj_names[obj]} from {world.rec_names[here]}"
+        return _sweep(world)
+    if world.goal.in_light and world.obj_loc[world.lamp] != here:
+        return _sweep(world)
+    return expert_action(world)
+
+
+def _sweep(world: World) -> str:
+    """Go to the next receptacle after the current one in the room's order (wrapping), skipping
+    those of the goal's type."""
+    count = len(world.rec_names)
+    start = world.loc + 1  # MIDDLE is -1: the sweep starts at the first receptacle
+    for step in range(count):
+        rec = (start + step) % count
+        if rec != world.loc and world.rec_kinds[rec] != world.goal.receptacle_type:
+            return f"go to {world.rec_names[rec]}"
+    raise RuntimeError("the room has no receptacle to search")
+
+
+#: The household's experts by name (`HouseholdEnv(expert=...)`).
+EXPERTS = {"planner": expert_action, "search": search_action}
 
 
 def plan_length(world: World, memo: dict[tuple, int] | None = None) -> int:
