@@ -237,6 +237,14 @@ class SFTConfig:
     epochs: int = _field(2, "passes over the demonstrations", min=1)
     lr: float = _field(1e-3, "learning rate of the warm start", min=0.0)
     batch_size: int = _field(32, "turns per warm-start step", min=1)
+    noise: float = _field(
+        0.0,
+        "probability that a demonstration step plays a random admissible action; every turn "
+        "is still labelled with the expert's action there (DART), so the warm start learns to "
+        "recover from states off the expert's path",
+        min=0.0,
+        max=1.0,
+    )
 
 
 @dataclass

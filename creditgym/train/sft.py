@@ -6,6 +6,12 @@ the prompts it will see later. The loss is the token mean of -log pi(action toke
 same distribution the policy samples from (constrained to admissible actions if it is).
 In ``conversation`` mode the demonstrations are tokenised as the policy's own conversations
 (`_Demonstrator`), each turn after the whole episode so far.
+
+With ``sft_warmup.noise`` > 0 the demonstrations are DART's (Laskey et al., 2017): each step
+plays a random admissible action with that probability, and every turn is labelled with the
+expert's action in the state it was taken from. A policy trained only on the expert's own
+path has never seen a state off it (holding the wrong object, one receptacle too far); the
+noisy ones show it how to get back.
 """
 
 from __future__ import annotations
@@ -29,13 +35,44 @@ __all__ = ["expert_demonstrations", "sft_warmup"]
 
 
 class _Demonstrator:
-    """The expert, whose actions in a conversation are tokenised as `policy` would sample them."""
+    """The env's expert as a policy; in a conversation its actions are tokenised as `policy`
+    would sample them.
 
-    def __init__(self, policy: HFPolicy, prompt_format: PromptFormat) -> None:
+    With `noise` > 0 a random admissible action is played instead with that probability. The
+    expert's own choice in every state is kept in `labels`, keyed by what the policy will be
+    trained on there (the prompt text, or in a conversation the context ids).
+    """
+
+    def __init__(
+        self, policy: HFPolicy | None, prompt_format: PromptFormat, noise: float, seed: int
+    ) -> None:
         self.policy, self.prompt_format, self.expert = policy, prompt_format, ExpertPolicy()
+        self.noise, self.rng = noise, np.random.default_rng(seed)
+        self.labels: dict[Any, str] = {}
 
-    def generate(self, prompts: Sequence[str], *args: Any, **kwargs: Any) -> list[Generation]:
-        return self.expert.generate(prompts, *args, **kwargs)
+    def _play(
+        self,
+        states: Sequence[Any],
+        admissible_actions: Sequence[Sequence[str] | None] | None,
+        envs: Sequence[Any] | None,
+    ) -> list[Generation]:
+        """The expert's move for each state (prompt or context ids), noised as configured."""
+        moves = self.expert.generate([""] * len(states), admissible_actions, envs)
+        for row, (state, move) in enumerate(zip(states, moves)):
+            self.labels[state] = move.text
+            actions = admissible_actions[row] if admissible_actions is not None else None
+            if actions and self.noise > 0 and self.rng.random() < self.noise:
+                move.text = str(actions[self.rng.integers(len(actions))])
+        return moves
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        admissible_actions: Sequence[Sequence[str] | None] | None = None,
+        envs: Sequence[Any] | None = None,
+        **_: Any,
+    ) -> list[Generation]:
+        return self._play(prompts, admissible_actions, envs)
 
     def generate_chat(
         self,
@@ -44,13 +81,18 @@ class _Demonstrator:
         envs: Sequence[Any] | None = None,
         **_: Any,
     ) -> list[Generation]:
+        if self.policy is None:  # no tokeniser: the demonstrations are the transcripts' text
+            prompts = [conversation.transcript() for conversation in conversations]
+            return self._play(prompts, admissible_actions, envs)
         chat, policy = self.policy.chat_tokens(), self.policy
-        moves = self.expert.generate([""] * len(conversations), admissible_actions, envs)
-        out = []
-        for conversation, move in zip(conversations, moves):
+        for conversation in conversations:
             if conversation.state is None:
                 conversation.state = chat.start(conversation.messages[0])
             chat.sync(conversation.state, conversation.messages, policy.eos_token_id)
+        contexts = [tuple(c.state.context()) for c in conversations]
+        moves = self._play(contexts, admissible_actions, envs)
+        out = []
+        for conversation, move in zip(conversations, moves):
             ids = _response_ids(policy, self.prompt_format, move.text)
             conversation.state.pending = ids
             text = format_response(move.text) if self.prompt_format.require_tags else move.text
@@ -72,10 +114,16 @@ def expert_demonstrations(
     episodes: int,
     seed: int,
     policy: HFPolicy | None = None,
+    noise: float = 0.0,
 ) -> list:
-    """(prompt, action, admissible actions, prompt ids) of every turn of `episodes` expert
-    episodes; the prompt ids (in ``conversation`` mode, with `policy`) are the conversation's
-    as the policy tokenises it, else empty."""
+    """(prompt, expert action, admissible actions, prompt ids) of every turn of `episodes`
+    expert episodes; the prompt ids (in ``conversation`` mode, with `policy`) are the
+    conversation's as the policy tokenises it, else empty.
+
+    Without `noise` only won episodes count. With it, each step plays a random admissible
+    action with probability `noise` and every turn of every episode is kept, labelled with the
+    action the expert would have taken there (DART).
+    """
     env_cfg = config.env
     envs = make_envs(env_cfg.id, min(64, episodes), split=env_cfg.train_split, **env_cfg.kwargs)
     rng = np.random.default_rng(seed)
@@ -84,9 +132,10 @@ def expert_demonstrations(
         for s in rng.integers(0, 2**31 - 1, size=episodes)
     ]
     conversation = prompt_format.context == "conversation" and policy is not None
+    demonstrator = _Demonstrator(policy, prompt_format, noise, seed)
     played = collect_episodes(
         envs,
-        _Demonstrator(policy, prompt_format) if conversation else ExpertPolicy(),
+        demonstrator,
         tasks,
         env_id=env_cfg.id,
         prompt_format=prompt_format,
@@ -97,12 +146,12 @@ def expert_demonstrations(
     return [
         (
             turn.prompt,
-            turn.action,
+            demonstrator.labels[tuple(turn.prompt_ids) if conversation else turn.prompt],
             turn.info.get(keys.ADMISSIBLE_ACTIONS),
             turn.prompt_ids if conversation else [],
         )
         for episode in played
-        if episode.success
+        if episode.success or noise > 0
         for turn in episode.turns
     ]
 
@@ -111,7 +160,12 @@ def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) ->
     """Train `policy` in place on expert demonstrations; returns loss statistics."""
     sft = config.train.sft_warmup
     demos = expert_demonstrations(
-        config, prompt_format, sft.episodes, seed=config.run.seed + 7919, policy=policy
+        config,
+        prompt_format,
+        sft.episodes,
+        seed=config.run.seed + 7919,
+        policy=policy,
+        noise=sft.noise,
     )
     if not demos:
         raise ValueError(
