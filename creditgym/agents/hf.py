@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -52,6 +51,7 @@ from transformers import (
 from creditgym.agents.base import Generation
 from creditgym.agents.chat import ChatState, ChatTokens
 from creditgym.agents.constrained import ActionTrie, ThinkActConstraint
+from creditgym.agents.kv_cache import batch_cache, growing_cache, output_cache, row_cache
 from creditgym.agents.parsing import ACTION_CLOSE, ACTION_OPEN, THINK_CLOSE, THINK_OPEN
 from creditgym.agents.protocols import check_admissible
 
@@ -490,59 +490,64 @@ class HFPolicy:
             input_ids, attention_mask, position_ids, past_in = self._chat_inputs(prompt_ids, chats)
         self.prefilled_tokens += int(attention_mask[:, -input_ids.shape[1] :].sum())
         budgets = [self.max_new_tokens if trie is None else trie.max_length for trie in tries]
-        running = list(range(len(prompt_ids)))  # rows of `out` still generating, in batch order
         outputs = self._forward(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             use_cache=True,
             logits_to_keep=1,
-            **({} if past_in is None else {"past_key_values": past_in}),
+            past_key_values=growing_cache() if past_in is None else past_in,
         )
-        past, logits = _kv_cache(outputs), outputs.logits[:, -1]
+        past, logits = output_cache(outputs), outputs.logits[:, -1]
         next_position = position_ids[:, -1:] + 1
         if any(f is not None for f in forced):
             past = self._score_from_cache(past, attention_mask, next_position, logits, forced, out)
+        # Per batch slot, the row of `out` it generates (None once finished). A finished row
+        # stays in the batch, fed padding and masked out, until half the slots are finished:
+        # then they all leave the batch and its KV cache (a copy of the whole cache each time).
+        slots: list[int | None] = list(range(len(prompt_ids)))
         for _ in range(max(budgets)):
+            live = [slot for slot, row in enumerate(slots) if row is not None]
+            rows = [slots[slot] for slot in live]
             allowed = self._allowed_mask(
-                [tries[i] for i in running], [out[i].token_ids for i in running], logits.shape[-1]
+                [tries[i] for i in rows], [out[i].token_ids for i in rows], logits.shape[-1]
             )
-            logprobs = self._distribution(logits, allowed)  # (running, vocab)
+            live_logits = logits if len(live) == len(slots) else logits[live]
+            logprobs = self._distribution(live_logits, allowed)  # (live, vocab)
             tokens = self._sample(logprobs)
             token_logprobs = logprobs.gather(-1, tokens[:, None]).squeeze(-1)
-            keep = []
-            for slot, (row, token, logprob) in enumerate(
-                zip(running, tokens.tolist(), token_logprobs.tolist())
+            for slot, row, token, logprob in zip(
+                live, rows, tokens.tolist(), token_logprobs.tolist()
             ):
                 out[row].token_ids.append(token)
                 out[row].logprobs.append(logprob)
-                if token not in self.stop_token_ids and len(out[row].token_ids) < budgets[row]:
-                    keep.append(slot)
-                elif chats is not None:  # the cache holds all but the last sampled token
-                    chats[row].cache = _row_cache(past, slot, attention_mask[slot])
-                    chats[row].cached = int(attention_mask[slot].sum())
-            if not keep:
+                if token in self.stop_token_ids or len(out[row].token_ids) >= budgets[row]:
+                    slots[slot] = None
+                    if chats is not None:  # the cache holds all but the last sampled token
+                        chats[row].cache = row_cache(past, slot, attention_mask[slot])
+                        chats[row].cached = int(attention_mask[slot].sum())
+            going = [slot for slot in live if slots[slot] is not None]
+            if not going:
                 break
-            if len(keep) < len(running):  # finished rows leave the batch and its KV cache
-                index = torch.tensor(keep, device=self.device)
+            step = torch.full((len(slots),), self.pad_token_id, device=self.device)
+            step[live] = tokens
+            column = attention_mask.new_zeros((len(slots), 1))
+            column[going] = 1
+            if len(going) <= len(slots) // 2:
+                index = torch.tensor(going, device=self.device)
                 past.batch_select_indices(index)
-                tokens, attention_mask, next_position = (
-                    tokens[index],
-                    attention_mask[index],
-                    next_position[index],
-                )
-                running = [running[slot] for slot in keep]
-            attention_mask = torch.cat(
-                [attention_mask, attention_mask.new_ones((len(running), 1))], dim=-1
-            )
+                step, column = step[index], column[index]
+                attention_mask, next_position = attention_mask[index], next_position[index]
+                slots = [slots[slot] for slot in going]
+            attention_mask = torch.cat([attention_mask, column], dim=-1)
             outputs = self._forward(
-                input_ids=tokens[:, None],
+                input_ids=step[:, None],
                 attention_mask=attention_mask,
                 position_ids=next_position,
                 past_key_values=past,
                 use_cache=True,
             )
-            past, logits = _kv_cache(outputs), outputs.logits[:, -1]
+            past, logits = output_cache(outputs), outputs.logits[:, -1]
             next_position = next_position + 1
 
     def _chat_inputs(
@@ -558,22 +563,13 @@ class HFPolicy:
         position_ids = torch.zeros_like(input_ids)
         for row, (c, ids) in enumerate(zip(cached, new)):
             position_ids[row, width - len(ids) :] = torch.arange(c, c + len(ids))
-        longest = max(cached)
-        if longest == 0:
+        if max(cached) == 0:
             return input_ids, new_mask, position_ids, None
+        longest = max(cached)
         past_mask = new_mask.new_zeros((len(chats), longest))
-        layers = next(state.cache for state, c in zip(chats, cached) if c)
-        cache = DynamicCache()
-        for index, (keys0, values0) in enumerate(layers):
-            keys = keys0.new_zeros((len(chats), keys0.shape[1], longest, keys0.shape[3]))
-            values = values0.new_zeros((len(chats), values0.shape[1], longest, values0.shape[3]))
-            for row, (state, c) in enumerate(zip(chats, cached)):
-                if c:
-                    keys[row, :, longest - c :] = state.cache[index][0][0]
-                    values[row, :, longest - c :] = state.cache[index][1][0]
-            cache.update(keys, values, index)
         for row, c in enumerate(cached):
             past_mask[row, longest - c :] = 1 if c else 0
+        cache = batch_cache([state.cache for state in chats], cached)
         return input_ids, torch.cat([past_mask, new_mask], dim=-1), position_ids, cache
 
     def _score_from_cache(
@@ -614,7 +610,7 @@ class HFPolicy:
             if f is not None:
                 end = len(f[0])
                 out[row].teacher_forced_logprobs = logprobs[row, end - f[1] : end].float().tolist()
-        cache = _kv_cache(outputs)
+        cache = output_cache(outputs)
         cache.crop(-longest)  # back to the prompts alone for sampling
         return cache
 
@@ -850,19 +846,3 @@ class HFPolicy:
             f"top_p={self.top_p}, "
             f"constrained={self.constrained})"
         )
-
-
-def _row_cache(past: Any, row: int, mask: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """One row of a batch KV cache, its masked-out (padding) positions left out: per layer
-    (keys, values) of shape (1, heads, real tokens, head dim)."""
-    keep = mask.nonzero().squeeze(-1)
-    return [
-        (layer.keys[row : row + 1, :, keep].clone(), layer.values[row : row + 1, :, keep].clone())
-        for layer in past.layers
-    ]
-
-
-def _kv_cache(outputs: Any) -> Any:
-    """The KV cache of a forward pass, under its transformers 5.2x name or the older one."""
-    cache = outputs.get("cache")
-    return cache if cache is not None else outputs.past_key_values
