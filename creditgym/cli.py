@@ -183,17 +183,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     table = Table(
         title=f"held-out success on {config.env.id} ({config.eval.episodes} tasks per split)"
     )
-    for column in (
-        "split",
-        "random agent",
-        "before training",
-        f"after {result.iterations} iterations",
-    ):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for random, before, after in zip(result.random_baseline, result.initial, result.final):
-        table.add_row(
-            random.split, f"{random.success:.1%}", f"{before.success:.1%}", f"{after.success:.1%}"
-        )
+    columns = {
+        "random agent": result.random_baseline,
+        "before training": result.initial,
+        "after warm start": result.after_warm_start,
+        f"after {result.iterations} iterations": result.final,
+    }
+    columns = {name: results for name, results in columns.items() if results}
+    table.add_column("split")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for row in zip(*columns.values()):
+        table.add_row(row[0].split, *(f"{result.success:.1%}" for result in row))
     console.print(table)
     console.print(
         f"trained {result.iterations} iterations, {result.env_steps} env steps "

@@ -82,7 +82,7 @@ def _train_tiny_run(run_dir, *overrides):
         "eval.episodes=2",
         f"run.output_dir={run_dir}",
     ]
-    assert main(["train", "configs/quickstart.yaml", *TINY, *base, *overrides]) == 0
+    assert main(["train", "configs/quickstart_rl.yaml", *TINY, *base, *overrides]) == 0
 
 
 def _eval_run(agent, *flags, episodes_file):
@@ -167,3 +167,10 @@ def test_eval_of_a_run_without_a_checkpoint_is_a_one_line_error(tmp_path, capsys
     assert main([*argv, "--episodes", "1"]) == 2
     err = capsys.readouterr().err
     assert "without a complete checkpoint" in err and err.count("\n") == 1
+
+
+def test_train_reports_held_out_success_after_the_warm_start_too(tmp_path, capsys):
+    _train_tiny_run(tmp_path / "warm", "train.sft_warmup.episodes=2", "train.sft_warmup.epochs=1")
+    table = capsys.readouterr().out
+    for column in ("random agent", "before training", "after warm start", "after 1 iterations"):
+        assert " ".join(column.split()) in " ".join(table.split()), column

@@ -97,6 +97,7 @@ class TrainResult:
     iterations: int
     env_steps: int
     seconds: float
+    after_warm_start: list[SplitResult] = field(default_factory=list)  # empty without one
 
 
 def _seed_everything(seed: int) -> None:
@@ -594,6 +595,8 @@ def finish(
     for env in run.train_envs:
         env.close()
     state, splits, episodes = run.state, run.held_out_splits, run.config.eval.episodes
+    # with a warm start, the second evaluation (still at iteration 0) is the one after it
+    warm = run.config.train.sft_warmup.episodes > 0 and len(state.evals) > 2
     return TrainResult(
         output_dir=run.out,
         checkpoint=last,
@@ -604,6 +607,7 @@ def finish(
         iterations=state.iteration,
         env_steps=state.env_steps,
         seconds=time.perf_counter() - started,
+        after_warm_start=_results_from_row(state.evals[1], splits, episodes) if warm else [],
     )
 
 
