@@ -2,7 +2,7 @@
 
     python benchmarks/context_modes.py [--iterations 3] [--threads 1] [key=value ...]
 
-Both modes train the quickstart config (`configs/quickstart.yaml`, overrides allowed) from the
+Both modes train the quickstart config (`configs/quickstart_rl.yaml`, overrides allowed) from the
 same seed for `--iterations` iterations in one process, and report per iteration:
 
 - prompt tokens prefilled per env step (`HFPolicy.prefilled_tokens`): a window prompt is
@@ -33,7 +33,7 @@ from creditgym.train.models import build_policy
 from creditgym.train.rollout import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.update import flatten_sequences, flatten_turns, ppo_update
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
 
 
 def measure(context: str, iterations: int, overrides: list[str]) -> dict[str, float]:

@@ -6,7 +6,7 @@
     python benchmarks/credit_curves.py --preset coop     # CoopHousehold, GRPO vs LaRe vs GiGPO
     python benchmarks/credit_curves.py --preset medium --iterations 15 --eval-every 5
 
-Each run is `creditgym train configs/quickstart.yaml` with `credit` set to the method and
+Each run is `creditgym train configs/quickstart_rl.yaml` with `credit` set to the method and
 `run.seed` to the seed (the `medium` preset adds an expert warm start, since
 RL from scratch never sees a success there). Held-out success on the env's two held-out splits is
 measured every `--eval-every` iterations. Writes, under `--out`:
@@ -86,7 +86,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     output_dir = Path(args.out) / "runs" / f"{preset}-{method}-seed{seed}"
     shapers, estimator = METHODS[method]
     config = load_config(
-        "configs/quickstart.yaml",
+        "configs/quickstart_rl.yaml",
         PRESETS[preset][0]
         + [
             f"credit.shapers={shapers}",

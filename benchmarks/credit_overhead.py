@@ -94,7 +94,7 @@ def measure_one_iteration() -> Path:
     from creditgym.train.trainer import train
 
     out = Path(tempfile.mkdtemp(prefix="credit_overhead_"))
-    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
     overrides = ["train.iterations=1", "eval.every=0", "eval.episodes=2", "run.progress=false"]
     train(load_config(quickstart, [*overrides, f"run.output_dir={out}"]))
     return out / "metrics.jsonl"

@@ -4,7 +4,7 @@
 # Scripted agents take seconds to a minute each on one CPU core; the tiny-model ones minutes.
 # Usage: bash benchmarks/credit_reports.sh [household|webshop|search|keyroom|coop|checkpoint|all]
 #        (checkpoint: the quickstart policy after 10 iterations, runs/q10, trained first with
-#         creditgym train configs/quickstart.yaml train.iterations=10 run.threads=1 run.output_dir=runs/q10)
+#         creditgym train configs/quickstart_rl.yaml train.iterations=10 run.threads=1 run.output_dir=runs/q10)
 set -euo pipefail
 export OMP_NUM_THREADS=1
 OUT=benchmarks/results

@@ -7,7 +7,7 @@
 
 (With a checkout that is not pip-installed, run it with PYTHONPATH=. from the repository.)
 
-Each cell is `creditgym train configs/quickstart.yaml` on one env with `credit.estimator` set
+Each cell is `creditgym train configs/quickstart_rl.yaml` on one env with `credit.estimator` set
 to the method (tree and vine also set `rollout.branch.mode`), 8 groups x 8 episodes per
 iteration (vine: 1 x 4, see `METHODS`), one torch thread per process, stopped by a budget
 (`train.max_env_steps` or `train.max_policy_tokens`) rather than an iteration count.
@@ -147,7 +147,7 @@ def _train(
     the other processes' turns too."""
     if output_dir.exists():
         shutil.rmtree(output_dir)  # a fresh run, never a resume of an older one
-    command = [sys.executable, "-m", "creditgym", "train", "configs/quickstart.yaml"]
+    command = [sys.executable, "-m", "creditgym", "train", "configs/quickstart_rl.yaml"]
     command += config_overrides
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +258,7 @@ class Bench:
             "seconds": seconds,
             "cpu_seconds": cpu,
             "commit": _git_commit(),
-            "command": "creditgym train configs/quickstart.yaml " + shlex.join(overrides),
+            "command": "creditgym train configs/quickstart_rl.yaml " + shlex.join(overrides),
         }
         if code != 0:
             summary["error"] = tail

@@ -1,7 +1,7 @@
 """GPU smoke test: two iterations of the GPU recipe with the hf engine and with the vllm engine.
 
     python benchmarks/gpu_smoke.py --model /path/to/Qwen2.5-1.5B-Instruct
-    python benchmarks/gpu_smoke.py --config configs/quickstart.yaml --model tiny
+    python benchmarks/gpu_smoke.py --config configs/quickstart_rl.yaml --model tiny
 
 On a CUDA machine it trains `--config` (default `configs/gigpo_household_1.5b.yaml`, the GiGPO
 paper's ALFWorld settings) for `--iterations` iterations with ``rollout.engine=hf`` and again

@@ -79,7 +79,7 @@ def test_curriculum_stages_are_validated_dataclasses():
 
 # ---- ranges and choices declared in the schema, checked before anything runs -----------------
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
 
 
 def _train_cli(capsys, *args):

@@ -145,7 +145,7 @@ def test_the_warm_start_demonstrates_in_the_policys_own_conversation_tokens(tiny
     from creditgym.config import load_config
     from creditgym.train.sft import expert_demonstrations, sft_warmup
 
-    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
     config = load_config(
         quickstart,
         ["policy.context=conversation", "train.sft_warmup.episodes=3", "train.sft_warmup.lr=3e-3"],

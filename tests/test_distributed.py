@@ -15,7 +15,7 @@ from creditgym.train.distributed import ALONE, Distributed, shard
 from creditgym.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+QUICKSTART = ROOT / "configs" / "quickstart_rl.yaml"
 
 
 def torchrun(processes: int, *args: str) -> None:
@@ -64,7 +64,7 @@ def test_two_rank_training_writes_once_and_resumes_on_one_rank(tmp_path):
         "train.iterations=2",
         f"run.output_dir={out}",
     ]
-    torchrun(2, "-m", "creditgym", "train", "configs/quickstart.yaml", *overrides)
+    torchrun(2, "-m", "creditgym", "train", "configs/quickstart_rl.yaml", *overrides)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_rows = [row for row in rows if "rollout/success" in row]
     assert [row["iteration"] for row in train_rows] == [1, 2]  # rank 0 alone writes
@@ -97,7 +97,7 @@ def test_a_two_rank_run_resumed_equals_the_same_run_straight(tmp_path):
     for iterations, out in ((2, resumed), (3, resumed), (3, straight)):
         torchrun(
             2,
-            *("-m", "creditgym", "train", "configs/quickstart.yaml", *overrides),
+            *("-m", "creditgym", "train", "configs/quickstart_rl.yaml", *overrides),
             *(f"train.iterations={iterations}", f"run.output_dir={out}"),
         )
     final = Path("checkpoints") / "iter_000003" / "model" / "model.safetensors"

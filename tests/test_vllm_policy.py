@@ -18,7 +18,7 @@ from creditgym.agents.tiny import build_tiny_model
 from creditgym.agents.tokenizer import fit_tokenizer
 from creditgym.config import load_config
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
 ACTIONS = ["go to fridge 1", "take apple 1 from countertop 1", "open drawer 2", "look"]
 
 

@@ -1,6 +1,6 @@
 """Multi-process training with torch.distributed: one process per device, launched by `torchrun`.
 
-    torchrun --nproc-per-node 2 -m creditgym train configs/quickstart.yaml
+    torchrun --nproc-per-node 2 -m creditgym train configs/quickstart_rl.yaml
 
 Data parallel, as DDP does it: every rank holds the whole model, rolls out its share of the
 iteration's groups (whole groups, so group-relative credit is computed locally), and the

@@ -121,8 +121,8 @@ class HouseholdEnv(gym.Env[str, str]):
     With ``expert="search"``, `expert_action` asks a player that knows only what the agent has
     been shown instead: it sweeps the receptacles in the room's order until it sees what it
     needs, so a policy can imitate it from the text alone (the planner goes straight to
-    objects no observation has mentioned). It too solves every task, in more steps;
-    `steps_to_go` stays the planner's.
+    objects no observation has mentioned). Given the steps it solves every task too, in more
+    of them (it sweeps the room); `steps_to_go` stays the planner's.
 
     ## Cloning
     ``env.unwrapped.clone_state()`` snapshots the whole state (world, step count, RNG, last
