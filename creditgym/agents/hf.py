@@ -563,9 +563,9 @@ class HFPolicy:
         position_ids = torch.zeros_like(input_ids)
         for row, (c, ids) in enumerate(zip(cached, new)):
             position_ids[row, width - len(ids) :] = torch.arange(c, c + len(ids))
-        if max(cached) == 0:
-            return input_ids, new_mask, position_ids, None
         longest = max(cached)
+        if longest == 0:
+            return input_ids, new_mask, position_ids, None
         past_mask = new_mask.new_zeros((len(chats), longest))
         for row, c in enumerate(cached):
             past_mask[row, longest - c :] = 1 if c else 0

@@ -81,8 +81,8 @@ class GrowingLayer(DynamicLayer):
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep the `indices` rows (buffer and all: the next update still writes in place)."""
-        if self.get_seq_length() > 0:
-            filled = self.get_seq_length()
+        filled = self.get_seq_length()
+        if filled > 0:
             self._key_buffer = self._key_buffer[indices]
             self._value_buffer = self._value_buffer[indices]
             self.keys = self._key_buffer[..., :filled, :]

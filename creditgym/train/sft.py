@@ -92,12 +92,11 @@ class _Demonstrator:
         contexts = [tuple(c.state.context()) for c in conversations]
         moves = self._play(contexts, admissible_actions, envs)
         out = []
-        for conversation, move in zip(conversations, moves):
+        for conversation, context, move in zip(conversations, contexts, moves):
             ids = _response_ids(policy, self.prompt_format, move.text)
             conversation.state.pending = ids
             text = format_response(move.text) if self.prompt_format.require_tags else move.text
-            prompt_ids = conversation.state.context()
-            out.append(Generation(text, ids, [0.0] * len(ids), prompt_ids=prompt_ids))
+            out.append(Generation(text, ids, [0.0] * len(ids), prompt_ids=list(context)))
         return out
 
 
