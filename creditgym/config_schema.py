@@ -259,7 +259,9 @@ class TrainConfig:
     )
     entropy_coef: float = _field(0.0, "entropy bonus coefficient", min=0.0)
     max_grad_norm: float = _field(1.0, "gradient clipping norm", above=0.0)
-    micro_batch_turns: int = _field(64, "turns per forward/backward micro-batch", min=1)
+    micro_batch_turns: int = _field(
+        64, "turns per forward/backward micro-batch (in the update and the warm start)", min=1
+    )
     mini_batches: int = _field(1, "optimizer steps per PPO epoch", min=1)
     skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
     precision: str = _field(

@@ -160,6 +160,53 @@ def test_the_warm_start_demonstrates_in_the_policys_own_conversation_tokens(tiny
     assert stats["sft/loss_last"] < stats["sft/loss_first"]
 
 
+def count_scored_rows(policy: HFPolicy) -> list[int]:
+    """Record the rows of every `policy.score` call in the returned list."""
+    rows, score = [], policy.score
+
+    def counted(prompts, *args, **kwargs):
+        rows.append(len(prompts))
+        return score(prompts, *args, **kwargs)
+
+    policy.score = counted
+    return rows
+
+
+def test_warm_start_micro_batches_take_the_same_step_as_one_batch(tiny):
+    """Micro-batches bound the warm start's memory (a real model's conversations are long)
+    without changing its optimizer steps."""
+    from pathlib import Path
+
+    from creditgym.config import load_config
+    from creditgym.train.sft import sft_warmup
+
+    quickstart = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
+    trained, losses = [], []
+    for micro in (64, 3):
+        config = load_config(
+            quickstart,
+            [
+                "policy.context=conversation",
+                "train.sft_warmup.episodes=3",
+                "train.sft_warmup.epochs=1",
+                f"train.micro_batch_turns={micro}",
+            ],
+        )
+        student = HFPolicy(copy_model(tiny), tiny.tokenizer, device="cpu", constrained=True)
+        rows = count_scored_rows(student)
+        losses.append(sft_warmup(student, config, CONVERSATION)["sft/loss_first"])
+        trained.append(student.model.state_dict())
+        assert max(rows) == min(micro, sum(rows))  # one batch, in micro-batches of `micro`
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)  # the same token mean
+    moved = [
+        not torch.equal(value, tiny.model.state_dict()[name]) for name, value in trained[0].items()
+    ]
+    assert any(moved)
+    for name, value in trained[0].items():
+        # Adam steps ~lr on every weight, so float noise in near-zero gradients shows at ~1e-5
+        torch.testing.assert_close(trained[1][name], value, atol=1e-4, rtol=1e-4)
+
+
 def copy_model(policy):
     import copy
 

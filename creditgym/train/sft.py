@@ -175,6 +175,8 @@ def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) ->
     admissible = [list(actions) if actions is not None else None for _, _, actions, _ in demos]
     use_constraint = policy.constrained and all(a is not None for a in admissible)
 
+    lengths = [len(p) + len(r) for p, r in zip(prompt_ids, response_ids)]
+    micro_size = config.train.micro_batch_turns
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=sft.lr)
     rng = np.random.default_rng(config.run.seed)
@@ -182,19 +184,25 @@ def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) ->
     for _ in range(sft.epochs):
         order = rng.permutation(len(demos))
         for start in range(0, len(order), sft.batch_size):
-            batch = order[start : start + sft.batch_size]
-            logprobs, _ = policy.score(
-                [prompt_ids[i] for i in batch],
-                [response_ids[i] for i in batch],
-                [admissible[i] for i in batch] if use_constraint else None,
-            )
-            values, mask = pad_sequences(logprobs)
-            loss = -(values * mask).sum() / mask.sum()
+            # one optimizer step per batch, in length-grouped micro-batches that bound memory
+            batch = sorted(order[start : start + sft.batch_size], key=lengths.__getitem__)
+            tokens = sum(len(response_ids[i]) for i in batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_sum = 0.0
+            for first in range(0, len(batch), micro_size):
+                micro = batch[first : first + micro_size]
+                logprobs, _ = policy.score(
+                    [prompt_ids[i] for i in micro],
+                    [response_ids[i] for i in micro],
+                    [admissible[i] for i in micro] if use_constraint else None,
+                )
+                values, mask = pad_sequences(logprobs)
+                loss = -(values * mask).sum() / tokens
+                loss.backward()
+                loss_sum += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
             optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss_sum)
     return {
         "sft/demonstration_turns": float(len(demos)),
         "sft/loss_first": losses[0],

@@ -333,7 +333,8 @@ def before_training(run: Run) -> tuple[list[SplitResult], list[SplitResult]]:
     if run.state.iteration == 0 and not run.state.evals:
         record_eval(run, evaluate_policy(run))
         if config.train.sft_warmup.episodes > 0:
-            with run.precision.autocast():  # the same on every rank (same seed)
+            # the same on every rank (same seed)
+            with run.precision.autocast(), gradient_checkpointing(run.policy.model):
                 stats = sft_warmup(run.policy, config, run.prompt_format)
             distributed.broadcast_parameters(run.policy.model)
             _sync_weights(run.rollout_policy)
