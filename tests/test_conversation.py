@@ -160,16 +160,41 @@ def test_the_warm_start_demonstrates_in_the_policys_own_conversation_tokens(tiny
     assert stats["sft/loss_last"] < stats["sft/loss_first"]
 
 
-def count_scored_rows(policy: HFPolicy) -> list[int]:
-    """Record the rows of every `policy.score` call in the returned list."""
-    rows, score = [], policy.score
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_the_warm_start_reads_each_conversation_once_and_each_label_after_its_own_context(
+    tiny, noise
+):
+    from pathlib import Path
 
-    def counted(prompts, *args, **kwargs):
-        rows.append(len(prompts))
-        return score(prompts, *args, **kwargs)
+    from creditgym.config import load_config
+    from creditgym.train.sft import _response_ids, _sequences, expert_demonstrations
 
-    policy.score = counted
-    return rows
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+    policy = policy_like(tiny)
+    demos = expert_demonstrations(config, CONVERSATION, 6, seed=1, policy=policy, noise=noise)
+    prompts = [ids for *_, ids in demos]
+    labels = [_response_ids(policy, CONVERSATION, action) for _, action, _, _ in demos]
+    sequences = _sequences(prompts, labels, [actions for _, _, actions, _ in demos])
+    if noise == 0:  # the expert's own path: one sequence per episode
+        assert len(sequences) == 6
+    else:  # a random move played breaks the conversation away from the label
+        assert 6 < len(sequences) < len(demos)
+    spans = [(seq.ids, span) for seq in sequences for span in seq.spans]
+    assert len(spans) == len(demos)
+    for (ids, (start, end)), prompt, label in zip(spans, prompts, labels):
+        assert ids[:start] == list(prompt) and ids[start:end] == label
+
+
+def count_scored_spans(policy: HFPolicy) -> list[list[int]]:
+    """Record, for every `policy.score_spans` call, its rows' span (turn) counts."""
+    calls, score_spans = [], policy.score_spans
+
+    def counted(sequences, spans, *args, **kwargs):
+        calls.append([len(row) for row in spans])
+        return score_spans(sequences, spans, *args, **kwargs)
+
+    policy.score_spans = counted
+    return calls
 
 
 def test_warm_start_micro_batches_take_the_same_step_as_one_batch(tiny):
@@ -193,10 +218,13 @@ def test_warm_start_micro_batches_take_the_same_step_as_one_batch(tiny):
             ],
         )
         student = HFPolicy(copy_model(tiny), tiny.tokenizer, device="cpu", constrained=True)
-        rows = count_scored_rows(student)
+        calls = count_scored_spans(student)
         losses.append(sft_warmup(student, config, CONVERSATION)["sft/loss_first"])
         trained.append(student.model.state_dict())
-        assert max(rows) == min(micro, sum(rows))  # one batch, in micro-batches of `micro`
+        # one batch of whole conversations, in micro-batches of up to `micro` turns (or one
+        # conversation where a conversation alone is longer)
+        assert (len(calls) == 1) == (micro == 64)
+        assert all(sum(call) <= micro or len(call) == 1 for call in calls)
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)  # the same token mean
     moved = [
         not torch.equal(value, tiny.model.state_dict()[name]) for name, value in trained[0].items()

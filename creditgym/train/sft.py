@@ -5,7 +5,8 @@ through the same rollout collector and prompts as RL, so the warm-started policy
 the prompts it will see later. The loss is the token mean of -log pi(action token) under the
 same distribution the policy samples from (constrained to admissible actions if it is).
 In ``conversation`` mode the demonstrations are tokenised as the policy's own conversations
-(`_Demonstrator`), each turn after the whole episode so far.
+(`_Demonstrator`), and an episode's turns are scored in one pass over the conversation
+(`_sequences`), as the RL update scores them.
 
 With ``sft_warmup.noise`` > 0 the demonstrations are DART's (Laskey et al., 2017): each step
 plays a random admissible action with that probability, and every turn is labelled with the
@@ -17,6 +18,7 @@ noisy ones show it how to get back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,8 +30,8 @@ from creditgym.agents.parsing import format_response
 from creditgym.agents.scripted import ExpertPolicy
 from creditgym.config import Config
 from creditgym.envs import info as keys
-from creditgym.train.losses import pad_sequences
 from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
+from creditgym.train.update import group_turns
 
 __all__ = ["expert_demonstrations", "sft_warmup"]
 
@@ -155,6 +157,40 @@ def expert_demonstrations(
     ]
 
 
+@dataclass
+class _Sequence:
+    """Demonstration turns read in one pass: `ids` holds each turn's prompt and labelled
+    response, `spans` where the responses lie, `admissible` each turn's actions."""
+
+    ids: list[int]
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    admissible: list[list[str] | None] = field(default_factory=list)
+
+
+def _span_count(sequence: _Sequence) -> int:
+    return len(sequence.spans)
+
+
+def _sequences(
+    prompt_ids: Sequence[list[int]],
+    response_ids: Sequence[list[int]],
+    admissible: Sequence[list[str] | None],
+) -> list[_Sequence]:
+    """Consecutive turns as few sequences as their prompts allow: a turn joins the previous
+    turn's sequence when its prompt extends that turn's prompt and label, as a conversation's
+    does wherever the expert's move was the one played. A conversation's warm start then reads
+    each episode about once instead of once per turn; window prompts stay one turn each."""
+    sequences: list[_Sequence] = []
+    for prompt, response, actions in zip(prompt_ids, response_ids, admissible):
+        if not sequences or list(prompt[: len(sequences[-1].ids)]) != sequences[-1].ids:
+            sequences.append(_Sequence([]))
+        sequence = sequences[-1]
+        sequence.ids = [*prompt, *response]
+        sequence.spans.append((len(prompt), len(sequence.ids)))
+        sequence.admissible.append(actions)
+    return sequences
+
+
 def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) -> dict[str, float]:
     """Train `policy` in place on expert demonstrations; returns loss statistics."""
     sft = config.train.sft_warmup
@@ -174,30 +210,27 @@ def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) ->
     response_ids = [_response_ids(policy, prompt_format, action) for _, action, _, _ in demos]
     admissible = [list(actions) if actions is not None else None for _, _, actions, _ in demos]
     use_constraint = policy.constrained and all(a is not None for a in admissible)
+    sequences = _sequences(prompt_ids, response_ids, admissible)
 
-    lengths = [len(p) + len(r) for p, r in zip(prompt_ids, response_ids)]
-    micro_size = config.train.micro_batch_turns
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=sft.lr)
     rng = np.random.default_rng(config.run.seed)
     losses = []
     for _ in range(sft.epochs):
-        order = rng.permutation(len(demos))
-        for start in range(0, len(order), sft.batch_size):
+        shuffled = [sequences[i] for i in rng.permutation(len(sequences))]
+        for batch in group_turns(shuffled, sft.batch_size, _span_count):
             # one optimizer step per batch, in length-grouped micro-batches that bound memory
-            batch = sorted(order[start : start + sft.batch_size], key=lengths.__getitem__)
-            tokens = sum(len(response_ids[i]) for i in batch)
+            tokens = sum(end - start for unit in batch for start, end in unit.spans)
             optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
-            for first in range(0, len(batch), micro_size):
-                micro = batch[first : first + micro_size]
-                logprobs, _ = policy.score(
-                    [prompt_ids[i] for i in micro],
-                    [response_ids[i] for i in micro],
-                    [admissible[i] for i in micro] if use_constraint else None,
+            by_length = sorted(batch, key=lambda unit: len(unit.ids))
+            for micro in group_turns(by_length, config.train.micro_batch_turns, _span_count):
+                logprobs, _ = policy.score_spans(
+                    [unit.ids for unit in micro],
+                    [unit.spans for unit in micro],
+                    [unit.admissible for unit in micro] if use_constraint else None,
                 )
-                values, mask = pad_sequences(logprobs)
-                loss = -(values * mask).sum() / tokens
+                loss = -sum(span.sum() for row in logprobs for span in row) / tokens
                 loss.backward()
                 loss_sum += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)

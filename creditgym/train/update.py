@@ -15,9 +15,9 @@ after its own prompt, for a fraction of the tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -27,11 +27,14 @@ from creditgym.train.distributed import ALONE, Distributed
 from creditgym.train.losses import pad_sequences, ppo_clip_loss
 from creditgym.trajectory import Episode, Turn
 
+T = TypeVar("T")
+
 __all__ = [
     "TrainSequence",
     "TrainTurn",
     "flatten_sequences",
     "flatten_turns",
+    "group_turns",
     "micro_batch_loss",
     "ppo_update",
     "reference_logprobs",
@@ -190,21 +193,28 @@ def _token_length(unit: Unit) -> int:
     return len(unit.prompt_ids) + len(unit.response_ids)
 
 
+def group_turns(
+    units: Iterable[T], max_turns: int, turn_count: Callable[[T], int]
+) -> list[list[T]]:
+    """Consecutive units in groups of up to `max_turns` turns each (at least one unit)."""
+    groups: list[list[T]] = []
+    turns = 0
+    for unit in units:
+        if not groups or turns + turn_count(unit) > max_turns:
+            groups.append([])
+            turns = 0
+        groups[-1].append(unit)
+        turns += turn_count(unit)
+    return groups
+
+
 def _micro_batches(units: Sequence[Unit], micro_batch_turns: int) -> list[list[Unit]]:
     """Units in micro-batches of up to `micro_batch_turns` turns each (at least one unit).
 
     Units of similar length go together, so a padded forward pass wastes little on padding
     (conversations differ by hundreds of tokens); the grouping leaves the summed loss as it is.
     """
-    batches: list[list[Unit]] = []
-    turns = 0
-    for unit in sorted(units, key=_token_length):
-        if not batches or turns + _turn_count(unit) > micro_batch_turns:
-            batches.append([])
-            turns = 0
-        batches[-1].append(unit)
-        turns += _turn_count(unit)
-    return batches
+    return group_turns(sorted(units, key=_token_length), micro_batch_turns, _turn_count)
 
 
 def _old_logprobs(unit: Unit) -> list[float]:
