@@ -236,7 +236,9 @@ class SFTConfig:
     episodes: int = _field(0, "expert demonstrations for a supervised warm start (0 = none)", min=0)
     epochs: int = _field(2, "passes over the demonstrations", min=1)
     lr: float = _field(1e-3, "learning rate of the warm start", min=0.0)
-    batch_size: int = _field(32, "turns per warm-start step", min=1)
+    batch_size: int = _field(
+        32, "turns per warm-start step (a longer demonstrated conversation is one step)", min=1
+    )
     noise: float = _field(
         0.0,
         "probability that a demonstration step plays a random admissible action; every turn "
