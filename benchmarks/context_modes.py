@@ -45,7 +45,12 @@ def measure(context: str, iterations: int, overrides: list[str]) -> dict[str, fl
     )
     prompt_format = prompt_format_for(config.policy)
     roll = config.rollout
-    envs = make_envs(config.env.id, roll.groups * roll.group_size, split=config.env.train_split)
+    envs = make_envs(
+        config.env.id,
+        roll.groups * roll.group_size,
+        split=config.env.train_split,
+        **config.env.kwargs,
+    )
     task_rng = np.random.default_rng(config.run.seed)
     rows = []
     for _ in range(iterations):
