@@ -1,4 +1,5 @@
-"""SmolLM2-135M-Instruct on the CPU: held-out success of random, untrained, GRPO and GiGPO.
+"""SmolLM2-135M-Instruct on the CPU: held-out success of random, untrained, warm-started,
+GRPO and GiGPO.
 
     python benchmarks/smollm2_results.py [--seeds 0] [--iterations N] [--eval-episodes N]
                                          [--methods grpo,gigpo] [key=value ...]
@@ -9,7 +10,9 @@ one torch thread. Every run evaluates the random agent and the untrained model o
 held-out tasks before it trains (tasks 0..N-1 of each held-out split, so every row of the table
 is scored on the same tasks), then the trained model after its last iteration. The untrained
 model's row comes from the first method's run; the other runs re-measure it, and the script
-says if they disagree (they should not: same seed, same model, same tasks).
+says if they disagree (they should not: same seed, same model, same tasks). When the config
+has a supervised warm start (`train.sft_warmup`), the model after it, before any RL, gets its
+own row the same way.
 
 Writes `benchmarks/results/smollm2_household.md` (the table) and `.json` (every number, per
 run), and prints the table. Wall times are of this machine at the time of the run: on a shared
@@ -83,8 +86,15 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "env_steps": result.env_steps,
         "eval_episodes": config.eval.episodes,
         "random": _success(result.random_baseline),
-        # the untrained model: the run's first eval row (iteration 0), also after a resume
+        # the untrained model: the run's first eval row (iteration 0), also after a resume;
+        # with a warm start the second row (also iteration 0) is the warm-started model
         "untrained": {split: evals[0][f"eval/{split}/success"] for split in splits},
+        "warm_start": (
+            {split: evals[1][f"eval/{split}/success"] for split in splits}
+            if config.train.sft_warmup.episodes > 0
+            else None
+        ),
+        "warm_start_demonstrations": config.train.sft_warmup.episodes,
         "trained": _success(result.final),
         "curve": [
             {"iteration": row["iteration"], **{s: row[f"eval/{s}/success"] for s in splits}}
@@ -146,9 +156,13 @@ def table(runs: list[dict[str, Any]]) -> str:
     ]
     seeds = ", ".join(str(r["seed"]) for r in base)
     evals = f"{runs[0]['eval_episodes']} tasks per split"
-    for name, key in (("random agent", "random"), ("SmolLM2, untrained", "untrained")):
+    rows = [("random agent", "random", evals), ("SmolLM2, untrained", "untrained", evals)]
+    if base[0].get("warm_start"):
+        demos = f"{base[0]['warm_start_demonstrations']} expert demonstrations"
+        rows.append(("SmolLM2, warm start only", "warm_start", demos))
+    for name, key, budget in rows:
         cells = " | ".join(_cell([r[key][s] for r in base]) for s in splits)
-        lines.append(f"| {name} | {cells} | {seeds} | {evals} | (inside each run) |")
+        lines.append(f"| {name} | {cells} | {seeds} | {budget} | (inside each run) |")
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
         cells = " | ".join(_cell([r["trained"][s] for r in mine]) for s in splits)
@@ -158,22 +172,25 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"({r0['env_steps']} env steps)"
         )
         lines.append(
-            f"| SmolLM2 + {LABELS[method]} | {cells} | "
+            f"| SmolLM2{' + warm start' if r0.get('warm_start') else ''} + {LABELS[method]} | "
+            f"{cells} | "
             f"{', '.join(str(r['seed']) for r in mine)} | {budget} | {_minutes(mine)} |"
         )
     return "\n".join(lines)
 
 
 def _disagreements(runs: list[dict[str, Any]]) -> list[str]:
-    """Runs of one seed whose untrained-model evals differ (they should be identical)."""
+    """Runs of one seed whose untrained or warm-started model's evals differ (they should be
+    identical: same seed, same demonstrations)."""
     notes = []
     for seed in dict.fromkeys(r["seed"] for r in runs):
         same = [r for r in runs if r["seed"] == seed]
-        if any(r["untrained"] != same[0]["untrained"] for r in same):
-            notes.append(
-                f"seed {seed}: the untrained model scored differently across runs: "
-                + "; ".join(f"{r['method']} {r['untrained']}" for r in same)
-            )
+        for key in ("untrained", "warm_start"):
+            if any(r.get(key) != same[0].get(key) for r in same):
+                notes.append(
+                    f"seed {seed}: the {key.replace('_', '-')} model scored differently across "
+                    "runs: " + "; ".join(f"{r['method']} {r.get(key)}" for r in same)
+                )
     return notes
 
 

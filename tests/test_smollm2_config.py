@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ def _run(out: Path, iterations: int) -> list[dict]:
         "run.progress=false",
         "run.tensorboard=false",
         "train.entropy_coef=0.01",  # an update step even when every advantage is 0
+        "train.sft_warmup.episodes=2",  # the config's warm start, in the real chat template
+        "train.sft_warmup.epochs=1",
         f"train.iterations={iterations}",
         f"run.output_dir={out}",
     ]
@@ -55,6 +58,9 @@ def test_two_conversation_iterations_move_the_weights_and_resume_exactly(tmp_pat
     assert all(row["rollout/failed_episodes"] == 0 for row in straight)
     assert all(row["rollout/invalid_rate"] == 0 for row in straight)  # constrained decoding
     assert all(row["update/steps"] >= 1 for row in straight)  # the config takes mini-batches
+    metrics = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
+    [warm_start] = [json.loads(line) for line in metrics if "sft/loss_first" in line]
+    assert warm_start["sft/demonstration_turns"] > 0
     first, second = _adapters(tmp_path / "straight", 1), _adapters(tmp_path / "straight", 2)
     moved = [name for name in first if not (first[name] == second[name]).all()]
     assert moved, "the second iteration's update changed no trained weight"
