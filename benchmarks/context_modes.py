@@ -7,8 +7,9 @@ same seed for `--iterations` iterations in one process, and report per iteration
 
 - prompt tokens prefilled per env step (`HFPolicy.prefilled_tokens`): a window prompt is
   encoded whole every turn, a conversation prefills only what its KV cache lacks;
-- tokens the update reads per iteration (prompt + response of each scored turn in window mode,
-  one sequence per episode in conversation mode);
+- tokens the update reads per iteration (prompt + response of every turn in window mode, one
+  sequence per episode in conversation mode: every turn is scored, even where its advantage is
+  0 and training would skip it, so the workload does not depend on the returns);
 - rollout and update seconds per iteration (mean over iterations after the first, which warms
   up; wall time, so on a shared machine they move with the load).
 
@@ -68,10 +69,10 @@ def measure(context: str, iterations: int, overrides: list[str]) -> dict[str, fl
         )
         if context == "conversation":
             units = flatten_sequences(episodes, advantages)
-            read = sum(len(u.ids) for u in units if u.advantage != 0)
+            read = sum(len(u.ids) for u in units)
         else:
             units = flatten_turns(episodes, advantages)
-            read = sum(len(u.prompt_ids) + len(u.response_ids) for u in units if u.advantage != 0)
+            read = sum(len(u.prompt_ids) + len(u.response_ids) for u in units)
         start = time.perf_counter()
         ppo_update(
             policy,
@@ -80,6 +81,7 @@ def measure(context: str, iterations: int, overrides: list[str]) -> dict[str, fl
             micro_batch_turns=config.train.micro_batch_turns,
             clip_eps=config.train.clip_eps,
             max_grad_norm=config.train.max_grad_norm,
+            skip_zero_advantage=False,  # every turn, whatever the returns: a fixed workload
         )
         rows.append(
             {
@@ -108,7 +110,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {mode: measure(mode, args.iterations, args.overrides) for mode in CONTEXTS}
-    table = Table(title=f"quickstart, {args.iterations} iterations per mode")
+    title = " ".join(["quickstart", *args.overrides])
+    table = Table(title=f"{title}, {args.iterations} iterations per mode")
     for column in [
         "context",
         "prefilled tokens / step",
