@@ -345,7 +345,7 @@ def test_one_vine_iteration_trains_on_monte_carlo_values(tmp_path):
 
 def test_rollout_success_is_of_sampled_episodes_and_continuations_report_apart():
     from creditgym.train.branching import branch_metrics
-    from creditgym.train.trainer import _rollout_metrics
+    from creditgym.train.metric_rows import rollout_metrics
 
     sampled = Episode(turns=[Turn("o", "a"), Turn("o", "b")], success=False)
     continuation = Episode(
@@ -354,7 +354,7 @@ def test_rollout_success_is_of_sampled_episodes_and_continuations_report_apart()
         metadata={"branch_prefix_turns": 1, "branch_parent": 0},
     )
     metrics = {
-        **_rollout_metrics([sampled, continuation]),
+        **rollout_metrics([sampled, continuation]),
         **branch_metrics([sampled, continuation]),
     }
     assert metrics["rollout/success"] == 0.0 and metrics["rollout/turns"] == 2.0

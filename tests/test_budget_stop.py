@@ -8,7 +8,8 @@ import pytest
 from conftest import household_config, training_rows
 
 from creditgym.train.checkpoint import TrainerState
-from creditgym.train.trainer import _policy_tokens, train
+from creditgym.train.metric_rows import policy_tokens
+from creditgym.train.trainer import train
 from creditgym.trajectory import Episode, Turn
 
 
@@ -28,8 +29,8 @@ def test_policy_tokens_count_prompt_and_response_of_played_turns_only():
     plain = Episode(turns=[_turn(10, 3), _turn(20, 4)])
     # a branch continuation: its first turn is a copy of the parent's, generated once already
     branch = Episode(turns=[_turn(10, 3), _turn(12, 5)], metadata={"branch_prefix_turns": 1})
-    assert _policy_tokens([plain]) == (10 + 3) + (20 + 4)
-    assert _policy_tokens([plain, branch]) == 37 + (12 + 5)
+    assert policy_tokens([plain]) == (10 + 3) + (20 + 4)
+    assert policy_tokens([plain, branch]) == 37 + (12 + 5)
 
 
 def test_counters_grow_every_iteration_by_what_the_batch_played(reference):

@@ -117,12 +117,12 @@ def test_training_with_env_workers_equals_training_in_process(tmp_path):
 def test_failed_episodes_are_counted_in_the_iteration_metrics():
     """What the README promises for a dead worker: its episodes show in rollout/failed_episodes
     and leave the other rollout statistics alone."""
-    from creditgym.train.trainer import _rollout_metrics
+    from creditgym.train.metric_rows import rollout_metrics
     from creditgym.trajectory import Episode, Turn
 
     won = Episode(turns=[Turn("o", "a", reward=1.0)], success=True)
     lost = Episode(turns=[Turn("o", "a"), Turn("o", "b")])
     failed = Episode(turns=[Turn("o", "a")], failed=True, metadata={"error": "actor died"})
-    metrics = _rollout_metrics([won, lost, failed, failed])
+    metrics = rollout_metrics([won, lost, failed, failed])
     assert metrics["rollout/failed_episodes"] == 2.0
     assert metrics["rollout/success"] == 0.5 and metrics["rollout/turns"] == 1.5

@@ -41,7 +41,6 @@ from creditgym.train.branching import (
     branch_rollouts,
     check_branching,
     rollout_counts,
-    sampled_episodes,
     trained_turns,
     zero_copied_prefixes,
 )
@@ -61,6 +60,7 @@ from creditgym.train.distributed import Distributed, shard
 from creditgym.train.distributed import setup as setup_distributed
 from creditgym.train.episode_log import EpisodeLog
 from creditgym.train.evaluate import SplitResult, evaluate
+from creditgym.train.metric_rows import eval_row, policy_tokens, results_from_row, rollout_metrics
 from creditgym.train.models import (
     build_policy,
     build_rollout_policy,
@@ -119,42 +119,6 @@ def _evaluation_mode(policy: Any, temperature: float) -> Iterator[None]:
         policy.temperature = saved_temperature
         if generator is not None:
             generator.set_state(saved_state)
-
-
-def _policy_tokens(episodes: list[Episode]) -> int:
-    """What generating `episodes` cost the policy: prompt + response tokens of each turn played
-    (a branch continuation's copied prefix is not played again; vine's continuations are)."""
-    return rollout_counts(episodes).policy_tokens
-
-
-def _rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
-    """Success, return, turns and invalid rate of the episodes the rollout sampled (tree
-    continuations start where branching chose: `branch_metrics`); tokens of all of them."""
-    sampled = sampled_episodes(episodes)
-    usable = [ep for ep in sampled if not ep.failed]
-    turns = [t for ep in usable for t in ep.turns]
-    return {
-        "rollout/success": float(np.mean([ep.success for ep in usable])) if usable else 0.0,
-        "rollout/return": float(np.mean([ep.episode_return for ep in usable])) if usable else 0.0,
-        "rollout/turns": float(np.mean([len(ep) for ep in usable])) if usable else 0.0,
-        "rollout/invalid_rate": float(np.mean([not t.valid for t in turns])) if turns else 0.0,
-        "rollout/failed_episodes": float(len(sampled) - len(usable)),
-        "rollout/response_tokens": float(sum(len(t.response_ids) for t in turns)),
-        "rollout/policy_tokens": float(_policy_tokens(episodes)),
-    }
-
-
-def _eval_row(results: list[SplitResult], state: TrainerState) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "iteration": state.iteration,
-        "env_steps": state.env_steps,
-        "policy_tokens": state.policy_tokens,
-    }
-    for result in results:
-        row[f"eval/{result.split}/success"] = result.success
-        row[f"eval/{result.split}/return"] = result.mean_return
-        row[f"eval/{result.split}/steps"] = result.mean_steps
-    return row
 
 
 @dataclass
@@ -342,7 +306,7 @@ def before_training(run: Run) -> tuple[list[SplitResult], list[SplitResult]]:
             run.writer.write({"iteration": 0, **stats}, 0)
             record_eval(run, evaluate_policy(run))
     initial = (
-        _results_from_row(run.state.evals[0], run.held_out_splits, config.eval.episodes)
+        results_from_row(run.state.evals[0], run.held_out_splits, config.eval.episodes)
         if run.state.evals
         else []
     )
@@ -382,7 +346,7 @@ def _evaluate_on_held_out(run: Run, agent: Any, name: str, **options: Any) -> li
 def record_eval(run: Run, results: list[SplitResult]) -> None:
     if not run.distributed.is_main:  # only rank 0 evaluates
         return
-    row = _eval_row(results, run.state)
+    row = eval_row(results, run.state)
     run.state.evals.append(row)
     run.writer.write(row, run.state.iteration)
 
@@ -523,12 +487,12 @@ def log(
         episodes = run.distributed.gather(episodes)
     run.state.iteration = iteration
     run.state.env_steps += rollout_counts(episodes).env_steps  # branch continuations included
-    run.state.policy_tokens += _policy_tokens(episodes)
+    run.state.policy_tokens += policy_tokens(episodes)
     row = {
         "iteration": iteration,
         "env_steps": run.state.env_steps,
         "policy_tokens": run.state.policy_tokens,
-        **_rollout_metrics(episodes),
+        **rollout_metrics(episodes),
         **(branch_metrics(episodes) if run.config.rollout.branch.mode != "none" else {}),
         **credit_metrics(episodes, advantages=advantages),
         **update_stats,
@@ -603,12 +567,12 @@ def finish(
         checkpoint=last,
         plot=plot,
         initial=initial,
-        final=_results_from_row(state.evals[-1], splits, episodes) if state.evals else [],
+        final=results_from_row(state.evals[-1], splits, episodes) if state.evals else [],
         random_baseline=random_baseline,
         iterations=state.iteration,
         env_steps=state.env_steps,
         seconds=time.perf_counter() - started,
-        after_warm_start=_results_from_row(state.evals[1], splits, episodes) if warm else [],
+        after_warm_start=results_from_row(state.evals[1], splits, episodes) if warm else [],
     )
 
 
@@ -676,17 +640,3 @@ def _sync_weights(rollout_policy: Any) -> None:
 def _rank_seed(seed: int, iteration: int, rank: int) -> int:
     """The sampler seed of one rank in one iteration: the same whatever the run resumed from."""
     return int(np.random.SeedSequence([seed, iteration, rank]).generate_state(1)[0])
-
-
-def _results_from_row(row: dict[str, Any], splits: list[str], episodes: int) -> list[SplitResult]:
-    return [
-        SplitResult(
-            agent=f"policy @ iteration {row['iteration']}",
-            split=split,
-            episodes=episodes,
-            success=row.get(f"eval/{split}/success", 0.0),
-            mean_return=row.get(f"eval/{split}/return", 0.0),
-            mean_steps=row.get(f"eval/{split}/steps", 0.0),
-        )
-        for split in splits
-    ]
