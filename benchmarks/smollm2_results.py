@@ -86,14 +86,9 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "env_steps": result.env_steps,
         "eval_episodes": config.eval.episodes,
         "random": _success(result.random_baseline),
-        # the untrained model: the run's first eval row (iteration 0), also after a resume;
-        # with a warm start the second row (also iteration 0) is the warm-started model
+        # the untrained model: the run's first eval row (iteration 0), also after a resume
         "untrained": {split: evals[0][f"eval/{split}/success"] for split in splits},
-        "warm_start": (
-            {split: evals[1][f"eval/{split}/success"] for split in splits}
-            if config.train.sft_warmup.episodes > 0
-            else None
-        ),
+        "warm_start": _success(result.after_warm_start) or None,
         "warm_start_demonstrations": config.train.sft_warmup.episodes,
         "trained": _success(result.final),
         "curve": [
