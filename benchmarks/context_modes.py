@@ -14,6 +14,14 @@ same seed for `--iterations` iterations in one process, and report per iteration
   up; wall time, so on a shared machine they move with the load).
 
 Held-out success is not measured here: a few iterations say nothing about it.
+
+What conversation mode saves depends on how much of a window prompt repeats every turn. The
+quickstart's compact prompt repeats little; an instruct model's verl-agent prompt in its chat
+template repeats a lot. For SmolLM2-135M-Instruct in that setting:
+
+    python benchmarks/context_modes.py --iterations 2 --threads 2 policy.model=smollm2 \
+        policy.lora.enabled=true policy.template=verl-agent policy.chat_template=true \
+        rollout.groups=4 rollout.group_size=4 train.micro_batch_turns=16 train.lr=3e-4
 """
 
 from __future__ import annotations
