@@ -24,9 +24,9 @@ import time
 import torch
 
 import creditgym
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf.policy import HFPolicy
+from creditgym.agents.hf.tiny import build_tiny_agent, count_parameters
 from creditgym.agents.prompts import build_prompt
-from creditgym.agents.tiny import build_tiny_agent, count_parameters
 from creditgym.envs import info as keys
 from creditgym.train.corpus import tiny_env_corpus
 

@@ -38,8 +38,8 @@ from rich.table import Table
 
 from creditgym.config import load_config
 from creditgym.credit import compute_advantages
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.models import build_policy
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.update import flatten_sequences, flatten_turns, ppo_update
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"

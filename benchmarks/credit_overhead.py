@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from creditgym.credit import compute_advantages, credit_metrics, gigpo_advantages, grpo_advantages
-from creditgym.credit.env_shaper import env_rewards
+from creditgym.credit.shapers.env import env_rewards
 from creditgym.trajectory import Episode, Turn
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from credit_overhead import median_ms, synthetic_batch  # noqa: E402
 
 from creditgym.credit import get_estimator  # noqa: E402
-from creditgym.credit.env_shaper import env_rewards  # noqa: E402
+from creditgym.credit.shapers.env import env_rewards  # noqa: E402
 
 BATCH_ONLY = ("grpo", "gigpo", "discounted_group", "rloo", "reinforce_pp", "turn_level", "empg")
 

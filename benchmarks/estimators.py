@@ -340,7 +340,7 @@ def fidelity(bench: Bench, env: str, methods: list[str], registered: set[str]) -
     import torch
 
     from creditgym.credit.specs import parse_methods
-    from creditgym.train.credit_report import run_credit_report
+    from creditgym.measure.credit_report import run_credit_report
 
     torch.set_num_threads(1)
     for spec in specs:

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from creditgym.credit import CreditContext, information_gain
+from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.corpus import load_tiny
-from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 
 
 def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str, float]:

@@ -19,8 +19,8 @@ import torch
 
 from creditgym.agents.factory import load_policy
 from creditgym.credit import CreditContext, compute_advantages
-from creditgym.credit.ppo import PPOCritic
-from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
+from creditgym.credit.estimators.ppo import PPOEstimator
+from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
 
 
 def main() -> None:
@@ -62,7 +62,7 @@ def main() -> None:
             "critic_epochs": int(epochs),
             "value_clip": float(clip[0]) if clip else 0.2,
         }
-        module = PPOCritic()
+        module = PPOEstimator()
         context = CreditContext(modules={"ppo": module})
         explained = []
         start = time.perf_counter()

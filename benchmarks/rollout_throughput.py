@@ -22,8 +22,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from creditgym.rollout.collect import PromptFormat, RolloutTask, collect_episodes, make_envs
 from creditgym.train.corpus import load_tiny
-from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
 
 
 def measure(
@@ -89,7 +89,7 @@ def main() -> None:
 
 
 def print_worker_rows(args: argparse.Namespace, batch: int) -> None:
-    from creditgym.train.workers import connect
+    from creditgym.rollout.workers import connect
 
     connect()
     table = Table(title=f"env workers, tiny model, {args.workers_env}, B={batch}, constrained")

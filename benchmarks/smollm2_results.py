@@ -34,7 +34,7 @@ from typing import Any
 
 from creditgym.config import load_config
 from creditgym.envs.registry import eval_splits
-from creditgym.train.evaluate import SplitResult
+from creditgym.measure.evaluate import SplitResult
 from creditgym.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]

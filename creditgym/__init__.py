@@ -6,7 +6,6 @@
 """
 
 from creditgym.envs.registry import describe, list_envs, make, register
-
-__version__ = "0.1.0"
+from creditgym.version import __version__
 
 __all__ = ["make", "register", "list_envs", "describe", "__version__"]

@@ -55,8 +55,9 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from creditgym.agents.factory import load_policy, resolve_backend
     from creditgym.envs.registry import eval_splits
-    from creditgym.train.evaluate import evaluate, results_json, results_table, trained_model
-    from creditgym.train.rollout import PromptFormat
+    from creditgym.measure.evaluate import evaluate, results_json, results_table
+    from creditgym.rollout.collect import PromptFormat
+    from creditgym.train.runs import trained_model
 
     console = _console()
     env_kwargs = dict(_parse_kv(item) for item in args.env_kwarg)
@@ -105,7 +106,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _episode_file(path: str):
     """A fresh episode file for `eval --save-episodes` (an older one at `path` is replaced)."""
-    from creditgym.train.episode_log import EpisodeWriter
+    from creditgym.episode_log import EpisodeWriter
 
     writer = EpisodeWriter(path)
     writer.path.unlink(missing_ok=True)
@@ -161,6 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from creditgym.config import check_runnable, load_config
+    from creditgym.train.checkpoint import check_resume_from
 
     if args.help_config:
         from creditgym.config_help import describe_fields
@@ -171,6 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("creditgym train needs a YAML config, e.g. configs/quickstart.yaml")
     config = load_config(args.config, args.overrides)
     check_runnable(config)  # env kwargs and the output directory, before anything runs
+    check_resume_from(config)
 
     from creditgym.train.distributed import shutdown
     from creditgym.train.trainer import train
@@ -214,7 +217,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from creditgym.agents.server import run
+    from creditgym.agents.serve.server import run
 
     options = {}
     if args.model == "tiny":  # the tiny model fitted on every env's text, as `load_tiny()` builds
@@ -228,9 +231,9 @@ def cmd_judge_eval(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from creditgym.credit_setup.judges import build_judge
     from creditgym.envs.registry import env_metadata
-    from creditgym.train.judge_eval import judge_dataset, score_judge, scores_table
-    from creditgym.train.judges import build_judge
+    from creditgym.measure.judge_eval import judge_dataset, score_judge, scores_table
 
     transitions, subgoals = judge_dataset(args.env, args.episodes, seed=args.seed)
     judge = build_judge(args.judge, legend=str(env_metadata(args.env).get("judge_legend", "")))
@@ -278,14 +281,14 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 def cmd_credit_report(args: argparse.Namespace) -> int:
     from creditgym.credit.specs import parse_methods
-    from creditgym.train.credit_report import run_credit_report
-    from creditgym.train.credit_report_output import (
+    from creditgym.measure.credit_report import run_credit_report
+    from creditgym.measure.credit_report_output import (
         plot_report,
         report_json,
         report_markdown,
         report_table,
     )
-    from creditgym.train.rollout import PromptFormat
+    from creditgym.rollout.collect import PromptFormat
 
     console = _console()
     methods = parse_methods(args.methods)  # a malformed spec fails before any rollout
@@ -476,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.iterations=5")
     show.set_defaults(func=cmd_config_show)
 
-    from creditgym.agents.server_options import add_server_arguments
+    from creditgym.agents.serve.options import add_server_arguments
 
     serve = sub.add_parser("serve", help="serve a policy over an OpenAI-compatible HTTP API")
     add_server_arguments(serve)  # model, --host (127.0.0.1), --port, --api-key, the limits

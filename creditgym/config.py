@@ -300,8 +300,8 @@ def check_runnable(config: Config) -> None:
     """What a run needs beyond a valid schema, checked before anything runs.
 
     The env id is registered and its constructor takes every configured keyword argument
-    (``env.kwargs`` and each curriculum stage's), ``run.output_dir`` can be a directory, and
-    ``run.resume_from``, if set, is a complete checkpoint.
+    (``env.kwargs`` and each curriculum stage's) and ``run.output_dir`` can be a directory
+    (the trainer checks ``run.resume_from`` itself, with `creditgym.train.checkpoint`).
     Raises `ConfigError` naming the key and what is allowed.
     """
     from creditgym.envs.registry import check_make_kwargs, list_envs
@@ -324,15 +324,6 @@ def check_runnable(config: Config) -> None:
             raise ConfigError(f"config key '{key}': {error}") from None
     _check_output_dir(Path(config.run.output_dir))
     check_model_path(config.policy.model)
-    if config.run.resume_from:
-        from creditgym.train.checkpoint import CheckpointError, find_resume_checkpoint
-
-        try:
-            find_resume_checkpoint(
-                Path(config.run.output_dir) / "checkpoints", resume_from=config.run.resume_from
-            )
-        except CheckpointError as error:
-            raise ConfigError(str(error)) from None
 
 
 def check_model_path(model: str) -> None:

@@ -142,7 +142,7 @@ class PolicyConfig:
 @dataclass
 class BranchConfig:
     """Branch rollouts: K more runs of the policy from cloned env states of the batch's episodes
-    (`creditgym.train.branching`); needs an env with clone_state()/restore_state()."""
+    (`creditgym.rollout.branching`); needs an env with clone_state()/restore_state()."""
 
     mode: str = _field(
         "none",

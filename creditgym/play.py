@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from creditgym.envs import info as keys
-from creditgym.train.rollout import make_envs
+from creditgym.rollout.collect import make_envs
 
 __all__ = ["play"]
 

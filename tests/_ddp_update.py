@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import torch
 
-from creditgym.agents.hf import HFPolicy
-from creditgym.agents.tiny import build_tiny_model
-from creditgym.agents.tokenizer import fit_tokenizer
+from creditgym.agents.hf.policy import HFPolicy
+from creditgym.agents.hf.tiny import build_tiny_model
+from creditgym.agents.hf.tokenizer import fit_tokenizer
 from creditgym.train.distributed import setup, shard, shutdown
 from creditgym.train.update import TrainTurn, ppo_update
 

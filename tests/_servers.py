@@ -1,4 +1,4 @@
-"""Test helpers: a real `creditgym.agents.server` process, and small stdlib HTTP servers that
+"""Test helpers: a real `creditgym.agents.serve.server` process, and small stdlib HTTP servers that
 misbehave on purpose. Loopback only; every wait is bounded in time."""
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 @contextmanager
 def policy_server_process(spec: str, log_dir: Path, ready_timeout: float) -> Iterator[str]:
-    """Run ``python -m creditgym.agents.server SPEC`` as a separate process; yield its base URL.
+    """Run ``python -m creditgym.agents.serve.server SPEC`` in its own process; yield its URL.
 
     Waits (at most `ready_timeout` seconds) until ``GET /v1/models`` answers; fails with the
     server's stderr if it dies or never gets ready. The process is always stopped on exit.
@@ -151,7 +151,7 @@ def policy_server(
     extra_args: Sequence[str] = (),
     *,
     headers: dict[str, str] | None = None,
-    command: Sequence[str] = ("-m", "creditgym.agents.server"),
+    command: Sequence[str] = ("-m", "creditgym.agents.serve.server"),
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`policy_server_process`, yielding the process too (for tests that kill it mid-run).
 

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from creditgym.agents.constrained import ActionTrie
+from creditgym.agents.hf.constrained import ActionTrie
 
 EOS = 0
 

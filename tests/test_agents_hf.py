@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf.policy import HFPolicy
+from creditgym.agents.hf.tiny import build_tiny_agent, build_tiny_model, count_parameters
+from creditgym.agents.hf.tokenizer import fit_tokenizer
 from creditgym.agents.prompts import build_prompt
-from creditgym.agents.tiny import build_tiny_agent, build_tiny_model, count_parameters
-from creditgym.agents.tokenizer import fit_tokenizer
 
 PLACES = [
     "countertop 1",

@@ -178,9 +178,9 @@ def test_load_policy_routes_openai_specs_to_the_openai_policy(monkeypatch):
         def __init__(self, base_url, **kwargs):
             self.base_url, self.kwargs = base_url, kwargs
 
-    module = type(sys)("creditgym.agents.openai_policy")
+    module = type(sys)("creditgym.agents.openai_client.policy")
     module.OpenAIPolicy = FakeOpenAIPolicy
-    monkeypatch.setitem(sys.modules, "creditgym.agents.openai_policy", module)
+    monkeypatch.setitem(sys.modules, "creditgym.agents.openai_client.policy", module)
     policy = load_policy("openai:http://localhost:8000/v1", model="m")
     assert (policy.base_url, policy.kwargs) == ("http://localhost:8000/v1", {"model": "m"})
 

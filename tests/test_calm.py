@@ -9,8 +9,13 @@ import creditgym
 from creditgym.agents.base import Generation
 from creditgym.agents.scripted import ExpertPolicy
 from creditgym.credit import CreditContext, LLMJudge, OracleJudge, calm_rewards, compute_advantages
-from creditgym.credit.calm import Transition, parse_subgoals, parse_verdict, transition_prompt
-from creditgym.train.rollout import RolloutTask, collect_episodes, make_envs
+from creditgym.credit.shapers.calm import (
+    Transition,
+    parse_subgoals,
+    parse_verdict,
+    transition_prompt,
+)
+from creditgym.rollout.collect import RolloutTask, collect_episodes, make_envs
 from creditgym.trajectory import Episode, Turn
 
 
@@ -199,7 +204,7 @@ def test_make_env_events_are_what_the_oracle_reads():
 
 
 def test_judge_eval_scores_the_oracle_perfectly_on_balanced_transitions():
-    from creditgym.train.judge_eval import judge_dataset, score_judge
+    from creditgym.measure.judge_eval import judge_dataset, score_judge
 
     transitions, subgoals = judge_dataset("creditgym/HouseholdEasy-v0", 8)
     positives = [t for t in transitions if set(t.events) & set(subgoals[t.task])]
@@ -210,7 +215,7 @@ def test_judge_eval_scores_the_oracle_perfectly_on_balanced_transitions():
 
 
 def test_judge_eval_counts_a_judge_that_never_answers_as_missing_every_subgoal():
-    from creditgym.train.judge_eval import judge_dataset, score_judge
+    from creditgym.measure.judge_eval import judge_dataset, score_judge
 
     transitions, subgoals = judge_dataset("creditgym/HouseholdEasy-v0", 4)
     silent = LLMJudge(ScriptedClient(fail=True))

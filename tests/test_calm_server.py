@@ -11,8 +11,9 @@ from _servers import policy_server
 
 from creditgym.config import load_config
 from creditgym.credit import LLMJudge
-from creditgym.train import judges, trainer
-from creditgym.train.judges import build_judge
+from creditgym.credit_setup import judges
+from creditgym.credit_setup.judges import build_judge
+from creditgym.train import trainer
 
 pytestmark = pytest.mark.slow
 

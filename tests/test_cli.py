@@ -104,7 +104,7 @@ def conversation_run(tmp_path_factory):
 @pytest.fixture
 def chat_calls(monkeypatch):
     """Counts the model's decisions made as chat turns (conversation mode) and as fresh prompts."""
-    from creditgym.agents.hf import HFPolicy
+    from creditgym.agents.hf.policy import HFPolicy
 
     calls = {"chat": 0, "prompt": 0}
     generate, generate_chat = HFPolicy.generate, HFPolicy.generate_chat

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf.policy import HFPolicy
 from creditgym.agents.prompts import PromptFormat
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 from creditgym.train.corpus import load_tiny
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
 
 ENV = "creditgym/HouseholdEasy-v0"
@@ -244,9 +244,9 @@ def copy_model(policy):
 def test_pieces_of_a_real_chat_template_add_up_to_its_full_rendering():
     from transformers import AutoTokenizer
 
-    from creditgym.agents.chat import ChatTokens
+    from creditgym.agents.hf.chat import ChatTokens
 
-    smollm = pytest.importorskip("creditgym.agents.smollm")
+    smollm = pytest.importorskip("creditgym.agents.hf.smollm")
     try:
         gguf = smollm.smollm2_gguf()
     except Exception as error:  # the offline SmolLM2 wheel is not installed

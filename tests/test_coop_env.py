@@ -16,7 +16,7 @@ import creditgym  # noqa: E402
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy  # noqa: E402
 from creditgym.credit import CreditContext, LatentReward, lare_rewards  # noqa: E402
 from creditgym.envs.coop.env import latent_factors, normalise_action  # noqa: E402
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs  # noqa: E402
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs  # noqa: E402
 
 IDS = ["creditgym/CoopHousehold-v0", "creditgym/CoopHousehold3-v0"]
 

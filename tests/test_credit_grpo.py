@@ -7,7 +7,7 @@ import pytest
 from conftest import episode
 
 from creditgym.credit import compute_advantages, discounted_returns, grpo_advantages
-from creditgym.credit.env_shaper import env_rewards
+from creditgym.credit.shapers.env import env_rewards
 
 
 def grpo(episodes, **options):

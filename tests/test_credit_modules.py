@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from creditgym.config import load_config
 from creditgym.credit import Requirement, RunContext, compute_advantages, register_shaper
-from creditgym.train.credit_setup import check_multiprocess, register_builder, setup_credit
+from creditgym.credit_setup.build import check_multiprocess, register_builder, setup_credit
 from creditgym.train.trainer import train
 
 

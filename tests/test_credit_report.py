@@ -13,9 +13,9 @@ from creditgym.agents.scripted import ExpertPolicy
 from creditgym.cli import main
 from creditgym.credit import CreditConfigError, Requirement, register_shaper
 from creditgym.credit.specs import parse_method, parse_methods, register_shorthand
+from creditgym.credit_setup.build import register_builder
 from creditgym.envs.registry import list_envs
-from creditgym.train.credit_report import run_credit_report
-from creditgym.train.credit_setup import register_builder
+from creditgym.measure.credit_report import run_credit_report
 
 
 def test_an_estimator_alone_scores_the_env_reward():

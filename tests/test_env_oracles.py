@@ -210,7 +210,7 @@ def _team_play(env, picks: list[int], infos: dict) -> list[tuple]:
 
 
 def _rollout(env_id: str, policy, count: int = 4, **kwargs):
-    from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
+    from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 
     envs = make_envs(env_id, count)
     return collect_episodes(envs, policy, group_tasks([0, 1], 2), env_id=env_id, **kwargs)

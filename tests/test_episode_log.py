@@ -12,7 +12,7 @@ import pytest
 from conftest import episode
 
 from creditgym.credit import assign_credit, compute_advantages
-from creditgym.train.episode_log import (
+from creditgym.episode_log import (
     SCHEMA_VERSION,
     EpisodeLog,
     EpisodeWriter,

@@ -22,7 +22,7 @@ from creditgym.credit import (
     rloo_advantages,
     turn_level_advantages,
 )
-from creditgym.credit.env_shaper import env_rewards
+from creditgym.credit.shapers.env import env_rewards
 from creditgym.train.trainer import train
 
 NEW_ESTIMATORS = ("rloo", "reinforce_pp", "turn_level", "empg")

@@ -23,8 +23,8 @@ from creditgym.credit.fidelity import (
     within_episode_agreement,
 )
 from creditgym.envs.registry import list_envs
-from creditgym.train.monte_carlo import monte_carlo_advantages, sample_turns
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
+from creditgym.measure.monte_carlo import monte_carlo_advantages, sample_turns
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 from creditgym.trajectory import Episode, Turn
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import episode
 
 from creditgym.credit import gigpo_advantages, gigpo_terms
-from creditgym.credit.env_shaper import env_rewards
+from creditgym.credit.shapers.env import env_rewards
 
 
 def gigpo(episodes, **options):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditgym.credit import gigpo_advantages, gigpo_terms, grpo_advantages
-from creditgym.credit.env_shaper import env_rewards
+from creditgym.credit.shapers.env import env_rewards
 
 SETTINGS = settings(max_examples=60, deadline=None)
 options_strategy = st.fixed_dictionaries(

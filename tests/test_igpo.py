@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import episode
 
-from creditgym.agents.hf import HFPolicy
-from creditgym.agents.tiny import build_tiny_model
-from creditgym.agents.tokenizer import fit_tokenizer
+from creditgym.agents.hf.policy import HFPolicy
+from creditgym.agents.hf.tiny import build_tiny_model
+from creditgym.agents.hf.tokenizer import fit_tokenizer
 from creditgym.credit import (
     CreditContext,
     answer_scores,
@@ -217,7 +217,7 @@ def search_policy():
 def test_rollout_scores_from_the_kv_cache_equal_a_fresh_prefill_and_leave_sampling_alone(
     search_policy,
 ):
-    from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
+    from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 
     envs = make_envs("creditgym/SearchQAEasy-v0", 8, split="train")
     tasks = group_tasks([3, 4], 4, split="train")

@@ -1,4 +1,4 @@
-"""The in-place KV cache (creditgym/agents/kv_cache.py) gives the model what DynamicCache does."""
+"""The in-place KV cache (creditgym/agents/hf/kv_cache.py) gives what DynamicCache gives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from creditgym.agents.kv_cache import (
+from creditgym.agents.hf.kv_cache import (
     GrowingLayer,
     batch_cache,
     growing_cache,

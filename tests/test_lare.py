@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from creditgym.credit import CreditContext, LatentReward, lare_rewards, sandboxed_factors
-from creditgym.credit.lare import decomposition_loss
+from creditgym.credit.shapers.lare import decomposition_loss
 from creditgym.trajectory import Episode, Turn
 
 
@@ -115,8 +115,8 @@ class CodingClient:
 
 
 def test_code_writer_merges_candidates_verifies_in_the_sandbox_and_repairs(tmp_path):
-    from creditgym.credit.lare_coder import write_factor_code
     from creditgym.credit.llm import CachedLLM
+    from creditgym.credit.shapers.lare_coder import write_factor_code
 
     client = CodingClient()
     samples = [({"a": 0.5}, "go"), ({"a": 1.0}, "take")]
@@ -138,8 +138,8 @@ def test_code_writer_merges_candidates_verifies_in_the_sandbox_and_repairs(tmp_p
 
 
 def test_code_writer_gives_up_after_max_rounds():
-    from creditgym.credit.lare_coder import write_factor_code
     from creditgym.credit.llm import CachedLLM
+    from creditgym.credit.shapers.lare_coder import write_factor_code
 
     class Stubborn(CodingClient):
         def generate(self, prompts):

@@ -1,5 +1,5 @@
-"""OpenAIPolicy against real server processes (`creditgym.agents.server` serving the tiny model
-and SmolLM2) and against stdlib servers that are down, slow or answer garbage."""
+"""OpenAIPolicy against real server processes (`creditgym.agents.serve.server` serving the
+tiny model and SmolLM2) and against stdlib servers that are down, slow or answer garbage."""
 
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ from _servers import (
     unresponsive_server,
 )
 
-from creditgym.agents.openai_policy import OpenAIPolicy, OpenAIPolicyError, normalize_base_url
-from creditgym.agents.smollm import INSTALL_HINT
+from creditgym.agents.hf.smollm import INSTALL_HINT
+from creditgym.agents.openai_client.policy import (
+    OpenAIPolicy,
+    OpenAIPolicyError,
+    normalize_base_url,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +43,7 @@ TINY_TEXTS = [
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    from creditgym.agents.tiny import build_tiny_agent
+    from creditgym.agents.hf.tiny import build_tiny_agent
 
     out = tmp_path_factory.mktemp("tiny-agent")
     return build_tiny_agent(
@@ -163,7 +167,7 @@ def test_concurrent_requests_are_all_answered_in_prompt_order(tiny_server):
 
 
 def test_logprobs_match_the_served_models_own_scorer(tiny_server, tiny_dir):
-    from creditgym.agents.hf import HFPolicy
+    from creditgym.agents.hf.policy import HFPolicy
 
     prompts, continuations = ["task: find the key\naction:", "open the"], [" go north", " door"]
     with _client(tiny_server) as policy:
@@ -225,7 +229,7 @@ def test_completions_with_a_list_of_prompts_answer_each_in_order(tiny_server):
 
 def test_scripted_policies_cannot_be_served():
     from creditgym.agents.scripted import RandomPolicy
-    from creditgym.agents.server import PolicyServer, main
+    from creditgym.agents.serve.server import PolicyServer, main
 
     with pytest.raises(TypeError, match="needs a model policy with a tokenizer"):
         PolicyServer(RandomPolicy(), "random")

@@ -12,7 +12,7 @@ import zlib
 import pytest
 from _servers import ScriptedServer, json_reply, raw_server, read_request, rss_bytes
 
-from creditgym.agents.openai_policy import OpenAIPolicy, OpenAIPolicyError
+from creditgym.agents.openai_client.policy import OpenAIPolicy, OpenAIPolicyError
 
 MIB = 1 << 20
 

@@ -12,7 +12,7 @@ from creditgym.agents.protocols import (
     check_admissible,
 )
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
-from creditgym.credit.igpo import EosScorer
+from creditgym.credit.shapers.igpo import EosScorer
 
 
 class _TakesTeacherForce:

@@ -9,7 +9,7 @@ from torch import nn
 
 from creditgym.config import load_config
 from creditgym.credit import CreditContext, assign_credit, register_shaper
-from creditgym.credit.ppo import PPOCritic, token_gae, turn_gae
+from creditgym.credit.estimators.ppo import PPOEstimator, token_gae, turn_gae
 from creditgym.train.trainer import train
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
 
@@ -106,7 +106,7 @@ def test_flatten_sequences_carries_the_token_arrays_per_turn():
     tokens = [[np.array([1.0, -2.0, 0.5]), np.array([0.0, 0.0, 0.0])]]
     sequences = flatten_sequences([ep], [np.array([0.0, 0.0])], tokens)
     assert [s.token_advantages for s in sequences] == [[[1.0, -2.0, 0.5]], [[0.0, 0.0, 0.0]]]
-    assert [s.advantage for s in sequences] == [1.0, 0.0]  # nonzero tokens must be scored
+    assert [s.trains for s in sequences] == [True, False]  # nonzero tokens must be scored
 
 
 # ---- the estimator --------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_bilevel_gives_per_token_advantages_and_the_turn_level_ones():
     episodes = [_token_episode(), _token_episode(), episode([1.0], failed=True)]
     episodes[2].turns[0].response_ids = [9, 9]
     spec = {"name": "ppo", "critic": "head", "level": "bilevel", "normalize": False}
-    context = CreditContext(scorer=_Features(), modules={"ppo": PPOCritic()})
+    context = CreditContext(scorer=_Features(), modules={"ppo": PPOEstimator()})
     assigned = assign_credit(episodes, ["env"], spec, context=context)
     # a fresh critic says V = 0: each token's advantage is its turn's discounted return
     np.testing.assert_allclose(assigned.advantages[0], [0.95, 1.0])
@@ -145,7 +145,7 @@ def test_bilevel_gives_per_token_advantages_and_the_turn_level_ones():
 def test_bilevel_with_normalize_whitens_the_tokens():
     episodes = [_token_episode(), _token_episode()]
     spec = {"name": "ppo", "critic": "head", "level": "bilevel"}
-    context = CreditContext(scorer=_Features(), modules={"ppo": PPOCritic()})
+    context = CreditContext(scorer=_Features(), modules={"ppo": PPOEstimator()})
     tokens = np.concatenate(
         [
             row
@@ -159,7 +159,7 @@ def test_bilevel_with_normalize_whitens_the_tokens():
 
 def test_the_turn_level_returns_no_token_advantages():
     spec = {"name": "ppo", "critic": "head"}
-    context = CreditContext(scorer=_Features(), modules={"ppo": PPOCritic()})
+    context = CreditContext(scorer=_Features(), modules={"ppo": PPOEstimator()})
     assert assign_credit([_token_episode()], ["env"], spec, context).token_advantages is None
 
 

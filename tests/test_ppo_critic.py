@@ -8,9 +8,9 @@ import torch
 from conftest import TINY, episode, training_rows
 from safetensors.torch import load_file
 
-from creditgym.agents.hf import HFPolicy
-from creditgym.agents.tiny import build_tiny_model
-from creditgym.agents.tokenizer import fit_tokenizer
+from creditgym.agents.hf.policy import HFPolicy
+from creditgym.agents.hf.tiny import build_tiny_model
+from creditgym.agents.hf.tokenizer import fit_tokenizer
 from creditgym.config import load_config
 from creditgym.credit import (
     CreditConfigError,
@@ -20,8 +20,8 @@ from creditgym.credit import (
     register_estimator,
     register_shaper,
 )
-from creditgym.credit.critic import HeadCritic, TokenBagCritic, clipped_value_loss
-from creditgym.credit.ppo import PPOCritic, turn_gae, whiten
+from creditgym.credit.estimators.critic import HeadCritic, TokenBagCritic, clipped_value_loss
+from creditgym.credit.estimators.ppo import PPOEstimator, turn_gae, whiten
 from creditgym.credit.registry import resolve
 from creditgym.train.trainer import train
 
@@ -172,7 +172,7 @@ def test_the_value_head_reads_a_conversation_in_one_pass():
 
 
 def test_over_calls_the_ppo_values_move_toward_the_returns():
-    module = PPOCritic()
+    module = PPOEstimator()
     context = CreditContext(modules={"ppo": module})
     episodes = _distinct_batch()
     spec = {"name": "ppo", "normalize": False, "critic_lr": 1e-2}
@@ -210,7 +210,7 @@ def test_lambda_one_without_whitening_is_return_minus_the_critics_value():
 def test_failed_episodes_get_zero_and_leave_the_critic_alone():
     ok = [_prompted([1.0, 0.0], ["a", "b"]), _prompted([0.0], ["c"])]
     failed = _prompted([5.0, 5.0], ["x", "y"], failed=True)
-    alone, with_failed = PPOCritic(), PPOCritic()
+    alone, with_failed = PPOEstimator(), PPOEstimator()
     a = compute_advantages(ok, ["env"], "ppo", context=CreditContext(modules={"ppo": alone}))
     b = compute_advantages(
         [ok[0], failed, ok[1]], ["env"], "ppo", context=CreditContext(modules={"ppo": with_failed})
@@ -247,7 +247,7 @@ def test_the_head_critic_without_a_hidden_state_policy_says_to_use_the_model_cri
 
 
 def test_the_critic_kind_cannot_change_within_a_run():
-    context = CreditContext(modules={"ppo": PPOCritic()})
+    context = CreditContext(modules={"ppo": PPOEstimator()})
     compute_advantages([episode([1.0])], ["env"], "ppo", context=context)
     with pytest.raises(ValueError, match="run's critic is 'model'"):
         compute_advantages([episode([1.0])], ["env"], {"name": "ppo", "critic": "head"}, context)
@@ -307,9 +307,9 @@ def test_a_restored_critic_computes_the_next_advantages_bit_for_bit(critic):
 
     spec = {"name": "ppo", "critic": critic}
     scorer = _Features()
-    first = PPOCritic()
+    first = PPOEstimator()
     compute_advantages(batch(0), ["env"], spec, CreditContext(scorer, modules={"ppo": first}))
-    restored = PPOCritic()
+    restored = PPOEstimator()
     restored.load_state_dict(first.state_dict())
     straight = compute_advantages(
         batch(1), ["env"], spec, CreditContext(scorer, modules={"ppo": first})
@@ -324,7 +324,7 @@ def test_a_restored_critic_computes_the_next_advantages_bit_for_bit(critic):
 
 
 def test_a_new_module_has_no_state_to_save():
-    assert PPOCritic().state_dict() == {}
+    assert PPOEstimator().state_dict() == {}
 
 
 # ---- the policy's hidden states -------------------------------------------------------------
@@ -418,7 +418,7 @@ def test_resuming_without_the_critic_would_change_the_run(tmp_path, monkeypatch)
     # the control for the test above: the restored critic really steers the update
     straight = train(_config(tmp_path, "straight", "head", "train.iterations=2"))
     train(_config(tmp_path, "forgetful", "head", "train.iterations=1"))
-    monkeypatch.setattr(PPOCritic, "load_state_dict", lambda self, state: None)
+    monkeypatch.setattr(PPOEstimator, "load_state_dict", lambda self, state: None)
     forgetful = train(_config(tmp_path, "forgetful", "head", "train.iterations=2"))
     a = load_file(straight.checkpoint / "model" / "model.safetensors")
     b = load_file(forgetful.checkpoint / "model" / "model.safetensors")

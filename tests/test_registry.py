@@ -114,7 +114,7 @@ def test_an_entry_point_plugin_env_is_found_made_checked_and_evaluated(corridor_
     check_text_env(env)
 
     from creditgym.agents.scripted import ExpertPolicy
-    from creditgym.train.evaluate import evaluate
+    from creditgym.measure.evaluate import evaluate
 
     (result,) = evaluate(
         ExpertPolicy(), "thirdparty/Corridor-v0", ["train"], episodes=4, env_kwargs={"length": 2}

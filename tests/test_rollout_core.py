@@ -13,8 +13,8 @@ pytest.importorskip("pettingzoo")
 import creditgym  # noqa: E402
 from creditgym.agents.prompts import PromptFormat  # noqa: E402
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy  # noqa: E402
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs  # noqa: E402
 from creditgym.train.corpus import load_tiny  # noqa: E402
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs  # noqa: E402
 
 COOP = "creditgym/CoopHousehold-v0"
 

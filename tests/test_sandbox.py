@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from creditgym.credit.sandbox import SandboxError, check_code, run_sandboxed, sandbox_layers
-from creditgym.credit.sandbox_result import MAX_FACTORS, parse_answer
+from creditgym.credit.sandbox.result import MAX_FACTORS, parse_answer
+from creditgym.credit.sandbox.runner import SandboxError, check_code, run_sandboxed, sandbox_layers
 
 GOOD = """
 import math
@@ -83,7 +83,7 @@ def test_the_envs_hand_written_factor_functions_pass_and_agree_with_running_them
 
 
 def test_the_coder_prompt_promises_only_modules_the_allow_list_has():
-    from creditgym.credit.lare_coder import candidate_prompt
+    from creditgym.credit.shapers.lare_coder import candidate_prompt
 
     prompt = candidate_prompt("t", "a: x", 0)
     assert "['math', 'statistics']" in prompt and "names starting with '_'" in prompt
@@ -292,7 +292,7 @@ def test_a_childs_error_text_is_cut_and_cleaned():
 def test_every_allow_listed_function_runs_inside_the_sandbox():
     """None of them may need something the layers take away (a lazy import, a file, an
     audited event): each is called once, and its number comes back."""
-    from creditgym.credit.sandbox_policy import MODULE_FUNCTIONS
+    from creditgym.credit.sandbox.policy import MODULE_FUNCTIONS
 
     special = {  # arguments where one float list does not fit
         "atan2": "(1.0, 2.0)", "comb": "(5, 2)", "copysign": "(1.0, -2.0)", "dist": "(xs, xs)",
@@ -328,7 +328,7 @@ def test_the_seccomp_table_has_the_kernels_system_call_numbers():
     import re
     from pathlib import Path
 
-    from creditgym.credit.sandbox_child import DENIED_SYSCALLS
+    from creditgym.credit.sandbox.child import DENIED_SYSCALLS
 
     header = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
     if not header.exists():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from creditgym.credit.sandbox import (
+from creditgym.credit.sandbox.runner import (
     CHILD_LAYERS,
     SandboxError,
     _execute,
@@ -396,7 +396,7 @@ def test_nothing_the_code_starts_outlives_the_call(leave_group, arena):
 
 def test_a_killed_trainer_takes_the_sandbox_process_with_it(arena):
     """The child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG)."""
-    from creditgym.credit import sandbox_process
+    from creditgym.credit.sandbox import process as sandbox_process
 
     pid_file = arena.open / "pid"
     code = (
@@ -609,7 +609,7 @@ def test_the_suite_holds_as_the_nobody_user():
 
 def _can_import_the_sandbox(prefix: list[str]) -> bool:
     probe = subprocess.run(
-        [*prefix, sys.executable, "-c", "import creditgym.credit.sandbox"],
+        [*prefix, sys.executable, "-c", "import creditgym.credit.sandbox.runner"],
         capture_output=True,
         cwd=Path(__file__).parent.parent,
     )

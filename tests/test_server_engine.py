@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from creditgym.agents.server_engine import DeadlinePassed, FairTurns
+from creditgym.agents.serve.engine import DeadlinePassed, FairTurns
 
 
 def test_a_thread_that_asks_again_waits_behind_those_already_waiting():

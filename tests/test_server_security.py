@@ -14,7 +14,7 @@ import httpx
 import pytest
 from _servers import LOOPBACK, policy_server
 
-from creditgym.agents.openai_policy import OpenAIPolicy
+from creditgym.agents.openai_client.policy import OpenAIPolicy
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ TEXTS = ["go north", "take the key", "open the door with the key", "task: find t
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    from creditgym.agents.tiny import build_tiny_agent
+    from creditgym.agents.hf.tiny import build_tiny_agent
 
     out = tmp_path_factory.mktemp("tiny-agent")
     return build_tiny_agent(out, TEXTS, vocab_size=300, hidden_size=32, num_layers=2, num_heads=2)
@@ -273,7 +273,7 @@ def test_openai_policy_with_the_api_key_is_served(server):
 def test_the_default_bind_is_loopback():
     import argparse
 
-    from creditgym.agents.server_options import add_server_arguments
+    from creditgym.agents.serve.options import add_server_arguments
     from creditgym.cli import build_parser
 
     parser = argparse.ArgumentParser()
@@ -288,8 +288,8 @@ def test_the_default_bind_is_loopback():
 @pytest.fixture(scope="module")
 def in_process(tiny_dir):
     """Start an in-process server with given limits; yields a factory of base URLs."""
-    from creditgym.agents.hf import HFPolicy
-    from creditgym.agents.server import ServerLimits, make_server
+    from creditgym.agents.hf.policy import HFPolicy
+    from creditgym.agents.serve.server import ServerLimits, make_server
 
     policy = HFPolicy.from_pretrained(tiny_dir, device="cpu")
     servers = []

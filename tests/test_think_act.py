@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from creditgym.agents.base import Generation
-from creditgym.agents.chat import ChatTokens
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf.chat import ChatTokens
+from creditgym.agents.hf.policy import HFPolicy
 from creditgym.agents.parsing import THINK_CLOSE, format_response, parse_action
 from creditgym.agents.prompts import PromptFormat
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 from creditgym.train.corpus import load_tiny
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs
 
 ENV = "creditgym/HouseholdEasy-v0"
 

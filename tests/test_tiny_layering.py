@@ -11,11 +11,11 @@ import pytest
 
 import creditgym
 from creditgym.agents.factory import load_policy, tiny_agent_dir
-from creditgym.agents.tiny import TinyCorpus
+from creditgym.agents.hf.tiny import TinyCorpus
 
 AGENTS = Path(creditgym.__file__).parent / "agents"
 #: What agents/ sits beside or below: the envs, and the trainer/CLI that use agents.
-FORBIDDEN = re.compile(r"^creditgym\.(envs|train|cli|play|view)(\.|$)")
+FORBIDDEN = re.compile(r"^creditgym\.(envs|rollout|credit_setup|measure|train|cli|play|view)(\.|$)")
 #: The env registry's names re-exported by the top-level package (`from creditgym import make`).
 TOP_LEVEL_ENV_NAMES = {"make", "register", "list_envs", "describe"}
 SHAPE = {"vocab_size": 300, "hidden_size": 16, "num_layers": 1, "num_heads": 2}
@@ -112,7 +112,7 @@ def test_a_corpus_key_that_shadows_a_build_argument_is_refused(tmp_path, monkeyp
 
 
 def test_the_agents_server_alone_points_to_creditgym_serve_for_tiny(capsys):
-    from creditgym.agents.server import main
+    from creditgym.agents.serve.server import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["tiny", "--port", "0"])

@@ -58,7 +58,7 @@ def test_tree_node_values_use_the_turn_rewards_given_not_the_env_rewards():
     episodes = _tree_batch()[:2]  # E1, E2 share node a, then split
     advantages = compute_advantages(episodes, estimator="tree", shapers=["env"])
     assert advantages[0].tolist() == pytest.approx([0.0, 0.0])  # both return 1
-    from creditgym.credit.tree import tree_advantages
+    from creditgym.credit.estimators.tree import tree_advantages
 
     shaped = tree_advantages(episodes, [np.array([0.0, 3.0]), np.array([0.0, 1.0])])
     assert shaped[0].tolist() == pytest.approx([0.0, 3 - 2])  # V(a) = (3 + 1) / 2

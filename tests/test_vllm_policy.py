@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from creditgym.agents import vllm_policy
-from creditgym.agents.hf import HFPolicy
-from creditgym.agents.tiny import build_tiny_model
-from creditgym.agents.tokenizer import fit_tokenizer
+from creditgym.agents.hf.policy import HFPolicy
+from creditgym.agents.hf.tiny import build_tiny_model
+from creditgym.agents.hf.tokenizer import fit_tokenizer
 from creditgym.config import load_config
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"

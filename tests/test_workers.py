@@ -8,7 +8,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from creditgym.agents.scripted import RandomPolicy  # noqa: E402
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs  # noqa: E402
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ENV = "creditgym/HouseholdEasy-v0"

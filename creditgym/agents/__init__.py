@@ -21,13 +21,13 @@ from creditgym.agents.protocols import (
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 
 _LAZY = {
-    "HFPolicy": "creditgym.agents.hf",
-    "ActionTrie": "creditgym.agents.constrained",
-    "fit_tokenizer": "creditgym.agents.tokenizer",
-    "TinyCorpus": "creditgym.agents.tiny",
-    "build_tiny_model": "creditgym.agents.tiny",
-    "build_tiny_agent": "creditgym.agents.tiny",
-    "load_smollm2": "creditgym.agents.smollm",
+    "HFPolicy": "creditgym.agents.hf.policy",
+    "ActionTrie": "creditgym.agents.hf.constrained",
+    "fit_tokenizer": "creditgym.agents.hf.tokenizer",
+    "TinyCorpus": "creditgym.agents.hf.tiny",
+    "build_tiny_model": "creditgym.agents.hf.tiny",
+    "build_tiny_agent": "creditgym.agents.hf.tiny",
+    "load_smollm2": "creditgym.agents.hf.smollm",
 }
 
 __all__ = [

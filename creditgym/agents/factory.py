@@ -37,7 +37,7 @@ from creditgym.agents.base import Policy
 from creditgym.cache import cache_root
 
 if TYPE_CHECKING:
-    from creditgym.agents.tiny import TinyCorpus
+    from creditgym.agents.hf.tiny import TinyCorpus
 
 __all__ = [
     "PolicyBackend",
@@ -75,8 +75,8 @@ def tiny_agent_dir(corpus: TinyCorpus, **build_args: Any) -> Path:
     their first observations, so a change to the envs' text builds a new agent) plus the
     arguments given. Delete the cache folder to force a rebuild.
     """
-    from creditgym import __version__
-    from creditgym.agents.tiny import build_tiny_agent
+    from creditgym.agents.hf.tiny import build_tiny_agent
+    from creditgym.version import __version__
 
     given = {name: value for name, value in build_args.items() if value is not None}
     clash = sorted(set(given) & set(corpus.key))
@@ -298,7 +298,7 @@ def _build_random(spec: str, **kwargs: Any) -> Policy:
 
 @register_policy("tiny", trainable=True)
 def _build_tiny(spec: str, **kwargs: Any) -> Policy:
-    from creditgym.agents.hf import HFPolicy
+    from creditgym.agents.hf.policy import HFPolicy
 
     moved = sorted({"env_ids", "env_kwargs", "episodes_per_env"} & set(kwargs))
     if moved or kwargs.get("corpus") is None:
@@ -316,14 +316,14 @@ def _build_tiny(spec: str, **kwargs: Any) -> Policy:
 
 @register_policy("smollm2", trainable=True, cli_options=HF_CLI_OPTIONS)
 def _build_smollm2(spec: str, **kwargs: Any) -> Policy:
-    from creditgym.agents.smollm import load_smollm2
+    from creditgym.agents.hf.smollm import load_smollm2
 
     return load_smollm2(**kwargs)
 
 
 @register_policy("openai", prefix=True, cli_options=("temperature",), usage="openai:<base_url>")
 def _build_openai(spec: str, **kwargs: Any) -> Policy:
-    from creditgym.agents.openai_policy import OpenAIPolicy
+    from creditgym.agents.openai_client.policy import OpenAIPolicy
 
     return OpenAIPolicy(spec[len("openai:") :], **kwargs)
 
@@ -351,7 +351,7 @@ def _build_hf(
             "the hf backend loads a model by its directory or name (e.g. runs/x/checkpoints/"
             "latest/model or HuggingFaceTB/SmolLM2-135M-Instruct); 'hf' alone names none"
         )
-    from creditgym.agents.hf import HFPolicy
+    from creditgym.agents.hf.policy import HFPolicy
 
     local = Path(spec).expanduser()
     return HFPolicy.from_pretrained(local if local.exists() else spec, **kwargs)

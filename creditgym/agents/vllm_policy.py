@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from creditgym.agents.base import Generation
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf.policy import HFPolicy
 from creditgym.agents.protocols import check_admissible
 
 __all__ = ["VLLMPolicy", "WeightSyncExtension", "cuda_available", "export_for_engine"]

@@ -28,24 +28,19 @@ from creditgym.credit.api import (
     shape_rewards,
 )
 from creditgym.credit.batch import discounted_returns
-from creditgym.credit.calm import (
-    LLMJudge,
-    OracleJudge,
-    Transition,
-    calm_rewards,
-    episode_transitions,
-)
 from creditgym.credit.context import CreditContext, LogProbScorer
-from creditgym.credit.empg import empg_advantages
-from creditgym.credit.env_shaper import env_rewards  # built-ins register on import
-from creditgym.credit.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
-from creditgym.credit.grpo import grpo_advantages
-from creditgym.credit.igpo import answer_scores, discounted_group_advantages, information_gain
-from creditgym.credit.lare import LatentReward, lare_rewards, sandboxed_factors
-from creditgym.credit.lare_coder import write_factor_code
+from creditgym.credit.estimators.discounted_group import discounted_group_advantages
+from creditgym.credit.estimators.empg import empg_advantages
+from creditgym.credit.estimators.gigpo import GiGPOTerms, gigpo_advantages, gigpo_terms, step_groups
+from creditgym.credit.estimators.grpo import grpo_advantages
+from creditgym.credit.estimators.ppo import PPOEstimator, turn_gae
+from creditgym.credit.estimators.reinforce_pp import reinforce_pp_advantages
+from creditgym.credit.estimators.rloo import rloo_advantages
+from creditgym.credit.estimators.tree import tree_advantages
+from creditgym.credit.estimators.turn_level import turn_level_advantages
+from creditgym.credit.estimators.vine import vine_advantages
 from creditgym.credit.metrics import credit_metrics
 from creditgym.credit.modules import CreditModule, Requirement, RunContext, StatefulModule
-from creditgym.credit.ppo import PPOCritic, turn_gae
 from creditgym.credit.registry import (
     CreditConfigError,
     get_estimator,
@@ -55,11 +50,17 @@ from creditgym.credit.registry import (
     register_estimator,
     register_shaper,
 )
-from creditgym.credit.reinforce_pp import reinforce_pp_advantages
-from creditgym.credit.rloo import rloo_advantages
-from creditgym.credit.tree import tree_advantages
-from creditgym.credit.turn_level import turn_level_advantages
-from creditgym.credit.vine import vine_advantages
+from creditgym.credit.shapers.calm import (
+    LLMJudge,
+    OracleJudge,
+    Transition,
+    calm_rewards,
+    episode_transitions,
+)
+from creditgym.credit.shapers.env import env_rewards  # built-ins register on import
+from creditgym.credit.shapers.igpo import answer_scores, information_gain
+from creditgym.credit.shapers.lare import LatentReward, lare_rewards, sandboxed_factors
+from creditgym.credit.shapers.lare_coder import write_factor_code
 
 __all__ = [
     "compute_advantages",
@@ -106,6 +107,6 @@ __all__ = [
     "StatefulModule",
     "tree_advantages",
     "vine_advantages",
-    "PPOCritic",
+    "PPOEstimator",
     "turn_gae",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from creditgym.credit.batch import flatten, group_normalize
-from creditgym.credit.gigpo import step_groups
+from creditgym.credit.estimators.gigpo import step_groups
 from creditgym.trajectory import Episode
 from creditgym.trajectory import turn_rewards as env_turn_rewards
 

@@ -37,6 +37,7 @@ __all__ = [
     "latest_checkpoint",
     "verify_checkpoint",
     "find_resume_checkpoint",
+    "check_resume_from",
     "rng_state",
     "set_rng_state",
 ]
@@ -213,6 +214,20 @@ def _check_model(model_dir: Path) -> None:
                 handle.keys()
         except (SafetensorError, OSError) as error:
             raise CheckpointError(f"{file} is unreadable (truncated?): {error}") from None
+
+
+def check_resume_from(config: Any) -> None:
+    """``run.resume_from``, if set, is a complete checkpoint; else `ConfigError` naming the key."""
+    from creditgym.config import ConfigError
+
+    if not config.run.resume_from:
+        return
+    try:
+        find_resume_checkpoint(
+            Path(config.run.output_dir) / "checkpoints", resume_from=config.run.resume_from
+        )
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from None
 
 
 def find_resume_checkpoint(

@@ -1,6 +1,6 @@
 """The tiny model's tokenizer corpus, played from the registered environments.
 
-The tiny model (`creditgym.agents.tiny`) is fitted on whatever text it is given; this module,
+The tiny model (`creditgym.agents.hf.tiny`) is fitted on whatever text it is given; this module,
 a layer above envs and agents, plays envs to make that text. `env_corpus` plays the envs (the
 expert where the env has one, and a random agent) and collects their tasks, observations,
 actions and prompts; `tiny_env_corpus` wraps that as a `TinyCorpus` whose cache key names the
@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from creditgym.agents.base import Policy
+from creditgym.agents.hf.tiny import TinyCorpus
 from creditgym.agents.prompts import TEMPLATES, build_prompt
-from creditgym.agents.tiny import TinyCorpus
 from creditgym.envs import info as keys
 from creditgym.envs.registry import list_envs, make, required_kwargs
 

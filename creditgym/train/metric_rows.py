@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from creditgym.train.branching import rollout_counts, sampled_episodes
+from creditgym.measure.evaluate import SplitResult
+from creditgym.rollout.branching import rollout_counts, sampled_episodes
 from creditgym.train.checkpoint import TrainerState
-from creditgym.train.evaluate import SplitResult
 from creditgym.trajectory import Episode
 
 __all__ = ["eval_row", "policy_tokens", "results_from_row", "rollout_metrics"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from creditgym.agents.factory import load_policy, resolve_backend, trainable_backends
-from creditgym.agents.hf import HFPolicy, resolve_device
+from creditgym.agents.hf.policy import HFPolicy, resolve_device
 from creditgym.agents.protocols import TrainablePolicy
 from creditgym.config import Config, LoraConfig, check_model_path
 from creditgym.train.precision import Precision, resolve_precision

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from creditgym.agents.base import Generation
-from creditgym.agents.hf import HFPolicy
+from creditgym.agents.hf.policy import HFPolicy
 from creditgym.agents.parsing import format_response
 from creditgym.agents.scripted import ExpertPolicy
 from creditgym.config import Config
 from creditgym.envs import info as keys
-from creditgym.train.rollout import PromptFormat, RolloutTask, collect_episodes, make_envs
+from creditgym.rollout.collect import PromptFormat, RolloutTask, collect_episodes, make_envs
 from creditgym.train.update import group_turns
 
 __all__ = ["expert_demonstrations", "sft_warmup"]

@@ -35,8 +35,11 @@ from creditgym.agents.protocols import TrainablePolicy, WeightSyncedEngine
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, check_runnable, to_yaml, validate
 from creditgym.credit import CreditBreakdown, assign_credit, credit_metrics
+from creditgym.credit_setup.build import CreditRuntime, check_multiprocess, setup_credit
 from creditgym.envs.registry import eval_splits
-from creditgym.train.branching import (
+from creditgym.episode_log import EpisodeLog
+from creditgym.measure.evaluate import SplitResult, evaluate
+from creditgym.rollout.branching import (
     branch_metrics,
     branch_rollouts,
     check_branching,
@@ -44,8 +47,10 @@ from creditgym.train.branching import (
     trained_turns,
     zero_copied_prefixes,
 )
+from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.checkpoint import (
     TrainerState,
+    check_resume_from,
     find_resume_checkpoint,
     latest_checkpoint,
     load_checkpoint,
@@ -54,12 +59,9 @@ from creditgym.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from creditgym.train.credit_setup import CreditRuntime, check_multiprocess, setup_credit
 from creditgym.train.display import ProgressDisplay
 from creditgym.train.distributed import Distributed, shard
 from creditgym.train.distributed import setup as setup_distributed
-from creditgym.train.episode_log import EpisodeLog
-from creditgym.train.evaluate import SplitResult, evaluate
 from creditgym.train.metric_rows import eval_row, policy_tokens, results_from_row, rollout_metrics
 from creditgym.train.models import (
     build_policy,
@@ -69,7 +71,6 @@ from creditgym.train.models import (
     training_precision,
 )
 from creditgym.train.precision import Precision
-from creditgym.train.rollout import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.schedules import lr_factor, set_learning_rate
 from creditgym.train.sft import sft_warmup
 from creditgym.train.tracking import MetricsWriter, plot_learning_curve
@@ -166,6 +167,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     """
     validate(config)  # load_config did this for YAML configs; a Config built in code too
     check_runnable(config)
+    check_resume_from(config)
     check_branching(config)  # an env that cannot clone fails now, not after the first rollout
     started = time.perf_counter()
     run = setup(config, console)
@@ -610,7 +612,7 @@ def _reference_policy(config: Config, policy: Any, out: Path, *, save: bool = Tr
 def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[Any]:
     """The rollout envs: in this process, or in `rollout.workers` Ray actors."""
     if config.rollout.workers > 0:
-        from creditgym.train.workers import connect
+        from creditgym.rollout.workers import connect
 
         connect(config.rollout.ray_address)
     return make_envs(

@@ -71,10 +71,11 @@ class TrainSequence:
     token_advantages: list[list[float]] | None = None  # per turn, one per response token
 
     @property
-    def advantage(self) -> float:  # nonzero when any turn's is: the sequence must be scored
+    def trains(self) -> bool:
+        """Whether any of its tokens has a nonzero advantage (else the update skips it)."""
         if self.token_advantages is not None:
-            return float(any(a != 0.0 for row in self.token_advantages for a in row))
-        return float(any(a != 0.0 for a in self.advantages))
+            return any(a != 0.0 for row in self.token_advantages for a in row)
+        return any(a != 0.0 for a in self.advantages)
 
     @property
     def response_ids(self) -> list[int]:
@@ -235,7 +236,9 @@ def _token_advantages(unit: Unit) -> list[float]:
 
 def _trains(unit: Unit) -> bool:
     """Whether any of the unit's tokens has a nonzero advantage."""
-    if isinstance(unit, TrainTurn) and unit.token_advantages is not None:
+    if isinstance(unit, TrainSequence):
+        return unit.trains
+    if unit.token_advantages is not None:
         return any(a != 0.0 for a in unit.token_advantages)
     return unit.advantage != 0.0
 

@@ -3,7 +3,7 @@
     creditgym view runs/quickstart                 # serve on 127.0.0.1 and open the browser
     creditgym view runs/quickstart --export x.html # one self-contained file, no server
 
-Reads the episode log (`creditgym.train.episode_log`) and the run's ``metrics.jsonl``.
+Reads the episode log (`creditgym.episode_log`) and the run's ``metrics.jsonl``.
 """
 
 from creditgym.view.page import export_html, render_page

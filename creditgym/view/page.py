@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from creditgym.train.episode_log import jsonable
+from creditgym.episode_log import jsonable
 from creditgym.view.store import EpisodeStore
 
 __all__ = ["render_page", "export_html", "content_security_policy", "DEFAULT_EXPORT_LIMIT"]

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from creditgym.train.episode_log import jsonable
+from creditgym.episode_log import jsonable
 from creditgym.view.page import content_security_policy, render_page
 from creditgym.view.store import EpisodeStore
 

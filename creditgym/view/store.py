@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from creditgym.train.episode_log import EPISODES_FILE, SCHEMA_VERSION
+from creditgym.episode_log import EPISODES_FILE, SCHEMA_VERSION
 
 __all__ = ["EpisodeStore", "episode_summary", "matches", "MAX_PAGE", "TASK_TEXT_LIMIT"]
 
