@@ -18,8 +18,9 @@ from conftest import TINY
 import creditgym
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 from creditgym.config import BranchConfig, ConfigError, load_config
-from creditgym.credit import compute_advantages
+from creditgym.credit import compute_advantages, register_shaper
 from creditgym.envs.registry import list_envs
+from creditgym.rollout import branching
 from creditgym.rollout.branching import (
     branch_points,
     branch_rollouts,
@@ -223,6 +224,26 @@ def test_vine_values_are_the_mean_return_of_the_continuations_and_are_counted():
     assert counts.replay_steps == sum(len(e) for e in out)  # each episode replayed once
 
 
+def test_a_vine_value_is_the_mean_of_its_k_continuation_returns(monkeypatch):
+    env_id = register_corridor()
+    episodes = _collect(env_id, ExpertPolicy(), [0], 1)  # 4 turns
+
+    def returns_by_draw(jobs, *args, **kwargs):  # the k-th draw of every state returns this
+        for i, job in enumerate(jobs):
+            job.value = [0.0, 1.0, 0.25, 0.75][i % 4]
+
+    monkeypatch.setattr(branching, "_run", returns_by_draw)
+    out, _ = branch_rollouts(
+        episodes,
+        ExpertPolicy(),
+        BranchConfig(mode="vine", k=4),
+        env_id=env_id,
+        prompt_format=WINDOW,
+    )
+    # mean(0, 1, 0.25, 0.75) = 0.5 from every state (a max would say 1, a first draw 0)
+    assert [t.mc_value for t in out[0].turns] == [0.5] * 4
+
+
 def test_a_value_from_one_step_to_the_door_is_exact():
     """From square 3 of a 4-square corridor the continuation returns are gamma^(steps-1)."""
     env_id = register_corridor()
@@ -301,6 +322,12 @@ def test_the_vine_estimator_without_vine_rollouts_is_refused(tmp_path):
 # ---- one training iteration each ----------------------------------------------------------------
 
 
+@register_shaper("test_branch_action_length")
+def _action_length(episodes, context) -> list[np.ndarray]:
+    """A dense reward (len(action) / 100): nonzero advantages, so the update has work."""
+    return [np.array([len(turn.action) / 100 for turn in ep.turns]) for ep in episodes]
+
+
 def _train_one(tmp_path, mode, estimator, *extra):
     config = _config(
         tmp_path,
@@ -317,13 +344,19 @@ def _train_one(tmp_path, mode, estimator, *extra):
 
 
 def test_one_tree_iteration_trains_and_counts_the_continuations(tmp_path):
-    row = _train_one(tmp_path, "tree", "tree", "rollout.branch.turns=[1]")
+    row = _train_one(
+        tmp_path,
+        "tree",
+        "tree",
+        "rollout.branch.turns=[1]",
+        "credit.shapers=[env, test_branch_action_length]",
+    )
     # the first episode of each of the 2 groups, branched K=2 before turn 1
     assert row["rollout/branch_episodes"] == 4
     assert row["rollout/branch_env_steps"] > 0
     assert row["env_steps"] >= 4 + row["rollout/branch_env_steps"]  # 4 sampled episodes too
     assert row["rollout/policy_tokens"] > row["rollout/branch_policy_tokens"] > 0
-    assert "update/steps" in row  # the update ran on the batch
+    assert row["update/steps"] == 1  # one optimizer step on the batch (1 epoch, 1 mini-batch)
     records = [
         json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
     ]

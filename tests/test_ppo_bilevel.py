@@ -9,6 +9,7 @@ from torch import nn
 
 from creditgym.config import load_config
 from creditgym.credit import CreditContext, assign_credit, register_shaper
+from creditgym.credit.estimators.critic import Critic
 from creditgym.credit.estimators.ppo import PPOEstimator, token_gae, turn_gae
 from creditgym.train.trainer import train
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
@@ -140,6 +141,38 @@ def test_bilevel_gives_per_token_advantages_and_the_turn_level_ones():
     assert context.scorer.positions[:2] == [[1, 2, 3], [1, 2, 3]]
     details = episodes[0].turns[0].credit_details["ppo"]
     assert details["value"] == 0.0 and details["return"] == pytest.approx(0.95)
+
+
+class _FixedTokenValues(Critic):
+    """A head critic whose token values are fixed numbers and which never trains."""
+
+    kind = "head"
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__()
+        self.fixed = values
+
+    def encode_tokens(self, episodes, context):
+        return None
+
+    def values(self, inputs):
+        return torch.tensor(self.fixed, dtype=torch.float32)
+
+    def fit(self, *args, **kwargs):
+        return []
+
+
+def test_bilevel_token_advantages_are_the_turn_return_minus_each_tokens_value():
+    module = PPOEstimator()
+    module.critic = _FixedTokenValues([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    spec = {"name": "ppo", "critic": "head", "level": "bilevel", "normalize": False}
+    context = CreditContext(scorer=_Features(), modules={"ppo": module})
+    assigned = assign_credit([_token_episode()], ["env"], spec, context=context)
+    # turn returns R = (0.95, 1.0) with V(s_t) the first token's value: A = (0.85, 0.6)
+    np.testing.assert_allclose(assigned.advantages[0], [0.85, 0.6], rtol=1e-6)
+    # token gamma = lambda = 1: the deltas telescope to R_t - v_j
+    np.testing.assert_allclose(assigned.token_advantages[0][0], [0.85, 0.75, 0.65], rtol=1e-6)
+    np.testing.assert_allclose(assigned.token_advantages[0][1], [0.6, 0.5, 0.4], rtol=1e-6)
 
 
 def test_bilevel_with_normalize_whitens_the_tokens():

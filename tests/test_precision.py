@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from creditgym.config import load_config
+from creditgym.credit import register_shaper
 from creditgym.train.models import build_policy, training_precision
 from creditgym.train.precision import resolve_precision
 from creditgym.train.update import TrainTurn, ppo_update
@@ -122,3 +123,65 @@ def test_a_bf16_mixed_checkpoint_loads_in_plain_transformers(tmp_path):
     result = train(config)
     model = AutoModelForCausalLM.from_pretrained(result.checkpoint / "model")
     assert next(model.parameters()).dtype == torch.float32  # the fp32 masters were saved
+
+
+@register_shaper("test_precision_action_length")
+def _action_length(episodes, context) -> list[np.ndarray]:
+    """A dense reward (len(action) / 100): nonzero advantages, so the update scores turns."""
+    return [np.array([len(turn.action) / 100 for turn in ep.turns]) for ep in episodes]
+
+
+def _forward_dtypes(monkeypatch, tmp_path, precision: str) -> list[tuple[str, bool]]:
+    """Train one iteration (eval before and after, one update) and record, for every forward
+    pass of the policy, the phase and whether it ran under bf16 autocast."""
+    from conftest import household_config
+
+    from creditgym.agents.hf.policy import HFPolicy
+    from creditgym.train import trainer
+
+    seen: list[tuple[str, bool]] = []
+    phase = ["setup"]
+    forward = HFPolicy._forward
+
+    def recording_forward(self, **inputs):
+        under_bf16 = torch.is_autocast_enabled("cpu") and (
+            torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
+        seen.append((phase[0], under_bf16))
+        return forward(self, **inputs)
+
+    def in_phase(name, fn):
+        def wrapped(*args, **kwargs):
+            phase[0] = name
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(HFPolicy, "_forward", recording_forward)
+    for name in ("before_training", "collect", "update", "evaluate_if_due"):
+        monkeypatch.setattr(trainer, name, in_phase(name, getattr(trainer, name)))
+    config = household_config(
+        tmp_path,
+        precision,
+        f"train.precision={precision}",
+        "train.iterations=1",
+        "eval.every=1",
+        "run.device=cpu",
+        "credit.shapers=[env, test_precision_action_length]",
+    )
+    trainer.train(config)
+    return seen
+
+
+def test_the_trainer_runs_every_forward_pass_under_bf16_autocast_in_bf16_mixed(
+    monkeypatch, tmp_path
+):
+    seen = _forward_dtypes(monkeypatch, tmp_path, "bf16-mixed")
+    phases = {phase for phase, _ in seen}
+    assert {"before_training", "collect", "update", "evaluate_if_due"} <= phases
+    assert [phase for phase, bf16 in seen if not bf16] == []
+
+
+def test_the_trainer_runs_no_forward_pass_under_autocast_in_fp32(monkeypatch, tmp_path):
+    seen = _forward_dtypes(monkeypatch, tmp_path, "fp32")
+    assert seen and not any(bf16 for _, bf16 in seen)
