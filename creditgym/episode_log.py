@@ -159,7 +159,7 @@ def episode_record(
                 "cost_to_go": turn.cost_to_go,
                 "next_cost_to_go": turn.next_cost_to_go,
                 "progress": turn.progress,
-                "credit": jsonable(turn.credit_details),
+                "credit": jsonable(episode.turn_credit_details(t)),
             }
         )
     metadata = episode.metadata

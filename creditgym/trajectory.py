@@ -116,6 +116,10 @@ class Episode:
         metadata: anything else (seed, split, error message, ...). A branch rollout's
             continuation has ``metadata["branch_prefix_turns"] = t``: its first t turns are
             copies of its parent's (`copied_turns`), neither new env steps nor trained again.
+        credit_columns: per-turn credit details stored column-wise, ``{module: {name: array
+            with one entry per turn}}``: what `Turn.credit_details` holds, for a module that
+            fills every turn of a large batch (GiGPO's step groups) and should not pay for a
+            dict per turn. Read both through `turn_credit_details`.
     """
 
     turns: list[Turn] = field(default_factory=list)
@@ -129,6 +133,15 @@ class Episode:
     failed: bool = False
     task_type: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    credit_columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def turn_credit_details(self, t: int) -> dict[str, Any]:
+        """Turn t's credit details: its own `Turn.credit_details` and its row of every
+        `credit_columns` module, as plain Python numbers."""
+        details = dict(self.turns[t].credit_details)
+        for module, columns in self.credit_columns.items():
+            details[module] = {name: column[t].item() for name, column in columns.items()}
+        return details
 
     @property
     def episode_return(self) -> float:

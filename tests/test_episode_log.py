@@ -49,7 +49,7 @@ def test_assign_credit_breaks_the_turn_rewards_down_by_shaper():
     for got, want in zip(credit.advantages, expected):
         np.testing.assert_array_equal(got, want)
     # GiGPO leaves each turn's step group: both episodes of group "a" start in s0
-    assert episodes[0].turns[0].credit_details["gigpo"]["step_group_size"] == 2
+    assert episodes[0].turn_credit_details(0)["gigpo"]["step_group_size"] == 2
 
 
 def test_a_record_has_every_turn_with_its_credit_and_no_nan():
