@@ -1,0 +1,135 @@
+"""Mutation testing of the modules whose numbers users trust: how many mutants the tests kill.
+
+mutmut (configured in pyproject.toml's ``[tool.mutmut]``: the modules and the tests) copies
+creditgym/ into mutants/, changes one operator, constant or call at a time and runs the tests
+that reach the changed function. A mutant the tests do not notice ("survived") is a change to
+the code that no test can see: either a missing test, or an *equivalent* mutant that cannot
+change any result (``benchmarks/mutation_equivalent.json`` lists those, each with its reason).
+
+    python benchmarks/mutation.py                       # every configured module
+    python benchmarks/mutation.py --modules creditgym/credit/estimators/gigpo.py
+    python benchmarks/mutation.py --report-only         # tabulate what mutants/ holds
+
+Runs resume: mutmut keeps each mutant's result in mutants/ and tests only mutants of changed
+functions again. One mutant at a time by default (`--max-children`), on one core. The table
+(per module: mutants, killed, timeouts, equivalent, survived, the kill rate counting
+timeouts and equivalents as caught) goes to benchmarks/results/mutation.{md,json}, and the
+surviving mutants' names to the terminal (`mutmut show NAME` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import tomllib
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import ROOT, DirtyTree, provenance, write_results  # noqa: E402
+
+EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
+STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", 255: "timeout"}
+STATUS |= {-24: "timeout", 152: "timeout", 5: "no tests", 33: "no tests", 34: "skipped"}
+CAUGHT = ("killed", "timeout", "equivalent")
+
+
+def configured_modules() -> list[str]:
+    """The modules ``[tool.mutmut] only_mutate`` names, globs expanded."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return sorted(str(p.relative_to(ROOT)) for g in patterns["only_mutate"] for p in ROOT.glob(g))
+
+
+def mutant_glob(module: str) -> str:
+    """mutmut's name pattern for every mutant of `module` (a path under creditgym/)."""
+    return module.removesuffix(".py").replace("/", ".") + ".*"
+
+
+def statuses(modules: list[str]) -> dict[str, dict[str, str]]:
+    """``{module: {mutant name: status}}`` from mutants/'s result files."""
+    equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    found: dict[str, dict[str, str]] = {}
+    for module in modules:
+        meta = ROOT / "mutants" / f"{module}.meta"
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        found[module] = {
+            name: "equivalent"
+            if name in equivalent
+            else STATUS.get(code, "not checked" if code is None else "suspicious")
+            for name, code in codes.items()
+        }
+    return found
+
+
+def table(found: dict[str, dict[str, str]]) -> tuple[str, list[dict]]:
+    columns = ("killed", "timeout", "equivalent", "survived", "other")
+    lines = [
+        "| module | mutants | " + " | ".join(columns) + " | caught |",
+        "|---|---:|" + "---:|" * len(columns) + "---:|",
+    ]
+    rows = []
+    totals: Counter = Counter()
+    for module, by_name in found.items():
+        counts = Counter(by_name.values())
+        other = sum(v for k, v in counts.items() if k not in columns)
+        row = {"module": module, "mutants": len(by_name), **{c: counts[c] for c in columns[:-1]}}
+        row["other"] = other
+        row["caught"] = sum(counts[c] for c in CAUGHT) / len(by_name) if by_name else None
+        rows.append(row)
+        totals.update({k: v for k, v in row.items() if isinstance(v, int)})
+        lines.append(_line(row, columns))
+    total = {"module": "all", **totals}
+    total["caught"] = sum(totals[c] for c in CAUGHT) / totals["mutants"] if totals else None
+    lines.append(_line(total, columns, bold=True))
+    return "\n".join(lines), rows + [total]
+
+
+def _line(row: dict, columns: tuple[str, ...], bold: bool = False) -> str:
+    caught = "n/a" if row["caught"] is None else f"{row['caught']:.1%}"
+    cells = [row["module"], str(row.get("mutants", 0)), *(str(row.get(c, 0)) for c in columns)]
+    cells.append(f"**{caught}**" if bold else caught)
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", nargs="*", help="paths under creditgym/ (default: all)")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
+    parser.add_argument("--report-only", action="store_true", help="do not run mutmut")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
+    args = parser.parse_args()
+    try:
+        stamp = provenance(allow_dirty=args.allow_dirty)
+    except DirtyTree as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    modules = args.modules or configured_modules()
+    unknown = sorted(set(modules) - set(configured_modules()))
+    if unknown:
+        print(f"error: {', '.join(unknown)} not in [tool.mutmut] only_mutate", file=sys.stderr)
+        return 2
+    if not args.report_only:
+        command = ["mutmut", "run", "--max-children", str(args.max_children)]
+        subprocess.run(command + [mutant_glob(m) for m in modules], cwd=ROOT, check=False)
+    found = statuses(modules)
+    text, rows = table(found)
+    print(text)
+    survivors = sorted(n for by_name in found.values() for n, s in by_name.items() if s != "killed")
+    survivors = [n for n in survivors if found_status(found, n) not in CAUGHT]
+    if survivors:
+        print(f"\n{len(survivors)} not caught (mutmut show NAME):")
+        print("\n".join(f"  {name}  [{found_status(found, name)}]" for name in survivors))
+    if not args.modules:  # the README's table covers every module
+        write_results("mutation", stamp, {"modules": rows, "not_caught": survivors}, text)
+    return 0
+
+
+def found_status(found: dict[str, dict[str, str]], name: str) -> str:
+    return next(by_name[name] for by_name in found.values() if name in by_name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
