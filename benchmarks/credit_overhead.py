@@ -10,7 +10,8 @@ GRPO, GiGPO and GiGPO's variants on it: median of several runs, one process, one
 Target: GiGPO under 50 ms. The share of an iteration compares per-turn costs: the credit time
 per turn here against the wall time per env step of real training iterations, read from a
 run's `metrics.jsonl` (`--metrics`; without one, one quickstart iteration is trained in a
-temporary directory and measured).
+temporary directory and measured). Writes benchmarks/results/credit_overhead.{md,json},
+stamped with the commit, the command and the machine's load (see provenance.py).
 """
 
 from __future__ import annotations
@@ -118,7 +119,14 @@ def main() -> None:
         help="a training run's metrics.jsonl to compare against (default: train and measure one "
         "quickstart iteration)",
     )
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    from provenance import DirtyTree, provenance, write_results
+
+    try:
+        stamp = provenance(allow_dirty=args.allow_dirty)
+    except DirtyTree as error:
+        raise SystemExit(f"error: {error}") from None
     metrics = args.metrics or measure_one_iteration()
     seconds_per_turn, iterations = iteration_seconds_per_turn(metrics)
     if hasattr(os, "sched_setaffinity"):
@@ -151,10 +159,15 @@ def main() -> None:
         f"iterations in {metrics})"
     )
     print(f"{'what':<34} {'ms':>8} {'us/turn':>8} {'% of iteration':>15}")
+    rows = ["| what | ms | us / turn | share of an iteration |", "|---|---:|---:|---:|"]
+    data = {"turns": n_turns, "us_per_env_step": 1e6 * seconds_per_turn, "ms": {}}
     for name, fn in cases:
         ms = median_ms(fn, args.repeats)
         share = 100 * (ms / 1000 / n_turns) / seconds_per_turn
         print(f"{name:<34} {ms:8.1f} {1000 * ms / n_turns:8.2f} {share:14.3f}%")
+        rows.append(f"| {name} | {ms:.1f} | {1000 * ms / n_turns:.2f} | {share:.3f}% |")
+        data["ms"][name] = ms
+    write_results("credit_overhead", stamp, data, "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import DirtyTree, commit  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -130,15 +133,6 @@ def _registered() -> set[str]:
     return set(list_estimators())
 
 
-def _git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain") else "")
-
-
 def _train(
     config_overrides: list[str], output_dir: Path, log: Path
 ) -> tuple[int, float, float, str]:
@@ -167,6 +161,10 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        try:  # cells are keyed by the clean commit that trained them
+            self.commit = commit(allow_dirty=args.allow_dirty)
+        except DirtyTree as error:
+            raise SystemExit(f"error: {error}") from None
         self.out = Path(args.out)
         self.cells = self.out / "estimators_runs"
         self.runs = self.out / "runs" / "estimators"
@@ -223,7 +221,9 @@ class Bench:
         """Train (or reuse) one cell; its summary, saved as JSON."""
         path = self.cell_path(env, method, seed, kind)
         if path.is_file() and not self.args.force:
-            return json.loads(path.read_text())
+            saved = json.loads(path.read_text())
+            if saved.get("commit") == self.commit:  # another commit's cell is retrained
+                return saved
         budget = self.budget(env, kind)
         if kind == "tokens":
             reused = self._reuse_step_run(env, method, seed, budget)
@@ -257,7 +257,7 @@ class Bench:
             "budget_value": budget,
             "seconds": seconds,
             "cpu_seconds": cpu,
-            "commit": _git_commit(),
+            "commit": self.commit,
             "command": "creditgym train configs/quickstart_rl.yaml " + shlex.join(overrides),
         }
         if code != 0:
@@ -393,7 +393,7 @@ def table(bench: Bench, env: str, kind: str, methods: list[str], seeds: list[int
     registered = _registered()
     fid_path = bench.out / f"estimators_fidelity_{env}.json"
     fid = json.loads(fid_path.read_text()) if fid_path.is_file() else None
-    cells = {
+    saved = {
         m: [
             json.loads(bench.cell_path(env, m, s, kind).read_text())
             for s in seeds
@@ -401,6 +401,8 @@ def table(bench: Bench, env: str, kind: str, methods: list[str], seeds: list[int
         ]
         for m in methods
     }
+    # only this commit's cells: a table mixes no code versions
+    cells = {m: [r for r in runs if r.get("commit") == bench.commit] for m, runs in saved.items()}
     splits = sorted({s for runs in cells.values() for r in runs for s in r.get("final", {})})
     header = ["method", *splits, "start", "iterations", "env steps", "policy tokens"]
     header += ["tokens/step", "minutes/run (wall / CPU)", "MC rho (fidelity)"]
@@ -491,6 +493,7 @@ def main() -> None:
     parser.add_argument("--fidelity-mc", type=int, default=8)
     parser.add_argument("--fidelity-mc-turns", type=int, default=48)
     parser.add_argument("--set", nargs="*", default=[], help="extra config overrides")
+    parser.add_argument("--allow-dirty", action="store_true", help="run on uncommitted changes")
     args = parser.parse_args()
     os.chdir(ROOT)
     bench = Bench(args)
