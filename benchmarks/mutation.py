@@ -113,7 +113,10 @@ def main() -> int:
         return 2
     if not args.report_only:
         command = ["mutmut", "run", "--max-children", str(args.max_children)]
-        subprocess.run(command + [mutant_glob(m) for m in modules], cwd=ROOT, check=False)
+        done = subprocess.run(command + [mutant_glob(m) for m in modules], cwd=ROOT, check=False)
+        if done.returncode != 0:
+            print(f"error: mutmut run exited {done.returncode} (see above)", file=sys.stderr)
+            return 1
     found = statuses(modules)
     text, rows = table(found)
     print(text)
