@@ -357,6 +357,8 @@ def test_one_tree_iteration_trains_and_counts_the_continuations(tmp_path):
     assert row["env_steps"] >= 4 + row["rollout/branch_env_steps"]  # 4 sampled episodes too
     assert row["rollout/policy_tokens"] > row["rollout/branch_policy_tokens"] > 0
     assert row["update/steps"] == 1  # one optimizer step on the batch (1 epoch, 1 mini-batch)
+    # the tree's credit against GRPO's on the same batch is logged (values: test_credit_metrics)
+    assert 0.0 <= row["credit/grpo_sign_agreement"] <= 1.0
     records = [
         json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()
     ]

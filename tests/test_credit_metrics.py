@@ -56,3 +56,53 @@ def test_shaped_rewards_decide_which_groups_are_degenerate():
 
 def test_empty_batch_gives_zeros_not_errors():
     assert set(credit_metrics([]).values()) == {0.0}
+
+
+# ---- agreement with GRPO ----------------------------------------------------------------------
+
+
+def _won_and_lost():
+    """One group: a win [0, 1] and a loss [0, 0]; GRPO gives g = 1/sqrt(2) to each turn of
+    the win and -g to each of the loss."""
+    return [episode([0.0, 1.0], group=0), episode([0.0, 0.0], group=0)]
+
+
+def _agreement(ours):
+    from creditgym.credit import agreement_with_grpo
+
+    episodes = _won_and_lost()
+    rewards = [np.array([0.0, 1.0]), np.array([0.0, 0.0])]
+    return agreement_with_grpo(episodes, rewards, [np.array(a) for a in ours])
+
+
+def test_a_scaled_copy_of_grpo_agrees_fully_and_differs_nowhere_beyond_scale():
+    metrics = _agreement([[0.35, 0.35], [-0.35, -0.35]])
+    assert metrics["credit/grpo_corr"] == pytest.approx(1.0)
+    assert metrics["credit/grpo_sign_agreement"] == 1.0
+    assert metrics["credit/grpo_beyond_scale_share"] == 0.0
+
+
+def test_flipped_grpo_disagrees_on_every_turn():
+    g = 2**-0.5
+    metrics = _agreement([[-g, -g], [g, g]])
+    assert metrics["credit/grpo_corr"] == pytest.approx(-1.0)
+    assert metrics["credit/grpo_sign_agreement"] == 0.0
+    assert metrics["credit/grpo_beyond_scale_share"] == 1.0  # no negative scale explains it
+
+
+def test_step_credit_differs_from_grpo_on_the_turns_it_moves():
+    metrics = _agreement([[0.0, 1.0], [-0.5, -0.5]])
+    # best fit 0.5 * [1, 1, -1, -1] misses turns 0 and 1 by 0.5 (> 0.1 x std 0.61)
+    assert metrics["credit/grpo_beyond_scale_share"] == 0.5
+    assert metrics["credit/grpo_sign_agreement"] == 0.75  # turn 0: zero against positive
+    assert metrics["credit/grpo_corr"] == pytest.approx(1 / 1.5**0.5)
+
+
+def test_agreement_leaves_failed_episodes_out_and_omits_an_undefined_correlation():
+    from creditgym.credit import agreement_with_grpo
+
+    episodes = [episode([0.0, 1.0], group=0), episode([5.0], group=0, failed=True)]
+    rewards = [np.array([0.0, 1.0]), np.array([5.0])]
+    metrics = agreement_with_grpo(episodes, rewards, [np.array([0.0, 0.0]), np.array([9.0])])
+    # one kept episode in its group: GRPO gives 0, as do we; no variance, no correlation
+    assert metrics == {"credit/grpo_sign_agreement": 1.0, "credit/grpo_beyond_scale_share": 0.0}

@@ -39,7 +39,7 @@ from creditgym.credit.estimators.rloo import rloo_advantages
 from creditgym.credit.estimators.tree import tree_advantages
 from creditgym.credit.estimators.turn_level import turn_level_advantages
 from creditgym.credit.estimators.vine import vine_advantages
-from creditgym.credit.metrics import credit_metrics
+from creditgym.credit.metrics import agreement_with_grpo, credit_metrics
 from creditgym.credit.modules import CreditModule, Requirement, RunContext, StatefulModule
 from creditgym.credit.registry import (
     CreditConfigError,
@@ -100,6 +100,7 @@ __all__ = [
     "turn_level_advantages",
     "empg_advantages",
     "credit_metrics",
+    "agreement_with_grpo",
     "write_factor_code",
     "CreditModule",
     "Requirement",

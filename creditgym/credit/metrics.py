@@ -8,10 +8,16 @@ import numpy as np
 
 from creditgym.credit.batch import flatten, group_normalize
 from creditgym.credit.estimators.gigpo import step_groups
+from creditgym.credit.estimators.grpo import grpo_advantages
 from creditgym.trajectory import Episode
 from creditgym.trajectory import turn_rewards as env_turn_rewards
 
-__all__ = ["credit_metrics"]
+__all__ = ["credit_metrics", "agreement_with_grpo"]
+
+#: A turn "differs beyond scale" from GRPO when the least-squares fit A ~ c * A_GRPO misses it by
+#: more than this share of the advantages' std: the part of the credit a constant scale (which
+#: Adam cancels) cannot explain.
+BEYOND_SCALE = 0.1
 
 
 def credit_metrics(
@@ -83,4 +89,37 @@ def credit_metrics(
                 else 0.0,
             }
         )
+    return metrics
+
+
+def agreement_with_grpo(
+    episodes: Sequence[Episode],
+    turn_rewards: Sequence[np.ndarray],
+    advantages: Sequence[np.ndarray],
+) -> dict[str, float]:
+    """How far an estimator's advantages are from GRPO's on the same batch and turn rewards.
+
+    An estimator that agrees with GRPO at correlation 0.95 cannot make the policy learn
+    differently: this is the first thing to check before comparing estimators' learning.
+
+    Returns (over the turns of non-failed episodes; {} when there are none):
+        ``credit/grpo_corr``: Pearson correlation of the per-turn advantages with GRPO's
+            (left out when either is constant, where it is undefined).
+        ``credit/grpo_sign_agreement``: share of turns whose advantage has GRPO's sign
+            (zero counting as a sign of its own).
+        ``credit/grpo_beyond_scale_share``: share of turns that the best constant multiple
+            of GRPO's advantages misses by more than `BEYOND_SCALE` x the advantages' std.
+    """
+    batch = flatten(episodes, turn_rewards)
+    ok = ~batch.turn_failed
+    if not ok.any():
+        return {}
+    ours = np.concatenate([np.asarray(a, dtype=np.float64) for a in advantages])[ok]
+    grpo = np.concatenate(grpo_advantages(episodes, turn_rewards))[ok]
+    metrics = {"credit/grpo_sign_agreement": float(np.mean(np.sign(ours) == np.sign(grpo)))}
+    if ours.std() > 0 and grpo.std() > 0:
+        metrics["credit/grpo_corr"] = float(np.corrcoef(ours, grpo)[0, 1])
+    scale = max(float(ours @ grpo / (grpo @ grpo)), 0.0) if grpo.any() else 0.0  # no flip
+    residual = np.abs(ours - scale * grpo)
+    metrics["credit/grpo_beyond_scale_share"] = float(np.mean(residual > BEYOND_SCALE * ours.std()))
     return metrics

@@ -34,7 +34,7 @@ import torch
 from creditgym.agents.protocols import TrainablePolicy, WeightSyncedEngine
 from creditgym.agents.scripted import RandomPolicy
 from creditgym.config import Config, check_runnable, to_yaml, validate
-from creditgym.credit import CreditBreakdown, assign_credit, credit_metrics
+from creditgym.credit import CreditBreakdown, agreement_with_grpo, assign_credit, credit_metrics
 from creditgym.credit_setup.build import CreditRuntime, check_multiprocess, setup_credit
 from creditgym.envs.registry import eval_splits
 from creditgym.episode_log import EpisodeLog
@@ -189,7 +189,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             run.episode_log.log(iteration, episodes, assigned)  # rank 0's episodes, whole groups
             with _timed(timings, "update"):
                 update_stats = update(run, episodes, assigned.advantages, assigned.token_advantages)
-            row = log(run, iteration, episodes, assigned.advantages, update_stats, timings)
+            row = log(run, iteration, episodes, assigned, update_stats, timings)
             evaluate_if_due(run, iteration)
             checkpoint_if_due(run, iteration)
             display.update(iteration, row, run.state.evals)
@@ -479,13 +479,15 @@ def log(
     run: Run,
     iteration: int,
     episodes: list[Episode],
-    advantages: list[np.ndarray],
+    assigned: CreditBreakdown,
     update_stats: dict[str, float],
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """Count the iteration done and write its metrics row (of the global batch)."""
+    advantages, turn_rewards = assigned.advantages, assigned.turn_rewards
     if run.distributed.enabled:
         advantages = run.distributed.gather(advantages)
+        turn_rewards = run.distributed.gather(turn_rewards)
         episodes = run.distributed.gather(episodes)
     run.state.iteration = iteration
     run.state.env_steps += rollout_counts(episodes).env_steps  # branch continuations included
@@ -497,6 +499,7 @@ def log(
         **rollout_metrics(episodes),
         **(branch_metrics(episodes) if run.config.rollout.branch.mode != "none" else {}),
         **credit_metrics(episodes, advantages=advantages),
+        **agreement_with_grpo(episodes, turn_rewards, advantages),
         **update_stats,
         **{f"time/{phase}": seconds for phase, seconds in timings.items()},
         **run.credit.metrics(),
