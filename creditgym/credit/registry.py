@@ -22,6 +22,10 @@ nothing else. Register your own in your code and name it in the config::
 
     # credit: {shapers: [env], estimator: {name: my_rloo, baseline: leave_one_out}}
 
+The built-in functions register with a call after their ``def`` (``register_estimator("grpo")(
+grpo_advantages)``) rather than as decorators: mutation testing (mutmut, see
+benchmarks/mutation.py) skips decorated functions, and these are the numbers users trust.
+
 A shaper that needs outside things or keeps state declares it (`creditgym.credit.modules`):
 ``@register_shaper("calm", requires=(Requirement("judge", setting="judge"),))`` on a function,
 or a registered *class* whose instance (one per run) has ``setup`` / ``state_dict`` /

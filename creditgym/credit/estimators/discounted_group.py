@@ -36,7 +36,6 @@ __all__ = ["discounted_group_advantages"]
 DISCOUNTED_GROUP_NORMALIZATIONS = ("joint", "separate")
 
 
-@register_estimator("discounted_group")
 def discounted_group_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -71,3 +70,6 @@ def discounted_group_advantages(
     return split_by_episode(
         batch_discounted_returns(normalized, batch.lengths, gamma), batch.lengths
     )
+
+
+register_estimator("discounted_group")(discounted_group_advantages)

@@ -104,7 +104,6 @@ def _final_normalize(values: np.ndarray, how: str) -> np.ndarray:
     return deviation / (deviation.std() + _EPS)
 
 
-@register_estimator("empg")
 def empg_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -169,6 +168,9 @@ def empg_advantages(
     A[ok] = _final_normalize(g[ok] * A_tau[ok] + bonus[ok], final_normalization)
     _record(episodes, H, g, bonus, A_tau)
     return split_by_episode(A, batch.lengths)
+
+
+register_estimator("empg")(empg_advantages)
 
 
 def _record(

@@ -247,7 +247,6 @@ def _gigpo(
     return GiGPOTerms(A_E, A_S, A_E + omega * A_S, step_group, n_step_groups, batch)
 
 
-@register_estimator("gigpo")
 def gigpo_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -283,6 +282,9 @@ def gigpo_advantages(
     terms = _gigpo(**locals())  # exactly this function's arguments
     _record_step_groups(episodes, terms)
     return split_by_episode(terms.advantage, terms.batch.lengths)
+
+
+register_estimator("gigpo")(gigpo_advantages)
 
 
 def _record_step_groups(episodes: Sequence[Episode], terms: GiGPOTerms) -> None:

@@ -50,7 +50,6 @@ def episode_advantages(
     return advantage
 
 
-@register_estimator("grpo")
 def grpo_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -73,3 +72,6 @@ def grpo_advantages(
         batch.returns, batch.group, batch.n_groups, batch.failed, normalization, epsilon
     )
     return split_by_episode(per_episode[batch.episode], batch.lengths)
+
+
+register_estimator("grpo")(grpo_advantages)

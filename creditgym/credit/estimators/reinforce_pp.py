@@ -70,7 +70,6 @@ def batch_whiten(values: np.ndarray, epsilon: float) -> np.ndarray:
     return deviation / np.sqrt(max(float(np.mean(deviation**2)), epsilon))
 
 
-@register_estimator("reinforce_pp")
 def reinforce_pp_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -110,3 +109,6 @@ def reinforce_pp_advantages(
     advantage = np.zeros(len(rewards))
     advantage[ok] = batch_whiten(returns_to_go[ok], epsilon)
     return split_by_episode(advantage, batch.lengths)
+
+
+register_estimator("reinforce_pp")(reinforce_pp_advantages)

@@ -53,7 +53,6 @@ def leave_one_out(returns: np.ndarray, group: np.ndarray, n_groups: int) -> np.n
     return np.where(n_others > 0, shifted - others / np.maximum(n_others, 1), 0.0)
 
 
-@register_estimator("rloo")
 def rloo_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -78,3 +77,6 @@ def rloo_advantages(
     advantage = np.zeros(len(returns))  # (episodes,)
     advantage[ok] = leave_one_out(returns[ok], batch.group[ok], batch.n_groups)
     return split_by_episode(advantage[batch.episode], batch.lengths)
+
+
+register_estimator("rloo")(rloo_advantages)

@@ -112,7 +112,6 @@ def normalize_trained_turns(
     ]
 
 
-@register_estimator("tree")
 def tree_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -150,3 +149,6 @@ def tree_advantages(
     if normalization == "mean_std":
         advantages = normalize_trained_turns(episodes, advantages, epsilon)
     return advantages
+
+
+register_estimator("tree")(tree_advantages)

@@ -54,7 +54,6 @@ from creditgym.trajectory import Episode
 __all__ = ["turn_level_advantages"]
 
 
-@register_estimator("turn_level")
 def turn_level_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -87,3 +86,6 @@ def turn_level_advantages(
         R_t[ok], pool, int(pool.max()) + 1 if len(pool) else 0, normalization, epsilon
     )
     return split_by_episode(A, batch.lengths)
+
+
+register_estimator("turn_level")(turn_level_advantages)

@@ -38,7 +38,6 @@ from creditgym.trajectory import Episode
 __all__ = ["vine_advantages"]
 
 
-@register_estimator("vine")
 def vine_advantages(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -84,4 +83,9 @@ def vine_advantages(
 
 
 # The trainer checks this before training: the values come from rollout.branch.mode=vine.
+
+
+register_estimator("vine")(vine_advantages)
+
+
 vine_advantages.rollout_branch_mode = "vine"  # type: ignore[attr-defined]

@@ -257,7 +257,6 @@ def episode_transitions(episode: Episode) -> list[Transition]:
 
 
 # the caller builds the judge `credit.judge` names (``oracle``, or an LLM) into `context.judge`
-@register_shaper("calm", requires=(Requirement("judge", setting="judge"),))
 def calm_rewards(
     episodes: Sequence[Episode], context: CreditContext | None, *, beta: float = 0.1
 ) -> list[np.ndarray]:
@@ -288,3 +287,6 @@ def calm_rewards(
             achieved |= verdict
         rewards.append(episode_rewards)
     return rewards
+
+
+register_shaper("calm", requires=(Requirement("judge", setting="judge"),))(calm_rewards)

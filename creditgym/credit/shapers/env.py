@@ -13,9 +13,11 @@ from creditgym.trajectory import Episode, turn_rewards
 __all__ = ["env_rewards"]
 
 
-@register_shaper("env")
 def env_rewards(
     episodes: Sequence[Episode], context: CreditContext | None, *, scale: float = 1.0
 ) -> list[np.ndarray]:
     """The environment's own reward of every turn, times `scale`."""
     return [scale * turn_rewards(episode) for episode in episodes]
+
+
+register_shaper("env")(env_rewards)

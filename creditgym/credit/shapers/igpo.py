@@ -102,12 +102,6 @@ def answer_scores(
     ]
 
 
-# needs the policy as scorer, and (optionally, to save forward passes) the rollout scoring
-# ``answer_prefix + answer`` after every prompt from its KV cache
-@register_shaper(
-    "info_gain",
-    requires=(Requirement("scorer"), Requirement("answer_scores", option="answer_prefix")),
-)
 def information_gain(
     episodes: Sequence[Episode],
     context: CreditContext | None,
@@ -143,3 +137,11 @@ def information_gain(
                 "score_after": float(score[t + 1]) if t + 1 < len(score) else None,
             }
     return rewards
+
+
+# needs the policy as scorer, and (optionally, to save forward passes) the rollout scoring
+# ``answer_prefix + answer`` after every prompt from its KV cache
+register_shaper(
+    "info_gain",
+    requires=(Requirement("scorer"), Requirement("answer_scores", option="answer_prefix")),
+)(information_gain)

@@ -200,14 +200,6 @@ class LatentReward:
             return self.decoder(x).numpy().astype(np.float64)
 
 
-# The caller builds the factor function + decoder `credit.lare_factors` names into
-# `context.extras["lare"]` (its decoder state is checkpointed under that key). The decoder is
-# trained on each batch's returns: under several processes each would fit only its shard.
-@register_shaper(
-    "lare",
-    requires=(Requirement("latent_reward", key="lare", setting="lare_factors"),),
-    multiprocess=False,
-)
 def lare_rewards(
     episodes: Sequence[Episode],
     context: CreditContext | None,
@@ -260,3 +252,13 @@ def lare_rewards(
     for turn, turn_factors, reward in zip(turns, factors.tolist(), predicted.tolist()):
         turn.credit_details["lare"] = {"factors": turn_factors, "decoded_reward": reward}
     return np.split(predicted, np.cumsum(lengths)[:-1])
+
+
+# The caller builds the factor function + decoder `credit.lare_factors` names into
+# `context.extras["lare"]` (its decoder state is checkpointed under that key). The decoder is
+# trained on each batch's returns: under several processes each would fit only its shard.
+register_shaper(
+    "lare",
+    requires=(Requirement("latent_reward", key="lare", setting="lare_factors"),),
+    multiprocess=False,
+)(lare_rewards)
