@@ -78,6 +78,31 @@ def test_sign_agreement_skips_zero_references_and_half_counts_zero_advantages():
     assert sign_agreement(np.array([1.0, -1.0, 0.0, 2.0]), np.array([0.5, 0.5, -1.0, 0.0])) == 0.5
 
 
+def test_sign_agreement_counts_agreeing_turns_not_disagreeing_ones():
+    # two of three advantages have the reference's sign
+    assert sign_agreement(np.array([1.0, 2.0, -1.0]), np.array([0.5, 0.5, 0.5])) == 2 / 3
+
+
+def test_sign_agreement_against_all_zero_references_is_undefined():
+    assert np.isnan(sign_agreement(np.array([1.0, -1.0]), np.zeros(2)))
+
+
+def test_batch_auc_needs_both_progress_and_other_turns():
+    assert np.isnan(batch_auc(np.array([1.0, 2.0]), np.array([1.0, 1.0])))  # only progress
+    assert np.isnan(batch_auc(np.array([1.0, 2.0]), np.array([0.0, -1.0])))  # none
+    assert np.isnan(batch_auc(np.array([1.0, 2.0]), np.array([np.nan, 1.0])))  # one after NaN
+
+
+def test_spearman_of_fewer_than_two_values_is_zero_and_lengths_must_match():
+    assert spearman([1.0], [2.0]) == 0.0
+    with pytest.raises(ValueError, match="one length; got 2 and 3"):
+        spearman([1, 2], [1, 2, 3])
+
+
+def test_ranks_of_a_run_of_ties_at_the_end_stay_with_that_run():
+    assert average_ranks([5, 1, 5, 5]).tolist() == [3.0, 1.0, 3.0, 3.0]
+
+
 def test_a_turn_into_a_dead_end_ranks_below_every_step_and_counts_as_no_progress():
     # a wrong final answer: cost-to-go 1 before, none after (the expert cannot win from there)
     episode = labelled([2, 1, 2])
