@@ -570,11 +570,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from gymnasium.error import Error as GymnasiumError
 
+    from creditgym.train.disk import DiskFullError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except DiskFullError as error:  # one line: which path, and that a rerun resumes
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except (ValueError, LookupError, FileNotFoundError, GymnasiumError) as error:
         # Configuration mistakes (unknown env id, config key, agent name): one clear line on
         # stderr, no trace, never wrapped (plain print: messages may hold [brackets]).

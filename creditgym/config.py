@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -336,13 +337,38 @@ def check_model_path(model: str) -> None:
         )
 
 
+# What a run writes under run.output_dir: these must be files (or absent), those folders.
+_RUN_FILES = ("config.yaml", "metrics.jsonl", "episodes.jsonl", "learning_curve.png")
+_RUN_FOLDERS = ("checkpoints", "tensorboard", "reference_model")
+
+
 def _check_output_dir(out: Path) -> None:
+    """A file where a folder goes (or the reverse), or a folder the run cannot write, fails
+    now, before the first iteration, not at the first log line or checkpoint."""
     for folder in (out, *out.parents):
         if folder.exists() and not folder.is_dir():
             raise ConfigError(
                 f"config key 'run.output_dir' is {str(out)!r}, but {str(folder)!r} is a file; "
                 "choose a directory path (run.output_dir=runs/NAME)"
             )
+    for name in _RUN_FILES:
+        if (out / name).is_dir():
+            raise ConfigError(
+                f"config key 'run.output_dir' is {str(out)!r}, but {str(out / name)!r} is a "
+                "folder where the run writes a file; remove it or choose another run.output_dir"
+            )
+    for name in _RUN_FOLDERS:
+        if (out / name).exists() and not (out / name).is_dir():
+            raise ConfigError(
+                f"config key 'run.output_dir' is {str(out)!r}, but {str(out / name)!r} is a "
+                "file where the run keeps a folder; remove it or choose another run.output_dir"
+            )
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"config key 'run.output_dir' is {str(out)!r}, but {str(existing)!r} is not "
+            "writable; choose a directory you can write to"
+        )
 
 
 def _check_credit(config: Config) -> None:

@@ -56,7 +56,27 @@ def _truncate(file: Path) -> None:
     file.write_bytes(data[: len(data) // 2])
 
 
+def _flip_one_bit(file: Path) -> None:
+    data = bytearray(file.read_bytes())
+    data[-100] ^= 0x01  # in the tensor data, past the header: safetensors' own check passes
+    file.write_bytes(bytes(data))
+
+
+def _same_size_garbage(file: Path) -> None:
+    file.write_bytes(b"x" * file.stat().st_size)
+
+
+def _edit_iteration(file: Path) -> None:
+    text = file.read_text()
+    assert '"iteration": 2,' in text
+    file.write_text(text.replace('"iteration": 2,', '"iteration": 7,', 1))  # same size
+
+
 BREAKAGES = {
+    "one flipped bit in model.safetensors": ("model/model.safetensors", _flip_one_bit),
+    "an edited iteration in trainer_state.json": ("trainer_state.json", _edit_iteration),
+    "same-size garbage tokenizer_config.json": ("model/tokenizer_config.json", _same_size_garbage),
+    "same-size garbage config.json": ("model/config.json", _same_size_garbage),
     "truncated optimizer.pt": ("optimizer.pt", _truncate),
     "truncated rng.pt": ("rng.pt", _truncate),
     "truncated model.safetensors": ("model/model.safetensors", _truncate),
@@ -193,7 +213,109 @@ def test_a_checkpoint_from_before_the_manifest_is_still_verified_by_loading(tmp_
         rng={"seed": 1},
     )
     (checkpoint / "checkpoint.json").unlink()
-    verify_checkpoint(checkpoint)
-    _truncate(checkpoint / "optimizer.pt")
-    with pytest.raises(CheckpointError, match="optimizer.pt does not load"):
+    with pytest.warns(CheckpointWarning, match="predates content hashes"):
         verify_checkpoint(checkpoint)
+    _truncate(checkpoint / "optimizer.pt")
+    with (
+        pytest.warns(CheckpointWarning, match="predates"),
+        pytest.raises(CheckpointError, match="optimizer.pt does not load"),
+    ):
+        verify_checkpoint(checkpoint)
+
+
+def test_a_checkpoint_from_before_the_hashes_is_verified_by_sizes_with_a_warning(run):
+    checkpoint = run / "checkpoints" / "iter_000002"
+    manifest = checkpoint / "checkpoint.json"
+    content = json.loads(manifest.read_text())
+    content["files"] = {name: entry["size"] for name, entry in content["files"].items()}
+    manifest.write_text(json.dumps(content))  # the old format: sizes only
+    with pytest.warns(CheckpointWarning, match="predates content hashes"):
+        assert find_resume_checkpoint(run / "checkpoints") == checkpoint
+    _truncate(checkpoint / "optimizer.pt")  # sizes are still checked
+    with pytest.raises(CheckpointError, match="optimizer.pt is .* bytes"):
+        verify_checkpoint(checkpoint)
+
+
+def test_a_fresh_manifest_holds_a_sha256_per_file(trained):
+    import hashlib
+
+    checkpoint = trained / "checkpoints" / "iter_000002"
+    files = json.loads((checkpoint / "checkpoint.json").read_text())["files"]
+    state = checkpoint / "trainer_state.json"
+    assert files["trainer_state.json"] == {
+        "size": state.stat().st_size,
+        "sha256": hashlib.sha256(state.read_bytes()).hexdigest(),
+    }
+
+
+def _disk_fills_at(monkeypatch, iteration: int) -> None:
+    """torch.save raises ENOSPC while the checkpoint of `iteration` is written."""
+    import errno
+
+    real_save = torch.save
+
+    def save(obj, file, *args, **kwargs):
+        if f"iter_{iteration:06d}" in str(file):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_a_full_disk_mid_checkpoint_is_one_line_and_the_next_run_resumes(
+    tmp_path, monkeypatch, capsys
+):
+    from creditgym.cli import main
+
+    out = tmp_path / "run"
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("env:\n  id: creditgym/HouseholdEasy-v0\n")
+    overrides = [
+        *TINY,
+        "env.kwargs={max_steps: 4}",
+        "rollout.groups=2",
+        "rollout.group_size=2",
+        "eval.episodes=2",
+        "eval.every=0",
+        "run.save_every=1",
+        "train.iterations=3",
+        f"run.output_dir={out}",
+    ]
+    _disk_fills_at(monkeypatch, 2)
+    assert main(["train", str(config_file), *overrides]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert "the disk is full" in err[0] and "iter_000002" in err[0]
+    monkeypatch.undo()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["iter_000001"]
+    result = train(_config(out, "train.iterations=3"))
+    assert result.iterations == 3
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["iteration"] for row in rows if "rollout/success" in row] == [1, 2, 3]
+
+
+def test_a_full_disk_on_a_metrics_write_is_one_error_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from creditgym.train.disk import DiskFullError
+    from creditgym.train.tracking import MetricsWriter
+
+    writer = MetricsWriter(tmp_path, tensorboard=False)
+    real_open = Path.open
+
+    class FullDisk:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_(path, *args, **kwargs):
+        return FullDisk() if path == writer.path else real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_)
+    with pytest.raises(DiskFullError, match=f"the disk is full: could not write {writer.path}"):
+        writer.write({"iteration": 1}, 1)

@@ -285,3 +285,41 @@ def test_train_called_from_python_checks_the_config_before_anything_runs(tmp_pat
     with pytest.raises(ConfigError, match="bogus_kw"):
         train(config)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda out: (out / "metrics.jsonl").mkdir(parents=True), "is a folder where the run"),
+        (lambda out: (out / "config.yaml").mkdir(parents=True), "is a folder where the run"),
+        (lambda out: out.mkdir() or (out / "checkpoints").write_text("x"), "is a file where"),
+    ],
+)
+def test_an_output_path_of_the_wrong_kind_is_caught_before_anything_runs(tmp_path, make, reason):
+    from creditgym.config import check_runnable
+
+    out = tmp_path / "run"
+    make(out)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ConfigError, match=f"run.output_dir.*{reason}"):
+        check_runnable(load_config(None, [f"run.output_dir={out}"]))
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_an_output_dir_that_cannot_be_written_is_caught_before_anything_runs(tmp_path, monkeypatch):
+    import os
+
+    from creditgym import config as config_module
+    from creditgym.config import check_runnable
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # as root every folder is writable: the OS's answer for a read-only one, simulated
+    monkeypatch.setattr(
+        config_module.os,
+        "access",
+        lambda path, mode: False if Path(path) == locked else real_access(path, mode),
+    )
+    with pytest.raises(ConfigError, match=f"'{locked}' is not writable"):
+        check_runnable(load_config(None, [f"run.output_dir={locked / 'run'}"]))

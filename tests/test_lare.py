@@ -191,3 +191,150 @@ def test_training_with_lare_and_the_hand_written_household_factors(tmp_path):
                 ],
             )
         )
+
+
+# ---- bad factor code: the batch falls back, training goes on ---------------------------------
+
+
+def _failing(kind: str):
+    from creditgym.credit.sandbox import SandboxError
+
+    def factors(inputs):
+        raise SandboxError(f"it failed ({kind})", kind)
+
+    return factors
+
+
+def test_a_failing_batch_falls_back_to_the_env_rewards_marked_on_every_turn():
+    episodes, _ = synthetic_episodes(3, seed=2)
+    latent = LatentReward(_failing("timeout"))
+    with pytest.warns(UserWarning, match="lare: the factor code failed \\(timeout"):
+        rewards = lare_rewards(episodes, CreditContext(extras={"lare": latent}), updates=5)
+    for episode, shaped in zip(episodes, rewards):
+        assert shaped.tolist() == [turn.reward for turn in episode.turns]  # the env's own
+        assert all(t.credit_details["lare"]["fallback"] == "timeout" for t in episode.turns)
+    assert latent.decoder is None  # it learned nothing from a batch without factors
+    assert (latent.stats["fallbacks"], latent.stats["fallbacks_timeout"]) == (1, 1)
+
+
+def test_each_kind_of_fallback_is_warned_about_once_and_counted_every_time():
+    import warnings
+
+    episodes, _ = synthetic_episodes(2, seed=3)
+    latent = LatentReward(_failing("crash"))
+    context = CreditContext(extras={"lare": latent})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lare_rewards(episodes, context, updates=1)
+        lare_rewards(episodes, context, updates=1)
+        latent.factors = _failing("memory")
+        lare_rewards(episodes, context, updates=1)
+    messages = [str(w.message) for w in caught if "lare:" in str(w.message)]
+    assert len(messages) == 2 and "(crash:" in messages[0] and "(memory:" in messages[1]
+    assert latent.stats["fallbacks"] == 3
+    assert (latent.stats["fallbacks_crash"], latent.stats["fallbacks_memory"]) == (2, 1)
+
+
+def test_factors_that_change_width_fall_back_as_a_shape_failure():
+    episodes, _ = synthetic_episodes(4, seed=4)
+    width = {"n": 3}
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [s["a"]] * width["n"]))
+    context = CreditContext(extras={"lare": latent})
+    lare_rewards(episodes, context, updates=2)  # the decoder now takes 3 factors
+    width["n"] = 2
+    with pytest.warns(UserWarning, match="shape.*decoder takes 3"):
+        rewards = lare_rewards(episodes, context, updates=2)
+    assert rewards[0].tolist() == [turn.reward for turn in episodes[0].turns]
+    assert latent.stats["fallbacks_shape"] == 1
+
+
+def test_the_repair_loop_handles_every_kind_of_failure(tmp_path):
+    from creditgym.agents.base import Generation
+    from creditgym.credit.llm import CachedLLM
+    from creditgym.credit.shapers.lare_coder import write_factor_code
+
+    head = "def evaluate(state, action):\n    "
+    attempts = [
+        head + "for i in range(10 ** 12):\n        pass\n    return [1.0]",  # timeout
+        head + "x = [0] * (10 ** 10)\n    return [1.0]",  # memory
+        head + "return [state['missing']]",  # crash
+        head + "return [1.0] * 300",  # shape
+        head + "return [" + "+".join(["1.0"] * 450) + "]",  # syntax (once a RecursionError)
+        head + "return [state['a']]",
+    ]
+
+    class Client:
+        model = "coder"
+
+        def __init__(self):
+            self.repairs = 0
+
+        def generate(self, prompts):
+            answers = []
+            for prompt in prompts:
+                if "failed" in prompt:
+                    self.repairs += 1
+                    answers.append(f"```python\n{attempts[self.repairs]}\n```")
+                else:
+                    answers.append(f"```python\n{attempts[0]}\n```")
+            return [Generation(text=a) for a in answers]
+
+    result = write_factor_code(
+        CachedLLM(Client(), tmp_path),
+        "t",
+        "a: x",
+        [({"a": 0.5}, "go")],
+        n_candidates=1,
+        max_rounds=6,
+        time_limit=1.0,
+        item_time_limit=0.3,
+    )
+    assert [r["kind"] for r in result.rounds] == [
+        "timeout",
+        "memory",
+        "crash",
+        "shape",
+        "syntax",
+        "",
+    ]
+    assert result.code == attempts[-1]
+
+
+HOSTILE_FACTOR_CODE = {
+    "crash": "    return [state['no such field']]",
+    "timeout": "    for i in range(10 ** 12):\n        pass\n    return [1.0]",
+    "memory": "    x = [0] * (10 ** 10)\n    return [1.0]",
+    "shape": "    return 'not a list'",
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_FACTOR_CODE))
+def test_training_goes_on_through_hostile_factor_code_counting_the_fallbacks(tmp_path, kind):
+    import json
+
+    from conftest import household_config, training_rows
+
+    from creditgym.train.trainer import train
+
+    code = tmp_path / "factors.py"
+    code.write_text(f"def evaluate(state, action):\n{HOSTILE_FACTOR_CODE[kind]}\n")
+    config = household_config(
+        tmp_path,
+        "run",
+        "env.kwargs={max_steps: 3}",
+        "rollout.group_size=2",
+        "eval.episodes=1",
+        "credit.shapers=[{name: lare, updates: 2}]",
+        f"credit.lare_factors={code}",
+        "train.iterations=2",
+        "run.log_episodes=2",
+    )
+    with pytest.warns(UserWarning, match=f"lare: the factor code failed \\({kind}"):
+        assert train(config).iterations == 2
+    rows = training_rows(tmp_path / "run")
+    assert [row["lare/fallbacks"] for row in rows] == [1.0, 1.0]
+    assert [row[f"lare/fallbacks_{kind}"] for row in rows] == [1.0, 1.0]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").open()]
+    assert logged and all(
+        turn["credit"]["lare"]["fallback"] == kind for record in logged for turn in record["turns"]
+    )

@@ -5,18 +5,26 @@ Layout of `<output_dir>/checkpoints/iter_000010/`:
   optimizer.pt      optimizer state
   rng.pt            Python, NumPy and torch RNG states (global and the policy's sampler)
   trainer_state.json  iteration, metrics so far
-  checkpoint.json   written last: every file above with its size (the completion marker)
+  checkpoint.json   written last: every file above with its size and sha256 (the completion
+                    marker; the trainer state, iteration included, is one of the files)
 A checkpoint is written to a temporary folder, completed with `checkpoint.json`, and renamed
 into place, so a crash mid-save never leaves a directory that looks complete.
 
 Resuming verifies a checkpoint before using it (`verify_checkpoint`: every file present, of
-its recorded size and loadable, the model's weights readable) and falls back to the previous
-complete one with a warning (`find_resume_checkpoint`), or stops with one line naming the
-broken file and how to choose another (``run.resume_from=PATH``).
+its recorded size and content hash and loadable, the model's weights readable, the manifest's
+iteration the trainer state's) and falls back to the previous complete one with a warning
+(`find_resume_checkpoint`), or stops with one line naming the broken file and how to choose
+another (``run.resume_from=PATH``). One flipped bit anywhere, an edited iteration number or a
+same-size garbage file is caught. Hashing reads every file once (about 1 s per GB).
+
+Checkpoints from before the hashes (a manifest of sizes only, or none) are still used, verified
+by sizes and loading only, with a `CheckpointWarning` saying a same-size corruption would go
+unnoticed: refusing them would strand every older run, and the next checkpoint has hashes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -27,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from creditgym.train.disk import DiskFullError, disk_full_guard
 
 __all__ = [
     "TrainerState",
@@ -99,9 +109,34 @@ def save_checkpoint(
     """Write a checkpoint for `state.iteration` under `directory` and return its path.
 
     `credit_state` holds what stateful credit modules learn (LaRe's decoder), by name.
+
+    Raises:
+        DiskFullError: the disk filled up; the half-written checkpoint is removed, so the
+            next run resumes from the previous one.
     """
     final = Path(directory) / f"iter_{state.iteration:06d}"
     staging = final.with_name(final.name + ".tmp")
+    try:
+        with disk_full_guard(staging):
+            _write(staging, model, tokenizer, optimizer, state, rng, credit_state)
+    except DiskFullError:
+        shutil.rmtree(staging, ignore_errors=True)  # give back the space; never looks complete
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return final
+
+
+def _write(
+    staging: Path,
+    model: Any,
+    tokenizer: Any,
+    optimizer: torch.optim.Optimizer,
+    state: TrainerState,
+    rng: dict[str, Any],
+    credit_state: dict[str, Any] | None,
+) -> None:
+    """Every file of a checkpoint into `staging`, the manifest last."""
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     model.save_pretrained(staging / "model")
@@ -112,15 +147,12 @@ def save_checkpoint(
         torch.save(credit_state, staging / "credit.pt")
     (staging / "trainer_state.json").write_text(json.dumps(state.__dict__, indent=1, default=float))
     files = {
-        str(file.relative_to(staging)): file.stat().st_size
+        str(file.relative_to(staging)): {"size": file.stat().st_size, "sha256": _sha256(file)}
         for file in sorted(staging.rglob("*"))
         if file.is_file()
     }
     # Written last: a directory without it (or with files of other sizes) is incomplete.
     (staging / MANIFEST).write_text(json.dumps({"iteration": state.iteration, "files": files}))
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
-    return final
 
 
 def _checkpoint_dirs(directory: Path) -> list[Path]:
@@ -142,7 +174,8 @@ def verify_checkpoint(path: Path) -> None:
     """Raise `CheckpointError` naming the first file of `path` that is missing or unreadable.
 
     Checks what `save_checkpoint` recorded in ``checkpoint.json`` (each file present with its
-    size; checkpoints from before it existed skip this), then that ``trainer_state.json`` is a
+    size and sha256, the manifest's iteration the trainer state's; older checkpoints: sizes
+    only, or nothing, with a `CheckpointWarning`), then that ``trainer_state.json`` is a
     trainer state, ``rng.pt``, ``optimizer.pt`` and ``credit.pt`` load, and every
     ``model/*.safetensors`` has a complete header (safetensors checks the data it announces is
     all there).
@@ -151,29 +184,65 @@ def verify_checkpoint(path: Path) -> None:
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a checkpoint directory")
     manifest = path / MANIFEST
+    recorded: dict[str, Any] = {}
+    hashed = False
     if manifest.is_file():
-        recorded = _read_json(manifest).get("files", {})
-        for name, size in recorded.items():
-            file = path / name
-            if not file.is_file():
-                raise CheckpointError(f"{file} is missing")
-            if file.stat().st_size != size:
-                raise CheckpointError(
-                    f"{file} is {file.stat().st_size} bytes, {size} when saved (truncated?)"
-                )
+        content = _read_json(manifest)
+        recorded = content.get("files", {})
+        hashed = bool(recorded) and all(isinstance(v, dict) for v in recorded.values())
+        for name, entry in recorded.items():
+            _check_file(path / name, entry)
+    if not hashed:
+        warnings.warn(
+            f"{path} predates content hashes: only its sizes and that it loads are checked, so "
+            "a same-size corruption would go unnoticed (checkpoints saved from now on have "
+            "hashes)",
+            CheckpointWarning,
+            stacklevel=2,
+        )
     state_file = path / "trainer_state.json"
     if not state_file.is_file():
         raise CheckpointError(f"{state_file} is missing")
+    if hashed and "trainer_state.json" not in recorded:
+        raise CheckpointError(f"{state_file} is not covered by {manifest} (edited?)")
     try:
-        TrainerState(**_read_json(state_file))
+        state = TrainerState(**_read_json(state_file))
     except TypeError as error:
         raise CheckpointError(f"{state_file} is not a trainer state ({error})") from None
+    if hashed and content.get("iteration") != state.iteration:
+        raise CheckpointError(
+            f"{state_file} says iteration {state.iteration}, {manifest} "
+            f"{content.get('iteration')} (edited?)"
+        )
     for name in ("rng.pt", "optimizer.pt", "credit.pt"):
         file = path / name
         if name == "credit.pt" and not file.exists():
             continue  # only stateful credit modules write it
         _check_loads(file)
     _check_model(path / "model")
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_file(file: Path, entry: Any) -> None:
+    """`file` as the manifest recorded it: its size (an int, before hashes) or size and sha256."""
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing")
+    size = entry.get("size") if isinstance(entry, dict) else entry
+    if file.stat().st_size != size:
+        raise CheckpointError(
+            f"{file} is {file.stat().st_size} bytes, {size} when saved (truncated?)"
+        )
+    if isinstance(entry, dict) and _sha256(file) != entry.get("sha256"):
+        raise CheckpointError(
+            f"{file} does not match its sha256 in {MANIFEST} (corrupted or edited since saved)"
+        )
 
 
 def _read_json(file: Path) -> dict[str, Any]:

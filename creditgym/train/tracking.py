@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from creditgym.train.disk import disk_full_guard
+
 __all__ = ["MetricsWriter", "plot_learning_curve", "TRACKERS"]
 
 TRACKERS = ("tensorboard", "wandb", "trackio")
@@ -79,7 +81,7 @@ class MetricsWriter:
     def write(self, row: dict[str, Any], step: int) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
+        with disk_full_guard(self.path), self.path.open("a") as f:
             f.write(json.dumps(row, default=float) + "\n")
         scalars = {
             key: float(value)

@@ -4,7 +4,7 @@
 `child` (the OS layers), `result` (the parent's strict reading of the answer).
 """
 
-from creditgym.credit.sandbox.result import SandboxError
+from creditgym.credit.sandbox.result import KINDS, SandboxError
 from creditgym.credit.sandbox.runner import (
     ALLOWED_MODULES,
     CHILD_LAYERS,
@@ -16,6 +16,7 @@ from creditgym.credit.sandbox.runner import (
 __all__ = [
     "ALLOWED_MODULES",
     "CHILD_LAYERS",
+    "KINDS",
     "SandboxError",
     "check_code",
     "run_sandboxed",

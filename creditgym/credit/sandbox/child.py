@@ -19,9 +19,16 @@ any untrusted line runs, the child applies the layers the request names, in this
 7. ``restricted_builtins``: the code's builtins are the allow-listed ones, and ``import``
    gives namespaces holding the allow-listed functions only.
 
+The code compiled is exactly the source the parent checked, with ``from __future__ import
+annotations`` semantics (annotations stay strings, never evaluated: the check skips them). With
+``item_time_limit`` each call gets a CPU timer of its own (``ITIMER_PROF``); running over it
+ends the batch with a time-limit error naming the input.
+
 It then writes one answer, framed by the request's nonce, on the answer pipe and exits without
 running any clean-up code. Which layers took effect is part of the answer.
 """
+
+import __future__
 
 import ctypes
 import heapq  # noqa: F401  (statistics.mode imports it lazily; the audit hook would refuse it)
@@ -227,24 +234,49 @@ def _run(request: dict, asked: set[str], applied: list[str]) -> dict:
     else:  # only tests turn this off, to reach the layers below
         import builtins as safe
     try:
-        code = compile(request["code"], "<factor code>", "exec", dont_inherit=True)
+        code = compile(
+            request["code"],
+            "<factor code>",
+            "exec",
+            flags=__future__.annotations.compiler_flag,  # annotations are never evaluated
+            dont_inherit=True,
+        )
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return {"ok": False, "error": f"cannot compile: {error}", "layers": applied}
+    item_limit = request.get("item_time_limit")
+    if item_limit:
+        signal.signal(signal.SIGPROF, _item_timeout)
     if "audit_hook" in asked:
         sys.addaudithook(_audit_hook(code))
         applied.append("audit_hook")
+    outputs: list = []
     try:
         scope = {"__builtins__": safe, "__name__": "factor_code"}
         exec(code, scope)
         function = scope.get(request["function"])
-        outputs = []
         for state, action in request["inputs"]:
-            outputs.append(_as_floats(function(state, action)))
+            if item_limit:
+                signal.setitimer(signal.ITIMER_PROF, item_limit)
+            value = function(state, action)
+            if item_limit:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+            outputs.append(_as_floats(value))
         return {"ok": True, "outputs": outputs, "layers": applied}
+    except _ItemTimeout:
+        error = f"exceeded the time limit of {item_limit:g} s per input (on input {len(outputs)})"
+        return {"ok": False, "error": error, "layers": applied}
     except MemoryError:
         return {"ok": False, "error": "exceeded the memory limit", "layers": applied}
     except BaseException as error:  # noqa: BLE001  (everything goes back as a message)
         return {"ok": False, "error": _describe(error), "layers": applied}
+
+
+class _ItemTimeout(BaseException):
+    """One call ran over its CPU time (a BaseException: nothing the code does can catch it)."""
+
+
+def _item_timeout(signum: int, frame: object) -> None:
+    raise _ItemTimeout
 
 
 def _audit_hook(code: types.CodeType):

@@ -22,15 +22,27 @@ decorators, classes, ``while``, ``try``, ``with``, ``match``, ``global``, ``nonl
 ``raise``, ``assert``, ``del``, the walrus, ``async``, ``*`` unpacking, ``*args``,
 ``**kwargs``, star-imports, other modules.
 
-Annotations are accepted (the envs' own factor functions have them) and removed before the
-code runs, so they are never evaluated. The module namespaces the code sees at run time hold
-only the allow-listed functions, never a module object.
+Annotations are accepted (the envs' own factor functions have them) and never checked: the
+child compiles the code with ``from __future__ import annotations`` semantics, so they stay
+strings and are never evaluated. The module namespaces the code sees at run time hold only
+the allow-listed functions, never a module object.
+
+The child runs exactly the source that was checked (not a re-rendering of its tree): what was
+judged is what runs, error line numbers match what the author wrote, and no unparse step can
+fail on what parsed (an int literal of thousands of digits, a long operator chain).
+
+Checking is bounded, so hostile input costs the trainer little and fails as a `SandboxError`:
+at most `MAX_CODE_CHARS` characters, `MAX_NODES` syntax-tree nodes nested at most `MAX_DEPTH`
+deep, and `CHECK_SECONDS` of wall time; any other failure of parsing or checking (a
+`RecursionError`, `MemoryError`, ...) is a `SandboxError` too, of kind ``syntax``.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import time
+from collections.abc import Iterator
 
 from creditgym.credit.sandbox.result import SandboxError
 
@@ -40,10 +52,18 @@ __all__ = [
     "ALLOWED_BUILTINS",
     "ALLOWED_METHODS",
     "MAX_CODE_CHARS",
+    "MAX_NODES",
+    "MAX_DEPTH",
+    "CHECK_SECONDS",
     "check_code",
 ]
 
-MAX_CODE_CHARS = 100_000
+# Far above any factor function (the envs' hand-written ones: under 1,000 characters and 150
+# nodes, nested 11 deep), far below what makes the check costly (a 92 KB source took 2.9 s).
+MAX_CODE_CHARS = 20_000
+MAX_NODES = 5_000
+MAX_DEPTH = 64  # below every recursive pass of `ast` and of `compile` in the child
+CHECK_SECONDS = 1.0
 
 # Pure functions and constants only; nothing that opens, imports, introspects or builds classes.
 MODULE_FUNCTIONS: dict[str, frozenset[str]] = {
@@ -106,53 +126,106 @@ _WHY = {
 
 
 def _reject(node: ast.AST, what: str) -> SandboxError:
-    return SandboxError(f"line {getattr(node, 'lineno', '?')}: {what} is not allowed")
+    return SandboxError(f"line {getattr(node, 'lineno', '?')}: {what} is not allowed", "syntax")
 
 
 def check_code(code: str, function: str = "evaluate") -> str:
-    """Check `code` against the allow-list; return the source that will run.
-
-    The returned source is the same program with its annotations removed.
+    """Check `code` against the allow-list; return the source that will run (`code` itself).
 
     Raises:
-        SandboxError: the code is not plain factor-function Python or does not define
-            ``function(state, action)``; the message names the line and the construct.
+        SandboxError: the code is not plain factor-function Python, is too large or too deep,
+            or does not define ``function(state, action)``; the message names the line and the
+            construct. Nothing else escapes, whatever the input.
     """
     if not isinstance(code, str):
-        raise SandboxError(f"the code must be a string, not {type(code).__name__}")
+        raise SandboxError(f"the code must be a string, not {type(code).__name__}", "syntax")
     if len(code) > MAX_CODE_CHARS:
-        raise SandboxError(f"the code is {len(code)} characters; at most {MAX_CODE_CHARS}")
+        raise SandboxError(
+            f"the code is {len(code)} characters; at most {MAX_CODE_CHARS}", "syntax"
+        )
+    try:
+        _check(code, function, time.monotonic() + CHECK_SECONDS)
+    except SandboxError:
+        raise
+    except Exception as error:  # noqa: BLE001  (RecursionError, MemoryError, ...: one kind)
+        raise SandboxError(
+            f"the code cannot be checked ({type(error).__name__}); write a smaller, flatter "
+            "function",
+            "syntax",
+        ) from None
+    return code
+
+
+def _check(code: str, function: str, deadline: float) -> None:
     try:
         tree = ast.parse(code)
     except SyntaxError as error:
-        raise SandboxError(f"syntax error on line {error.lineno}: {error.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurd nesting
-        raise SandboxError(f"the code cannot be parsed: {type(error).__name__}") from None
-    tree = _strip_annotations(tree)  # first: annotations are never run, so never checked
-    modules = _check_imports(tree)
-    bound = _bound_names(tree)
-    nodes = list(ast.walk(tree))
+        where = f" on line {error.lineno}" if error.lineno else ""
+        raise SandboxError(f"syntax error{where}: {error.msg}", "syntax") from None
+    nodes = list(_checked_nodes(tree, deadline))  # bounded before any recursive pass
+    modules = _check_imports(nodes)
+    bound = _bound_names(nodes)
     for check in (_check_construct, _check_names):  # the plainest reason first
         for node in nodes:
             check(node)
-    for node in nodes:
+    for index, node in enumerate(nodes):
         _check_node(node, modules, bound)
+        if index % 512 == 0 and time.monotonic() > deadline:
+            raise _too_slow()
     defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     if function not in defined:
-        raise SandboxError(f"the code defines no function {function!r}(state, action)")
+        raise SandboxError(f"the code defines no function {function!r}(state, action)", "syntax")
     arguments = defined[function].args
     if not len(arguments.args) - len(arguments.defaults) <= 2 <= len(arguments.args):
-        raise SandboxError(f"{function} must take two arguments: (state, action)")
-    try:
-        return ast.unparse(tree)
-    except RecursionError:  # a chain of thousands of operators
-        raise SandboxError("the code is nested too deeply") from None
+        raise SandboxError(f"{function} must take two arguments: (state, action)", "syntax")
 
 
-def _check_imports(tree: ast.Module) -> dict[str, str]:
+def _too_slow() -> SandboxError:
+    return SandboxError(
+        f"checking the code took over {CHECK_SECONDS:g} s; write a smaller function", "syntax"
+    )
+
+
+# Annotations are never run (see the module docstring), so never checked.
+_ANNOTATION_FIELDS = {
+    ast.FunctionDef: "returns",
+    ast.arg: "annotation",
+    ast.AnnAssign: "annotation",
+}
+
+
+def _checked_nodes(tree: ast.Module, deadline: float) -> Iterator[ast.AST]:
+    """Every node the check judges (annotations left out), depth first without recursion;
+    `SandboxError` past `MAX_NODES` nodes, `MAX_DEPTH` levels or the deadline."""
+    stack: list[tuple[ast.AST, int, int]] = [(tree, 0, 1)]  # node, depth, nearest line
+    count = 0
+    while stack:
+        node, depth, line = stack.pop()
+        line = getattr(node, "lineno", line)
+        count += 1
+        if count > MAX_NODES:
+            raise SandboxError(f"the code has over {MAX_NODES} syntax nodes", "syntax")
+        if depth > MAX_DEPTH:
+            raise SandboxError(
+                f"line {line}: the code is nested over {MAX_DEPTH} levels deep (a long chain "
+                "of operators or brackets?)",
+                "syntax",
+            )
+        if count % 512 == 0 and time.monotonic() > deadline:
+            raise _too_slow()
+        yield node
+        skipped = _ANNOTATION_FIELDS.get(type(node))
+        for name, value in ast.iter_fields(node):
+            if name == skipped:
+                continue
+            children = value if isinstance(value, list) else [value]
+            stack.extend((c, depth + 1, line) for c in reversed(children) if isinstance(c, ast.AST))
+
+
+def _check_imports(nodes: list[ast.AST]) -> dict[str, str]:
     """Names bound to an allowed module (``import math as m`` -> {"m": "math"})."""
     modules = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name not in ALLOWED_MODULES:
@@ -169,10 +242,10 @@ def _check_imports(tree: ast.Module) -> dict[str, str]:
     return modules
 
 
-def _bound_names(tree: ast.Module) -> set[str]:
+def _bound_names(nodes: list[ast.AST]) -> set[str]:
     """Every name the code binds: variables, arguments, functions, imports."""
     bound = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             bound.add(node.id)
         elif isinstance(node, ast.arg):
@@ -241,20 +314,3 @@ def _names_of(node: ast.AST) -> list[str]:
     if isinstance(node, ast.ImportFrom):
         return [node.module or ""]
     return []
-
-
-def _strip_annotations(tree: ast.Module) -> ast.Module:
-    """The same program without annotations (``x: int = 1`` becomes ``x = 1``)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef):
-            node.returns = None
-        elif isinstance(node, ast.arg):
-            node.annotation = None
-    return ast.fix_missing_locations(_AnnAssignToAssign().visit(tree))
-
-
-class _AnnAssignToAssign(ast.NodeTransformer):
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
-        if node.value is None:  # `x: int` alone binds nothing
-            return ast.copy_location(ast.Pass(), node)
-        return ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node)

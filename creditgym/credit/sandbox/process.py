@@ -4,7 +4,8 @@
 an empty environment) in its own session and process group, in a fresh empty directory the
 child cannot use, with stdin on /dev/null and no inherited descriptor but the request and
 answer pipes. It feeds the request and reads stdout, stderr and the answer pipe at once, each
-with a size cap, until the child exits or the wall-clock deadline passes. Then, whatever
+with a size cap (the answer also through the caller's shape check, chunk by chunk), until the
+child exits or the wall-clock deadline passes. Then, whatever
 happened, the whole process group is killed and, when the child ran under a user id of its
 own, every process left with that id too: nothing the code started outlives the call.
 """
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class ChildRun:
     returncode: int | None
     timed_out: bool = False
     flooded: str = ""  # the stream that went over its cap, if any
+    rejected: str = ""  # why `answer_check` refused the answer while it was read, if it did
 
 
 def sandbox_uid() -> int | None:
@@ -64,7 +67,14 @@ def _mapped_uid_ranges() -> list[tuple[int, int]] | None:
     return [(int(r.split()[0]), int(r.split()[2])) for r in rows if len(r.split()) == 3]
 
 
-def run_child(request: bytes, *, wall_limit: float, answer_cap: int, uid: int | None) -> ChildRun:
+def run_child(
+    request: bytes,
+    *,
+    wall_limit: float,
+    answer_cap: int,
+    uid: int | None,
+    answer_check: Callable[[bytes], None] | None = None,
+) -> ChildRun:
     """Run the child on `request` (JSON bytes) and collect its answer, capped and timed.
 
     Args:
@@ -72,6 +82,8 @@ def run_child(request: bytes, *, wall_limit: float, answer_cap: int, uid: int | 
         wall_limit: seconds from start to kill, start-up included.
         answer_cap: bytes of answer accepted; more is a flood.
         uid: the user id the child drops to (swept afterwards unless it is `NOBODY`).
+        answer_check: called with each chunk of the answer as it arrives; a `ValueError` from
+            it ends the run at once (its message in `ChildRun.rejected`).
     """
     workdir = tempfile.mkdtemp(prefix="creditgym-sandbox-")
     os.chmod(workdir, 0o700)  # owned by us: the child, once unprivileged, can do nothing there
@@ -97,7 +109,9 @@ def run_child(request: bytes, *, wall_limit: float, answer_cap: int, uid: int | 
     os.close(request_read)
     os.close(answer_write)
     try:
-        return _collect(process, request, request_write, answer_read, wall_limit, answer_cap)
+        return _collect(
+            process, request, request_write, answer_read, wall_limit, answer_cap, answer_check
+        )
     finally:
         _kill_everything(process, uid)
         for stream in (process.stdout, process.stderr):
@@ -112,6 +126,7 @@ def _collect(
     answer_read: int,
     wall_limit: float,
     answer_cap: int,
+    answer_check: Callable[[bytes], None] | None = None,
 ) -> ChildRun:
     """Feed the request and drain the three outputs with caps until EOF, exit or deadline."""
     deadline = time.monotonic() + wall_limit
@@ -156,6 +171,12 @@ def _collect(
                 if len(buffers[name]) > caps[name]:
                     run.flooded = name
                     return _finish(run, buffers, process)
+                if name == "answer" and answer_check is not None:
+                    try:
+                        answer_check(chunk)
+                    except ValueError as error:  # the shape is wrong already: read no more
+                        run.rejected = str(error)
+                        return _finish(run, buffers, process)
     finally:
         selector.close()
         if request_write >= 0:

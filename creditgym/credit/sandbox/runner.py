@@ -21,8 +21,13 @@ tests probe each one alone:
    closure-held audit hook and restricted builtins whose ``import`` gives namespaces of
    allow-listed functions, never a module. The code sees plain JSON data only.
 3. **The parent validates** (`result`): stdout and stderr are read with a cap (more
-   ends the run), the answer comes on its own pipe framed by a per-call nonce, and must match
-   a strict schema: one list per input, all the same length, finite numbers only.
+   ends the run), the answer comes on its own pipe framed by a per-call nonce, its shape is
+   checked while it is read (before any JSON parse), and it must match a strict schema: one
+   list per input, all the same length, finite numbers only.
+
+Every failure, of any input at any size, is a `SandboxError` whose ``kind`` says which way it
+failed (``syntax``, ``timeout``, ``memory``, ``shape``, ``crash``), so a caller can handle them
+all with one ``except``.
 
 Which OS layers a machine allows is found at run time: `sandbox_layers()` reports what is
 active here (a layer the machine refuses is skipped, and reported as off).
@@ -45,10 +50,18 @@ from creditgym.credit.sandbox.policy import (
     check_code,
 )
 from creditgym.credit.sandbox.process import run_child, sandbox_uid
-from creditgym.credit.sandbox.result import MAX_FACTORS, SandboxError, clean_text, parse_answer
+from creditgym.credit.sandbox.result import (
+    KINDS,
+    MAX_FACTORS,
+    AnswerScanner,
+    SandboxError,
+    clean_text,
+    parse_answer,
+)
 
 __all__ = [
     "SandboxError",
+    "KINDS",
     "ALLOWED_MODULES",
     "CHILD_LAYERS",
     "check_code",
@@ -76,17 +89,22 @@ def run_sandboxed(
     *,
     function: str = "evaluate",
     time_limit: float = 10.0,
+    item_time_limit: float | None = None,
     memory_mb: int = 512,
 ) -> list[list[float]]:
     """Call ``function(state, action)`` from untrusted `code` on each input in the sandbox.
 
     Args:
         code: Python source defining `function` (`creditgym.credit.sandbox.policy` says what
-            it may use).
+            it may use); exactly this source runs once it passed the check.
         inputs: ``(state, action)`` pairs of plain JSON data.
         function: the function to call.
         time_limit: CPU seconds for the whole batch; the wall clock allows a few more for the
             interpreter to start, then the process group is killed.
+        item_time_limit: with it, each call gets this many CPU seconds of its own (the first
+            to run over ends the batch), and the batch gets ``time_limit + item_time_limit *
+            len(inputs)``: a large batch is no reason to fail, an endless loop still fails
+            after `item_time_limit`.
         memory_mb: address-space limit of the sandbox process.
 
     Returns:
@@ -94,10 +112,13 @@ def run_sandboxed(
 
     Raises:
         SandboxError: the code was rejected, failed, ran out of time or memory, or returned
-            the wrong shape; the message says which.
+            the wrong shape; the message says which, its ``kind`` which way (`KINDS`). No other
+            exception escapes.
     """
     source = check_code(code, function)
-    return _execute(source, inputs, function, time_limit, memory_mb)
+    return _execute(
+        source, inputs, function, time_limit, memory_mb, item_time_limit=item_time_limit
+    )
 
 
 @functools.cache
@@ -122,20 +143,51 @@ def _execute(
     memory_mb: int,
     layers: Sequence[str] = CHILD_LAYERS,
     *,
+    item_time_limit: float | None = None,
     report_layers: bool = False,
 ) -> Any:
     """The run itself, without the allow-list (tests call it to probe the layers below).
 
-    Returns the outputs, or with `report_layers` the child layers that took effect.
+    Returns the outputs, or with `report_layers` the child layers that took effect. Any failure
+    at all is a `SandboxError`.
     """
-    if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
+    try:
+        return _run(code, inputs, function, time_limit, memory_mb, layers, item_time_limit)[
+            1 if report_layers else 0
+        ]
+    except SandboxError:
+        raise
+    except Exception as error:  # noqa: BLE001  (an OSError starting the child, MemoryError, ...)
+        reason = clean_text(f"{type(error).__name__}: {error}", 200)
+        raise SandboxError(f"the sandbox could not run the code: {reason}", "crash") from None
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _run(
+    code: str,
+    inputs: Sequence[tuple[Any, str]],
+    function: str,
+    time_limit: float,
+    memory_mb: int,
+    layers: Sequence[str],
+    item_time_limit: float | None,
+) -> tuple[list[list[float]], tuple[str, ...]]:
+    if not _positive(time_limit):
         raise SandboxError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    if item_time_limit is not None and not _positive(item_time_limit):
+        raise SandboxError(
+            f"item_time_limit must be a positive number of seconds, not {item_time_limit!r}"
+        )
     if not (isinstance(memory_mb, int) and memory_mb >= 64):
         raise SandboxError(f"memory_mb must be an int of at least 64, not {memory_mb!r}")
     try:
         inputs = [(state, action) for state, action in inputs]
     except (TypeError, ValueError):
         raise SandboxError("inputs must be (state, action) pairs") from None
+    batch_limit = time_limit + (item_time_limit or 0.0) * len(inputs)
     nonce = secrets.token_hex(16)
     uid = sandbox_uid()
     try:
@@ -145,7 +197,8 @@ def _execute(
                 "function": function,
                 "inputs": inputs,
                 "memory_mb": memory_mb,
-                "time_limit": time_limit,
+                "time_limit": batch_limit,
+                "item_time_limit": item_time_limit,
                 "nonce": nonce,
                 "parent": os.getpid(),
                 "layers": list(layers),
@@ -154,19 +207,42 @@ def _execute(
                 "modules": {name: sorted(names) for name, names in MODULE_FUNCTIONS.items()},
             }
         ).encode()
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise SandboxError(f"the inputs must be plain JSON data: {error}") from None
     answer_cap = 4096 + len(inputs) * (MAX_FACTORS * 26 + 8)  # 26: the longest float in JSON
-    run = run_child(request, wall_limit=time_limit + STARTUP_GRACE, answer_cap=answer_cap, uid=uid)
+    scanner = AnswerScanner(nonce.encode(), max(len(inputs), len(CHILD_LAYERS)))
+    run = run_child(
+        request,
+        wall_limit=batch_limit + STARTUP_GRACE,
+        answer_cap=answer_cap,
+        uid=uid,
+        answer_check=scanner.feed,
+    )
+    if run.rejected:
+        raise SandboxError(run.rejected, "shape")
     if run.flooded:
-        raise SandboxError(f"the sandboxed process wrote too much to its {run.flooded}")
+        kind = "shape" if run.flooded == "answer" else "crash"
+        raise SandboxError(f"the sandboxed process wrote too much to its {run.flooded}", kind)
     if run.timed_out or run.returncode in (-9, -24):  # SIGKILL or SIGXCPU: the CPU limit
-        raise SandboxError(f"exceeded the time limit of {time_limit:g} s")
+        raise SandboxError(f"exceeded the time limit of {batch_limit:g} s", "timeout")
     if not run.answer:
         last = run.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         reason = clean_text(last[0], 200) if last else f"exit code {run.returncode}"
-        raise SandboxError(f"the sandboxed process died: {reason}")
+        raise SandboxError(f"the sandboxed process died: {reason}", _kind_of(reason))
     answer = parse_answer(run.answer, nonce.encode(), len(inputs), frozenset(CHILD_LAYERS))
     if answer.outputs is None:
-        raise SandboxError(answer.error)
-    return answer.layers if report_layers else answer.outputs
+        raise SandboxError(answer.error, _kind_of(answer.error))
+    return answer.outputs, answer.layers
+
+
+def _kind_of(error: str) -> str:
+    """The kind of a failure the child reported in words (see `child._run`)."""
+    if "MemoryError" in error or "memory limit" in error:
+        return "memory"
+    if "time limit" in error:
+        return "timeout"
+    if error.startswith("cannot compile"):
+        return "syntax"
+    if "must return a list of numbers" in error:
+        return "shape"
+    return "crash"

@@ -20,10 +20,21 @@ setting). The shaper ``lare`` replaces the env's episodic reward by these proxy 
 returned (``turn.next_info``, what the action achieved) and the action. The factor function
 and the decoder live in a `LatentReward` handed to the shaper as
 ``CreditContext(extras={"lare": ...})``; LLM-written factor code runs only in the sandbox.
+
+**Bad factor code does not end training.** When the sandbox fails on a batch (any
+`SandboxError`: rejected code, a crash, a timeout, a memory bomb, a wrong shape) or the factors
+change width from the decoder's, that batch falls back to the env's own turn rewards (what the
+run would get without LaRe), and the decoder is left as it was (it learns nothing from a batch
+without factors). Each fallback is counted in ``LatentReward.stats`` (the iteration's metrics
+``lare/fallbacks`` and ``lare/fallbacks_<kind>``, kinds as in `SandboxError`), warned about
+once per kind, and marked on every turn of the batch in ``credit_details["lare"]`` (``fallback``
+and ``error``), which the episode log and viewer show. Sandboxed code gets a CPU time limit per
+turn (`sandboxed_factors`' ``item_time_limit``), so a large batch is no reason to fail.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +46,7 @@ from torch import nn
 from creditgym.credit.context import CreditContext
 from creditgym.credit.modules import Requirement
 from creditgym.credit.registry import register_shaper
+from creditgym.credit.sandbox.result import KINDS, SandboxError
 from creditgym.credit.sandbox.runner import run_sandboxed
 from creditgym.info_keys import SYMBOLIC_STATE
 from creditgym.trajectory import Episode
@@ -105,14 +117,29 @@ def decomposition_loss(
 
 
 def sandboxed_factors(
-    code: str, *, time_limit: float = 10.0, memory_mb: int = 512
+    code: str, *, time_limit: float = 10.0, item_time_limit: float = 1.0, memory_mb: int = 512
 ) -> FactorFunction:
-    """A factor function from untrusted code: one sandboxed process per batch of turns."""
+    """A factor function from untrusted code: one sandboxed process per batch of turns.
+
+    Each turn gets `item_time_limit` CPU seconds of its own and the batch `time_limit` on top
+    of those (start-up, module code): the limit grows with the batch, an endless loop still
+    fails after one turn's limit. Failures raise `SandboxError` (the shaper falls back).
+    """
 
     def factors(inputs: Sequence[tuple[dict[str, Any], str]]) -> list[list[float]]:
-        return run_sandboxed(code, inputs, time_limit=time_limit, memory_mb=memory_mb)
+        return run_sandboxed(
+            code,
+            inputs,
+            time_limit=time_limit,
+            item_time_limit=item_time_limit,
+            memory_mb=memory_mb,
+        )
 
     return factors
+
+
+def _fresh_stats() -> dict[str, int]:
+    return {"fallbacks": 0, **{f"fallbacks_{kind}": 0 for kind in KINDS}}
 
 
 @dataclass
@@ -125,14 +152,51 @@ class LatentReward:
             `sandboxed_factors`.
         hidden: the decoder's hidden width.
         seed: seeds the decoder's initialisation and RRD's subsets.
+        stats: batches that fell back to the env's rewards since the run began, in all and by
+            `SandboxError` kind (logged per iteration as ``lare/fallbacks...``).
     """
 
     factors: FactorFunction
     hidden: int = 32
     seed: int = 0
+    stats: dict[str, int] = field(default_factory=_fresh_stats)
+    _warned: set[str] = field(default_factory=set, repr=False)
     decoder: RewardDecoder | None = field(default=None, repr=False)
     _optimizer: torch.optim.Optimizer | None = field(default=None, repr=False)
     _generator: torch.Generator | None = field(default=None, repr=False)
+
+    def factors_or_fallback(
+        self, inputs: Sequence[tuple[dict[str, Any], str]]
+    ) -> tuple[np.ndarray | None, SandboxError | None]:
+        """The batch's factors as a (turns, K) array, or None and the reason to fall back.
+
+        Only untrusted code fails this way (a `SandboxError`); a trusted function's exception
+        propagates, since it is a bug to fix. Factors of another width than the decoder's
+        (code whose factor count depends on the data) fall back too, as kind ``shape``.
+        """
+        try:
+            factors = np.asarray(self.factors(inputs), dtype=np.float64)
+        except SandboxError as error:
+            return None, error
+        width = None if self.decoder is None else self.decoder.net[0].in_features
+        if factors.ndim != 2 or (width is not None and factors.shape[1] != width):
+            shape = tuple(factors.shape)
+            reason = f"factors of shape {shape}; the decoder takes {width} per turn"
+            return None, SandboxError(reason, "shape")
+        return factors, None
+
+    def record_fallback(self, error: SandboxError) -> None:
+        """Count a batch that fell back; warn the first time each kind happens."""
+        self.stats["fallbacks"] += 1
+        self.stats[f"fallbacks_{error.kind}"] += 1
+        if error.kind not in self._warned:
+            self._warned.add(error.kind)
+            warnings.warn(
+                f"lare: the factor code failed ({error.kind}: {error}); this batch uses the "
+                "env's rewards instead, and so will later ones that fail this way (counted in "
+                f"lare/fallbacks_{error.kind}; not warned again)",
+                stacklevel=3,
+            )
 
     @staticmethod
     def trusted(fn: Callable[[dict[str, Any], str], Sequence[float]]) -> FactorFunction:
@@ -225,7 +289,9 @@ def lare_rewards(
     ]
     if not inputs:
         return [np.zeros(0) for _ in episodes]
-    factors = np.asarray(latent.factors(inputs), dtype=np.float64)
+    factors, error = latent.factors_or_fallback(inputs)
+    if error is not None:
+        return _fall_back(episodes, latent, error)
     lengths = [len(ep.turns) for ep in episodes]
     # The unit of decomposition: an episode, or, in multi-agent rollouts, every agent's turns of
     # one rollout together (their predicted rewards add up to the one team return).
@@ -252,6 +318,18 @@ def lare_rewards(
     for turn, turn_factors, reward in zip(turns, factors.tolist(), predicted.tolist()):
         turn.credit_details["lare"] = {"factors": turn_factors, "decoded_reward": reward}
     return np.split(predicted, np.cumsum(lengths)[:-1])
+
+
+def _fall_back(
+    episodes: Sequence[Episode], latent: LatentReward, error: SandboxError
+) -> list[np.ndarray]:
+    """The env's own turn rewards for a batch whose factors failed, each turn marked."""
+    latent.record_fallback(error)
+    detail = {"fallback": error.kind, "error": str(error)[:200]}
+    for ep in episodes:
+        for turn in ep.turns:
+            turn.credit_details["lare"] = dict(detail)
+    return [np.array([turn.reward for turn in ep.turns], dtype=np.float64) for ep in episodes]
 
 
 # The caller builds the factor function + decoder `credit.lare_factors` names into

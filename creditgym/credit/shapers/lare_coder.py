@@ -91,6 +91,7 @@ def write_factor_code(
     n_candidates: int = 5,
     max_rounds: int = 5,
     time_limit: float = 10.0,
+    item_time_limit: float = 1.0,
 ) -> CodeResult:
     """Candidates, a merge, then sandboxed self-verification with errors fed back.
 
@@ -101,6 +102,11 @@ def write_factor_code(
         samples: ``(state, action)`` pairs the code must run on.
         n_candidates: functions written before the merge (5 in the paper).
         max_rounds: verification rounds (5 in the paper).
+        time_limit, item_time_limit: the sandbox's CPU seconds per batch and per sample (as
+            training runs the code, `sandboxed_factors`).
+
+    Any failure (rejected, crashed, too slow, out of memory, wrong shape) is shown to the LLM
+    with its reason and logged in `CodeResult.rounds` with its ``kind``.
     """
     answers = llm.ask([candidate_prompt(task, state_doc, i) for i in range(n_candidates)])
     candidates = [extract_code(a) for a in answers if a]
@@ -111,18 +117,25 @@ def write_factor_code(
     merged = llm.ask([merge_prompt(task, state_doc, candidates)])[0]
     code = extract_code(merged) if merged else candidates[0]
     for round_index in range(max_rounds):
-        try:
-            run_sandboxed(code, samples, time_limit=time_limit)
+        try:  # every failure of the code, whatever its kind, is a SandboxError
+            run_sandboxed(code, samples, time_limit=time_limit, item_time_limit=item_time_limit)
         except SandboxError as error:
             result.rounds.append(
-                {"stage": f"verify {round_index + 1}", "code": code, "error": str(error)}
+                {
+                    "stage": f"verify {round_index + 1}",
+                    "code": code,
+                    "error": str(error),
+                    "kind": error.kind,
+                }
             )
             fixed = llm.ask([repair_prompt(task, state_doc, code, str(error))])[0]
             if fixed is None:
                 break
             code = extract_code(fixed)
             continue
-        result.rounds.append({"stage": f"verify {round_index + 1}", "code": code, "error": ""})
+        result.rounds.append(
+            {"stage": f"verify {round_index + 1}", "code": code, "error": "", "kind": ""}
+        )
         result.code = code
         break
     return result
