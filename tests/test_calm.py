@@ -10,9 +10,12 @@ from creditgym.agents.base import Generation
 from creditgym.agents.scripted import ExpertPolicy
 from creditgym.credit import CreditContext, LLMJudge, OracleJudge, calm_rewards, compute_advantages
 from creditgym.credit.shapers.calm import (
+    ROLE,
     Transition,
+    episode_transitions,
     parse_subgoals,
     parse_verdict,
+    subgoal_prompt,
     transition_prompt,
 )
 from creditgym.rollout.collect import RolloutTask, collect_episodes, make_envs
@@ -125,6 +128,102 @@ def test_the_prompt_has_the_papers_parts_and_hides_the_events():
     ):
         assert part in prompt
     assert "SECRET" not in prompt
+
+
+# The prompts are part of the method: every LLM call is cached by its request, so a silent
+# change of wording changes the judge's answers and throws the cache away. Exact texts:
+
+
+def test_the_subgoal_prompt_is_exactly_the_papers_request():
+    assert subgoal_prompt("escape the dungeon", legend="@ is you", max_subgoals=4) == (
+        f"{ROLE}\n\n@ is you\n\nThe agent's task: escape the dungeon\n\n"
+        "Break the task down into at most 4 short subgoals, in the order the agent must "
+        "achieve them, each one an observable event (for example 'pick up the key').\n\n"
+        "Answer with a numbered list, one subgoal per line, and nothing else:\n"
+        "1. <subgoal>\n2. <subgoal>"
+    )
+    assert subgoal_prompt("x") == subgoal_prompt("x", "", 6)  # defaults: no legend, 6 goals
+    assert "\n\n\n" not in subgoal_prompt("x")  # an empty legend leaves no blank part
+
+
+def test_the_transition_prompt_is_exactly_the_papers_request():
+    step = Transition("escape", "You see a key.", "pick up", "You hold the key.")
+    assert transition_prompt(step, ["take key", "open door"]) == (
+        f"{ROLE}\n\nThe agent's task: escape\n\n"
+        'Consider these subgoals:\n{\n    "take key": null,\n    "open door": null,\n}\n\n'
+        "Here is one step of the game. Decide, for each subgoal, whether the agent's action "
+        "achieved it in this step. Look at what the observation after the action says.\n\n"
+        "Observation before:\nYou see a key.\n\nAction: pick up\n\n"
+        "Observation after:\nYou hold the key.\n\n"
+        "Answer with a dict of every subgoal and true or false, and nothing else:\n"
+        '{\n    "take key": false,\n    "open door": false,\n}'
+    )
+
+
+def test_episode_transitions_carry_task_observations_action_and_events():
+    episode = events_episode([["got egg"], []], task="put an egg on the table")
+    episode.turns[1].info = {}  # no task in this turn's info
+    episode.turns[1].next_info = {}  # and no events
+    first, second = episode_transitions(episode)
+    assert first == Transition("put an egg on the table", "o0", "a0", "o1", ("got egg",))
+    assert second == Transition("", "o1", "a1", "o2", ())
+
+
+def test_subgoals_are_stripped_of_quotes_and_periods_and_deduplicated_ignoring_case():
+    answer = "1. 'Take the key.'\n2. take the KEY\n3. \"open the door\"\n4. .\n"
+    assert parse_subgoals(answer) == ["Take the key", "open the door"]
+    seven = "\n".join(f"{i}. goal {i}" for i in range(1, 8))
+    assert len(parse_subgoals(seven)) == 6  # at most six by default
+
+
+def test_a_verdict_reads_every_pair_after_one_it_does_not_know():
+    answer = '{"something else": true, "take key": true, "open door": yes}'
+    assert parse_verdict(answer, ["take key", "open door"]) == {"take key", "open door"}
+
+
+def test_verdict_keys_match_ignoring_case_and_punctuation():
+    assert parse_verdict('{"Take-the KEY!": true}', ["take the key"]) == {"take the key"}
+    assert parse_verdict('{"take thekey": true}', ["take the key"]) is None
+
+
+def test_preset_subgoals_for_every_task_are_used_as_given_and_nothing_is_asked():
+    client = ScriptedClient()
+    judge = LLMJudge(client, subgoals=["take the egg"])
+    assert judge.decompose(["a", "b"]) == {"a": ["take the egg"], "b": ["take the egg"]}
+    assert client.prompts == []
+
+
+def test_a_decomposition_the_llm_gets_wrong_is_counted_once_and_asked_with_the_legend():
+    class Rambling(ScriptedClient):
+        def generate(self, prompts):
+            self.prompts += prompts
+            return [Generation(text="I would rather not.") for _ in prompts]
+
+    client = Rambling()
+    judge = LLMJudge(client, legend="@ is you", max_subgoals=2)
+    assert judge.decompose(["escape"]) == {"escape": None}
+    assert judge.stats["unparseable"] == 1
+    assert client.prompts == [subgoal_prompt("escape", "@ is you", 2)]
+
+
+def test_the_judge_asks_with_the_tasks_goals_and_its_legend():
+    client = ScriptedClient()
+    judge = LLMJudge(client, legend="@ is you", subgoals={"escape": ["take key"]})
+    step = Transition("escape", "o", "a", "o2")
+    judge.judge([step])
+    assert client.prompts == [transition_prompt(step, ["take key"], "@ is you")]
+
+
+def test_a_failed_verdict_does_not_stop_the_judge_reading_the_next():
+    class OneFails(ScriptedClient):
+        def generate(self, prompts):
+            self.prompts += prompts
+            first = Generation(text="", error="timeout")
+            return [first] + [Generation(text='{"take key": true}') for _ in prompts[1:]]
+
+    judge = LLMJudge(OneFails(), subgoals=["take key"])
+    steps = [Transition("escape", "o", "a", f"o{i}") for i in range(2)]
+    assert judge.judge(steps) == [None, frozenset({"take key"})]
 
 
 # ---- the LLM judge with a scripted client ----------------------------------------------------
