@@ -13,8 +13,10 @@ any untrusted line runs, the child applies the layers the request names, in this
    the unprivileged id the parent chose; getting root back is checked to fail.
 4. ``no_capabilities``: every capability dropped (a caller that is not root may hold some,
    and a new user namespace gives a full set inside it).
-5. ``seccomp``: ``no_new_privs`` and a filter that makes the system calls for files,
-   sockets, processes, signals, namespaces and privileges fail with EPERM (x86-64 only).
+5. ``seccomp``: not dumpable, ``no_new_privs`` and an allow-list filter: from then on only
+   memory (brk, mmap, munmap, mremap), write, exit_group, rt_sigreturn and a few harmless
+   fcntl commands run; every other system call fails with EPERM (x86-64 and aarch64; see
+   `SECCOMP_ARCHES`).
 6. ``audit_hook`` (PEP 578): any audited event but running the code itself raises.
 7. ``restricted_builtins``: the code's builtins are the allow-listed ones, and ``import``
    gives namespaces holding the allow-listed functions only.
@@ -46,43 +48,50 @@ ANSWER_FD = 3  # the answer pipe is moved here; 0-2 are /dev/null and two capped
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, LINUX_CAPABILITY_VERSION_3 = 47, 4, 0x20080522
-PR_SET_PDEATHSIG = 1
-AUDIT_ARCH_X86_64 = 0xC000003E
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
-SECCOMP_RET_EPERM = 0x00050000 | 1
+SECCOMP_RET_EPERM = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
 X32_SYSCALL_BIT = 0x40000000
 
-# x86-64 numbers of the system calls the code never needs once the child is set up.
-DENIED_SYSCALLS = {
-    "open": 2, "ioctl": 16, "shmget": 29, "shmat": 30, "shmctl": 31, "socket": 41,
-    "connect": 42, "accept": 43, "sendto": 44, "sendmsg": 46, "bind": 49, "listen": 50,
-    "socketpair": 53, "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "kill": 62,
-    "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67, "msgget": 68, "msgsnd": 69,
-    "msgrcv": 70, "msgctl": 71, "truncate": 76, "ftruncate": 77, "chdir": 80, "fchdir": 81,
-    "rename": 82, "mkdir": 83, "rmdir": 84, "creat": 85, "link": 86, "unlink": 87,
-    "symlink": 88, "chmod": 90, "fchmod": 91, "chown": 92, "fchown": 93, "lchown": 94,
-    "ptrace": 101, "setuid": 105, "setgid": 106, "setpgid": 109, "setsid": 112,
-    "setreuid": 113, "setregid": 114, "setgroups": 116, "setresuid": 117, "setresgid": 119,
-    "setfsuid": 122, "setfsgid": 123, "capset": 126, "rt_sigqueueinfo": 129, "utime": 132,
-    "mknod": 133, "personality": 135, "setpriority": 141, "sched_setparam": 142,
-    "sched_setscheduler": 144, "vhangup": 153, "pivot_root": 155, "prctl": 157,
-    "setrlimit": 160, "chroot": 161, "acct": 163, "mount": 165, "umount2": 166, "swapon": 167,
-    "swapoff": 168, "reboot": 169, "init_module": 175, "delete_module": 176, "tkill": 200,
-    "mq_open": 240, "mq_unlink": 241, "kexec_load": 246, "add_key": 248, "request_key": 249,
-    "keyctl": 250, "ioprio_set": 251, "migrate_pages": 256, "openat": 257, "mkdirat": 258,
-    "mknodat": 259, "fchownat": 260, "futimesat": 261, "unlinkat": 263, "renameat": 264,
-    "linkat": 265, "symlinkat": 266, "fchmodat": 268, "unshare": 272, "move_pages": 279,
-    "utimensat": 280, "accept4": 288, "rt_tgsigqueueinfo": 297, "perf_event_open": 298,
-    "fanotify_init": 300, "prlimit64": 302, "name_to_handle_at": 303, "open_by_handle_at": 304,
-    "sendmmsg": 307, "setns": 308, "process_vm_readv": 310, "process_vm_writev": 311,
-    "kcmp": 312, "finit_module": 313, "sched_setattr": 314, "renameat2": 316, "seccomp": 317,
-    "memfd_create": 319, "bpf": 321, "execveat": 322, "userfaultfd": 323,
-    "pidfd_send_signal": 424, "io_uring_setup": 425, "io_uring_enter": 426,
-    "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-    "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_open": 434, "clone3": 435,
-    "openat2": 437, "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442,
-    "memfd_secret": 447, "fchmodat2": 452, "tgkill": 234,
+# The seccomp filter is an allow-list: once it is in, the child only computes in memory it
+# already has or maps anew, writes to the descriptors it holds (the answer pipe as 3, the
+# parent's capped stdout/stderr pipes as 1 and 2) and exits. Found by `strace -f` on the child
+# over tests/test_sandbox.py and heavier factor code (big lists, dicts, strings, deep
+# recursion, every allow-listed math/statistics function, the memory and CPU limits): after
+# the filter only brk, mmap, munmap, mremap, write and exit_group ever ran. Every other call
+# fails with EPERM, so Python's own error paths stay readable (an import fails with
+# "PermissionError: [Errno 1]", not a dead process).
+#   write         the answer on 3; what the code prints goes to the capped pipes 1 and 2
+#   brk           glibc malloc's main heap (grow and trim)
+#   mmap, munmap  Python's arenas and glibc's large blocks (anonymous; the child has no file
+#                 it could map but its pipes and /dev/null)
+#   mremap        glibc realloc of a large block (a list or str that grows)
+#   exit_group    os._exit
+#   rt_sigreturn  the return from a signal handler; never needed so far (SIGXCPU and SIGKILL
+#                 end the child), allowed so a delivered signal cannot leave a broken process
+#   fcntl         only the commands in `FCNTL_COMMANDS` (checked on its second argument)
+# Not allowed, among others: every file, socket, process, signal, namespace, privilege and
+# scheduler call; fcntl's F_SETFL (O_ASYNC), F_SETOWN(_EX) and F_SETSIG, which would make the
+# kernel signal the trainer or its process group when the pipe becomes readable or writable;
+# ioctl (FIOASYNC, FIOSETOWN do the same); utime(s)/utimensat; the xattr calls (a POSIX ACL is
+# a chmod); sched_setaffinity; kill and its relatives.
+# Numbers are the kernel's (arch/x86/entry/syscalls/syscall_64.tbl; for aarch64
+# include/uapi/asm-generic/unistd.h), tests/test_sandbox.py compares them with the headers.
+SECCOMP_ARCHES = {
+    "x86_64": (
+        0xC000003E,  # AUDIT_ARCH_X86_64 (EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE)
+        {"write": 1, "mmap": 9, "munmap": 11, "brk": 12, "rt_sigreturn": 15, "mremap": 25,
+         "fcntl": 72, "exit_group": 231},
+    ),
+    "aarch64": (  # the same set; not run by the tests (no aarch64 machine), only checked
+        0xC00000B7,  # AUDIT_ARCH_AARCH64 (EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE)
+        {"fcntl": 25, "write": 64, "exit_group": 94, "rt_sigreturn": 139, "brk": 214,
+         "munmap": 215, "mremap": 216, "mmap": 222},
+    ),
 }  # fmt: skip
+# fcntl commands that only read or set a descriptor's own flags (include/uapi/asm-generic/
+# fcntl.h, the same on both architectures): os.get_inheritable / os.get_blocking / FD_CLOEXEC.
+FCNTL_COMMANDS = {"F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3}
 
 
 def main() -> None:
@@ -176,9 +185,49 @@ def _drop_capabilities(libc: ctypes.CDLL) -> bool:
     return libc.capset(header, data) == 0
 
 
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
+    """The classic-BPF filter for `machine` (``os.uname().machine``) as ``(code, jt, jf, k)``
+    rows, or None where there is no table for it.
+
+    A call from another ABI (i386 through ``int 0x80``, x32) kills the process: its numbers
+    index another table, and no code of ours makes such calls. A call of
+    `SECCOMP_ARCHES` runs; fcntl runs with a command of `FCNTL_COMMANDS` only; anything
+    else fails with EPERM.
+    """
+    if machine not in SECCOMP_ARCHES:
+        return None
+    audit_arch, table = SECCOMP_ARCHES[machine]
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JGE|K, RET|K
+    # struct seccomp_data: int nr at 0, u32 arch at 4, u64 ip at 8, u64 args[6] from 16; both
+    # architectures are little-endian, so the low half of args[1] is at 24. The kernel reads
+    # fcntl's command as an unsigned int, so the low half is all it looks at too.
+    nr, arch, fcntl_command = 0, 4, 24
+    program = [
+        (load, 0, 0, arch),
+        (jeq, 1, 0, audit_arch),
+        (ret, 0, 0, SECCOMP_RET_KILL_PROCESS),
+        (load, 0, 0, nr),
+        (jge, 0, 1, X32_SYSCALL_BIT),  # x86-64's x32 calls; no aarch64 number comes close
+        (ret, 0, 0, SECCOMP_RET_KILL_PROCESS),
+    ]
+    for number in sorted(n for name, n in table.items() if name != "fcntl"):
+        program += [(jeq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_ALLOW)]
+    commands = sorted(FCNTL_COMMANDS.values())
+    program.append((jeq, 0, 2 + 2 * len(commands), table["fcntl"]))  # past the fcntl block
+    program.append((load, 0, 0, fcntl_command))
+    for command in commands:
+        program += [(jeq, 0, 1, command), (ret, 0, 0, SECCOMP_RET_ALLOW)]
+    program.append((ret, 0, 0, SECCOMP_RET_EPERM))  # fcntl with any other command
+    program.append((ret, 0, 0, SECCOMP_RET_EPERM))  # every other call
+    return program
+
+
 def _install_seccomp(libc: ctypes.CDLL) -> bool:
-    """The deny filter of `DENIED_SYSCALLS`; False where the machine does not allow it."""
-    if os.uname().machine != "x86_64":
+    """Not dumpable (no core, no ptrace or /proc access by other processes of the same user),
+    no new privileges, then the filter of `seccomp_program`; False where the machine does not
+    allow it."""
+    program = seccomp_program(os.uname().machine)
+    if program is None:
         return False
 
     class SockFilter(ctypes.Structure):
@@ -192,20 +241,10 @@ def _install_seccomp(libc: ctypes.CDLL) -> bool:
     class SockFprog(ctypes.Structure):
         _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter)))
 
-    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JGE|K, RET|K
-    program = [
-        (load, 0, 0, 4),  # seccomp_data.arch
-        (jeq, 1, 0, AUDIT_ARCH_X86_64),
-        (ret, 0, 0, SECCOMP_RET_KILL_PROCESS),
-        (load, 0, 0, 0),  # seccomp_data.nr
-        (jge, 0, 1, X32_SYSCALL_BIT),  # the x32 numbers would dodge the list
-        (ret, 0, 0, SECCOMP_RET_KILL_PROCESS),
-    ]
-    for number in sorted(set(DENIED_SYSCALLS.values())):
-        program += [(jeq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_EPERM)]
-    program.append((ret, 0, 0, SECCOMP_RET_ALLOW))
     filters = (SockFilter * len(program))(*[SockFilter(*i) for i in program])
     fprog = SockFprog(len(program), filters)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        return False
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         return False
     return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0

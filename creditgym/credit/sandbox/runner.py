@@ -16,8 +16,8 @@ tests probe each one alone:
    call's own user id too), an empty directory it cannot use, stdin on /dev/null, an empty
    environment, no inherited descriptors; then a new network namespace, rlimits (address
    space, CPU, file size 0, no processes, no descriptors), as root a drop to a fresh
-   unprivileged uid/gid with no groups, no capabilities left, a seccomp filter denying the
-   file, socket, process, signal, namespace and privilege system calls; inside Python a
+   unprivileged uid/gid with no groups, no capabilities left, an allow-list seccomp filter
+   (memory, write, exit; every other system call fails); inside Python a
    closure-held audit hook and restricted builtins whose ``import`` gives namespaces of
    allow-listed functions, never a module. The code sees plain JSON data only.
 3. **The parent validates** (`result`): stdout and stderr are read with a cap (more
@@ -127,7 +127,8 @@ def sandbox_layers() -> dict[str, bool]:
 
     Keys: ``allow_list``, ``separate_process``, ``validated_answer`` (always on) and the
     child's `CHILD_LAYERS` (on where the machine allows them: ``unprivileged_user`` needs
-    root, ``network_namespace`` needs root or user namespaces, ``seccomp`` needs x86-64).
+    root, ``network_namespace`` needs root or user namespaces, ``seccomp`` needs x86-64 or
+    aarch64).
     """
     code = check_code("def evaluate(state, action):\n    return [1.0]\n")
     layers = _execute(code, [({}, "")], "evaluate", 5.0, 256, report_layers=True)
