@@ -58,17 +58,18 @@ X32_SYSCALL_BIT = 0x40000000
 # parent's capped stdout/stderr pipes as 1 and 2) and exits. Found by `strace -f` on the child
 # over tests/test_sandbox.py and heavier factor code (big lists, dicts, strings, deep
 # recursion, every allow-listed math/statistics function, the memory and CPU limits): after
-# the filter only brk, mmap, munmap, mremap, write and exit_group ever ran. Every other call
-# fails with EPERM, so Python's own error paths stay readable (an import fails with
-# "PermissionError: [Errno 1]", not a dead process).
+# the filter only brk, mmap, munmap, mremap, write and exit_group ever ran, and setitimer with
+# a per-input time limit. Every other call fails with EPERM, so Python's own error paths stay
+# readable (an import fails with "PermissionError: [Errno 1]", not a dead process).
 #   write         the answer on 3; what the code prints goes to the capped pipes 1 and 2
 #   brk           glibc malloc's main heap (grow and trim)
 #   mmap, munmap  Python's arenas and glibc's large blocks (anonymous; the child has no file
 #                 it could map but its pipes and /dev/null)
 #   mremap        glibc realloc of a large block (a list or str that grows)
 #   exit_group    os._exit
-#   rt_sigreturn  the return from a signal handler; never needed so far (SIGXCPU and SIGKILL
-#                 end the child), allowed so a delivered signal cannot leave a broken process
+#   setitimer     arms and clears the per-input CPU timer (ITIMER_PROF, `item_time_limit`);
+#                 a timer of this process only (its SIGPROF handler is set before the filter)
+#   rt_sigreturn  the return from that timer's signal handler
 #   fcntl         only the commands in `FCNTL_COMMANDS` (checked on its second argument)
 # Not allowed, among others: every file, socket, process, signal, namespace, privilege and
 # scheduler call; fcntl's F_SETFL (O_ASYNC), F_SETOWN(_EX) and F_SETSIG, which would make the
@@ -81,12 +82,12 @@ SECCOMP_ARCHES = {
     "x86_64": (
         0xC000003E,  # AUDIT_ARCH_X86_64 (EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE)
         {"write": 1, "mmap": 9, "munmap": 11, "brk": 12, "rt_sigreturn": 15, "mremap": 25,
-         "fcntl": 72, "exit_group": 231},
+         "setitimer": 38, "fcntl": 72, "exit_group": 231},
     ),
     "aarch64": (  # the same set; not run by the tests (no aarch64 machine), only checked
         0xC00000B7,  # AUDIT_ARCH_AARCH64 (EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE)
-        {"fcntl": 25, "write": 64, "exit_group": 94, "rt_sigreturn": 139, "brk": 214,
-         "munmap": 215, "mremap": 216, "mmap": 222},
+        {"fcntl": 25, "write": 64, "exit_group": 94, "setitimer": 103, "rt_sigreturn": 139,
+         "brk": 214, "munmap": 215, "mremap": 216, "mmap": 222},
     ),
 }  # fmt: skip
 # fcntl commands that only read or set a descriptor's own flags (include/uapi/asm-generic/
@@ -112,6 +113,8 @@ def main() -> None:
     if "no_capabilities" in asked and _drop_capabilities(libc):
         applied.append("no_capabilities")
     _die_with_parent(libc, request["parent"])  # after the uid change, which would clear it
+    if request.get("item_time_limit"):  # sigaction is not allowed once the filter is in
+        signal.signal(signal.SIGPROF, _item_timeout)
     if "seccomp" in asked and _install_seccomp(libc):
         applied.append("seccomp")
     del libc  # one handle less for code that might reach this frame
@@ -282,9 +285,7 @@ def _run(request: dict, asked: set[str], applied: list[str]) -> dict:
         )
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return {"ok": False, "error": f"cannot compile: {error}", "layers": applied}
-    item_limit = request.get("item_time_limit")
-    if item_limit:
-        signal.signal(signal.SIGPROF, _item_timeout)
+    item_limit = request.get("item_time_limit")  # its SIGPROF handler is set in main()
     if "audit_hook" in asked:
         sys.addaudithook(_audit_hook(code))
         applied.append("audit_hook")
