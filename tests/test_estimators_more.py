@@ -22,6 +22,7 @@ from creditgym.credit import (
     rloo_advantages,
     turn_level_advantages,
 )
+from creditgym.credit.estimators.reinforce_pp import batch_whiten
 from creditgym.credit.shapers.env import env_rewards
 from creditgym.train.trainer import train
 
@@ -290,6 +291,46 @@ def test_empg_records_each_steps_entropy_scale_and_bonus_for_the_viewer():
     assert details["step_entropy"] == pytest.approx(0.1)
     assert details["clarity_bonus"] == pytest.approx(0.1 * math.exp(-(0.5 / 0.9)))
     assert episodes[1].turns[1].credit_details["empg"]["clarity_bonus"] == 0.0
+
+
+def test_empg_mean_std_final_normalization_divides_the_centred_advantages_by_their_std():
+    centred = np.concatenate(
+        [np.array(a) for a in run(empg_advantages, _empg_batch(), final_normalization="mean")]
+    )
+    scaled = np.concatenate(
+        [np.array(a) for a in run(empg_advantages, _empg_batch(), final_normalization="mean_std")]
+    )
+    np.testing.assert_allclose(scaled, centred / (centred.std() + 1e-8), rtol=1e-12)
+
+
+def test_empg_records_the_scale_and_base_advantage_of_each_step():
+    episodes = _empg_batch()
+    run(empg_advantages, episodes)
+    details = episodes[0].turns[0].credit_details["empg"]
+    assert details["episode_advantage"] == pytest.approx(0.5 / (math.sqrt(0.5) + 1e-6))
+    # g(H) = exp(-k H_norm) / mean over the batch's steps of exp(-k H_norm), H_norm of 0.3
+    h_norm = [(h - 0.1) / (0.9 + 1e-8) for h in (0.3, 1.0, 0.1, 0.6)]
+    weights = [math.exp(-h) for h in h_norm]
+    assert details["scale"] == pytest.approx(weights[0] / np.mean(weights))
+
+
+def test_empg_names_the_fix_when_a_turn_has_no_logprobs():
+    episodes = _empg_batch()
+    episodes[0].turns[0].logprobs = []
+    message = (
+        "empg: turn 0 of episode 0 has no log-probabilities (turn.logprobs is empty), so its "
+        "step entropy is unknown. EMPG needs a model policy that records them (hf, vllm, openai "
+        "with logprobs), not a scripted one (expert, random); pick another estimator for "
+        "scripted rollouts."
+    )
+    with pytest.raises(ValueError) as error:
+        run(empg_advantages, episodes)
+    assert str(error.value) == message
+
+
+def test_batch_whitening_of_no_values_or_one_value():
+    assert batch_whiten(np.zeros(0), 1e-8).tolist() == []
+    assert batch_whiten(np.array([3.0]), 1e-8).tolist() == [0.0]
 
 
 # --- all four: config language, options, the trainer ----------------------------------------
