@@ -233,3 +233,69 @@ def test_similarity_never_merges_across_episode_groups():
 def test_bad_option_values_are_errors_saying_what_is_allowed(options, message):
     with pytest.raises(ValueError, match=message):
         gigpo([episode([1])], **options)
+
+
+def test_the_bounds_of_gamma_and_the_similarity_threshold_are_allowed():
+    for options in ({"gamma": 0.0}, {"gamma": 1.0}, {"similarity_threshold": 1.0}):
+        gigpo([episode([1])], similarity=True, **options)
+    with pytest.raises(ValueError, match=r"similarity_threshold=1.5 must be in \(0, 1\]"):
+        gigpo([episode([1])], similarity_threshold=1.5)
+
+
+def test_a_bad_choice_names_gigpo():
+    for options in ({"normalization": "std"}, {"episode_stats": "steps"}):
+        with pytest.raises(ValueError, match=r"^gigpo: "):
+            gigpo([episode([1])], **options)
+
+
+def test_every_turn_records_its_step_group_size_and_both_terms_for_the_viewer():
+    episodes = two_groups()
+    episodes.insert(2, episode([3, 3], anchors=["s", "t"], group="A", failed=True))
+    gigpo(episodes, gamma=0.5)
+    terms = gigpo_terms(episodes, env_rewards(episodes, None), gamma=0.5)
+    flat = [(e, t) for e, ep in enumerate(episodes) for t in range(len(ep))]
+    sizes = np.bincount(terms.step_group[terms.step_group >= 0])
+    for i, (e, t) in enumerate(flat):
+        details = episodes[e].turn_credit_details(t)["gigpo"]
+        group = int(terms.step_group[i])
+        assert details == {
+            "step_group": group,
+            "step_group_size": int(sizes[group]) if group >= 0 else 0,
+            "episode_advantage": pytest.approx(float(terms.episode_advantage[i])),
+            "step_advantage": pytest.approx(float(terms.step_advantage[i])),
+        }
+    # group A's state s: ep1 t0, ep2 t0 and t1, ep3 t0 (the failed episode is in no group)
+    assert episodes[0].turn_credit_details(0)["gigpo"]["step_group_size"] == 4
+    assert episodes[2].turn_credit_details(0)["gigpo"]["step_group"] == -1
+
+
+def test_nested_and_set_anchors_group_by_value_at_every_depth():
+    episodes = [
+        episode([0, 1], anchors=[{"room": {"items": [1, 2]}}, frozenset({"a", "b"})]),
+        episode([0, 0], anchors=[{"room": {"items": [1, 2]}}, {"a", "b"}]),
+        episode([0, 0], anchors=[{"room": {"items": [1, 3]}}, [["a"], ["b"]]]),
+        episode([0, 0], anchors=[np.array([[1, 2]]), np.array([1, 2])]),
+    ]
+    group = gigpo_terms(episodes, env_rewards(episodes, None)).step_group.tolist()
+    assert group[0] == group[2]  # equal nested dicts
+    assert group[1] == group[3]  # a frozenset and a set of the same members
+    assert len({group[0], group[4], group[6]}) == 3  # [1, 2] vs [1, 3] deep inside
+    assert group[5] != group[7]  # nested lists vs a set
+    assert group[6] != group[7]  # arrays of other shapes are other states
+
+
+def test_similarity_clusters_count_every_distinct_anchor():
+    # "the kitchen table" and its two one-character variants: ratio 34/35 = 0.97 >= 0.95
+    anchors = [
+        "the kitchen table",
+        "the kitchen table!",
+        "the garden shed",
+        "the garage door",
+        "the kitchen table?",
+    ]
+    episodes = [episode([float(i)], anchors=[a]) for i, a in enumerate(anchors)]
+    terms = gigpo_terms(episodes, env_rewards(episodes, None), similarity=True)
+    group = terms.step_group.tolist()
+    assert group[0] == group[1] == group[4]
+    assert len({group[0], group[2], group[3]}) == 3
+    assert terms.n_step_groups == 3
