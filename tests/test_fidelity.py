@@ -193,6 +193,73 @@ def test_monte_carlo_advantages_match_the_hand_computed_values():
     assert np.all(np.abs(mc.advantage - np.array([-2 / 9, 2 / 3])) < 4 * mc.stderr)
 
 
+def test_monte_carlo_estimates_and_their_standard_error_from_known_returns(monkeypatch):
+    """The continuations' returns given: V, Q, A and their standard error by hand."""
+    from creditgym.measure import monte_carlo
+
+    env_id = register_corridor()
+    draws = {"v": [0.0, 1.0, 1.0, 0.0], "q": [1.0, 1.0, 0.5, 0.5]}
+    seen = {}
+
+    def scripted(jobs, policy, prompt_format, envs, gamma):
+        seen["history"] = {(job.kind, job.sample): len(job.history) for job in jobs}
+        seen["envs"] = len(envs)
+        counts = {}
+        for job in jobs:  # the k-th continuation of each start state returns draws[kind][k]
+            k = counts[job.kind, job.sample] = counts.get((job.kind, job.sample), -1) + 1
+            job.value = draws[job.kind][k]
+        return 17  # env steps
+
+    monkeypatch.setattr(monte_carlo, "run_continuations", scripted)
+    mc = monte_carlo_advantages(
+        env_id,
+        [one_step_corridor_episode()],
+        [(0, 0)],  # "go west" with reward 0, the episode goes on
+        load_policy("random", seed=1),
+        continuations=4,
+        gamma=0.5,
+        env_kwargs={"length": 1, "max_steps": 2},
+    )
+    # V = mean(0, 1, 1, 0) = 0.5; Q = 0 + 0.5 * mean(1, 1, .5, .5) = 0.375; A = -0.125
+    assert mc.v.tolist() == [0.5] and mc.q.tolist() == [0.375]
+    assert mc.advantage.tolist() == [-0.125]
+    # Var_v = 1/3, Var_q = 1/12 (ddof 1): stderr = sqrt((1/3 + 0.25 / 12) / 4)
+    assert mc.stderr[0] == pytest.approx(math.sqrt((1 / 3 + 0.25 / 12) / 4))
+    assert (mc.turns, mc.continuations, mc.gamma, mc.env_steps) == ([(0, 0)], 4, 0.5, 17)
+    assert mc.seconds > 0
+    # V continues from s_0 (no turns before it), Q from s_1 (the turn taken before it)
+    assert seen["history"] == {("v", 0): 0, ("q", 0): 1}
+    assert seen["envs"] == 8  # all 8 continuations at once (batch_size 256)
+
+
+def test_monte_carlo_replays_on_the_episodes_split(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    splits = []
+    real = monte_carlo.make_envs
+    monkeypatch.setattr(
+        monte_carlo, "make_envs", lambda *a, **kw: splits.append(kw.get("split")) or real(*a, **kw)
+    )
+    monte_carlo_advantages(
+        register_corridor(),
+        [one_step_corridor_episode()],
+        [(0, 1)],
+        load_policy("random", seed=1),
+        continuations=2,
+        split="train",
+        env_kwargs={"length": 1, "max_steps": 2},
+    )
+    assert splits == ["train", "train"]  # the replay env and the continuations' envs
+
+
+def test_monte_carlo_needs_two_continuations_and_samples_all_turns_when_asked_for_more():
+    with pytest.raises(ValueError, match="--mc 1: Monte-Carlo needs at least 2 continuations"):
+        monte_carlo_advantages("x", [], [], None, continuations=1)
+    episodes = [one_step_corridor_episode()]
+    assert sample_turns(episodes, 2) == [(0, 0), (0, 1)]  # exactly all of them
+    assert sample_turns(episodes, 5) == [(0, 0), (0, 1)]
+
+
 def test_monte_carlo_refuses_a_replay_that_does_not_reproduce_the_episode():
     env_id = register_corridor()
     episode = one_step_corridor_episode()
