@@ -65,26 +65,31 @@ def statuses(modules: list[str]) -> dict[str, dict[str, str]]:
 
 
 def table(found: dict[str, dict[str, str]]) -> tuple[str, list[dict]]:
-    columns = ("killed", "timeout", "equivalent", "survived", "other")
+    """The per-module table: counts by status and the share caught among the mutants checked
+    (killed, timed out or explained as equivalent; a mutant not yet run counts nowhere)."""
+    columns = ("killed", "timeout", "equivalent", "survived", "not checked")
     lines = [
-        "| module | mutants | " + " | ".join(columns) + " | caught |",
+        "| module | mutants | " + " | ".join(columns) + " | caught of checked |",
         "|---|---:|" + "---:|" * len(columns) + "---:|",
     ]
     rows = []
     totals: Counter = Counter()
     for module, by_name in found.items():
         counts = Counter(by_name.values())
-        other = sum(v for k, v in counts.items() if k not in columns)
-        row = {"module": module, "mutants": len(by_name), **{c: counts[c] for c in columns[:-1]}}
-        row["other"] = other
-        row["caught"] = sum(counts[c] for c in CAUGHT) / len(by_name) if by_name else None
-        rows.append(row)
+        row = {"module": module, "mutants": len(by_name), **{c: counts[c] for c in columns}}
+        row["not checked"] += sum(v for k, v in counts.items() if k not in columns)
+        rows.append(_caught(row))
         totals.update({k: v for k, v in row.items() if isinstance(v, int)})
         lines.append(_line(row, columns))
-    total = {"module": "all", **totals}
-    total["caught"] = sum(totals[c] for c in CAUGHT) / totals["mutants"] if totals else None
+    total = _caught({"module": "all", **totals})
     lines.append(_line(total, columns, bold=True))
     return "\n".join(lines), rows + [total]
+
+
+def _caught(row: dict) -> dict:
+    checked = row.get("mutants", 0) - row.get("not checked", 0)
+    row["caught"] = sum(row.get(c, 0) for c in CAUGHT) / checked if checked else None
+    return row
 
 
 def _line(row: dict, columns: tuple[str, ...], bold: bool = False) -> str:
@@ -120,8 +125,9 @@ def main() -> int:
     found = statuses(modules)
     text, rows = table(found)
     print(text)
-    survivors = sorted(n for by_name in found.values() for n, s in by_name.items() if s != "killed")
-    survivors = [n for n in survivors if found_status(found, n) not in CAUGHT]
+    survivors = sorted(
+        n for by_name in found.values() for n, s in by_name.items() if s in ("survived", "no tests")
+    )
     if survivors:
         print(f"\n{len(survivors)} not caught (mutmut show NAME):")
         print("\n".join(f"  {name}  [{found_status(found, name)}]" for name in survivors))
