@@ -392,3 +392,6 @@ def test_one_training_iteration_runs_with_each_new_estimator(tmp_path, name):
     assert result.iterations == 1
     (row,) = training_rows(tmp_path / name)
     assert np.isfinite(row["update/pg_loss"]) and np.isfinite(row["credit/advantage_std"])
+    # the update stepped exactly when the estimator gave some turn a nonzero advantage
+    trained = row["credit/zero_advantage_turn_share"] < 1.0
+    assert row["update/steps"] == (1 if trained else 0)
