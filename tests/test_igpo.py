@@ -143,6 +143,39 @@ def test_missing_scorer_or_answer_is_a_clear_error():
         information_gain([no_answer], CreditContext(scorer=RecordingScorer({})))
 
 
+def test_an_empty_answer_or_a_missing_prompt_is_a_clear_error_naming_the_episode():
+    scorer = RecordingScorer({})
+    with pytest.raises(ValueError, match=r"episode 0 \(\) has a turn without info\['answer'\]"):
+        information_gain([qa_episode(["P0", "P1"], answer="")], CreditContext(scorer=scorer))
+    with pytest.raises(ValueError, match="IGPO needs the ground-truth answer .*envs\\)\\.$"):
+        information_gain([qa_episode(["P0", "P1"], answer="")], CreditContext(scorer=scorer))
+    with pytest.raises(ValueError, match="^info_gain: episode 1 has a turn without its prompt"):
+        information_gain([qa_episode(["P0", "P1"]), qa_episode(["P0", ""])], CreditContext(scorer))
+
+
+def test_an_answer_of_no_tokens_scores_zero():
+    class NoTokens(RecordingScorer):
+        def logprobs(self, prompts, continuations, *, add_eos=True):
+            return [np.zeros(0) for _ in prompts]
+
+    scores = answer_scores([qa_episode(["P0", "P1"])], NoTokens({}))
+    assert scores[0].tolist() == [0.0, 0.0]
+
+
+def test_a_scorer_that_appends_no_eos_is_called_without_the_option():
+    class Plain:
+        def __init__(self):
+            self.options = []
+
+        def logprobs(self, prompts, continuations, **options):
+            self.options.append(options)
+            return [np.full(1, -1.0) for _ in prompts]
+
+    scorer = Plain()
+    answer_scores([qa_episode(["P0", "P1"])], scorer)
+    assert scorer.options == [{}]
+
+
 CORPUS = [
     "Question: Where was the founder of Trebrarn Trading born? search[Trebrarn Trading]",
     "Trebrarn Trading was founded by Ada Morrow. Ada Morrow was born in Seihobraia.",

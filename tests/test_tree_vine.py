@@ -142,3 +142,25 @@ def test_vine_mean_std_normalisation_standardises_over_the_batch():
     )
     flat = np.concatenate(normalised)
     assert flat.tolist() == pytest.approx(((raw - raw.mean()) / (raw.std() + 1e-6)).tolist())
+
+
+def test_normalised_tree_advantages_leave_failed_episodes_at_zero_and_use_the_others_stats():
+    episodes = _tree_batch()
+    plain = compute_advantages(episodes, estimator="tree")
+    normalised = compute_advantages(
+        episodes, estimator={"name": "tree", "normalization": "mean_std", "epsilon": 0.0}
+    )
+    trained = np.concatenate([a for a, e in zip(plain, episodes) if not e.failed])
+    mean, std = trained.mean(), trained.std()
+    assert normalised[4].tolist() == [0.0, 0.0]  # the failed episode
+    for a, b, e in zip(plain, normalised, episodes):
+        if not e.failed:
+            np.testing.assert_allclose(b, (a - mean) / std)
+
+
+def test_normalising_a_batch_of_only_failed_episodes_changes_nothing():
+    episodes = [_episode(["a"], [1.0], failed=True), _episode(["b"], [0.0], failed=True)]
+    advantages = compute_advantages(
+        episodes, estimator={"name": "tree", "normalization": "mean_std"}
+    )
+    assert [a.tolist() for a in advantages] == [[0.0], [0.0]]
