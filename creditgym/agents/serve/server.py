@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from creditgym.agents.protocols import TrainablePolicy
-from creditgym.agents.serve.engine import Decoded, Decoding, Engine
+from creditgym.agents.serve.engine import Decoded, Decoding, Engine, sampling_temperature
 from creditgym.agents.serve.http import BoundedHTTPServer, RequestContext, handler_class
 from creditgym.agents.serve.openai_format import (
     MAX_TOP_LOGPROBS,
@@ -64,6 +64,7 @@ from creditgym.agents.serve.openai_format import (
     read_integer,
     read_sampling,
     render_messages,
+    unicode_text,
     usage,
 )
 from creditgym.agents.serve.options import ServerLimits, add_server_arguments, limits_from_args
@@ -233,6 +234,7 @@ class PolicyServer:
 
     def _prompt_ids(self, text: str, param: str = "prompt") -> list[int]:
         """Token ids of a prompt; 400 if it is longer than ``--max-prompt-tokens``."""
+        unicode_text(text, param)
         cap = self.limits.max_prompt_tokens
         if len(text) > cap * _CHARS_PER_TOKEN_BOUND:
             head = self.tokenizer(text[: cap * _CHARS_PER_TOKEN_BOUND])["input_ids"]
@@ -267,7 +269,7 @@ class PolicyServer:
             )
             decoding = Decoding(
                 max_tokens=max(1, min(sampling.max_tokens, self.limits.max_tokens, room)),
-                temperature=sampling.temperature,
+                temperature=sampling_temperature(sampling.temperature),
                 top_p=sampling.top_p,
                 top_logprobs=sampling.top_logprobs or 0,
                 ignore_eos=sampling.ignore_eos,
@@ -290,7 +292,12 @@ class PolicyServer:
 
     def _stop_check(self, stops: Sequence[str]) -> Callable[[list[int]], bool]:
         """Whether a generation so far contains a stop string (checked between slices)."""
-        return lambda ids: any(stop in self._decode(ids) for stop in stops)
+
+        def should_stop(ids: list[int]) -> bool:
+            text = self._decode(ids)  # once per check, not once per stop string
+            return any(stop in text for stop in stops)
+
+        return should_stop
 
     def _choice(self, decoded: Decoded, prompt_tokens: int, sampling: Sampling) -> Choice:
         ids, logprobs = list(decoded.token_ids), list(decoded.logprobs)
