@@ -259,6 +259,8 @@ def cmd_view(args: argparse.Namespace) -> int:
         done = export_html(store, args.export, limit=args.export_limit)
         left = f" ({done['left_out']} older ones left out)" if done["left_out"] else ""
         console.print(f"wrote {done['path']}: {done['episodes']} episodes{left}")
+        for notice in store.overview()["notices"]:
+            console.print(f"[yellow]note:[/] {notice}")
         return 0
     server = make_server(store, args.host, args.port)
     overview = store.overview()
