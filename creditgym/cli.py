@@ -582,6 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stderr, no trace, never wrapped (plain print: messages may hold [brackets]).
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except ImportError as error:
+        if (error.name or "").startswith("creditgym"):
+            raise  # our own module failing to import is a bug: show its traceback
+        # an optional back-end that is not installed; the message says what to install
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
