@@ -610,3 +610,28 @@ def test_a_short_request_answers_within_seconds_while_max_active_long_ones_run(i
     finally:
         for conn in longs:
             conn.close()
+
+
+HANG_UPS = {
+    "mid-request-line": lambda head, body: b"POST /v1/comp",
+    "after-request-line": lambda head, body: head.split(b"\r\n")[0] + b"\r\n",
+    "mid-headers": lambda head, body: head[:60],
+    "mid-body": lambda head, body: head + body[:5],
+    "whole-request": lambda head, body: head + body,
+}
+
+
+@pytest.mark.parametrize("stage", list(HANG_UPS))
+def test_each_client_that_hangs_up_costs_at_most_one_log_line(server, stage):
+    url, process, log = server
+    body = json.dumps({"prompt": "go", "max_tokens": MAX_TOKENS, "ignore_eos": True}).encode()
+    before = log.read_text(errors="replace")
+    for _ in range(4):
+        with socket.create_connection((LOOPBACK, _raw_port(url)), timeout=5) as conn:
+            conn.sendall(HANG_UPS[stage](_post_head(str(len(body))), body))
+            time.sleep(0.05)
+    time.sleep(1.5)
+    new_log = _new_log(log, before)
+    assert "Traceback" not in new_log, new_log[-3000:]
+    assert len(new_log.splitlines()) <= 4, new_log
+    assert process.poll() is None

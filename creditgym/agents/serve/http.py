@@ -51,6 +51,7 @@ class ReceiveDeadline(io.RawIOBase):
         self.idle_timeout = idle_timeout
         self.receive_timeout = receive_timeout
         self.deadline: float | None = None
+        self.hung_up = False  # a read found the client's end closed
 
     def readable(self) -> bool:
         return True
@@ -72,6 +73,7 @@ class ReceiveDeadline(io.RawIOBase):
             count = self._sock.recv_into(buffer)
         finally:
             self._sock.settimeout(self.idle_timeout)  # writes keep the connection's timeout
+        self.hung_up = self.hung_up or count == 0
         if count and self.deadline is None:
             self.deadline = time.monotonic() + self.receive_timeout
         return count
@@ -177,10 +179,13 @@ def handler_class(
             super().handle_one_request()
 
         def parse_request(self) -> bool:
-            """The request line and headers; 408 when they outlast the receive deadline."""
+            """The request line and headers; 408 when they outlast the receive deadline, and
+            nothing but one log line when the client hung up before sending them whole."""
             self._body_read = False
+            if self._receiving.hung_up and not self.raw_requestline.endswith(b"\n"):
+                return self._hung_up("in its request line")
             try:
-                return super().parse_request()
+                parsed = super().parse_request()
             except TimeoutError as error:
                 self.close_connection = True
                 self._send(
@@ -188,6 +193,19 @@ def handler_class(
                     error_body(f"{error}; send the whole request at once", "invalid_request_error"),
                 )
                 return False
+            if parsed and self._receiving.hung_up:  # the headers ended at EOF, not a blank line
+                return self._hung_up("in its headers")
+            return parsed
+
+        def _hung_up(self, where: str) -> bool:
+            self.close_connection = True
+            _quiet_line(f"{self.client_address[0]}: client went away {where}")
+            return False
+
+        def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+            if format.startswith("code %d"):
+                return  # send_error's status: the access line that follows logs it
+            super().log_error(format, *args)
 
         def do_GET(self) -> None:
             self._dispatch("GET")
