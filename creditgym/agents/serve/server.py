@@ -20,8 +20,9 @@ Endpoints (the subset of the OpenAI API agents and evaluators use):
 Limits (`ServerLimits`, set by command-line options) bound what any one client can cost:
 ``max_tokens`` above ``--max-tokens`` (or past the model's context) is lowered to it; a prompt
 over ``--max-prompt-tokens`` gets 400 and a body over ``--max-body-bytes`` 413; a request gets
-``--request-timeout`` seconds from arrival to answer (503 after that); a connection idle for
-``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served at once
+``--request-timeout`` seconds from arrival to answer (503 after that); its line, headers and
+body must arrive within ``--receive-timeout`` seconds of its first byte (408); a connection
+idle for ``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served at once
 (503 beyond). JSON nested past the parser's recursion limit gets 400. With ``--api-key`` (or
 ``$CREDITGYM_API_KEY``) every request needs ``Authorization: Bearer <key>`` (401 otherwise).
 The default bind address is 127.0.0.1.
@@ -29,7 +30,9 @@ The default bind address is 127.0.0.1.
 Scheduling: the HTTP layer is a `ThreadingHTTPServer` (one thread per connection); the model
 runs one forward pass at a time, and a generation decodes ``--slice-tokens`` tokens per turn
 before the next waiting request gets the model (`creditgym.agents.serve.engine`), so a long
-generation slows short ones down instead of locking them out. A client that hangs up mid-way
+generation slows short ones down instead of locking them out; with ``--max-active``
+generations running, a waiting one gets a running one's slot between slices (the preempted
+one re-reads its tokens when its turn comes back). A client that hangs up mid-way
 stops its generation at the next slice and is logged as one line. Bad requests get a 400 with
 an OpenAI-style error body; an unexpected failure gets a 500 and the server keeps serving.
 
