@@ -259,6 +259,8 @@ def cmd_view(args: argparse.Namespace) -> int:
         done = export_html(store, args.export, limit=args.export_limit)
         left = f" ({done['left_out']} older ones left out)" if done["left_out"] else ""
         console.print(f"wrote {done['path']}: {done['episodes']} episodes{left}")
+        for notice in store.overview()["notices"]:
+            console.print(f"[yellow]note:[/] {notice}")
         return 0
     server = make_server(store, args.host, args.port)
     overview = store.overview()
@@ -583,6 +585,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, LookupError, FileNotFoundError, GymnasiumError) as error:
         # Configuration mistakes (unknown env id, config key, agent name): one clear line on
         # stderr, no trace, never wrapped (plain print: messages may hold [brackets]).
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    except ImportError as error:
+        if (error.name or "").startswith("creditgym"):
+            raise  # our own module failing to import is a bug: show its traceback
+        # an optional back-end that is not installed; the message says what to install
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 

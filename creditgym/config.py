@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from creditgym.config_schema import (
+    MAX_EPISODES_PER_ITERATION,
     BranchConfig,
     Config,
     ConfigError,
@@ -154,7 +155,7 @@ def _in_range(value: Any, metadata: Mapping[str, Any]) -> bool:
         return False
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return True
-    if math.isnan(value):  # NaN compares False with every bound
+    if not math.isfinite(value):  # NaN compares False with every bound; inf runs forever
         return not {"min", "max", "above"} & set(metadata)
     return not (
         ("min" in metadata and value < metadata["min"])
@@ -284,6 +285,13 @@ def _check_combinations(config: Config) -> None:
             "weights and would silently sample from the base model, not the adapters; set "
             "rollout.engine=hf, or policy.lora.enabled=false"
         )
+    episodes = config.rollout.groups * config.rollout.group_size
+    if episodes > MAX_EPISODES_PER_ITERATION:
+        raise ConfigError(
+            f"config keys 'rollout.groups' x 'rollout.group_size' = {config.rollout.groups} x "
+            f"{config.rollout.group_size} = {episodes} episodes per iteration; the limit is "
+            f"{MAX_EPISODES_PER_ITERATION} (every episode of an iteration is held in memory)"
+        )
     if any(t < 0 for t in config.rollout.branch.turns):
         raise ConfigError(
             f"config key 'rollout.branch.turns' is {config.rollout.branch.turns}; turn indices "
@@ -324,17 +332,93 @@ def check_runnable(config: Config) -> None:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"config key '{key}': {error}") from None
     _check_output_dir(Path(config.run.output_dir))
+    _check_installed(config)
     check_model_path(config.policy.model)
 
 
+#: The optional packages settings need: (key, the setting's value as shown, is it asked for,
+#: the package's module, how to install it).
+def _optional_needs(config: Config) -> list[tuple[str, str, bool, str, str]]:
+    trackers = set(config.run.report_to)
+    return [
+        ("rollout.engine", "vllm", config.rollout.engine == "vllm", "vllm", "'creditgym[vllm]'"),
+        (
+            "rollout.workers",
+            str(config.rollout.workers),
+            config.rollout.workers > 0,
+            "ray",
+            "'creditgym[ray]'",
+        ),
+        ("policy.lora.enabled", "true", config.policy.lora.enabled, "peft", "peft"),
+        ("run.report_to", "wandb", "wandb" in trackers, "wandb", "wandb"),
+        ("run.report_to", "trackio", "trackio" in trackers, "trackio", "trackio"),
+    ]
+
+
+def _check_installed(config: Config) -> None:
+    """Optional back-ends a setting asks for are installed (looked up, not imported: a
+    missing one is one line before anything loads, not a traceback after the model did)."""
+    import importlib.util
+
+    for key, value, wanted, module, package in _optional_needs(config):
+        if wanted and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"config key '{key}' is {value}, which needs {module}, and it is not installed: "
+                f"pip install {package} (or change {key})"
+            )
+
+
+#: Seconds the Hugging Face Hub gets to say whether a model name exists, when it is not cached.
+HUB_PROBE_TIMEOUT = 5.0
+
+
 def check_model_path(model: str) -> None:
-    """A ``policy.model`` written as a path (``./...``, ``/...``, ``~/...``) must exist."""
+    """A ``policy.model`` written as a path (``./...``, ``/...``, ``~/...``) must exist, and a
+    Hugging Face model name must be in the local cache or known to the Hub.
+
+    The name check asks the Hub once, with a short timeout: left to transformers, a name that
+    is neither cached nor reachable fails after about a minute of retries, with a traceback.
+    """
     if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
         raise ConfigError(
             f"config key 'policy.model' is {model!r}, which is not a directory; put a Hugging "
             f"Face model there (e.g. huggingface-cli download Qwen/Qwen2.5-1.5B-Instruct "
             f"--local-dir {model}) or set policy.model=PATH"
         )
+    if Path(model).expanduser().is_dir():
+        return
+    from creditgym.agents.factory import resolve_backend
+
+    try:
+        backend = resolve_backend(model)
+    except ValueError as error:
+        raise ConfigError(f"config key 'policy.model': {error}") from None
+    if backend.name == "hf":
+        _check_hub_model(model)
+
+
+def _check_hub_model(model: str) -> None:
+    """`model` is in the Hugging Face cache, or the Hub says it exists (within seconds)."""
+    import huggingface_hub
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(model, "config.json"), str):
+        return
+    fix = (
+        "download it first (huggingface-cli download NAME --local-dir DIR) and set "
+        "policy.model=DIR, or fix the name"
+    )
+    try:
+        huggingface_hub.HfApi().model_info(model, timeout=HUB_PROBE_TIMEOUT)
+    except huggingface_hub.errors.RepositoryNotFoundError:
+        raise ConfigError(
+            f"config key 'policy.model' is {model!r}: no such model on the Hugging Face Hub "
+            f"and none in the local cache; {fix}"
+        ) from None
+    except Exception as error:  # offline, DNS, refused, timed out: all mean "not reachable"
+        raise ConfigError(
+            f"config key 'policy.model' is {model!r}: not a local directory, not in the Hugging "
+            f"Face cache, and the Hub could not be asked ({type(error).__name__}); {fix}"
+        ) from None
 
 
 # What a run writes under run.output_dir: these must be files (or absent), those folders.

@@ -26,6 +26,14 @@ __all__ = [
 ]
 
 
+#: Largest rollout.groups and rollout.group_size: one iteration holds every episode in memory,
+#: so sizes past these cannot finish on any machine this library targets.
+MAX_GROUPS = 4096
+MAX_GROUP_SIZE = 1024
+#: Most episodes one iteration may collect (rollout.groups x rollout.group_size).
+MAX_EPISODES_PER_ITERATION = 65_536
+
+
 class ConfigError(ValueError):
     """A config file or override is invalid; the message says which key and how to fix it."""
 
@@ -80,16 +88,18 @@ class EnvConfig:
 
 @dataclass
 class TinyModelConfig:
-    hidden_size: int = _field(128, "width of the tiny transformer", min=1)
-    num_layers: int = _field(2, "decoder layers of the tiny transformer", min=1)
-    num_heads: int = _field(4, "attention heads of the tiny transformer", min=1)
-    vocab_size: int = _field(2048, "size of the BPE vocabulary fitted to the env text", min=64)
+    hidden_size: int = _field(128, "width of the tiny transformer", min=1, max=8192)
+    num_layers: int = _field(2, "decoder layers of the tiny transformer", min=1, max=128)
+    num_heads: int = _field(4, "attention heads of the tiny transformer", min=1, max=256)
+    vocab_size: int = _field(
+        2048, "size of the BPE vocabulary fitted to the env text", min=64, max=262_144
+    )
 
 
 @dataclass
 class LoraConfig:
     enabled: bool = _field(False, "train LoRA adapters (peft) instead of all weights")
-    r: int = _field(16, "LoRA rank", min=1)
+    r: int = _field(16, "LoRA rank", min=1, max=4096)
     alpha: int = _field(32, "LoRA scaling alpha", min=1)
     dropout: float = _field(0.0, "LoRA dropout", min=0.0, max=1.0)
     target_modules: list[str] = _field(["q_proj", "k_proj", "v_proj", "o_proj"], "modules to adapt")
@@ -103,11 +113,11 @@ class PolicyConfig:
     )
     template: str = _field("compact", "prompt template", choices=("compact", "verl-agent"))
     history_length: int = _field(
-        2, "how many previous (observation, action) turns the prompt shows", min=0
+        2, "how many previous (observation, action) turns the prompt shows", min=0, max=1000
     )
-    temperature: float = _field(1.0, "sampling temperature for rollouts", min=0.0)
+    temperature: float = _field(1.0, "sampling temperature for rollouts", min=0.0, max=100.0)
     top_p: float = _field(1.0, "nucleus sampling threshold for rollouts", above=0.0, max=1.0)
-    max_new_tokens: int = _field(48, "response length limit per turn", min=1)
+    max_new_tokens: int = _field(48, "response length limit per turn", min=1, max=131_072)
     chat_template: bool = _field(
         False, "wrap prompts in the tokenizer's chat template (instruct models)"
     )
@@ -123,13 +133,14 @@ class PolicyConfig:
         "conversation mode: token budget of context plus response; the oldest turns are "
         "dropped to fit (0 = no limit)",
         min=0,
+        max=10_000_000,
     )
     think: bool = _field(
         False,
         "think-then-act responses <think>...</think><action>...</action>; constrained decoding "
         "then limits only the action span",
     )
-    think_tokens: int = _field(256, "most tokens a response may think for", min=1)
+    think_tokens: int = _field(256, "most tokens a response may think for", min=1, max=131_072)
     invalid_penalty: float = _field(
         0.0, "subtracted from a turn's reward when its response is invalid (format or action)"
     )
@@ -151,7 +162,7 @@ class BranchConfig:
         "for Monte-Carlo values V(s_t) (for the vine estimator)",
         choices=("none", "tree", "vine"),
     )
-    k: int = _field(4, "continuations per branch point (tree) or per state (vine)", min=1)
+    k: int = _field(4, "continuations per branch point (tree) or per state (vine)", min=1, max=1024)
     at: str = _field(
         "schedule",
         "tree: where to branch: schedule (the turns listed in `turns`) or entropy (the `count` "
@@ -163,14 +174,17 @@ class BranchConfig:
         "tree, at=schedule: 0-based turn indices t to branch before (the state s_t in which "
         "turn t acts); turns an episode does not reach are skipped",
     )
-    count: int = _field(2, "tree, at=entropy: branch points per episode", min=1)
+    count: int = _field(2, "tree, at=entropy: branch points per episode", min=1, max=1024)
     per_group: int = _field(
-        1, "tree: episodes of each group branched from (the first ones of the group)", min=1
+        1,
+        "tree: episodes of each group branched from (the first ones of the group)",
+        min=1,
+        max=MAX_GROUP_SIZE,
     )
     gamma: float = _field(
         1.0, "vine: discount of the continuation returns V(s_t) (VinePPO: 1)", min=0.0, max=1.0
     )
-    batch_size: int = _field(256, "continuations stepped in lockstep at most", min=1)
+    batch_size: int = _field(256, "continuations stepped in lockstep at most", min=1, max=65_536)
 
 
 def _rollout_engines() -> tuple[str, ...]:
@@ -182,9 +196,15 @@ def _rollout_engines() -> tuple[str, ...]:
 
 @dataclass
 class RolloutConfig:
-    groups: int = _field(16, "distinct tasks per iteration (GRPO/GiGPO groups)", min=1)
-    group_size: int = _field(8, "episodes per task, started from the same state (G)", min=1)
-    max_turns: int = _field(0, "turn limit per episode; 0 = the env's own step budget", min=0)
+    groups: int = _field(
+        16, "distinct tasks per iteration (GRPO/GiGPO groups)", min=1, max=MAX_GROUPS
+    )
+    group_size: int = _field(
+        8, "episodes per task, started from the same state (G)", min=1, max=MAX_GROUP_SIZE
+    )
+    max_turns: int = _field(
+        0, "turn limit per episode; 0 = the env's own step budget", min=0, max=100_000
+    )
     engine: str = _field(
         "hf",
         "generation engine: hf (the trained model itself) or vllm (CUDA; weights synced each "
@@ -197,7 +217,9 @@ class RolloutConfig:
         above=0.0,
         max=1.0,
     )
-    workers: int = _field(0, "Ray actors holding the training envs (0 = in this process)", min=0)
+    workers: int = _field(
+        0, "Ray actors holding the training envs (0 = in this process)", min=0, max=1024
+    )
     ray_address: str = _field(
         "", 'Ray cluster to join with workers > 0 ("" = start a local one; "auto")'
     )
@@ -233,11 +255,16 @@ class CreditConfig:
 
 @dataclass
 class SFTConfig:
-    episodes: int = _field(0, "expert demonstrations for a supervised warm start (0 = none)", min=0)
-    epochs: int = _field(2, "passes over the demonstrations", min=1)
+    episodes: int = _field(
+        0, "expert demonstrations for a supervised warm start (0 = none)", min=0, max=1_000_000
+    )
+    epochs: int = _field(2, "passes over the demonstrations", min=1, max=10_000)
     lr: float = _field(1e-3, "learning rate of the warm start", min=0.0)
     batch_size: int = _field(
-        32, "turns per warm-start step (a longer demonstrated conversation is one step)", min=1
+        32,
+        "turns per warm-start step (a longer demonstrated conversation is one step)",
+        min=1,
+        max=65_536,
     )
     noise: float = _field(
         0.0,
@@ -251,10 +278,10 @@ class SFTConfig:
 
 @dataclass
 class TrainConfig:
-    iterations: int = _field(40, "rollout + update iterations", min=0)
+    iterations: int = _field(40, "rollout + update iterations", min=0, max=10_000_000)
     lr: float = _field(1e-3, "AdamW learning rate", min=0.0)
     weight_decay: float = _field(0.0, "AdamW weight decay", min=0.0)
-    ppo_epochs: int = _field(1, "passes over each rollout batch", min=1)
+    ppo_epochs: int = _field(1, "passes over each rollout batch", min=1, max=1000)
     clip_eps: float = _field(0.2, "PPO clip range epsilon", min=0.0)
     kl_coef: float = _field(
         0.0, "KL penalty to the frozen initial policy (0 = no reference model)", min=0.0
@@ -262,9 +289,12 @@ class TrainConfig:
     entropy_coef: float = _field(0.0, "entropy bonus coefficient", min=0.0)
     max_grad_norm: float = _field(1.0, "gradient clipping norm", above=0.0)
     micro_batch_turns: int = _field(
-        64, "turns per forward/backward micro-batch (in the update and the warm start)", min=1
+        64,
+        "turns per forward/backward micro-batch (in the update and the warm start)",
+        min=1,
+        max=65_536,
     )
-    mini_batches: int = _field(1, "optimizer steps per PPO epoch", min=1)
+    mini_batches: int = _field(1, "optimizer steps per PPO epoch", min=1, max=65_536)
     skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
     precision: str = _field(
         "auto",
@@ -279,7 +309,10 @@ class TrainConfig:
         choices=("constant", "linear", "cosine"),
     )
     warmup_iterations: int = _field(
-        0, "iterations whose learning rate rises linearly to train.lr (0 = none)", min=0
+        0,
+        "iterations whose learning rate rises linearly to train.lr (0 = none)",
+        min=0,
+        max=10_000_000,
     )
     gradient_checkpointing: bool = _field(
         False, "recompute each layer's activations in the backward pass: less memory, more compute"
@@ -306,18 +339,19 @@ class EvalConfig:
     every: int = _field(
         10, "evaluate on held-out splits every N iterations (0 = only at start/end)", min=0
     )
-    episodes: int = _field(64, "episodes per held-out split", min=1)
+    episodes: int = _field(64, "episodes per held-out split", min=1, max=100_000)
     temperature: float = _field(
         1.0,
         "sampling temperature at evaluation (0 = greedy; greedy tiny policies tend to loop, "
         "see README)",
         min=0.0,
+        max=100.0,
     )
 
 
 @dataclass
 class RunConfig:
-    seed: int = _field(0, "seed for model init, task sampling and generation", min=0)
+    seed: int = _field(0, "seed for model init, task sampling and generation", min=0, max=2**32 - 1)
     output_dir: str = _field("runs/quickstart", "where metrics, checkpoints and plots go")
     device: str = _field("auto", "auto | cpu | cuda")
     save_every: int = _field(
@@ -336,12 +370,13 @@ class RunConfig:
         "honours WANDB_MODE=offline)",
     )
     progress: bool = _field(True, "show a progress bar")
-    threads: int = _field(0, "torch CPU threads (0 = torch's default)", min=0)
+    threads: int = _field(0, "torch CPU threads (0 = torch's default)", min=0, max=1024)
     log_episodes: int = _field(
         16,
         "episodes (whole tasks) per iteration written with their credit to episodes.jsonl for "
         "`creditgym view` (0 = none)",
         min=0,
+        max=100_000,
     )
     log_episodes_max_mb: float = _field(
         64.0, "episodes.jsonl rotates to episodes.1.jsonl at this size", above=0.0

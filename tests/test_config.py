@@ -255,7 +255,10 @@ def test_help_config_prints_every_field_with_type_default_range_and_help(capsys)
     for key, f in _leaf_keys():
         assert f"  {key}: " in out, key
         assert f.metadata["help"] in out, key
-    assert "  train.iterations: int = 40  (>= 0)\n      rollout + update iterations" in out
+    assert (
+        "  train.iterations: int = 40  (>= 0 and <= 10000000)\n      rollout + update iterations"
+        in out
+    )
     assert "  policy.template: str = compact  (one of compact, verl-agent)" in out
 
 
@@ -264,7 +267,7 @@ def test_config_show_prints_the_resolved_config_with_help_and_it_loads_back(tmp_
 
     assert main(["config", "show", str(WEBSHOP), "train.iterations=5"]) == 0
     out = capsys.readouterr().out
-    assert "  iterations: 5  # int, >= 0, default 40: rollout + update iterations" in out
+    assert "  iterations: 5  # int, >= 0 and <= 10000000, default 40: rollout + update" in out
     assert "  estimator: {name: gigpo, gamma: 0.95, step_weight: 1.0}" in out
     shown = tmp_path / "shown.yaml"
     shown.write_text(out)

@@ -53,3 +53,37 @@ def test_env_meets_the_contract(env_id):
 def test_only_ids_that_declare_required_arguments_are_skipped():
     skipped = [env_id for env_id in creditgym.list_envs() if registry.required_kwargs(env_id)]
     assert skipped == ["creditgym/TextWorld-v0"]
+
+
+ODD_SEEDS = [
+    -1,
+    -(2**63),
+    2**63,
+    2**64,
+    10**30,
+    1.0,
+    0.5,
+    float("nan"),
+    True,
+    False,
+    "3",
+    b"3",
+    [3],
+]
+ODD_OPTIONS = [["task_type"], [], "task_type", "", 3, ("a", "b"), b"x"]
+
+
+@pytest.mark.parametrize("env_id", _ids())
+def test_odd_reset_arguments_are_refused_naming_the_argument(env_id):
+    env = _make(env_id)
+    try:
+        for seed in ODD_SEEDS:
+            with pytest.raises((TypeError, ValueError), match=r"seed"):  # not gymnasium's Error
+                env.reset(seed=seed)
+        for options in ODD_OPTIONS:
+            with pytest.raises(TypeError, match=r"options must be a dict"):
+                env.reset(seed=0, options=options)
+        env.reset(seed=2**63 - 1)  # the range's ends still work
+        env.reset(seed=0, options={})
+    finally:
+        env.close()

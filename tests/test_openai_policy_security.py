@@ -221,3 +221,101 @@ def test_a_short_retry_after_is_honoured():
         generation, elapsed = _generate_timed(_policy(server.url, timeout=2.0, max_retries=1))
     assert (generation.text, generation.error) == ("ok", None)
     assert 1.0 <= elapsed < 2.5
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "-5",
+        "1e400",
+        "1_0",
+        "0x10",
+        "5s",
+        "garbage",
+        "",
+        "٥",
+    ],
+    ids=lambda h: h[:8] or "empty",
+)
+def test_a_retry_after_of_any_spelling_never_raises_or_outlasts_the_deadline(header):
+    replies = iter(
+        [
+            json_reply({"error": {"message": "busy"}}, 503, **{"Retry-After": header}),
+            json_reply({"choices": [{"message": {"content": "ok"}}]}),
+        ]
+    )
+    with ScriptedServer(lambda path, body: next(replies)) as server:
+        policy = _policy(server.url, timeout=2.0, max_retries=1, backoff=0.05)
+        generation, elapsed = _generate_timed(policy)  # no ValueError from sleep(nan)
+    assert (generation.text, generation.error) == ("ok", None)  # unreadable: the back-off
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    "header", ["9" * 5000, "86400", "Fri, 31 Dec 9999 23:59:59 GMT"], ids=["digits", "day", "date"]
+)
+def test_a_retry_after_far_beyond_the_deadline_is_not_waited_for(header):
+    reply = json_reply({"error": {"message": "busy"}}, 503, **{"Retry-After": header})
+    with ScriptedServer(lambda path, body: reply) as server:
+        generation, elapsed = _generate_timed(_policy(server.url, timeout=2.0, max_retries=2))
+    assert "Retry-After" in generation.error
+    assert elapsed < 1.0
+    assert len(server.requests) == 1
+
+
+def test_a_retry_after_date_in_the_near_future_is_honoured():
+    from email.utils import formatdate
+
+    when = formatdate(time.time() + 2, usegmt=True)  # 1 to 2 s away (dates have whole seconds)
+    replies = iter(
+        [
+            json_reply({"error": {"message": "busy"}}, 429, **{"Retry-After": when}),
+            json_reply({"choices": [{"message": {"content": "ok"}}]}),
+        ]
+    )
+    with ScriptedServer(lambda path, body: next(replies)) as server:
+        policy = _policy(server.url, timeout=4.0, max_retries=1, backoff=0.0)
+        generation, elapsed = _generate_timed(policy)
+    assert (generation.text, generation.error) == ("ok", None)
+    assert 0.7 <= elapsed < 3.5
+
+
+NOT_LOGPROBS = ["0.5", "1e308", "true", "false", '"-0.5"', "1" + "0" * 400, "-1" + "0" * 400]
+
+
+@pytest.mark.parametrize("value", NOT_LOGPROBS, ids=lambda v: v[:8])
+@pytest.mark.parametrize("chat", [True, False], ids=["chat", "completions"])
+def test_logprobs_that_are_not_log_probabilities_are_an_invalid_turn(value, chat):
+    if chat:
+        raw = (
+            '{"choices": [{"message": {"content": "ok"}, '
+            '"logprobs": {"content": [{"token": "t", "logprob": %s}]}}]}'
+        )
+    else:
+        raw = '{"choices": [{"text": "ok", "logprobs": {"token_logprobs": [-0.1, %s]}}]}'
+    reply = (200, (raw % value).encode(), {"Content-Type": "application/json"})
+    with ScriptedServer(lambda path, body: reply) as server:
+        [generation] = _policy(server.url, chat=chat).generate(["hello"])  # nothing raised
+    assert generation.text == "" and "log-prob" in generation.error
+
+
+@pytest.mark.parametrize("listing", ['"-1-2"', '{"a": -1}', "-1"], ids=["string", "dict", "number"])
+def test_token_logprobs_that_are_not_a_list_are_an_invalid_turn(listing):
+    raw = '{"choices": [{"text": "ok", "logprobs": {"token_logprobs": %s}}]}'
+    with ScriptedServer(lambda path, body: (200, (raw % listing).encode(), {})) as server:
+        [generation] = _policy(server.url, chat=False).generate(["hello"])
+    assert generation.text == "" and "not a list" in generation.error
+
+
+@pytest.mark.parametrize(
+    "value", ["0.5", "true", "1" + "0" * 400], ids=["positive", "bool", "huge"]
+)
+def test_prompt_scores_that_are_not_log_probabilities_raise_a_clear_error(value):
+    raw = '{"choices": [{"logprobs": {"token_logprobs": [null, %s], "text_offset": [0, 1]}}]}'
+    with ScriptedServer(lambda path, body: (200, (raw % value).encode(), {})) as server:
+        with pytest.raises(OpenAIPolicyError, match="unusable scores"):
+            _policy(server.url).logprobs(["a"], ["b"])

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MAX_TOKENS = 400
+RECEIVE_TIMEOUT = 3
 LIMITS = [
     "--api-key",
     KEY,
@@ -34,6 +35,8 @@ LIMITS = [
     "30",
     "--connection-timeout",
     "1",
+    "--receive-timeout",
+    str(RECEIVE_TIMEOUT),
     "--max-connections",
     "12",
     "--slice-tokens",
@@ -345,3 +348,290 @@ def test_creditgym_serve_tiny_starts_and_answers_a_request(tmp_path):
         assert isinstance(answer.json()["choices"][0]["message"]["content"], str)
         assert httpx.get(f"{url}/models", timeout=10).json()["data"][0]["id"] == "tiny"
     assert process.poll() is not None  # stopped on exit
+
+
+# ---- values in range, odd wire spellings, slow senders ------------------------------------------
+
+
+def _raw_exchange(url: str, request: bytes, wait: float = 10.0) -> bytes:
+    """Send `request` bytes as they are; everything the server answers until it closes or
+    `wait` seconds pass."""
+    with socket.create_connection((LOOPBACK, _raw_port(url)), timeout=wait) as conn:
+        conn.sendall(request)
+        reply = b""
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline and (chunk := conn.recv(65536)):
+                reply += chunk
+                if b"\r\n\r\n" in reply and b"Content-Length" in reply:
+                    head, _, body = reply.partition(b"\r\n\r\n")
+                    size = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    if len(body) >= size:
+                        break
+        except TimeoutError:
+            pass
+    return reply
+
+
+def _post_head(length: str | bytes, extra: str = "") -> bytes:
+    length = length.encode() if isinstance(length, str) else length
+    return (
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {KEY}\r\n{extra}".encode()
+        + b"Content-Length: "
+        + length
+        + b"\r\n\r\n"
+    )
+
+
+ONE_TOKEN = json.dumps({"prompt": "go", "max_tokens": 1}).encode()
+
+
+def _new_log(log, before: str) -> str:
+    return log.read_text(errors="replace")[len(before) :]
+
+
+@pytest.mark.parametrize("temperature", [1e-30, 1e-45, 1e-300, 5e-324])
+def test_tiny_temperatures_are_answered_with_finite_logprobs(server, temperature):
+    url, _, _ = server
+    body = {"prompt": "go", "max_tokens": 3, "temperature": temperature, "logprobs": 2}
+    answer = _post(url, "/completions", body)
+    assert answer.status_code == 200, answer.text
+    assert all(abs(v) < 1e300 for v in answer.json()["choices"][0]["logprobs"]["token_logprobs"])
+
+
+@pytest.mark.parametrize(
+    "path, raw",
+    [
+        ("/completions", '{"prompt": "\\ud800", "max_tokens": 1}'),
+        ("/completions", '{"prompt": ["go", "take \\udfff key"], "max_tokens": 1}'),
+        ("/completions", '{"prompt": "go\\udc80", "echo": true, "logprobs": 1, "max_tokens": 0}'),
+        ("/chat/completions", '{"messages": [{"role": "user", "content": "\\ud83d"}]}'),
+        (
+            "/chat/completions",
+            '{"messages": [{"role": "user", "content": [{"type": "text", "text": "\\udbff"}]}]}',
+        ),
+    ],
+    ids=["prompt", "prompt-list", "echo", "chat", "chat-parts"],
+)
+def test_lone_surrogates_in_text_get_400_naming_the_field(server, path, raw):
+    url, process, log = server
+    before = log.read_text(errors="replace")
+    answer = httpx.post(
+        f"{url}{path}", content=raw.encode(), headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert "lone surrogate" in answer.json()["error"]["message"]
+    assert "Traceback" not in _new_log(log, before)
+
+
+@pytest.mark.parametrize(
+    "length",
+    [
+        "+{n}",
+        "-{n}",
+        "0x{n:x}",
+        "{n}.0",
+        "1e2",
+        "{n}, {n}",
+        "\u00b2",
+        "\u0663\u0661",
+        "",
+        "9" * 5000,
+    ],
+    ids=[
+        "plus",
+        "minus",
+        "hex",
+        "float",
+        "exponent",
+        "list",
+        "superscript",
+        "arabic",
+        "empty",
+        "huge",
+    ],
+)
+def test_odd_content_length_spellings_get_400_not_500(server, length):
+    url, process, log = server
+    before = log.read_text(errors="replace")
+    spelled = length.format(n=len(ONE_TOKEN))
+    try:  # as one byte where it can be (a header is read as Latin-1: "\xb2" is "²")
+        raw = spelled.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = spelled.encode("utf-8")
+    reply = _raw_exchange(url, _post_head(raw) + ONE_TOKEN)
+    expected = b"413" if len(spelled) > 100 else b"400"
+    assert reply[9:12] == expected, reply[:200]
+    new_log = _new_log(log, before)
+    assert "Traceback" not in new_log, new_log[-2000:]
+    _assert_serving(url)
+
+
+@pytest.mark.parametrize("length", [" {n}", "{n} ", "0{n}", "000{n}", "\t{n}"])
+def test_content_length_with_blanks_or_leading_zeros_is_read(server, length):
+    url, _, _ = server
+    reply = _raw_exchange(url, _post_head(length.format(n=len(ONE_TOKEN))) + ONE_TOKEN)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+
+
+@pytest.mark.parametrize("second", ["{n}", "5", "0"], ids=["same-value", "smaller", "zero"])
+def test_duplicated_content_length_headers_get_400(server, second):
+    url, _, _ = server
+    extra = f"Content-Length: {second.format(n=len(ONE_TOKEN))}\r\n"
+    reply = _raw_exchange(url, _post_head(str(len(ONE_TOKEN)), extra) + ONE_TOKEN)
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:300]
+    assert b"Content-Length headers" in reply
+
+
+@pytest.mark.parametrize("coding", ["chunked", "gzip, chunked", "identity"])
+def test_a_transfer_encoding_gets_400_not_a_smuggled_request(server, coding):
+    url, _, _ = server
+    reply = _raw_exchange(
+        url, _post_head(str(len(ONE_TOKEN)), f"Transfer-Encoding: {coding}\r\n") + ONE_TOKEN
+    )
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:300]
+    assert b"Transfer-Encoding" in reply
+
+
+@pytest.mark.parametrize("sent", [0, 5, len(ONE_TOKEN) - 1])
+def test_a_body_that_stops_short_of_its_content_length_gets_408_and_one_log_line(server, sent):
+    url, _, log = server
+    before = log.read_text(errors="replace")
+    started = time.monotonic()
+    reply = _raw_exchange(url, _post_head(str(len(ONE_TOKEN))) + ONE_TOKEN[:sent])
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
+    assert b"stopped short" in reply
+    assert time.monotonic() - started < 1 + 2  # --connection-timeout 1
+    time.sleep(0.2)
+    new_log = _new_log(log, before)
+    assert "Traceback" not in new_log
+    assert len(new_log.splitlines()) == 1, new_log
+
+
+def _trickle(url: str, head: bytes, trickled: bytes, every: float) -> tuple[bytes, float]:
+    """Send `head` at once, then `trickled` a byte per `every` seconds (bounded by its length)
+    until the server answers or closes; (what it answered, seconds it took)."""
+    started = time.monotonic()
+    reply = b""
+    with socket.create_connection((LOOPBACK, _raw_port(url)), timeout=10) as conn:
+        conn.sendall(head)
+        conn.settimeout(every)
+        for byte in trickled:
+            try:
+                conn.sendall(bytes([byte]))
+                reply = conn.recv(65536)
+                break  # an answer, or b"": the server closed the connection
+            except TimeoutError:
+                continue  # nothing yet: the next byte
+            except OSError:  # reset by the server
+                break
+    return reply, time.monotonic() - started
+
+
+def _slow_request(where: str) -> tuple[bytes, bytes]:
+    """(sent at once, trickled) for a request trickled in its line, its headers or its body."""
+    body = b" " * 200 + ONE_TOKEN
+    head = _post_head(str(len(body)))
+    if where == "request-line":
+        return b"", head + body
+    if where == "headers":
+        return head[:60], head[60:] + body
+    return head, body
+
+
+@pytest.mark.parametrize("where", ["request-line", "headers", "body"])
+def test_a_request_trickled_a_byte_at_a_time_is_cut_at_the_receive_timeout(server, where):
+    url, _, log = server
+    before = log.read_text(errors="replace")
+    head, trickled = _slow_request(where)
+    reply, elapsed = _trickle(url, head, trickled, 0.3)  # each byte within --connection-timeout
+    assert elapsed < RECEIVE_TIMEOUT + 1.5, f"a trickled request held its connection {elapsed:.1f}s"
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    time.sleep(0.2)
+    new_log = _new_log(log, before)
+    assert "Traceback" not in new_log
+    assert len(new_log.splitlines()) <= 1, new_log
+
+
+def test_slow_senders_on_every_connection_do_not_lock_the_server_out(server):
+    url, _, _ = server
+    threads = [
+        threading.Thread(target=_trickle, args=(url, *_slow_request(where), 0.3), daemon=True)
+        for where in ["request-line", "headers", "body"] * 4  # 12: every connection
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(RECEIVE_TIMEOUT + 1.5)  # every trickler has been cut off by now
+    _assert_serving(url)
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def _start_long_generations(url: str, count: int, max_tokens: int) -> list[socket.socket]:
+    """`count` open connections, each asking for `max_tokens` tokens (closed by the caller:
+    the server then drops their generations at the next slice)."""
+    body = json.dumps({"prompt": "go", "max_tokens": max_tokens, "ignore_eos": True}).encode()
+    head = (
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    conns = []
+    for _ in range(count):
+        conn = socket.create_connection((LOOPBACK, _raw_port(url)), timeout=10)
+        conn.sendall(head + body)
+        conns.append(conn)
+    return conns
+
+
+MAX_ACTIVE = 2
+SHORT_BOUND = 3.0  # seconds a 1-token request may take while MAX_ACTIVE long ones run
+
+
+def test_a_short_request_answers_within_seconds_while_max_active_long_ones_run(in_process):
+    url = in_process(max_active=MAX_ACTIVE, slice_tokens=8, max_tokens=100_000, request_timeout=120)
+    longs = _start_long_generations(url, MAX_ACTIVE, 4000)  # each holds a slot for many seconds
+    try:
+        time.sleep(1.0)  # both long generations hold their slots and decode
+        latencies = []
+        for _ in range(3):
+            started = time.monotonic()
+            answer = httpx.post(
+                f"{url}/completions", json={"prompt": "go", "max_tokens": 1}, timeout=60
+            )
+            latencies.append(time.monotonic() - started)
+            assert answer.status_code == 200, answer.text
+        print(f"1-token latency with {MAX_ACTIVE} long generations running: {latencies}")
+        assert max(latencies) < SHORT_BOUND, latencies
+        for conn in longs:  # the long ones were still running: the shorts did not wait for them
+            conn.settimeout(0.01)
+            with pytest.raises(TimeoutError):
+                conn.recv(1)
+    finally:
+        for conn in longs:
+            conn.close()
+
+
+HANG_UPS = {
+    "mid-request-line": lambda head, body: b"POST /v1/comp",
+    "after-request-line": lambda head, body: head.split(b"\r\n")[0] + b"\r\n",
+    "mid-headers": lambda head, body: head[:60],
+    "mid-body": lambda head, body: head + body[:5],
+    "whole-request": lambda head, body: head + body,
+}
+
+
+@pytest.mark.parametrize("stage", list(HANG_UPS))
+def test_each_client_that_hangs_up_costs_at_most_one_log_line(server, stage):
+    url, process, log = server
+    body = json.dumps({"prompt": "go", "max_tokens": MAX_TOKENS, "ignore_eos": True}).encode()
+    before = log.read_text(errors="replace")
+    for _ in range(4):
+        with socket.create_connection((LOOPBACK, _raw_port(url)), timeout=5) as conn:
+            conn.sendall(HANG_UPS[stage](_post_head(str(len(body))), body))
+            time.sleep(0.05)
+    time.sleep(1.5)
+    new_log = _new_log(log, before)
+    assert "Traceback" not in new_log, new_log[-3000:]
+    assert len(new_log.splitlines()) <= 4, new_log
+    assert process.poll() is None

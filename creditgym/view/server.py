@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,9 +35,19 @@ DEFAULT_PORT = 8765
 FILTERS = ("iteration", "outcome", "task_type", "env", "agent", "policy", "q")
 
 
+#: How a client that hung up shows in socket calls.
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+def _log_line(message: str) -> None:
+    stamp = time.strftime("%d/%b/%Y %H:%M:%S")
+    sys.stderr.write(f"creditgym view [{stamp}] {message}\n")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _ViewerServer
     protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle keep-alive connection gives its thread back
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
         if self.server.verbose:
@@ -98,6 +110,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(HTTPStatus.NOT_FOUND, "not found")
         except (KeyError, ValueError) as error:
             self._error(HTTPStatus.BAD_REQUEST, f"bad request: {error}")
+        except CLIENT_GONE:
+            self.close_connection = True  # the client hung up: nothing to answer, nothing to log
+        except Exception as error:  # the viewer outlives any one request; one line, no traceback
+            _log_line(f"{url.path}: {type(error).__name__}: {error}")
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(error).__name__}")
 
 
 class _ViewerServer(ThreadingHTTPServer):
@@ -110,6 +127,12 @@ class _ViewerServer(ThreadingHTTPServer):
         port = self.server_address[1]
         names = {address[0], "127.0.0.1", "localhost", "[::1]"}
         self.allowed_hosts = {f"{name}:{port}".lower() for name in names}
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (or went silent) costs nothing; anything else one line."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, CLIENT_GONE):
+            _log_line(f"{client_address[0]}: {type(error).__name__}: {error}")
 
     @property
     def url(self) -> str:

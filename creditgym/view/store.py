@@ -27,6 +27,79 @@ MAX_PAGE = 500  # episodes per list page at most
 TASK_TEXT_LIMIT = 300  # characters of the task kept in the index for search and the list
 METRICS_FILE = "metrics.jsonl"
 MAX_METRIC_ROWS = 100_000
+#: Longest line read; a longer one is skipped unparsed (an episode record is kilobytes, a
+#: hostile line could be gigabytes).
+MAX_LINE_BYTES = 8 * 1024 * 1024
+#: Deepest nesting of a record's lists and objects; a deeper one is skipped (the page, the
+#: export and `jsonable` walk records recursively).
+MAX_DEPTH = 64
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests lists and objects more than `limit` levels (iteratively: no
+    recursion of our own on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def record_problem(record: Any) -> str | None:
+    """Why a parsed line is not an episode record the viewer can show, or None.
+
+    The fields the list sorts, filters and counts on must have their types (an iteration
+    that is a list, or a string in one record and a number in the next, would break sorting
+    for every episode), and turns must be objects.
+    """
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    turns = record.get("turns")
+    if not isinstance(turns, list) or not all(isinstance(turn, dict) for turn in turns):
+        return "'turns' is not a list of objects"
+    iteration = record.get("iteration")
+    if iteration is not None and not (isinstance(iteration, int) and _is_number(iteration)):
+        return f"'iteration' is {type(iteration).__name__}, not an integer"
+    for key in ("return", "length"):
+        if record.get(key) is not None and not _is_number(record[key]):
+            return f"'{key}' is {type(record[key]).__name__}, not a number"
+    for key in ("success", "failed"):
+        if record.get(key) is not None and not isinstance(record[key], bool):
+            return f"'{key}' is {type(record[key]).__name__}, not true or false"
+    if _too_deep(record):
+        return f"nested more than {MAX_DEPTH} levels deep"
+    return None
+
+
+def read_lines(f: Any, limit: int = MAX_LINE_BYTES) -> Any:
+    """The lines of binary file `f` as ``(line, skipped)``: a line over `limit` bytes comes
+    back as ``(b"", its length)`` after being read past in pieces, never held whole. A last
+    line without its newline is returned as it is (the caller decides what a torn line is)."""
+    while True:
+        line = f.readline(limit + 1)
+        if len(line) <= limit or line.endswith(b"\n"):
+            if not line:
+                return
+            yield line, 0
+            continue
+        skipped = len(line)
+        while not line.endswith(b"\n"):
+            line = f.readline(1 << 20)
+            if not line:
+                break
+            skipped += len(line)
+        yield b"", skipped
 
 
 def episode_summary(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +210,7 @@ class EpisodeStore:
         self._entries: list[_Entry] = []
         self.bad_lines = self.unknown_version = 0
         self.bad_examples = []
+        self.bad_metric_rows = 0
         self.torn_tail = False
 
     # ---- indexing ----------------------------------------------------------------------------
@@ -162,7 +236,12 @@ class EpisodeStore:
     def _index_file(self, number: int, state: _Indexed) -> None:
         with state.path.open("rb") as f:
             f.seek(state.offset)
-            for line in f:
+            for line, skipped in read_lines(f):
+                if skipped:
+                    state.line += 1
+                    state.offset += skipped
+                    self._skip(state, f"longer than {MAX_LINE_BYTES // (1 << 20)} MiB")
+                    continue
                 if not line.endswith(b"\n"):  # torn or still being written: not yet
                     self.torn_tail = True
                     break
@@ -170,17 +249,25 @@ class EpisodeStore:
                 self._index_line(number, state, line)
                 state.offset += len(line)
 
+    def _skip(self, state: _Indexed, why: str) -> None:
+        self.bad_lines += 1
+        if len(self.bad_examples) < 5:
+            self.bad_examples.append(f"{state.path.name} line {state.line}: {why}")
+
     def _index_line(self, number: int, state: _Indexed, line: bytes) -> None:
         if not line.strip():
             return
         try:
             record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or not isinstance(record.get("turns"), list):
-            self.bad_lines += 1
-            if len(self.bad_examples) < 5:
-                self.bad_examples.append(f"{state.path.name} line {state.line}")
+        except RecursionError:
+            self._skip(state, "JSON nested too deeply to read")
+            return
+        except ValueError as error:  # invalid UTF-8 is a ValueError too
+            self._skip(state, f"not JSON ({type(error).__name__})")
+            return
+        problem = record_problem(record)
+        if problem is not None:
+            self._skip(state, problem)
             return
         if record.get("schema_version") != SCHEMA_VERSION:
             self.unknown_version += 1
@@ -192,13 +279,19 @@ class EpisodeStore:
     def overview(self) -> dict[str, Any]:
         """Counts, the values each filter can take, and notices about skipped lines."""
         self.refresh()
+        self.metrics()  # counts its bad lines
         with self._lock:
             summaries = [entry.summary for entry in self._entries]
             notices = []
             if self.bad_lines:
                 notices.append(
                     f"{self.bad_lines} line(s) were not episode records and were skipped "
-                    f"(first: {', '.join(self.bad_examples)})"
+                    f"(first: {'; '.join(self.bad_examples)})"
+                )
+            if self.bad_metric_rows:
+                notices.append(
+                    f"{self.bad_metric_rows} line(s) of {METRICS_FILE} were not rows of numbers "
+                    "and were skipped"
                 )
             if self.unknown_version:
                 notices.append(
@@ -250,7 +343,13 @@ class EpisodeStore:
             path = self._indexed[entry.file].path
         with path.open("rb") as f:
             f.seek(entry.offset)
-            record = json.loads(f.read(entry.size))
+            line = f.read(entry.size)
+        try:  # indexed as a good record; the file may have been rewritten since
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            record = None
+        if record_problem(record) is not None:
+            raise KeyError(f"episode {episode_id} changed on disk; reload the page")
         return {"id": episode_id, **record}
 
     def group(self, episode_id: int) -> list[dict[str, Any]]:
@@ -272,18 +371,36 @@ class EpisodeStore:
         """The rows of ``metrics.jsonl`` (bad lines skipped), or [] when there is none."""
         if self.metrics_path is None or not self.metrics_path.is_file():
             return []
-        rows = []
+        rows, bad = [], 0
         with self.metrics_path.open("rb") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:
+            for line, skipped in read_lines(f):
+                row = None if skipped else _metric_row(line)
+                if row is None:
+                    bad += bool(skipped or line.strip())
                     continue
-                if isinstance(row, dict):
-                    rows.append(row)
+                rows.append(row)
                 if len(rows) >= MAX_METRIC_ROWS:
                     break
+        with self._lock:
+            self.bad_metric_rows = bad
         return rows
+
+
+def _metric_row(line: bytes) -> dict[str, Any] | None:
+    """One row of ``metrics.jsonl``: an object of numbers (strings, booleans and nulls kept),
+    with an integer ``iteration`` if any; None for anything else."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(row, dict):
+        return None
+    if not all(value is None or isinstance(value, (str, int, float)) for value in row.values()):
+        return None
+    iteration = row.get("iteration")
+    if iteration is not None and (isinstance(iteration, bool) or not isinstance(iteration, int)):
+        return None
+    return row
 
 
 def _stat(path: Path) -> tuple[int, int]:

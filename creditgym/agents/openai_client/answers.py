@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BadLogprob",
     "MalformedAnswer",
     "NonFiniteLogprob",
     "preview",
@@ -27,13 +28,40 @@ class MalformedAnswer(Exception):
     """The server answered JSON without the fields the OpenAI API promises."""
 
 
-class NonFiniteLogprob(MalformedAnswer):
+class BadLogprob(MalformedAnswer):
+    """A log-prob in the answer is there but is not a log-probability (positive, not a number)."""
+
+
+class NonFiniteLogprob(BadLogprob):
     """A log-prob in the answer is NaN or infinite (JSON parsers accept both)."""
 
 
-def _finite(values: list[float]) -> list[float]:
-    if not all(math.isfinite(value) for value in values):
-        raise NonFiniteLogprob(f"a token log-prob is not a finite number: {values[:8]}")
+#: How far above 0 a log-prob may be and still count as 0 (float rounding in servers).
+_LOGPROB_SLACK = 1e-4
+
+
+def _logprob(value: Any) -> float:
+    """One token log-prob from an answer: a JSON number <= 0 (a little above 0 is rounding,
+    read as 0). Booleans, strings, numbers too large for a float, NaN, infinities and
+    positive values are not log-probabilities: `MalformedAnswer`, never another exception."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadLogprob(f"a token log-prob is {type(value).__name__} {value!r:.40}, not a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        raise NonFiniteLogprob(
+            "a token log-prob is an integer too large for a float, not a finite number"
+        ) from None
+    if not math.isfinite(number):
+        raise NonFiniteLogprob(f"a token log-prob is not a finite number: {number}")
+    if number > _LOGPROB_SLACK:
+        raise BadLogprob(f"a token log-prob is {number:g}, above 0: not a log-probability")
+    return min(number, 0.0)
+
+
+def _logprob_list(values: Any, where: str) -> list[Any]:
+    if not isinstance(values, list):
+        raise MalformedAnswer(f"{where} is {type(values).__name__}, not a list")
     return values
 
 
@@ -74,23 +102,20 @@ def read_choice(answer: Any, chat: bool) -> tuple[str, list[float]]:
     if not isinstance(text, str):
         raise MalformedAnswer(f"the choice's text is {type(text).__name__}, not a string")
     logprobs = _optional(choice, "logprobs")
-    try:
-        if chat:
-            values = [
-                float(read_field(token, "logprob"))
-                for token in _optional(logprobs, "content") or []
-            ]
-        else:
-            values = [float(value) for value in _optional(logprobs, "token_logprobs") or []]
-    except (TypeError, ValueError):
-        raise MalformedAnswer("a token log-prob is not a number") from None
-    return text, _finite(values)
+    if chat:
+        tokens = _logprob_list(_optional(logprobs, "content") or [], "logprobs.content")
+        values = [_logprob(read_field(token, "logprob")) for token in tokens]
+    else:
+        tokens = _optional(logprobs, "token_logprobs") or []
+        values = [_logprob(value) for value in _logprob_list(tokens, "logprobs.token_logprobs")]
+    return text, values
 
 
 def continuation_logprobs(answer: Any, prompt_chars: int) -> np.ndarray:
     """Log-probs of the echoed tokens that start at or after character `prompt_chars`."""
     logprobs = read_field(answer, "choices", 0, "logprobs")
     values = read_field(logprobs, "token_logprobs")
+    values = _logprob_list(values, "logprobs.token_logprobs")
     offsets = _optional(logprobs, "text_offset")
     try:
         if offsets is None:  # rebuild offsets from the token strings
@@ -101,6 +126,6 @@ def continuation_logprobs(answer: Any, prompt_chars: int) -> np.ndarray:
         kept = [value for offset, value in zip(offsets, values) if offset >= prompt_chars]
         if any(value is None for value in kept):
             raise MalformedAnswer("a continuation token has no log-prob (null)")
-        return np.asarray(_finite([float(value) for value in kept]), dtype=np.float32)
+        return np.asarray([_logprob(value) for value in kept], dtype=np.float32)
     except (TypeError, ValueError) as error:
         raise MalformedAnswer(f"unreadable token_logprobs or text_offset ({error})") from None

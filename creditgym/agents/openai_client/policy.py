@@ -14,13 +14,15 @@ broken server cannot hang it or fill its memory):
   would never trip them; a watchdog shuts the connection's socket when the deadline passes;
 * connection errors, 408, 429 and 5xx are retried, at most `max_retries` times and only while
   time is left, with exponential back-off and jitter (``backoff * 2**attempt * uniform(1,
-  1.5)``); a ``Retry-After`` header is honoured when it fits in the time left (and is at most
-  ``_MAX_RETRY_AFTER`` seconds), otherwise the request fails at once instead of waiting;
+  1.5)``); a ``Retry-After`` header (whole seconds or an HTTP date; any other spelling is
+  ignored) is honoured when it fits in the time left (and is at most ``_MAX_RETRY_AFTER``
+  seconds), otherwise the request fails at once instead of waiting;
 * answers are read while streaming up to `max_response_bytes` (after gzip/deflate decoding,
   which is done here in bounded steps, so a gzip bomb is stopped while it inflates);
 * anything else that goes wrong (a 4xx, an answer too large, not JSON, nested deeper than the
-  JSON parser's recursion limit, lacking the fields we read, or with a NaN / infinite
-  log-prob) is not retried;
+  JSON parser's recursion limit, lacking the fields we read, or with a log-prob that is not a
+  finite number <= 0: NaN, infinite, positive, a boolean, a string, an integer too large for
+  a float) is not retried;
 * a request that still fails gives a `Generation` with empty text and `error` saying which URL
   failed and how, so the rollout records an invalid turn; ``strict=True`` raises
   `OpenAIPolicyError` instead.
@@ -33,9 +35,13 @@ evaluation and judging, not for a token-level policy-gradient update.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
+import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,8 +54,8 @@ import numpy as np
 
 from creditgym.agents.base import Generation
 from creditgym.agents.openai_client.answers import (
+    BadLogprob,
     MalformedAnswer,
-    NonFiniteLogprob,
     continuation_logprobs,
     preview,
     read_choice,
@@ -68,6 +74,8 @@ T = TypeVar("T")
 
 _MAX_RETRY_AFTER = 30.0
 _DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: RFC 9110's ``delay-seconds``: ASCII digits only.
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 _RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
@@ -411,7 +419,7 @@ class OpenAIPolicy:
             raise OpenAIPolicyError(str(error)) from None
         try:
             return continuation_logprobs(answer, len(prompt))
-        except NonFiniteLogprob as error:
+        except BadLogprob as error:
             raise OpenAIPolicyError(f"POST {url} answered unusable scores: {error}") from None
         except MalformedAnswer as error:
             raise NotImplementedError(
@@ -440,8 +448,25 @@ class OpenAIPolicy:
 
 
 def _retry_after(header: str | None) -> float | None:
-    """Seconds from a ``Retry-After: <seconds>`` header, capped; None when absent or a date."""
-    try:
-        return min(max(float(header), 0.0), _MAX_RETRY_AFTER) if header else None
-    except ValueError:
+    """Seconds a ``Retry-After`` header asks for, in [0, `_MAX_RETRY_AFTER`]; None when it is
+    absent or unreadable (the back-off is used then).
+
+    RFC 9110 allows ``<digits>`` or an HTTP date. Anything else (``nan``, ``inf``, ``-5``,
+    ``1e3``, ``1_0``, garbage) is ignored rather than trusted: a hostile server must not make
+    the client raise or sleep past its deadline.
+    """
+    if header is None:
         return None
+    text = header.strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        # compared as text: int() of thousands of digits raises (Python's digit limit)
+        digits = text.lstrip("0") or "0"
+        return float(min(int(digits), _MAX_RETRY_AFTER)) if len(digits) < 6 else _MAX_RETRY_AFTER
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a date without a zone is read as UTC
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER) if math.isfinite(seconds) else None

@@ -6,7 +6,10 @@ a FIFO queue (`FairTurns`), so four short requests that arrive while a long one 
 answered after a few of its slices, not after all of them. Each request carries a deadline
 (a `time.monotonic` value): waiting for a turn or a decoding slot, and decoding itself, stop
 with `DeadlinePassed` when it is over, and a `cancelled()` callback (the client hung up) stops
-a generation between slices. At most `max_active` generations hold a KV cache at once.
+a generation between slices. At most `max_active` generations hold a KV cache at once; when
+more wait, running ones take turns with them (`FairSlots`: a generation gives its cache up
+between slices and re-reads its tokens when its slot comes back), so no number of long
+generations locks a short request out.
 
 Sampling is `HFPolicy`'s: log-probs are ``log_softmax(logits / temperature)`` (temperature 1
 for greedy), nucleus filtering drops a token once the mass of the likelier ones reaches
@@ -26,7 +29,26 @@ from typing import Any
 
 import torch
 
-__all__ = ["ClientGone", "DeadlinePassed", "Decoding", "Engine", "FairTurns"]
+__all__ = [
+    "MIN_TEMPERATURE",
+    "ClientGone",
+    "DeadlinePassed",
+    "Decoding",
+    "Engine",
+    "FairSlots",
+    "FairTurns",
+    "sampling_temperature",
+]
+
+#: The smallest temperature sampled at; a smaller positive one is raised to it. Logits divided
+#: by 1e-300 overflow float32 to inf and the draw fails, while at 1e-4 the draw is already
+#: greedy for any logit gap over about 1e-3, and the log-probs stay finite.
+MIN_TEMPERATURE = 1e-4
+
+
+def sampling_temperature(temperature: float) -> float:
+    """The temperature decoding uses: 0 (greedy) stays 0, tiny ones become `MIN_TEMPERATURE`."""
+    return 0.0 if temperature == 0 else max(float(temperature), MIN_TEMPERATURE)
 
 
 class DeadlinePassed(Exception):
@@ -71,6 +93,47 @@ class FairTurns:
             with self._condition:
                 self._held = False
                 self._condition.notify_all()
+
+
+class FairSlots:
+    """`capacity` decoding slots (each a KV cache in memory) handed out first come, first
+    served; `wanted()` tells a holder that someone is waiting for one, so it can give its slot
+    up between slices instead of keeping it for its whole generation."""
+
+    def __init__(self, capacity: int) -> None:
+        self._condition = threading.Condition()
+        self._free = max(int(capacity), 1)
+        self._queue: deque[object] = deque()
+
+    def acquire(self, deadline: float) -> None:
+        """Take a slot; raises `DeadlinePassed` if the wait outlasts `deadline`."""
+        ticket = object()
+        with self._condition:
+            self._queue.append(ticket)
+            try:
+                while self._free == 0 or self._queue[0] is not ticket:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise DeadlinePassed(
+                            "the request's deadline passed waiting for a decoding slot"
+                        )
+                    self._condition.wait(left)
+            except BaseException:
+                self._queue.remove(ticket)
+                self._condition.notify_all()
+                raise
+            self._queue.popleft()
+            self._free -= 1
+            self._condition.notify_all()  # the next in line may find a slot free too
+
+    def release(self) -> None:
+        with self._condition:
+            self._free += 1
+            self._condition.notify_all()
+
+    def wanted(self) -> bool:
+        """Whether a request is waiting for a slot."""
+        return bool(self._queue)
 
 
 @dataclass(frozen=True)
@@ -128,7 +191,7 @@ class Engine:
         self.generator = generator
         self.slice_tokens = max(int(slice_tokens), 1)
         self.turns = FairTurns()
-        self._slots = threading.BoundedSemaphore(max(int(max_active), 1))
+        self._slots = FairSlots(max_active)
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # transformers >= 5.2x renamed `past_key_values` to `cache` (the old name warns)
         self._cache_argument = (
@@ -151,30 +214,45 @@ class Engine:
         """Decode after `prompt_ids`, one slice per turn, until a stop token, `max_tokens`, or
         `should_stop(token_ids)` (checked under the turn after each slice; stop strings).
 
+        At most `max_active` generations hold a KV cache at once. When more are waiting, a
+        generation that has decoded a slice since it got its slot gives the slot up (and its
+        cache) and queues again; with its slot back it re-reads its prompt and tokens in one
+        forward pass. So a request that arrives while `max_active` long ones run waits a few
+        slices, not for a long generation to end.
+
         Raises `DeadlinePassed` or `ClientGone`; the KV cache is dropped either way.
         """
-        if not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
-            raise DeadlinePassed("the request's deadline passed waiting for a decoding slot")
+        state = Decoded()
+        holding = False
         try:
-            state = Decoded()
             while not state.done:
+                if not holding:
+                    self._slots.acquire(deadline)
+                    holding, decoded_slices = True, 0
                 with self.turns.turn(deadline):
                     if cancelled():
                         raise ClientGone("the client closed the connection")
+                    prefill = state.cache is None
                     self._decode_slice(prompt_ids, decoding, state, deadline)
                     if not state.done and should_stop is not None:
                         state.done = should_stop(state.token_ids)
+                decoded_slices += 0 if prefill else 1
+                if not state.done and decoded_slices and self._slots.wanted():
+                    state.cache = state.next_logits = None  # re-read when the slot comes back
+                    self._slots.release()
+                    holding = False
             state.cache = state.next_logits = None
             return state
         finally:
-            self._slots.release()
+            if holding:
+                self._slots.release()
 
     @torch.no_grad()
     def _decode_slice(
         self, prompt_ids: list[int], decoding: Decoding, state: Decoded, deadline: float
     ) -> None:
-        if state.cache is None:  # the prompt's prefill is a slice of its own
-            self._forward(prompt_ids, state)
+        if state.cache is None:  # the prefill (after a preemption: and the tokens so far) is
+            self._forward(prompt_ids + state.token_ids, state)  # a slice of its own
             return
         for _ in range(self.slice_tokens):
             if time.monotonic() > deadline:

@@ -5,7 +5,9 @@ endpoint with a deadline (see `creditgym.agents.serve.server` for the API and th
 from __future__ import annotations
 
 import hmac
+import io
 import json
+import re
 import select
 import socket
 import sys
@@ -24,6 +26,57 @@ __all__ = ["BoundedHTTPServer", "RequestContext", "handler_class"]
 
 #: How a client that hung up shows in socket calls.
 CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ClientGone)
+
+#: RFC 9112's Content-Length: ASCII digits only (no sign, no "0x", no other scripts' digits).
+_DIGITS = re.compile(r"[0-9]+")
+
+#: More significant digits than this is more than any --max-body-bytes (and than int() reads
+#: quickly: Python refuses to convert strings of over 4300 digits).
+_MAX_LENGTH_DIGITS = 18
+
+
+class ReceiveDeadline(io.RawIOBase):
+    """A connection's socket as a raw stream whose reads stop at a deadline per request.
+
+    Between requests a read waits at most `idle_timeout` seconds (the connection timeout).
+    The first byte of a request starts a clock: from then on the request's line, headers and
+    body must all arrive within `receive_timeout` seconds, however they are trickled (a
+    per-read timeout alone lets a client sending a byte a second hold its connection, and its
+    thread, forever). `TimeoutError` when either runs out.
+    """
+
+    def __init__(self, sock: socket.socket, idle_timeout: float, receive_timeout: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self.idle_timeout = idle_timeout
+        self.receive_timeout = receive_timeout
+        self.deadline: float | None = None
+        self.hung_up = False  # a read found the client's end closed
+
+    def readable(self) -> bool:
+        return True
+
+    def next_request(self) -> None:
+        """The next byte read starts a new request's clock."""
+        self.deadline = None
+
+    def readinto(self, buffer: Any) -> int:
+        wait = self.idle_timeout
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError(
+                    f"the request did not arrive within --receive-timeout={self.receive_timeout:g}s"
+                )
+        self._sock.settimeout(wait)
+        try:
+            count = self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self.idle_timeout)  # writes keep the connection's timeout
+        self.hung_up = self.hung_up or count == 0
+        if count and self.deadline is None:
+            self.deadline = time.monotonic() + self.receive_timeout
+        return count
 
 
 class RequestContext:
@@ -111,6 +164,49 @@ def handler_class(
         server_version = "creditgym"
         timeout = limits.connection_timeout  # idle connections give their thread back
 
+        def version_string(self) -> str:
+            return self.server_version  # the Server header names no Python version
+
+        def setup(self) -> None:
+            super().setup()
+            self._receiving = ReceiveDeadline(
+                self.connection, limits.connection_timeout, limits.receive_timeout
+            )
+            self.rfile = io.BufferedReader(self._receiving, 1 << 16)
+
+        def handle_one_request(self) -> None:
+            self._receiving.next_request()
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            """The request line and headers; 408 when they outlast the receive deadline, and
+            nothing but one log line when the client hung up before sending them whole."""
+            self._body_read = False
+            if self._receiving.hung_up and not self.raw_requestline.endswith(b"\n"):
+                return self._hung_up("in its request line")
+            try:
+                parsed = super().parse_request()
+            except TimeoutError as error:
+                self.close_connection = True
+                self._send(
+                    408,
+                    error_body(f"{error}; send the whole request at once", "invalid_request_error"),
+                )
+                return False
+            if parsed and self._receiving.hung_up:  # the headers ended at EOF, not a blank line
+                return self._hung_up("in its headers")
+            return parsed
+
+        def _hung_up(self, where: str) -> bool:
+            self.close_connection = True
+            _quiet_line(f"{self.client_address[0]}: client went away {where}")
+            return False
+
+        def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+            if format.startswith("code %d"):
+                return  # send_error's status: the access line that follows logs it
+            super().log_error(format, *args)
+
         def do_GET(self) -> None:
             self._dispatch("GET")
 
@@ -170,13 +266,33 @@ def handler_class(
                     code="invalid_api_key",
                 )
 
-        def _read_json(self, deadline: float) -> dict[str, Any]:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
+        def _content_length(self) -> int:
+            """The body's size from its one Content-Length header (RFC 9112: ASCII digits);
+            400 for any other spelling, a second Content-Length or a Transfer-Encoding."""
+            if self.headers.get("Transfer-Encoding") is not None:
+                raise BadRequest(
+                    "Transfer-Encoding (a chunked body) is not supported: send the body with a "
+                    "Content-Length header"
+                )
+            values = self.headers.get_all("Content-Length") or []
+            if not values:
                 raise BadRequest(
                     "the request needs a Content-Length header and a JSON body", status=411
                 )
-            size = int(length)
+            if len(values) > 1:
+                raise BadRequest(
+                    f"the request has {len(values)} Content-Length headers; send exactly one"
+                )
+            text = values[0].strip(" \t")
+            if not _DIGITS.fullmatch(text):
+                raise BadRequest(
+                    f"Content-Length must be a number of bytes in ASCII digits, got {text[:40]!r}"
+                )
+            digits = text.lstrip("0") or "0"
+            return int(digits) if len(digits) <= _MAX_LENGTH_DIGITS else limits.max_body_bytes + 1
+
+        def _read_json(self, deadline: float) -> dict[str, Any]:
+            size = self._content_length()
             if size > limits.max_body_bytes:
                 raise BadRequest(
                     f"the body is {size} bytes; this server accepts at most "
@@ -184,13 +300,20 @@ def handler_class(
                     status=413,
                 )
             raw = bytearray()
-            while len(raw) < size:  # each read waits at most --connection-timeout
-                chunk = self.rfile.read1(min(size - len(raw), 1 << 16))
-                if not chunk:
-                    raise ConnectionResetError("the client closed the connection mid-body")
-                raw += chunk
-                if time.monotonic() > deadline:
-                    raise BadRequest("the body arrived too slowly", status=408)
+            try:
+                while len(raw) < size:  # each read stops at the request's receive deadline
+                    chunk = self.rfile.read1(min(size - len(raw), 1 << 16))
+                    if not chunk:
+                        raise ConnectionResetError("the client closed the connection mid-body")
+                    raw += chunk
+                    if time.monotonic() > deadline:
+                        raise BadRequest("the body arrived too slowly", status=408)
+            except TimeoutError as error:
+                raise BadRequest(
+                    f"the body stopped short of its Content-Length: {len(raw)} of {size} bytes "
+                    f"arrived ({error})",
+                    status=408,
+                ) from None
             self._body_read = True
             try:
                 body = json.loads(raw)

@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "MAX_TOP_LOGPROBS",
+    "MAX_STOPS",
     "BadRequest",
     "Choice",
     "Sampling",
@@ -18,10 +19,14 @@ __all__ = [
     "read_integer",
     "read_sampling",
     "render_messages",
+    "unicode_text",
     "usage",
 ]
 
 MAX_TOP_LOGPROBS = 20
+
+#: Most stop strings per request (OpenAI allows 4): each is looked for after every slice.
+MAX_STOPS = 16
 
 
 class BadRequest(Exception):
@@ -54,7 +59,7 @@ def _number(body: dict[str, Any], name: str, default: float, low: float, high: f
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise BadRequest(f"'{name}' must be a number in [{low}, {high}], got {value!r}", name)
+        raise BadRequest(f"'{name}' must be a number in [{low}, {high}], got {value!r:.200}", name)
     return float(value)
 
 
@@ -71,7 +76,7 @@ def read_integer(
         or (high is not None and value > high)
     ):
         bound = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise BadRequest(f"'{name}' must be {bound}, got {value!r}", name)
+        raise BadRequest(f"'{name}' must be {bound}, got {value!r:.200}", name)
     return value
 
 
@@ -96,7 +101,12 @@ def read_sampling(
         isinstance(stop, list) and all(isinstance(s, str) and s for s in stop)
     ):
         raise BadRequest(
-            f"'stop' must be a non-empty string or a list of them, got {body['stop']!r}", "stop"
+            f"'stop' must be a non-empty string or a list of them, got {body['stop']!r:.200}",
+            "stop",
+        )
+    if stop is not None and len(stop) > MAX_STOPS:
+        raise BadRequest(
+            f"'stop' lists {len(stop)} strings; at most {MAX_STOPS} are allowed", "stop"
         )
     ignore_eos = body.get("ignore_eos", False)
     if not isinstance(ignore_eos, bool):
@@ -110,6 +120,20 @@ def read_sampling(
         seed=read_integer(body, "seed", None, -(2**63), 2**63 - 1),
         top_logprobs=top_logprobs,
     )
+
+
+def unicode_text(text: str, param: str) -> str:
+    """`text` if it is valid Unicode; JSON's ``\\ud800`` escapes can give a lone surrogate,
+    which no tokenizer can encode: a 400 naming where it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise BadRequest(
+            f"'{param}' is not valid Unicode: it holds a lone surrogate "
+            f"({text[error.start]!r}) at character {error.start}; send UTF-8 text",
+            param,
+        ) from None
+    return text
 
 
 def _message_text(message: Any, index: int) -> tuple[str, str]:

@@ -16,6 +16,9 @@ __all__ = ["API_KEY_ENV", "ServerLimits", "add_server_arguments", "limits_from_a
 #: command line is visible to every user of the machine through ``ps``).
 API_KEY_ENV = "CREDITGYM_API_KEY"
 
+#: Timeouts at or past this many seconds are refused (a socket cannot wait that long).
+_FOREVER = 1e9
+
 
 @dataclass(frozen=True)
 class ServerLimits:
@@ -31,6 +34,9 @@ class ServerLimits:
             model, and generating, stop there with 503.
         connection_timeout: seconds a connection may sit idle (between requests, or in the
             middle of sending one) before the server closes it and frees its thread.
+        receive_timeout: seconds from a request's first byte until its line, headers and
+            body have all arrived (408 after that), so a client trickling a byte a second
+            cannot hold a connection however it paces its bytes.
         max_connections: open connections served at once; more are answered 503 and closed.
         max_active: generations holding a KV cache at once; more wait for a slot.
         slice_tokens: tokens one request decodes before the next waiting request gets the
@@ -45,6 +51,7 @@ class ServerLimits:
     max_body_bytes: int = 1024 * 1024
     request_timeout: float = 120.0
     connection_timeout: float = 30.0
+    receive_timeout: float = 20.0
     max_connections: int = 64
     max_active: int = 8
     slice_tokens: int = 16
@@ -63,9 +70,11 @@ class ServerLimits:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("request_timeout", "connection_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        for name in ("request_timeout", "connection_timeout", "receive_timeout"):
+            if not 0 < getattr(self, name) < _FOREVER:  # nan and inf fail too
+                raise ValueError(
+                    f"{name} must be > 0 seconds and finite, got {getattr(self, name)}"
+                )
         if self.api_key is not None and not self.api_key:
             raise ValueError("api_key must not be empty; leave it unset to serve without one")
 
@@ -131,6 +140,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a connection may stay idle before it is closed",
     )
     limits.add_argument(
+        "--receive-timeout",
+        type=float,
+        default=defaults.receive_timeout,
+        help="seconds from a request's first byte until all of it has arrived; slower gets 408",
+    )
+    limits.add_argument(
         "--max-connections",
         type=int,
         default=defaults.max_connections,
@@ -160,6 +175,7 @@ def limits_from_args(args: argparse.Namespace) -> ServerLimits:
         max_body_bytes=args.max_body_bytes,
         request_timeout=args.request_timeout,
         connection_timeout=args.connection_timeout,
+        receive_timeout=args.receive_timeout,
         max_connections=args.max_connections,
         max_active=args.max_active,
         slice_tokens=args.slice_tokens,

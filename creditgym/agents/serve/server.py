@@ -20,8 +20,9 @@ Endpoints (the subset of the OpenAI API agents and evaluators use):
 Limits (`ServerLimits`, set by command-line options) bound what any one client can cost:
 ``max_tokens`` above ``--max-tokens`` (or past the model's context) is lowered to it; a prompt
 over ``--max-prompt-tokens`` gets 400 and a body over ``--max-body-bytes`` 413; a request gets
-``--request-timeout`` seconds from arrival to answer (503 after that); a connection idle for
-``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served at once
+``--request-timeout`` seconds from arrival to answer (503 after that); its line, headers and
+body must arrive within ``--receive-timeout`` seconds of its first byte (408); a connection
+idle for ``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served at once
 (503 beyond). JSON nested past the parser's recursion limit gets 400. With ``--api-key`` (or
 ``$CREDITGYM_API_KEY``) every request needs ``Authorization: Bearer <key>`` (401 otherwise).
 The default bind address is 127.0.0.1.
@@ -29,7 +30,9 @@ The default bind address is 127.0.0.1.
 Scheduling: the HTTP layer is a `ThreadingHTTPServer` (one thread per connection); the model
 runs one forward pass at a time, and a generation decodes ``--slice-tokens`` tokens per turn
 before the next waiting request gets the model (`creditgym.agents.serve.engine`), so a long
-generation slows short ones down instead of locking them out. A client that hangs up mid-way
+generation slows short ones down instead of locking them out; with ``--max-active``
+generations running, a waiting one gets a running one's slot between slices (the preempted
+one re-reads its tokens when its turn comes back). A client that hangs up mid-way
 stops its generation at the next slice and is logged as one line. Bad requests get a 400 with
 an OpenAI-style error body; an unexpected failure gets a 500 and the server keeps serving.
 
@@ -52,7 +55,7 @@ from typing import Any
 import torch
 
 from creditgym.agents.protocols import TrainablePolicy
-from creditgym.agents.serve.engine import Decoded, Decoding, Engine
+from creditgym.agents.serve.engine import Decoded, Decoding, Engine, sampling_temperature
 from creditgym.agents.serve.http import BoundedHTTPServer, RequestContext, handler_class
 from creditgym.agents.serve.openai_format import (
     MAX_TOP_LOGPROBS,
@@ -64,6 +67,7 @@ from creditgym.agents.serve.openai_format import (
     read_integer,
     read_sampling,
     render_messages,
+    unicode_text,
     usage,
 )
 from creditgym.agents.serve.options import ServerLimits, add_server_arguments, limits_from_args
@@ -233,6 +237,7 @@ class PolicyServer:
 
     def _prompt_ids(self, text: str, param: str = "prompt") -> list[int]:
         """Token ids of a prompt; 400 if it is longer than ``--max-prompt-tokens``."""
+        unicode_text(text, param)
         cap = self.limits.max_prompt_tokens
         if len(text) > cap * _CHARS_PER_TOKEN_BOUND:
             head = self.tokenizer(text[: cap * _CHARS_PER_TOKEN_BOUND])["input_ids"]
@@ -267,7 +272,7 @@ class PolicyServer:
             )
             decoding = Decoding(
                 max_tokens=max(1, min(sampling.max_tokens, self.limits.max_tokens, room)),
-                temperature=sampling.temperature,
+                temperature=sampling_temperature(sampling.temperature),
                 top_p=sampling.top_p,
                 top_logprobs=sampling.top_logprobs or 0,
                 ignore_eos=sampling.ignore_eos,
@@ -290,7 +295,12 @@ class PolicyServer:
 
     def _stop_check(self, stops: Sequence[str]) -> Callable[[list[int]], bool]:
         """Whether a generation so far contains a stop string (checked between slices)."""
-        return lambda ids: any(stop in self._decode(ids) for stop in stops)
+
+        def should_stop(ids: list[int]) -> bool:
+            text = self._decode(ids)  # once per check, not once per stop string
+            return any(stop in text for stop in stops)
+
+        return should_stop
 
     def _choice(self, decoded: Decoded, prompt_tokens: int, sampling: Sampling) -> Choice:
         ids, logprobs = list(decoded.token_ids), list(decoded.logprobs)

@@ -27,6 +27,7 @@ from pettingzoo import ParallelEnv
 
 from creditgym.envs import info as keys
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
 
 __all__ = [
@@ -140,6 +141,7 @@ class CoopHouseholdEnv(ParallelEnv):
     # ---- the world -------------------------------------------------------------------------
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         rng = random.Random(seed)
         kinds = rng.sample(RECEPTACLES, self.n_receptacles)
         self.places = [f"{kind} 1" for kind in kinds]

@@ -23,6 +23,7 @@ from pettingzoo import ParallelEnv
 from creditgym.envs import info as keys
 from creditgym.envs.coop.env import bad_actions_message, normalise_action
 from creditgym.envs.optional import require
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
 
 __all__ = ["TextSpreadEnv", "SPREAD_STATE_DOC", "spread_factors"]
@@ -168,6 +169,7 @@ class TextSpreadEnv(ParallelEnv):
         }
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         self._env.reset(seed=seed)
         self.agents = list(self._env.agents)
         self._return = 0.0

@@ -14,6 +14,7 @@ from creditgym.envs.household.factors import STATE_DOC
 from creditgym.envs.household.tasks import TASK_TYPES, HouseholdTask, TaskConfig, generate_task
 from creditgym.envs.household.world import World
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
 
 __all__ = ["HouseholdEnv"]
@@ -188,6 +189,7 @@ class HouseholdEnv(gym.Env[str, str]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         super().reset(seed=seed)
         options = options or {}
         unknown = set(options) - {"task_type", "task"}

@@ -14,6 +14,7 @@ from creditgym.envs.nethack.commands import command_name, command_table, parse_c
 from creditgym.envs.nethack.expert import Expert
 from creditgym.envs.optional import require
 from creditgym.envs.oracle import cannot_clone
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
 
 __all__ = ["TASKS", "MiniHackTextEnv"]
@@ -182,6 +183,7 @@ class MiniHackTextEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         super().reset(seed=seed)
         level_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
         self._nle.seed(level_seed, level_seed, reseed=False)

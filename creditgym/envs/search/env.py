@@ -14,6 +14,7 @@ import gymnasium as gym
 
 from creditgym.envs import info as keys
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.search.corpus import KEYWORDS, Corpus, write_corpus
 from creditgym.envs.search.expert import expert_action
 from creditgym.envs.search.index import SearchIndex, load_index
@@ -205,6 +206,7 @@ class SearchQAEnv(gym.Env[str, str]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         super().reset(seed=seed)
         options = options or {}
         unknown = set(options) - {"task_type", "question"}

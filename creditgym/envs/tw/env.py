@@ -12,6 +12,7 @@ import gymnasium as gym
 from creditgym.envs import info as keys
 from creditgym.envs.optional import require
 from creditgym.envs.oracle import cannot_clone
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
 from creditgym.envs.tw.games import challenge_settings, game_json, generate_game, quest_facts
 from creditgym.envs.tw.text import clean_feedback, fact_strings, normalize_command, printable
@@ -166,6 +167,7 @@ class TextWorldEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         super().reset(seed=seed)
         path = self._choose_game(seed)
         if path != self._game_path:

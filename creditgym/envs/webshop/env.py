@@ -11,6 +11,7 @@ import numpy as np
 
 from creditgym.envs import info as keys
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
+from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
 from creditgym.envs.webshop.catalog import CatalogParams, load_catalog
 from creditgym.envs.webshop.expert import best_reward, expert_action
@@ -197,6 +198,7 @@ class WebShopEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict]:
+        seed, options = reset_arguments(seed, options, type(self).__name__)
         super().reset(seed=seed)
         options = options or {}
         goal_index = options.get("goal_index")
