@@ -22,8 +22,8 @@ Limits (`ServerLimits`, set by command-line options) bound what any one client c
 over ``--max-prompt-tokens`` gets 400 and a body over ``--max-body-bytes`` 413; a request gets
 ``--request-timeout`` seconds from arrival to answer (503 after that); its line, headers and
 body must arrive within ``--receive-timeout`` seconds of its first byte (408); a connection
-idle for ``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served at once
-(503 beyond). JSON nested past the parser's recursion limit gets 400. With ``--api-key`` (or
+idle for ``--connection-timeout`` seconds is closed; at most ``--max-connections`` are served
+at once (503 beyond). JSON nested past the parser's recursion limit gets 400. With ``--api-key`` (or
 ``$CREDITGYM_API_KEY``) every request needs ``Authorization: Bearer <key>`` (401 otherwise).
 The default bind address is 127.0.0.1.
 
