@@ -1,0 +1,65 @@
+"""Every estimator's bad option is one error that names the estimator, the option and the
+choices, whichever estimator it is (the message a user reads to fix a config)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import episode
+
+from creditgym.credit import compute_advantages
+from creditgym.trajectory import Episode, Turn
+
+CHOICES = [
+    ("grpo", "normalization", "'mean', 'mean_std'"),
+    ("gigpo", "normalization", "'mean', 'mean_std'"),
+    ("gigpo", "episode_stats", "'trajectories', 'turns'"),
+    ("turn_level", "normalization", "'mean', 'mean_std'"),
+    ("discounted_group", "normalization", "'joint', 'separate'"),
+    ("empg", "normalization", "'mean', 'mean_std'"),
+    ("empg", "final_normalization", ""),
+    ("reinforce_pp", "baseline", "'group_mean', 'none'"),
+    ("tree", "normalization", "'none', 'mean_std'"),
+    ("vine", "normalization", "'none', 'mean_std'"),
+    ("ppo", "truncated", "'zero', 'last_value'"),
+]
+
+
+@pytest.mark.parametrize("name, option, choices", CHOICES)
+def test_a_bad_choice_names_the_estimator_the_option_and_the_choices(name, option, choices):
+    with pytest.raises(ValueError) as error:
+        compute_advantages([episode([1.0])], estimator={"name": name, option: "nonsense"})
+    message = str(error.value)
+    assert message.startswith(f"{name}: {option}='nonsense' is not one of"), message
+    assert choices in message
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_turn_level_takes_gamma_at_both_ends_of_its_range(gamma):
+    compute_advantages([episode([1.0])], estimator={"name": "turn_level", "gamma": gamma})
+
+
+@pytest.mark.parametrize("gamma", [-0.1, 1.5])
+def test_turn_level_refuses_gamma_outside_zero_one(gamma):
+    with pytest.raises(ValueError, match=rf"^turn_level: gamma={gamma} must be in \[0, 1\]"):
+        compute_advantages([episode([1.0])], estimator={"name": "turn_level", "gamma": gamma})
+
+
+def _vine_episode(values, next_values, gamma=None):
+    turns = [
+        Turn(observation="o", action="a", reward=0.0, mc_value=v, next_mc_value=n)
+        for v, n in zip(values, next_values)
+    ]
+    metadata = {"vine": {"k": 2, "gamma": gamma}} if gamma is not None else {"vine": {"k": 2}}
+    return Episode(turns=turns, metadata=metadata)
+
+
+def test_vine_discounts_with_gamma_one_when_the_rollout_recorded_none():
+    advantages = compute_advantages([_vine_episode([0.5], [0.75])], estimator="vine")
+    np.testing.assert_allclose(advantages[0], [0.25])  # 0 + 1.0 * 0.75 - 0.5
+
+
+def test_vine_needs_both_values_of_every_turn():
+    for values, next_values in (([0.5], [None]), ([None], [0.5])):
+        with pytest.raises(ValueError, match="rollout.branch.mode=vine .*another credit.estimator"):
+            compute_advantages([_vine_episode(values, next_values)], estimator="vine")
