@@ -76,8 +76,17 @@ OPTIONAL_IN_CI = {
 }
 
 
+# The sandbox tests re-run themselves as weaker trainers (root without capabilities, nobody),
+# where a layer that needs root is refused by design: there, and only there, it may skip.
+SANDBOX_INNER_RUNS = ("CREDITGYM_SANDBOX_INNER_RUN", "CREDITGYM_SECCOMP_INNER_RUN")
+REFUSED_FOR_THIS_TRAINER = r"does not allow the layers"
+
+
 def skip_allowed_in_ci(reason: str) -> bool:
     """Whether a skip with this message names something the README calls optional."""
+    inner = any(os.environ.get(name) for name in SANDBOX_INNER_RUNS)
+    if inner and re.search(REFUSED_FOR_THIS_TRAINER, reason):
+        return True
     return any(re.search(pattern, reason) for pattern in OPTIONAL_IN_CI.values())
 
 

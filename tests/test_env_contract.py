@@ -73,7 +73,10 @@ ODD_SEEDS = [
 ODD_OPTIONS = [["task_type"], [], "task_type", "", 3, ("a", "b"), b"x"]
 
 
-@pytest.mark.parametrize("env_id", _ids())
+@pytest.mark.parametrize(
+    "env_id",
+    [p for p in _ids() if p.values[0].startswith("creditgym/")],  # ours, not tests'
+)
 def test_odd_reset_arguments_are_refused_naming_the_argument(env_id):
     env = _make(env_id)
     try:
