@@ -11,10 +11,15 @@ change any result (``benchmarks/mutation_equivalent.json`` lists those, each wit
     python benchmarks/mutation.py --report-only         # tabulate what mutants/ holds
 
 Runs resume: mutmut keeps each mutant's result in mutants/ and tests only mutants of changed
-functions again. One mutant at a time by default (`--max-children`), on one core. The table
-(per module: mutants, killed, timeouts, equivalent, survived, the kill rate counting
-timeouts and equivalents as caught) goes to benchmarks/results/mutation.{md,json}, and the
-surviving mutants' names to the terminal (`mutmut show NAME` shows one).
+functions again (or those named, with --modules). It maps tests to the functions they reach
+once, and later only for new tests: after a function first becomes mutable, pass
+--fresh-stats, or the tests written before it will not be run against its mutants. mutmut
+does not mutate decorated functions (properties here; the built-in estimators and shapers
+register with a call for that reason). One mutant at a time by default (`--max-children`).
+The table (per module: mutants killed, timed out, explained as equivalent, surviving and not
+yet checked, and the share caught among those checked) goes to
+benchmarks/results/mutation.{md,json}, and the surviving mutants' names to the terminal
+(`mutmut show NAME` shows one).
 """
 
 from __future__ import annotations
@@ -104,6 +109,12 @@ def main() -> int:
     parser.add_argument("--modules", nargs="*", help="paths under creditgym/ (default: all)")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--report-only", action="store_true", help="do not run mutmut")
+    parser.add_argument(
+        "--fresh-stats",
+        action="store_true",
+        help="re-map tests to functions first (after a function became mutable: mutmut maps "
+        "only new tests, so a test written before keeps not reaching it)",
+    )
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
     try:
@@ -116,6 +127,8 @@ def main() -> int:
     if unknown:
         print(f"error: {', '.join(unknown)} not in [tool.mutmut] only_mutate", file=sys.stderr)
         return 2
+    if args.fresh_stats:
+        (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     if not args.report_only:
         command = ["mutmut", "run", "--max-children", str(args.max_children)]
         done = subprocess.run(command + [mutant_glob(m) for m in modules], cwd=ROOT, check=False)
