@@ -341,3 +341,26 @@ def test_team_monte_carlo_of_the_expert_team_is_zero_advantage_on_every_agents_t
     assert np.all(np.abs(mc.advantage) < 1e-12) and np.all(mc.stderr < 1e-12)
     steps_left = np.array([len(episodes[e].turns) - t for e, t in turns])
     assert mc.v == pytest.approx(0.9 ** (steps_left - 1))
+
+
+def test_score_fidelity_against_monte_carlo_advantages_of_sampled_turns():
+    episodes = [labelled([2, 1, 0]), labelled([2, 3, 2])]
+    advantages = [np.array([0.5, 0.25]), np.array([-1.0, 0.0])]
+    # sampled turns (0, 1), (1, 0), (0, 0) with MC advantages 0.1, -0.2, 0.3: the method's
+    # values 0.25, -1.0, 0.5 rank them the same way (rho 1) and agree in sign on all three
+    scores = score_fidelity(episodes, advantages, [(0, 1), (1, 0), (0, 0)], [0.1, -0.2, 0.3])
+    assert scores.mc_spearman == pytest.approx(1.0)
+    assert scores.mc_sign_agreement == 1.0
+    flipped = score_fidelity(episodes, advantages, [(0, 1), (1, 0)], [-0.1, 0.2])
+    assert flipped.mc_spearman == pytest.approx(-1.0) and flipped.mc_sign_agreement == 0.0
+
+
+def test_score_fidelity_without_monte_carlo_or_without_kept_turns_says_nan_not_zero():
+    episodes = [labelled([2, 1, 0])]
+    scores = score_fidelity(episodes, [np.array([1.0, 0.0])])
+    assert np.isnan(scores.mc_spearman) and np.isnan(scores.mc_sign_agreement)
+    assert scores.as_dict()["mc_spearman"] is None  # JSON-ready
+    assert scores.zero_share == 0.5 and scores.advantage_std == 0.5
+    episodes[0].failed = True
+    empty = score_fidelity(episodes, [np.array([1.0, 0.0])])
+    assert np.isnan(empty.zero_share) and np.isnan(empty.advantage_std)
