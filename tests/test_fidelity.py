@@ -364,3 +364,12 @@ def test_score_fidelity_without_monte_carlo_or_without_kept_turns_says_nan_not_z
     episodes[0].failed = True
     empty = score_fidelity(episodes, [np.array([1.0, 0.0])])
     assert np.isnan(empty.zero_share) and np.isnan(empty.advantage_std)
+
+
+def test_within_episode_agreement_skips_failed_episodes_and_is_zero_with_nothing_to_rank():
+    failed = labelled([2, 1, 0])
+    failed.failed = True
+    episodes = [failed, labelled([1, 0, 1])]  # the second: labels [1, -1]
+    mean, count = within_episode_agreement(episodes, [np.zeros(2), np.array([1.0, -1.0])])
+    assert (mean, count) == (pytest.approx(1.0), 1)
+    assert within_episode_agreement([labelled([2, 1, 0])], [np.array([1.0, 0.0])]) == (0.0, 0)
