@@ -5,6 +5,7 @@ are half another's takes the same steps, not smaller ones; only their direction 
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 from creditgym.config import load_config
 from creditgym.train.models import build_policy
@@ -12,14 +13,7 @@ from creditgym.train.update import TrainTurn, ppo_update
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = [
-    "policy.tiny.hidden_size=32",
-    "policy.tiny.num_layers=1",
-    "policy.tiny.num_heads=2",
-    "policy.tiny.vocab_size=512",
-    "run.device=cpu",
-    "policy.constrained=false",
-]
+OVERRIDES = [*TINY, "run.device=cpu", "policy.constrained=false"]
 
 
 def _turns(vocab: int, scale: float) -> list[TrainTurn]:
@@ -42,7 +36,7 @@ def _weight_change(
     """The weights' change over an update of 16 turns with every advantage times `scale`
     (no gradient clipping: clipping rescales some steps and not others)."""
     torch.manual_seed(0)
-    policy = build_policy(load_config(None, TINY))
+    policy = build_policy(load_config(None, OVERRIDES))
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     before = torch.cat([p.detach().flatten().clone() for p in parameters])
     optimizer = optimizer_class(parameters, lr=1e-3)
