@@ -38,7 +38,7 @@ class DirtyTree(RuntimeError):
 def _git(*args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    ).stdout.rstrip()
 
 
 def commit(allow_dirty: bool = False) -> str:
