@@ -107,7 +107,7 @@ def agreement_with_grpo(
             (left out when either is constant, where it is undefined).
         ``credit/grpo_sign_agreement``: share of turns whose advantage has GRPO's sign
             (zero counting as a sign of its own).
-        ``credit/grpo_beyond_scale_share``: share of turns that the best constant multiple
+        ``credit/grpo_beyond_scale_share``: share of turns that the best non-negative multiple
             of GRPO's advantages misses by more than `BEYOND_SCALE` x the advantages' std.
     """
     batch = flatten(episodes, turn_rewards)
