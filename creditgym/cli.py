@@ -162,7 +162,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from creditgym.config import check_runnable, load_config
-    from creditgym.train.checkpoint import check_resume_from
 
     if args.help_config:
         from creditgym.config_help import describe_fields
@@ -173,7 +172,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("creditgym train needs a YAML config, e.g. configs/quickstart.yaml")
     config = load_config(args.config, args.overrides)
     check_runnable(config)  # env kwargs and the output directory, before anything runs
-    check_resume_from(config)
 
     from creditgym.train.distributed import shutdown
     from creditgym.train.trainer import train

@@ -3,8 +3,8 @@
 After the batch is collected, each chosen episode is replayed from its reset seed and its state
 s_t before a chosen turn t is snapshotted (`clone_state`); K continuations of the policy then
 restore that snapshot and play on to the episode's end, all of them in lockstep with one batched
-`generate` per step (the Monte-Carlo runner, `creditgym.measure.monte_carlo`). Two modes
-(``rollout.branch.mode``):
+`generate` per step (`creditgym.rollout.continuations`, which Monte-Carlo advantages share).
+Two modes (``rollout.branch.mode``):
 
 * ``tree``: from the turns a fixed schedule names (``at: schedule``, ``turns``) or from the
   turns where the policy's step entropy was highest (``at: entropy``, ``count``), of the first
