@@ -69,6 +69,12 @@ def statuses(modules: list[str]) -> dict[str, dict[str, str]]:
     return found
 
 
+def not_caught(found: dict[str, dict[str, str]]) -> list[str]:
+    """Names of the mutants that survived, found no test or were never run."""
+    caught = (*CAUGHT, "skipped")
+    return sorted(n for by_name in found.values() for n, s in by_name.items() if s not in caught)
+
+
 def table(found: dict[str, dict[str, str]]) -> tuple[str, list[dict]]:
     """The per-module table: counts by status and the share caught among the mutants checked
     (killed, timed out or explained as equivalent; a mutant not yet run counts nowhere)."""
@@ -115,6 +121,11 @@ def main() -> int:
         help="re-map tests to functions first (after a function became mutable: mutmut maps "
         "only new tests, so a test written before keeps not reaching it)",
     )
+    parser.add_argument(
+        "--not-caught-only",
+        action="store_true",
+        help="run only the mutants that survived or were not yet checked (after new tests)",
+    )
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
     try:
@@ -131,8 +142,13 @@ def main() -> int:
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     if not args.report_only:
         command = ["mutmut", "run", "--max-children", str(args.max_children)]
-        done = subprocess.run(command + [mutant_glob(m) for m in modules], cwd=ROOT, check=False)
-        if done.returncode != 0:
+        names = [mutant_glob(m) for m in modules]
+        if args.not_caught_only:
+            names = not_caught(statuses(modules))
+            if not names:
+                print("every mutant of these modules is caught already")
+        done = subprocess.run(command + names, cwd=ROOT, check=False) if names else None
+        if done is not None and done.returncode != 0:
             print(f"error: mutmut run exited {done.returncode} (see above)", file=sys.stderr)
             return 1
     found = statuses(modules)
