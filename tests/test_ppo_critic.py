@@ -25,10 +25,12 @@ from creditgym.credit.estimators.critic import (
     HeadCritic,
     TokenBagCritic,
     clipped_value_loss,
+    make_critic,
 )
-from creditgym.credit.estimators.ppo import PPOEstimator, turn_gae, whiten
+from creditgym.credit.estimators.ppo import PPOEstimator, _critic_metrics, turn_gae, whiten
 from creditgym.credit.registry import resolve
 from creditgym.train.trainer import train
+from creditgym.trajectory import Turn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -488,3 +490,38 @@ def test_resuming_without_the_critic_would_change_the_run(tmp_path, monkeypatch)
     a = load_file(straight.checkpoint / "model" / "model.safetensors")
     b = load_file(forgetful.checkpoint / "model" / "model.safetensors")
     assert any(not torch.equal(a[name], b[name]) for name in a)
+
+
+def test_explained_variance_is_zero_when_the_returns_do_not_vary():
+    episodes = [_prompted([1.0], [p]) for p in ("a", "b")]
+    context = _fixed_values({"a": 0.2, "b": 0.9})
+    compute_advantages(episodes, ["env"], {"name": "ppo", "normalize": False}, context=context)
+    assert context.modules["ppo"].metrics()["explained_variance"] == 0.0
+
+
+def test_the_value_loss_metrics_are_the_first_and_the_last_epochs():
+    row = _critic_metrics(np.array([0.0, 1.0]), np.array([0.0, 1.0]), [3.0, 2.0, 1.0])
+    assert (row["value_loss_first"], row["value_loss_last"]) == (3.0, 1.0)
+    assert "value_loss_first" not in _critic_metrics(np.zeros(2), np.zeros(2), [])
+
+
+def test_the_critic_errors_say_exactly_what_to_change():
+    with pytest.raises(ValueError) as error:
+        make_critic("value", seed=0, lr=1e-3, hidden=8)
+    assert str(error.value) == "ppo: critic='value' is not one of 'model', 'head'"
+    model = make_critic("model", seed=0, lr=1e-3, hidden=8)
+    model.values(model.encode([[Turn(observation="o", action="a", prompt="room")]], None))
+    with pytest.raises(ValueError) as error:
+        make_critic("head", seed=0, lr=1e-3, hidden=8).load_state_dict(model.state_dict())
+    assert str(error.value) == (
+        "the checkpoint holds a 'model' critic, but this run configures critic='head'; "
+        "resume with the same critic or start a new run"
+    )
+    with pytest.raises(ValueError) as error:
+        compute_advantages([episode([1.0])], ["env"], {"name": "ppo", "critic": "head"})
+    assert str(error.value) == (
+        "ppo with critic: head reads the policy's hidden states, but the policy in the credit "
+        "context (NoneType) has no hidden_states(prompt_ids) (scripted and served policies "
+        "have none); use critic: model, which needs nothing from the policy, or a Hugging Face "
+        "model policy"
+    )
