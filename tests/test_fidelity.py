@@ -18,6 +18,7 @@ from creditgym.credit.fidelity import (
     batch_auc,
     progress_labels,
     score_fidelity,
+    score_turn_sample,
     sign_agreement,
     spearman,
     within_episode_agreement,
@@ -373,3 +374,28 @@ def test_within_episode_agreement_skips_failed_episodes_and_is_zero_with_nothing
     mean, count = within_episode_agreement(episodes, [np.zeros(2), np.array([1.0, -1.0])])
     assert (mean, count) == (pytest.approx(1.0), 1)
     assert within_episode_agreement([labelled([2, 1, 0])], [np.array([1.0, 0.0])]) == (0.0, 0)
+
+
+def _labelled(costs: list[tuple[int | None, int | None]]) -> Episode:
+    turns = [Turn(observation="o", action="a", cost_to_go=d, next_cost_to_go=n) for d, n in costs]
+    return Episode(turns=turns)
+
+
+def test_a_sample_of_turns_is_scored_per_episode_over_labelled_turns_only():
+    episodes = [
+        _labelled([(3, 2), (2, 2), (2, 3)]),  # labels +1, 0, -1
+        _labelled([(2, 1), (1, 1), (None, None)]),  # +1, 0, unknown
+        _labelled([(2, 2), (2, 2)]),  # one distinct label: not ranked
+    ]
+    turns = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1)]
+    values = [0.9, 0.1, 0.5, 0.2, 0.4, 7.0, 0.3, 0.3]
+    within, ranked, auc = score_turn_sample(episodes, turns, values)
+    # episode 0: ranks (3, 1, 2) vs (3, 2, 1): rho 0.5; episode 1 without its unknown: -1
+    assert within == pytest.approx(-0.25) and ranked == 2
+    labels = np.array([1.0, 0.0, -1.0, 1.0, 0.0, np.nan, 0.0, 0.0])
+    assert auc == batch_auc(np.array(values), labels)
+
+
+def test_a_sample_without_two_distinct_labels_in_any_episode_ranks_none():
+    episodes = [_labelled([(2, 2), (2, 2)])]
+    assert score_turn_sample(episodes, [(0, 0), (0, 1)], [0.1, 0.2])[:2] == (0.0, 0)
