@@ -338,3 +338,53 @@ def test_training_goes_on_through_hostile_factor_code_counting_the_fallbacks(tmp
     assert logged and all(
         turn["credit"]["lare"]["fallback"] == kind for record in logged for turn in record["turns"]
     )
+
+
+# ---- the decoder's state, shapes and defaults -----------------------------------------------
+
+
+def _batch(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    episode_of_turn = np.repeat(np.arange(4), 6)  # 4 episodes of 6 turns: RRD samples 4 of 6
+    return rng.normal(size=(24, 3)), episode_of_turn, rng.normal(size=4)
+
+
+def test_a_restored_latent_reward_continues_exactly_where_it_stopped():
+    first = LatentReward(LatentReward.trusted(lambda s, a: [0.0]), seed=3)
+    assert first.state_dict() == {}  # nothing learned before the first batch
+    first.fit_and_predict(*_batch(0), variant="rrd", updates=5)
+    restored = LatentReward(LatentReward.trusted(lambda s, a: [0.0]), seed=99)
+    restored.load_state_dict(first.state_dict())
+    expected = first.fit_and_predict(*_batch(1), variant="rrd", updates=5)
+    np.testing.assert_array_equal(
+        restored.fit_and_predict(*_batch(1), variant="rrd", updates=5), expected
+    )
+
+
+def test_factors_must_be_one_row_of_numbers_per_turn():
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]))
+    with pytest.raises(ValueError) as error:
+        latent.fit_and_predict(np.zeros(3), np.arange(3), np.zeros(3))
+    assert str(error.value) == "lare: factors of shape (3,) for 3 turns"
+    with pytest.raises(ValueError, match=r"^lare: variant='rdd' is not one of"):
+        latent.fit_and_predict(np.zeros((3, 1)), np.arange(3), np.zeros(3), variant="rdd")
+
+
+def test_rrd_subsets_are_drawn_from_the_generator_alone():
+    rewards = torch.arange(24, dtype=torch.float32)
+    index, returns = torch.as_tensor(np.repeat(np.arange(4), 6)), torch.zeros(4)
+
+    def loss(seed: int) -> float:
+        generator = torch.Generator().manual_seed(seed)
+        return float(decomposition_loss(rewards, index, returns, "rrd", generator))
+
+    assert loss(0) == loss(0) and loss(0) != loss(1)
+
+
+def test_the_decoder_and_its_training_use_the_documented_defaults():
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]))
+    latent.fit_and_predict(*_batch(0), updates=0)
+    linear, relu, out = latent.decoder.net
+    assert (linear.in_features, linear.out_features, out.out_features) == (3, 32, 1)
+    assert isinstance(relu, torch.nn.ReLU)
+    assert latent.state_dict()["lr"] == 1e-2

@@ -34,6 +34,7 @@ turn (`sandboxed_factors`' ``item_time_limit``), so a large batch is no reason t
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -227,6 +228,7 @@ class LatentReward:
         """Restore `state_dict()`'s output (so a resumed run continues exactly)."""
         if not state:
             return
+        state = copy.deepcopy(state)  # Adam would otherwise share its moments with the source
         self._setup(state["n_factors"], state["lr"])
         self.decoder.load_state_dict(state["decoder"])
         self._optimizer.load_state_dict(state["optimizer"])
