@@ -419,3 +419,50 @@ def test_a_tree_run_resumed_after_one_iteration_equals_two_straight(tmp_path):
     straight, resumed = (training_rows(tmp_path / name / "run") for name in ("straight", "resumed"))
     assert len(straight) == 2 and resumed == straight
     assert straight[1]["rollout/branch_episodes"] == 4  # 2 groups x 1 turn x K=2
+
+
+class _ScoredCorridor(DetourCorridor):
+    """The corridor with a graded score in its info (as WebShop has), for continuations."""
+
+    def _info(self, valid: bool = True) -> dict:
+        return {**super()._info(valid), "score": self.square / self.length}
+
+
+SCORED = "tests/ScoredCorridor-v0"
+
+
+def test_a_tree_continuation_is_an_episode_of_its_parents_task_ending_its_own_way():
+    if SCORED not in list_envs():
+        creditgym.register(SCORED, _ScoredCorridor, description="corridor with a score (tests)")
+    parents = _collect(SCORED, RandomPolicy(seed=1), [0], 2, length=4, max_steps=3)
+    for parent in parents:
+        parent.task_type = "corridor"
+    out, cost = branch_rollouts(
+        list(parents),
+        ExpertPolicy(),
+        BranchConfig(mode="tree", k=2, turns=[1], per_group=1),
+        env_id=SCORED,
+        prompt_format=WINDOW,
+        split="train",
+        env_kwargs={"length": 4, "max_steps": 30},  # room for the expert's whole walk
+    )
+    continuations = out[len(parents) :]
+    assert len(continuations) == cost.continuations == 2
+    parent = parents[0]
+    square = int(parent.turns[1].observation.split()[-1].rstrip("."))
+    for episode in continuations:
+        assert (episode.env_id, episode.agent_id, episode.task_type) == (
+            parent.env_id,
+            parent.agent_id,
+            "corridor",
+        )
+        # no turn limit (max_turns=0): the expert walks from s_1 all the way to the door
+        assert len(episode) - episode.copied_turns == 4 - square
+        assert episode.success is True and episode.terminated is True
+        assert episode.truncated is False
+        assert episode.metadata["score"] == 1.0  # its own final score, not the parent's
+        assert "branch_cost" not in episode.metadata
+    assert parent.metadata["branch_cost"] == {"replay_steps": 2}  # s_0, s_1 replayed
+    assert cost.replay_steps == 2
+    assert cost.policy_tokens == 0  # a scripted policy spends no tokens
+    assert cost.env_steps == sum(len(e) - e.copied_turns for e in continuations)
