@@ -227,7 +227,7 @@ def test_monte_carlo_estimates_and_their_standard_error_from_known_returns(monke
     # Var_v = 1/3, Var_q = 1/12 (ddof 1): stderr = sqrt((1/3 + 0.25 / 12) / 4)
     assert mc.stderr[0] == pytest.approx(math.sqrt((1 / 3 + 0.25 / 12) / 4))
     assert (mc.turns, mc.continuations, mc.gamma, mc.env_steps) == ([(0, 0)], 4, 0.5, 17)
-    assert mc.seconds > 0
+    assert 0 < mc.seconds < 60  # this call's wall time
     # V continues from s_0 (no turns before it), Q from s_1 (the turn taken before it)
     assert seen["history"] == {("v", 0): 0, ("q", 0): 1}
     assert seen["envs"] == 8  # all 8 continuations at once (batch_size 256)
@@ -399,3 +399,54 @@ def test_a_sample_of_turns_is_scored_per_episode_over_labelled_turns_only():
 def test_a_sample_without_two_distinct_labels_in_any_episode_ranks_none():
     episodes = [_labelled([(2, 2), (2, 2)])]
     assert score_turn_sample(episodes, [(0, 0), (0, 1)], [0.1, 0.2])[:2] == (0.0, 0)
+
+
+def test_q_continues_with_the_history_up_to_and_including_the_sampled_turn(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    seen = {}
+
+    def scripted(jobs, policy, prompt_format, envs, gamma):
+        seen.update({(job.kind, job.sample): len(job.history) for job in jobs})
+        return 0
+
+    monkeypatch.setattr(monte_carlo, "run_continuations", scripted)
+    turns = [
+        Turn(observation="You are at square 0.", action="go west", reward=0.0),
+        Turn(observation="You are at square 0.", action="go east", reward=0.0),
+        Turn(observation="You are at square 1.", action="go east", reward=1.0),
+    ]
+    episode = Episode(turns=turns, env_id=register_corridor(), metadata={"seed": 0})
+    monte_carlo_advantages(
+        register_corridor(),
+        [episode],
+        [(0, 1)],
+        load_policy("random", seed=1),
+        continuations=2,
+        env_kwargs={"length": 2, "max_steps": 5},
+    )
+    assert seen == {("v", 0): 1, ("q", 0): 2}
+
+
+def test_a_multi_agent_env_gets_the_teams_estimates_with_their_standard_error(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    def team(make_env, episodes, turns, policy, *, continuations, **_):
+        assert make_env().possible_agents  # one env like the rollout's
+        return np.array([1.0, 0.5]), np.array([0.25, 0.5]), np.array([0.4, 0.1]), 23
+
+    monkeypatch.setattr(monte_carlo, "team_monte_carlo", team)
+    mc = monte_carlo_advantages(
+        "creditgym/CoopHousehold-v0", [], [(0, 0), (1, 2)], None, continuations=4, gamma=0.9
+    )
+    assert mc.turns == [(0, 0), (1, 2)]
+    np.testing.assert_allclose(mc.advantage, [0.75, 0.0])
+    np.testing.assert_allclose(mc.stderr, np.sqrt(np.array([0.4, 0.1]) / 4))
+    assert (mc.continuations, mc.gamma, mc.env_steps) == (4, 0.9, 23)
+    assert 0 < mc.seconds < 60
+
+
+def test_sampled_turns_are_drawn_with_seed_zero_unless_told():
+    episodes = [_labelled([(2, 1)] * 10), _labelled([(2, 1)] * 10)]
+    assert sample_turns(episodes, 3) == sample_turns(episodes, 3, seed=0)
+    assert sample_turns(episodes, 3) != sample_turns(episodes, 3, seed=1)
