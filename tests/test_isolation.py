@@ -12,7 +12,7 @@ import pytest
 from _flaky_envs import ENV_ID, hostile_worker, register_flaky
 
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
-from creditgym.envs.registry import registration
+from creditgym.envs.registry import registration, unregister
 from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 from creditgym.rollout.failures import EnvFailure
 from creditgym.rollout.isolation import IsolatedEnv, WorkerProcess, WorkerSettings, protocol
@@ -334,3 +334,89 @@ def test_a_value_that_cannot_travel_is_named():
 def test_decode_rejects_what_is_not_a_message(payload):
     with pytest.raises(protocol.ProtocolError):
         protocol.decode(payload)
+
+
+def test_a_multi_agent_env_plays_the_same_episodes_in_a_worker():
+    """Per-agent observations, rewards, ends and infos travel as dicts; the expert's joint
+    move is asked through the worker."""
+    pytest.importorskip("pettingzoo")
+    coop = "creditgym/CoopHousehold-v0"
+    tasks = group_tasks([3, 5], group_size=2)
+    for policy in (lambda: RandomPolicy(seed=1), ExpertPolicy):
+        local = collect_episodes(make_envs(coop, 2), policy(), tasks, env_id=coop)
+        envs = make_envs(coop, 2, isolation=WorkerSettings())
+        try:
+            isolated = collect_episodes(envs, policy(), tasks, env_id=coop)
+            assert envs[0].possible_agents == list(make_envs(coop, 1)[0].possible_agents)
+            assert _signature(isolated) == _signature(local) and len(isolated) == 8
+            assert not any(ep.failed for ep in isolated)
+        finally:
+            _close(envs)
+
+
+# ---- failure reasons in the metrics and the config -------------------------------------------
+
+
+def _failed(reason: str | None) -> Episode:
+    episode = Episode(failed=reason is not None)
+    if reason is not None:
+        episode.metadata["failure"] = reason
+    return episode
+
+
+def test_failed_episodes_are_counted_per_reason():
+    from creditgym.train.metric_rows import rollout_metrics
+
+    batch = [_failed(None), _failed("timeout"), _failed("timeout"), _failed("crash")]
+    row = rollout_metrics(batch)
+    assert row["rollout/failed_episodes"] == 3
+    assert row["rollout/failed/timeout"] == 2 and row["rollout/failed/crash"] == 1
+    assert "rollout/failed/memory" not in row  # only what occurred, without isolation
+    every = rollout_metrics(batch, every_reason=True)
+    assert [
+        every[f"rollout/failed/{r}"] for r in ("error", "crash", "timeout", "garbage", "memory")
+    ] == [0, 1, 2, 0, 0]
+
+
+def test_an_env_failing_in_this_process_is_an_error():
+    [episode] = collect_episodes(
+        [_RaisingEnv()], RandomPolicy(seed=0), group_tasks([1], group_size=1), env_id="x"
+    )
+    assert episode.failed and episode.metadata["failure"] == "error"
+    assert "RuntimeError: no" in episode.metadata["error"]
+
+
+class _RaisingEnv:
+    def reset(self, seed=None, options=None):
+        return "start", {"admissible_actions": ["go"]}
+
+    def step(self, action):
+        raise RuntimeError("no")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["rollout.isolation=process", "rollout.workers=2"], "rollout.workers=0"),
+        (["rollout.isolation=thread"], "none, process"),
+        (["rollout.env_step_timeout_s=0"], "rollout.env_step_timeout_s"),
+        (["rollout.env_max_rss_mb=-1"], "rollout.env_max_rss_mb"),
+    ],
+)
+def test_a_bad_isolation_setting_is_one_line_naming_the_key(overrides, words):
+    from creditgym.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as error:
+        load_config(None, overrides)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_entry_point_that_cannot_reach_a_worker_is_named():
+    import creditgym
+
+    creditgym.register("tests/Lambda-v0", lambda: None)
+    try:
+        with pytest.raises(ValueError, match="module:Class"):
+            make_envs("tests/Lambda-v0", 1, isolation=FAST)
+    finally:
+        unregister("tests/Lambda-v0")
