@@ -292,6 +292,12 @@ def _check_combinations(config: Config) -> None:
             f"{config.rollout.group_size} = {episodes} episodes per iteration; the limit is "
             f"{MAX_EPISODES_PER_ITERATION} (every episode of an iteration is held in memory)"
         )
+    if config.rollout.isolation != "none" and config.rollout.workers > 0:
+        raise ConfigError(
+            f"rollout.isolation={config.rollout.isolation} with rollout.workers="
+            f"{config.rollout.workers}: both say where the envs run; set rollout.workers=0 "
+            "(isolated worker processes) or rollout.isolation=none (Ray actors)"
+        )
     if any(t < 0 for t in config.rollout.branch.turns):
         raise ConfigError(
             f"config key 'rollout.branch.turns' is {config.rollout.branch.turns}; turn indices "

@@ -223,6 +223,33 @@ class RolloutConfig:
     ray_address: str = _field(
         "", 'Ray cluster to join with workers > 0 ("" = start a local one; "auto")'
     )
+    isolation: str = _field(
+        "none",
+        "where the training envs run: none (in this process) or process (each in a worker "
+        "process of its own: a crash, hang, garbage answer or leak fails that episode, with its "
+        "reason, and the worker is restarted)",
+        choices=("none", "process"),
+    )
+    env_step_timeout_s: float = _field(
+        60.0,
+        "isolation=process: seconds a worker has to answer a reset or step before it is killed "
+        "and its episode fails (timeout)",
+        above=0.0,
+        max=86_400.0,
+    )
+    env_start_timeout_s: float = _field(
+        120.0,
+        "isolation=process: seconds a new worker has to build its env before it is killed "
+        "(timeout)",
+        above=0.0,
+        max=86_400.0,
+    )
+    env_max_rss_mb: float = _field(
+        0.0,
+        "isolation=process: a worker whose resident memory is over this many MiB after a reset "
+        "or step is killed and its episode fails (memory); 0 = no limit",
+        min=0.0,
+    )
     record_cost_to_go: bool = _field(
         True,
         "record the env's oracle cost-to-go on every turn (Turn.progress labels); costs about one "

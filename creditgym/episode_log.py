@@ -24,6 +24,8 @@ envs). Floats that are not finite are written as ``null``. Fields:
 ``success``         the env's ``won`` flag at the end
 ``terminated``, ``truncated``, ``failed``  how the episode ended (``failed``: env crash)
 ``error``           why it failed, or ``null``
+``failure``         the reason it failed (``error``, ``crash``, ``timeout``, ``garbage`` or
+                    ``memory``: `creditgym.rollout.failures`), or ``null``
 ``return``          undiscounted sum of the env's rewards
 ``length``          number of turns
 ``score``           the env's graded score where it has one (WebShop), else ``null``
@@ -181,6 +183,7 @@ def episode_record(
         "truncated": bool(episode.truncated),
         "failed": bool(episode.failed),
         "error": metadata.get("error"),
+        "failure": (metadata.get("failure") or "error") if episode.failed else None,
         "return": _float(episode.episode_return),
         "length": len(episode.turns),
         "score": _float(metadata["score"]) if "score" in metadata else None,

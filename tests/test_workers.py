@@ -69,6 +69,7 @@ def test_a_killed_worker_fails_its_episodes_and_is_replaced_for_the_next_iterati
     survived = [ep for ep in episodes if not ep.failed]
     assert failed and survived  # worker 0's episodes failed, worker 1's ran to the end
     assert all("Actor" in ep.metadata["error"] or "actor" in ep.metadata["error"] for ep in failed)
+    assert all(ep.metadata["failure"] == "crash" for ep in failed)
     next_iteration = collect_episodes(envs, RandomPolicy(seed=0), tasks, env_id=ENV)
     assert not any(ep.failed for ep in next_iteration)  # the dead worker was replaced
 

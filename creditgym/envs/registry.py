@@ -41,6 +41,8 @@ __all__ = [
     "env_metadata",
     "required_kwargs",
     "is_multi_agent",
+    "registration",
+    "EnvEntry",
     "check_make_kwargs",
     "ENTRY_POINT_GROUP",
     "NAMESPACE",
@@ -282,6 +284,12 @@ def _spec(env_id: str) -> EnvEntry:
         f"Registered creditgym envs: {', '.join(known) or 'none'}. "
         "Run `creditgym envs` to list them, or register yours with `creditgym.register`."
     )
+
+
+def registration(env_id: str) -> EnvEntry:
+    """What `register` recorded for `env_id` (a Gymnasium-only id as an equivalent entry): a
+    worker process registers the same entry to build the same env."""
+    return _spec(env_id)
 
 
 def make(env_id: str, **kwargs: Any) -> Any:

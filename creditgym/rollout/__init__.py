@@ -5,6 +5,10 @@
 - `branching`: extra rollouts from cloned states (``tree`` and ``vine`` credit), built on the
   `continuations` runner.
 - `workers`: envs held in Ray actors (``rollout.workers > 0``).
+- `isolation`: each env in a worker process of its own (``rollout.isolation=process``), over
+  OpenEnv-shaped messages; a worker that crashes, hangs, answers garbage or leaks fails only
+  its episode.
+- `failures`: why an episode failed (``crash``, ``timeout``, ``garbage``, ``memory``, ``error``).
 """
 
 from creditgym.rollout.collect import (

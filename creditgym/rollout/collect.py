@@ -8,7 +8,12 @@ GiGPO) compares within.
 One loop plays single-agent Gymnasium envs and multi-agent PettingZoo ``ParallelEnv``s alike:
 a single-agent env is one agent, a multi-agent env gives one `Episode` per agent (see
 `creditgym.rollout.seats`). So every feature (a reset or step that raises, Ray env workers,
-IGPO's answer scoring from the KV cache, both context modes) works for both.
+isolated env processes, IGPO's answer scoring from the KV cache, both context modes) works for
+both.
+
+An env whose reset or step raises (or whose worker breaks: `creditgym.rollout.failures`) fails
+the episode it was playing: ``failed`` is set, ``metadata["error"]`` says what happened and
+``metadata["failure"]`` the reason; the other envs play on and the env's slot takes the next task.
 
 Context modes (`PromptFormat.context`): ``window`` builds a fresh prompt of the task and the
 last k turns per decision; ``conversation`` keeps each agent's episode as a `Conversation`
@@ -32,6 +37,7 @@ from creditgym.agents.protocols import ChatPolicy, can_teacher_force
 from creditgym.envs import info as keys
 from creditgym.envs.oracle import cost_to_go
 from creditgym.envs.registry import eval_splits, make
+from creditgym.rollout.failures import EnvFailure, failure_reason
 from creditgym.rollout.seats import Seat, is_multiagent, live_agents
 from creditgym.trajectory import Episode, Turn
 
@@ -78,19 +84,31 @@ def prompt_format_for(policy: Any) -> PromptFormat:
 
 
 def make_envs(
-    env_id: str, count: int, split: str | None = None, *, workers: int = 0, **kwargs: Any
+    env_id: str,
+    count: int,
+    split: str | None = None,
+    *,
+    workers: int = 0,
+    isolation: Any = None,
+    **kwargs: Any,
 ) -> list[gym.Env]:
     """`count` instances of a registered env, on `split` when the env family has splits.
 
-    With `workers` > 0 the envs live in that many Ray actors (`creditgym.rollout.workers`); the
-    split is passed when the env class names held-out splits (``metadata["eval_splits"]``).
+    With `workers` > 0 the envs live in that many Ray actors (`creditgym.rollout.workers`); with
+    `isolation` (a `creditgym.rollout.isolation.WorkerSettings`) each lives in a worker process
+    of its own. For both, the split is passed when the env class names held-out splits
+    (``metadata["eval_splits"]``).
     """
+    if (workers > 0 or isolation is not None) and split and eval_splits(env_id) != ["all"]:
+        kwargs["split"] = split
     if workers > 0:
         from creditgym.rollout.workers import remote_envs
 
-        if split and eval_splits(env_id) != ["all"]:
-            kwargs["split"] = split
         return remote_envs(env_id, count, workers, **kwargs)
+    if isolation is not None:
+        from creditgym.rollout.isolation import isolated_envs
+
+        return isolated_envs(env_id, count, isolation, **kwargs)  # type: ignore[return-value]
     if split:
         try:
             return [make(env_id, split=split, **kwargs) for _ in range(count)]
@@ -303,8 +321,7 @@ def _record(
     episode = agent.episode
     episode.turns.append(turn)
     if isinstance(outcome, BaseException):  # the env (or its worker) broke: the episode fails
-        episode.failed = True
-        episode.metadata["error"] = _describe(outcome)
+        _mark_failed(episode, outcome)
         return
     observations, rewards, _, _, infos = _per_agent(state, outcome)
     observation, info = observations.get(name, agent.observation), infos.get(name, agent.info)
@@ -335,8 +352,7 @@ def _finish(state: _Running, outcome: tuple | BaseException, max_turns: int) -> 
     if isinstance(outcome, BaseException):
         for agent in state.agents.values():
             if not agent.episode.failed:  # agents that had retired fail with their team
-                agent.episode.failed = True
-                agent.episode.metadata["error"] = _describe(outcome)
+                _mark_failed(agent.episode, outcome)
         return True
     _, _, terminations, truncations, infos = _per_agent(state, outcome)
     over_budget = max_turns > 0 and len(state.agents[state.live[0]].episode.turns) >= max_turns
@@ -405,7 +421,16 @@ def _step_all(envs: Sequence[Any], actions: Sequence[Any]) -> list[tuple | BaseE
     return outcomes
 
 
+def _mark_failed(episode: Episode, error: BaseException) -> None:
+    """Fail `episode` for `error`: the reason (`creditgym.rollout.failures`) and what happened."""
+    episode.failed = True
+    episode.metadata["error"] = _describe(error)
+    episode.metadata["failure"] = failure_reason(error)
+
+
 def _describe(error: BaseException) -> str:
+    if isinstance(error, EnvFailure):  # says what happened; our own traceback would be noise
+        return str(error)
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=3))
     return f"{type(error).__name__}: {error}\n{trace}"
 
@@ -423,7 +448,12 @@ def _failed_episodes(
             group_id=(group, name) if is_multiagent(env) else group,
             agent_id=name,
             failed=True,
-            metadata={"seed": task.seed, "split": task.split, "error": _describe(error)},
+            metadata={
+                "seed": task.seed,
+                "split": task.split,
+                "error": _describe(error),
+                "failure": failure_reason(error),
+            },
         )
         for name in names
     ]

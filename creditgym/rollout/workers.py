@@ -6,8 +6,9 @@ same lockstep, so the same `Episode`s), except that it dispatches every env's st
 waiting for any (`step_async` / `step_wait`), so the workers step in parallel.
 
 A worker that dies (killed, out of memory, its node lost) fails the episodes its envs were
-running (the collector records them as ``failed``, with the error) and is replaced by a fresh
-actor the next time one of its envs is reset, so the next iteration runs on a full pool.
+running (the collector records them as ``failed``, reason ``crash``, with the error) and is
+replaced by a fresh actor the next time one of its envs is reset, so the next iteration runs on
+a full pool.
 `connect(address)` joins an existing cluster (``"auto"`` or ``"ray://host:10001"``) for
 multi-node runs; without an address a local Ray starts on first use.
 """
@@ -15,6 +16,8 @@ multi-node runs; without an address a local Ray starts on first use.
 from __future__ import annotations
 
 from typing import Any
+
+from creditgym.rollout.failures import CRASH, EnvFailure
 
 __all__ = ["EnvWorker", "RemoteEnv", "WorkerPool", "connect", "remote_envs"]
 
@@ -98,12 +101,15 @@ class WorkerPool:
         return self.actors[worker]
 
     def get(self, ref: Any, worker: int) -> Any:
-        """`ray.get(ref)`; if the actor died, mark it for replacement and re-raise."""
+        """`ray.get(ref)`; if the actor died, mark it for replacement and raise `EnvFailure`
+        (``crash``)."""
         try:
             return self.ray.get(ref)
-        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorDiedError):
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorDiedError) as error:
             self.dead.add(worker)
-            raise
+            raise EnvFailure(
+                CRASH, f"Ray env worker {worker} died: {type(error).__name__}: {error}"
+            ) from error
 
 
 class RemoteEnv:

@@ -9,6 +9,7 @@ import numpy as np
 
 from creditgym.measure.evaluate import SplitResult
 from creditgym.rollout.branching import rollout_counts, sampled_episodes
+from creditgym.rollout.failures import ERROR, FAILURE_REASONS
 from creditgym.train.checkpoint import TrainerState
 from creditgym.trajectory import Episode
 
@@ -21,9 +22,14 @@ def policy_tokens(episodes: list[Episode]) -> int:
     return rollout_counts(episodes).policy_tokens
 
 
-def rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
+def rollout_metrics(episodes: list[Episode], *, every_reason: bool = False) -> dict[str, float]:
     """Success, return, turns and invalid rate of the episodes the rollout sampled (tree
-    continuations start where branching chose: `branch_metrics`); tokens of all of them."""
+    continuations start where branching chose: `branch_metrics`); tokens of all of them.
+
+    Failed episodes are counted, and counted per reason (``rollout/failed/<reason>``, see
+    `creditgym.rollout.failures`): every reason with `every_reason` (isolated env workers,
+    so each has a curve), else only the reasons that occurred.
+    """
     sampled = sampled_episodes(episodes)
     usable = [ep for ep in sampled if not ep.failed]
     turns = [t for ep in usable for t in ep.turns]
@@ -33,9 +39,17 @@ def rollout_metrics(episodes: list[Episode]) -> dict[str, float]:
         "rollout/turns": float(np.mean([len(ep) for ep in usable])) if usable else 0.0,
         "rollout/invalid_rate": float(np.mean([not t.valid for t in turns])) if turns else 0.0,
         "rollout/failed_episodes": float(len(sampled) - len(usable)),
+        **_failure_counts(sampled, every_reason),
         "rollout/response_tokens": float(sum(len(t.response_ids) for t in turns)),
         "rollout/policy_tokens": float(policy_tokens(episodes)),
     }
+
+
+def _failure_counts(episodes: list[Episode], every_reason: bool) -> dict[str, float]:
+    reasons = [ep.metadata.get("failure", ERROR) for ep in episodes if ep.failed]
+    names = list(FAILURE_REASONS) if every_reason else []
+    names += sorted(set(reasons) - set(names))
+    return {f"rollout/failed/{name}": float(reasons.count(name)) for name in names}
 
 
 def eval_row(results: list[SplitResult], state: TrainerState) -> dict[str, Any]:

@@ -496,7 +496,7 @@ def log(
         "iteration": iteration,
         "env_steps": run.state.env_steps,
         "policy_tokens": run.state.policy_tokens,
-        **rollout_metrics(episodes),
+        **rollout_metrics(episodes, every_reason=run.config.rollout.isolation != "none"),
         **(branch_metrics(episodes) if run.config.rollout.branch.mode != "none" else {}),
         **credit_metrics(episodes, advantages=advantages),
         **agreement_with_grpo(episodes, turn_rewards, advantages),
@@ -613,13 +613,30 @@ def _reference_policy(config: Config, policy: Any, out: Path, *, save: bool = Tr
 
 
 def _training_envs(config: Config, count: int, kwargs: dict[str, Any]) -> list[Any]:
-    """The rollout envs: in this process, or in `rollout.workers` Ray actors."""
-    if config.rollout.workers > 0:
+    """The rollout envs: in this process, in `rollout.workers` Ray actors, or each in a worker
+    process of its own (`rollout.isolation=process`)."""
+    rollout = config.rollout
+    if rollout.workers > 0:
         from creditgym.rollout.workers import connect
 
-        connect(config.rollout.ray_address)
+        connect(rollout.ray_address)
+    isolation = None
+    if rollout.isolation == "process":
+        from creditgym.rollout.isolation import WorkerSettings
+
+        isolation = WorkerSettings(
+            step_timeout_s=rollout.env_step_timeout_s,
+            start_timeout_s=rollout.env_start_timeout_s,
+            max_rss_mb=rollout.env_max_rss_mb,
+            steps_to_go=rollout.record_cost_to_go,
+        )
     return make_envs(
-        config.env.id, count, split=config.env.train_split, workers=config.rollout.workers, **kwargs
+        config.env.id,
+        count,
+        split=config.env.train_split,
+        workers=rollout.workers,
+        isolation=isolation,
+        **kwargs,
     )
 
 

@@ -115,6 +115,8 @@ def episode_summary(record: Mapping[str, Any]) -> dict[str, Any]:
         "task_type": str(record.get("task_type", "")),
         "success": bool(record.get("success")),
         "failed": bool(record.get("failed")),
+        # why (crash, timeout, ...): a reason word, cut short in case the file is hostile
+        "failure": str(record.get("failure") or ("error" if record.get("failed") else ""))[:40],
         "return": record.get("return"),
         "length": record.get("length"),
         # the G episodes of one task in one iteration; in eval, every agent's on that task

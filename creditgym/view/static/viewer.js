@@ -26,6 +26,8 @@ function fmt(x, digits = 3) {
   if (typeof x !== "number") return String(x);
   return Number.isInteger(x) ? String(x) : x.toFixed(digits);
 }
+// a failed episode with its reason (crash, timeout, garbage, memory, error), when the file has one
+function failedText(s) { return s.failure ? "failed: " + s.failure : "failed"; }
 function exact(x) { return x === null || x === undefined ? "" : String(x); }
 
 // ---- data: the local server's API, or the data embedded in an exported file ------------------
@@ -140,7 +142,8 @@ async function loadList() {
       el("td", {}, s.task_type),
       el("td", {}, s.agent_id === "agent" ? s.policy : s.agent_id),
       el("td", {}, fmt(s.return, 2)),
-      el("td", { class: s.failed ? "ko" : s.success ? "ok" : "ko" }, s.failed ? "failed" : s.success ? "✓" : "✗"),
+      el("td", { class: s.failed ? "ko" : s.success ? "ok" : "ko", "data-testid": "outcome" },
+        s.failed ? failedText(s) : s.success ? "✓" : "✗"),
       el("td", {}, s.length));
     body.appendChild(row);
   }
@@ -230,7 +233,8 @@ function renderEpisode(record) {
   detail.appendChild(el("div", { class: "card", "data-testid": "episode", "data-id": record.id },
     el("h2", {}, record.task || record.task_id),
     el("div", { class: "meta" },
-      el("span", {}, "outcome ", el("b", { class: record.success ? "ok" : "ko" }, record.failed ? "failed" : record.success ? "success" : "failure")),
+      el("span", {}, "outcome ", el("b", { class: record.success ? "ok" : "ko", "data-testid": "outcome" },
+        record.failed ? failedText(record) : record.success ? "success" : "failure")),
       el("span", {}, "return ", el("b", {}, fmt(record.return, 3))),
       el("span", {}, "turns ", el("b", {}, record.length)),
       el("span", {}, "iteration ", el("b", {}, record.iteration === null ? "eval" : record.iteration)),
