@@ -63,3 +63,40 @@ def test_vine_needs_both_values_of_every_turn():
     for values, next_values in (([0.5], [None]), ([None], [0.5])):
         with pytest.raises(ValueError, match="rollout.branch.mode=vine .*another credit.estimator"):
             compute_advantages([_vine_episode(values, next_values)], estimator="vine")
+
+
+GAMMA_MESSAGES = {
+    "turn_level": "must be in [0, 1] (default 1.0).",
+    "reinforce_pp": "must be in [0, 1] (the paper's is 1.0).",
+    "rloo": "must be in [0, 1] (the paper's is 1.0).",
+    "gigpo": "must be in [0, 1] (the paper uses 0.95).",
+}
+
+
+@pytest.mark.parametrize("name", sorted(GAMMA_MESSAGES))
+def test_gamma_is_taken_at_both_ends_and_refused_outside_with_the_papers_value(name):
+    for gamma in (0.0, 1.0):
+        compute_advantages([episode([1.0])], estimator={"name": name, "gamma": gamma})
+    for gamma in (-0.1, 1.5):
+        with pytest.raises(ValueError) as error:
+            compute_advantages([episode([1.0])], estimator={"name": name, "gamma": gamma})
+        assert str(error.value) == f"{name}: gamma={gamma} {GAMMA_MESSAGES[name]}"
+
+
+def test_reinforce_pp_baseline_of_a_group_of_one_is_its_own_return():
+    batch = [
+        episode([1.0], group="alone"),
+        episode([1.0], group="pair"),
+        episode([0.0], group="pair"),
+    ]
+    advantages = compute_advantages(batch, estimator="reinforce_pp")
+    # outcomes minus group means: 0, 0.5, -0.5; whitened (population variance 1/6)
+    expected = np.array([0.0, 0.5, -0.5]) / np.sqrt(1 / 6)
+    np.testing.assert_allclose(np.concatenate(advantages), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["rloo", "grpo", "reinforce_pp", "gigpo", "turn_level"])
+def test_an_episode_without_turns_at_the_end_of_the_batch_gets_an_empty_advantage(name):
+    batch = [episode([1.0]), episode([0.0]), episode([])]
+    advantages = compute_advantages(batch, estimator=name)
+    assert [len(a) for a in advantages] == [1, 1, 0]
