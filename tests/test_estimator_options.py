@@ -100,3 +100,33 @@ def test_an_episode_without_turns_at_the_end_of_the_batch_gets_an_empty_advantag
     batch = [episode([1.0]), episode([0.0]), episode([])]
     advantages = compute_advantages(batch, estimator=name)
     assert [len(a) for a in advantages] == [1, 1, 0]
+
+
+SHAPER_ERRORS = [
+    (
+        {"name": "info_gain", "gain": "nonsense"},
+        "info_gain: gain='nonsense' is not one of 'prob_diff', 'log_prob_diff'.",
+    ),
+    (
+        "info_gain",
+        "the info_gain shaper (IGPO) needs `scorer` from the credit context, but none "
+        "was given; pass context=CreditContext(scorer=...) to compute_advantages.",
+    ),
+    (
+        "calm",
+        "the calm shaper (CALM) needs `judge` from the credit context, but none was given; "
+        "pass context=CreditContext(judge=...) to compute_advantages.",
+    ),
+    (
+        "lare",
+        "the lare shaper (LaRe) needs `lare` from the credit context, but none was given; "
+        "pass context=CreditContext(extras={'lare': ...}) to compute_advantages.",
+    ),
+]
+
+
+@pytest.mark.parametrize("spec, message", SHAPER_ERRORS)
+def test_a_shaper_without_its_context_or_with_a_bad_choice_says_what_to_pass(spec, message):
+    with pytest.raises(ValueError) as error:
+        compute_advantages([episode([1.0, 0.0])], [spec], "grpo")
+    assert str(error.value) == message
