@@ -46,6 +46,7 @@ __all__ = [
     "is_multi_agent",
     "check_make_kwargs",
     "register_scheme",
+    "is_address_id",
     "ENTRY_POINT_GROUP",
     "NAMESPACE",
 ]
@@ -136,6 +137,12 @@ def register_scheme(
     if not prefix.endswith(":") or "/" in prefix:
         raise ValueError(f"a scheme prefix looks like 'name:', got {prefix!r}")
     _schemes[prefix] = (builder, metadata)
+
+
+def is_address_id(env_id: str) -> bool:
+    """Whether `env_id` is ``SCHEME:ADDRESS`` of a registered scheme (a remote env)."""
+    _ensure_builtins()
+    return _scheme(env_id) is not None
 
 
 def _scheme(env_id: str) -> tuple[str, Callable[..., Any], Callable[[str], dict]] | None:

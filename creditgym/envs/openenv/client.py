@@ -108,6 +108,7 @@ class OpenEnvEnv(gym.Env):
         self._ws: Any = None
         self._session = ""  # the token /creditgym/* calls take (creditgym servers)
         self._steps = 0
+        self._http_client: Any = None  # httpx.Client, made on the first HTTP call
 
     # -- Gymnasium -------------------------------------------------------------------------
 
@@ -146,6 +147,9 @@ class OpenEnvEnv(gym.Env):
             except Exception:  # already gone: closing is all that was asked
                 pass
             ws.close()
+        http, self._http_client = self._http_client, None
+        if http is not None:
+            http.close()
         super().close()
 
     # -- what the server is --------------------------------------------------------------
@@ -185,6 +189,7 @@ class OpenEnvEnv(gym.Env):
             raise ValueError(
                 f"restore_state takes a snapshot from clone_state() of an env on {self.base_url}"
             )
+        self._connect()  # a fresh env may be restored before any reset
         answer = self._post(
             "/creditgym/restore", {"session": self._token(), "snapshot": snapshot.snapshot_id}
         )
@@ -228,6 +233,7 @@ class OpenEnvEnv(gym.Env):
                 close_timeout=2,
                 max_size=self.max_message_bytes,
                 compression=None,  # loopback and LAN: deflate costs more than it saves
+                legacy=True,  # a connection held across calls, not a context manager
             )
         except Exception as error:
             raise RemoteEnvError(
@@ -406,18 +412,19 @@ class OpenEnvEnv(gym.Env):
     ) -> dict[str, Any]:
         import httpx
 
+        if self._http_client is None:
+            self._http_client = httpx.Client(timeout=self.timeout, headers=self._headers())
         try:
-            with httpx.Client(timeout=self.timeout, headers=self._headers()) as http:
-                with http.stream(method, self.base_url + path, json=body) as response:
-                    raw = b""
-                    for chunk in response.iter_bytes():
-                        raw += chunk
-                        if len(raw) > self.max_message_bytes:
-                            raise RemoteEnvError(
-                                f"{self.base_url}{path} answered more than "
-                                f"{self.max_message_bytes} bytes"
-                            )
-                    status = response.status_code
+            with self._http_client.stream(method, self.base_url + path, json=body) as response:
+                raw = b""
+                for chunk in response.iter_bytes():
+                    raw += chunk
+                    if len(raw) > self.max_message_bytes:
+                        raise RemoteEnvError(
+                            f"{self.base_url}{path} answered more than "
+                            f"{self.max_message_bytes} bytes"
+                        )
+                status = response.status_code
         except httpx.HTTPError as error:
             raise RemoteEnvError(f"cannot reach {self.base_url}{path}: {_say(error)}") from None
         if missing_ok and status == 404:
