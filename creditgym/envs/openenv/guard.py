@@ -66,28 +66,35 @@ class Guard:
         await self._bounded(scope, receive, send)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app, answering 413 the moment a streamed body passes the bound (the app's
+        own answer to the broken read is then dropped: FastAPI would call it a 400)."""
         received = 0
         started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    if not started and not refused:
+                        refused = True
+                        await _reply(send, 413, self._too_large())
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
-            if not started:
-                await _reply(send, 413, self._too_large())
+            pass
 
     def _authorized(self, scope: Scope) -> bool:
         assert self._key is not None
