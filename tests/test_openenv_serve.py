@@ -147,3 +147,26 @@ def test_tiny_training_runs_on_a_served_env(served, tmp_path, one_thread):
     result = train(config)
     assert result.iterations == 1 and result.env_steps > 0
     assert served[1].poll() is None
+
+
+def test_the_trl_example_plays_a_served_env_without_trl(served):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "trl_served_env.py"
+    spec = importlib.util.spec_from_file_location("trl_served_env", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    tools = example.HouseholdTools(served[0])
+    local = creditgym.make(ENV_ID, **KWARGS)
+    _, info = local.reset(seed=4)
+    prompt = tools.reset(seed=4, prompt="ignored")
+    assert info["task"] in prompt and "Admissible commands: " in prompt
+    while not tools.done:
+        action = local.unwrapped.expert_action()
+        local.step(action)
+        tools.act(action)
+    assert tools.won and example.episode_reward([tools]) == [1.0]
+    with pytest.raises(ValueError, match="episode is over"):
+        tools.act("look")
+    tools.env.close()
