@@ -133,3 +133,45 @@ def test_sessions_beyond_max_sessions_are_refused(server):
     finally:
         for env in extra:
             env.close()
+
+
+# -- the server's parts, in-process ---------------------------------------------------------
+
+
+def test_a_session_the_server_closed_says_so_and_its_token_is_gone():
+    from creditgym.envs.openenv.served import ServedEnv, SessionClosed
+    from creditgym.envs.openenv.sessions import SessionDirectory
+    from creditgym.envs.openenv.wire import models
+
+    directory = SessionDirectory()
+    served = ServedEnv("creditgym/HouseholdEasy-v0", {}, directory)
+    served.reset(seed=0)
+    token = served.state.session
+    assert directory.session(token) is served
+    served.close()  # what OpenEnv's idle reaper does
+    with pytest.raises(SessionClosed, match="idle longer than its session timeout"):
+        served.step(models()[0](text="look"))
+    with pytest.raises(LookupError, match="unknown session token"):
+        directory.session(token)
+
+
+def test_the_least_recently_used_snapshot_is_evicted_past_the_limit():
+    from creditgym.envs.openenv.sessions import SessionDirectory
+
+    directory = SessionDirectory(max_snapshots=2)
+    first, second = directory.keep("a"), directory.keep("b")
+    directory.snapshot(first)  # used: now the most recent
+    directory.keep("c")
+    assert directory.snapshot(first) == "a"
+    with pytest.raises(LookupError, match="--max-snapshots"):
+        directory.snapshot(second)
+
+
+def test_serve_env_refuses_multi_agent_envs_and_bad_kwargs_in_one_line(capsys):
+    from creditgym.cli import main
+
+    assert main(["serve-env", "creditgym/CoopHousehold-v0", "--port", "0"]) == 2
+    assert "multi-agent" in capsys.readouterr().err
+    assert main(["serve-env", "creditgym/HouseholdEasy-v0", "--env-kwarg", "colour=1"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no keyword argument 'colour'" in error

@@ -244,8 +244,13 @@ class OpenEnvEnv(gym.Env):
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send `message` on the session and read its answer; drop the session on any failure
         (an answer read late would pair with the wrong request)."""
+        from websockets.exceptions import ConnectionClosed
+
         try:
-            self._ws.send(json.dumps(message))
+            try:
+                self._ws.send(json.dumps(message))
+            except ConnectionClosed:  # a refused session (at capacity) sends why, then closes:
+                pass  # the close may beat our send, so read the queued answer below
             raw = self._ws.recv(timeout=self.timeout)
         except TimeoutError:
             self._drop()
