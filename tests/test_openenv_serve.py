@@ -84,6 +84,14 @@ def test_remote_episodes_equal_in_process_ones_under_the_same_seeds(served):
     assert endings == {"won", "truncated"}  # both ways an episode ends travel
 
 
+def test_a_remote_env_passes_gymnasiums_check_env(served):
+    from gymnasium.utils.env_checker import check_env
+
+    env = creditgym.make(f"openenv:{served[0]}")
+    check_env(env, skip_render_check=True)  # random actions of up to 64k chars included
+    env.close()
+
+
 def test_clone_and_restore_travel_and_replay_the_same_future(served):
     remote = creditgym.make(f"openenv:{served[0]}")
     other = creditgym.make(f"openenv:{served[0]}")

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 import gymnasium as gym
 
 from creditgym import info_keys as keys
-from creditgym.envs.openenv.wire import WireError, decode_value
+from creditgym.envs.openenv.wire import MAX_ACTION_CHARS, WireError, decode_value
 from creditgym.envs.spaces import text_space
 
 __all__ = ["OpenEnvEnv", "RemoteEnvError", "RemoteSnapshot", "SCHEME", "API_KEY_ENV"]
@@ -102,7 +102,7 @@ class OpenEnvEnv(gym.Env):
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
         self.observation_space = text_space(MAX_TEXT_CHARS)
-        self.action_space = text_space(MAX_TEXT_CHARS)
+        self.action_space = text_space(MAX_ACTION_CHARS)
         self._server: dict[str, Any] | None = None  # /creditgym/info, {} for other servers
         self._task = ""
         self._ws: Any = None
@@ -466,7 +466,11 @@ def _server_info(info: dict[str, Any]) -> dict[str, Any]:
 def server_metadata(url: str, timeout: float = 10.0) -> dict[str, Any]:
     """The class ``metadata`` a registry reports for ``openenv:URL``: a creditgym server's
     held-out splits, {} for other servers."""
-    splits = OpenEnvEnv(url, timeout=timeout).server_info.get("eval_splits")
+    probe = OpenEnvEnv(url, timeout=timeout)
+    try:
+        splits = probe.server_info.get("eval_splits")
+    finally:
+        probe.close()
     return {"eval_splits": splits} if splits else {}
 
 
