@@ -29,6 +29,7 @@ server and what was wrong, and the session is dropped (the next ``reset`` opens 
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -48,6 +49,8 @@ __all__ = ["OpenEnvEnv", "RemoteEnvError", "RemoteSnapshot", "SCHEME", "API_KEY_
 SCHEME = "openenv:"
 #: Environment variable a client reads its API key from (the server's too).
 API_KEY_ENV = "CREDITGYM_ENV_API_KEY"
+#: Extra arguments of websockets' sync `connect` for a connection held open across calls.
+_HELD_CONNECTION: dict[str, Any] = {}
 #: Longest observation text accepted from a server.
 MAX_TEXT_CHARS = 1 << 20
 
@@ -220,6 +223,8 @@ class OpenEnvEnv(gym.Env):
             return
         from websockets.sync.client import connect
 
+        if not _HELD_CONNECTION and "legacy" in inspect.signature(connect).parameters:
+            _HELD_CONNECTION["legacy"] = True  # newer websockets: a connection held across calls
         if not self.is_creditgym and self.action_field is None:
             self.action_field = self._string_action_field()
         if not self.is_creditgym:
@@ -233,7 +238,7 @@ class OpenEnvEnv(gym.Env):
                 close_timeout=2,
                 max_size=self.max_message_bytes,
                 compression=None,  # loopback and LAN: deflate costs more than it saves
-                legacy=True,  # a connection held across calls, not a context manager
+                **_HELD_CONNECTION,
             )
         except Exception as error:
             raise RemoteEnvError(
