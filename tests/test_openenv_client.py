@@ -9,12 +9,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from websockets.sync.server import serve
 
-import creditgym
-from creditgym.envs import oracle
-from creditgym.envs.openenv import RemoteEnvError
-from creditgym.envs.openenv.wire import WireError, decode_value, encode_value
+pytest.importorskip("websockets")  # installed with the [openenv] extra
+
+from websockets.sync.server import serve  # noqa: E402
+
+import creditgym  # noqa: E402
+from creditgym.envs import oracle  # noqa: E402
+from creditgym.envs.openenv import RemoteEnvError  # noqa: E402
+from creditgym.envs.openenv.wire import WireError, decode_value, encode_value  # noqa: E402
 
 INFO = {"env_id": "creditgym/Fake-v0", "supports_cloning": False, "eval_splits": ["all"]}
 GOOD = {
