@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -47,13 +48,30 @@ def serve_env(env_id: str, *options: str) -> Iterator[tuple[str, subprocess.Pope
 
 @contextmanager
 def echo_env(workdir: Path, port: int) -> Iterator[str]:
-    """OpenEnv's echo environment, as `openenv init` writes it, served by uvicorn."""
-    subprocess.run(
-        ["openenv", "init", "echo_env"], cwd=workdir, check=True, capture_output=True, timeout=60
-    )
+    """OpenEnv's echo environment (the template `openenv init` renders), served by uvicorn.
+
+    The template's Python files are rendered here as `openenv init echo_env` renders them, but
+    without the CLI's `uv lock` (which would reach the network wherever uv is installed).
+    """
+    package = Path(importlib.util.find_spec("openenv").submodule_search_locations[0])
+    template = package / "cli" / "templates" / "openenv_env"
+    names = {
+        "__ENV_CLASS_NAME__": "EchoEnv",
+        "__ENV_TITLE_NAME__": "Echo Env",
+        "__ENV_NAME__": "echo_env",
+    }
+    env_dir = workdir / "echo_env"
+    for source in template.rglob("*.py"):
+        relative = str(source.relative_to(template))
+        text = source.read_text()
+        for placeholder, value in names.items():
+            relative = relative.replace(placeholder, value)
+            text = text.replace(placeholder, value)
+        (env_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (env_dir / relative).write_text(text)
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "server.app:app", "--port", str(port)],
-        cwd=workdir / "echo_env",
+        cwd=env_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
