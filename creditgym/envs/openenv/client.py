@@ -35,11 +35,18 @@ import math
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import gymnasium as gym
 
 from creditgym import info_keys as keys
+from creditgym.envs.openenv.transport import (
+    RemoteEnvError,
+    check_server_info,
+    clip,
+    http_url,
+    say,
+    ws_url,
+)
 from creditgym.envs.openenv.wire import MAX_ACTION_CHARS, WireError, decode_value
 from creditgym.envs.spaces import text_space
 
@@ -53,10 +60,6 @@ API_KEY_ENV = "CREDITGYM_ENV_API_KEY"
 _HELD_CONNECTION: dict[str, Any] = {}
 #: Longest observation text accepted from a server.
 MAX_TEXT_CHARS = 1 << 20
-
-
-class RemoteEnvError(RuntimeError):
-    """The server could not be reached, timed out, refused, or answered something malformed."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class OpenEnvEnv(gym.Env):
         timeout: float = 60.0,
         max_message_bytes: int = 16 << 20,
     ) -> None:
-        self.base_url = _http_url(url)
+        self.base_url = http_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.split = split
         self.action_field = action_field
@@ -166,7 +169,7 @@ class OpenEnvEnv(gym.Env):
     def server_info(self) -> dict[str, Any]:
         """The server's ``/creditgym/info`` ({} for other OpenEnv servers); fetched once."""
         if self._server is None:
-            self._server = _server_info(self._get("/creditgym/info", missing_ok=True))
+            self._server = check_server_info(self._get("/creditgym/info", missing_ok=True))
         return self._server
 
     @property
@@ -232,7 +235,7 @@ class OpenEnvEnv(gym.Env):
             self._task = str(metadata.get("description", ""))[:4096]
         try:
             self._ws = connect(
-                _ws_url(self.base_url),
+                ws_url(self.base_url),
                 additional_headers=self._headers(),
                 open_timeout=self.timeout,
                 close_timeout=2,
@@ -242,7 +245,7 @@ class OpenEnvEnv(gym.Env):
             )
         except Exception as error:
             raise RemoteEnvError(
-                f"cannot open a session on {self.base_url}: {_say(error)}"
+                f"cannot open a session on {self.base_url}: {say(error)}"
             ) from None
         self._session = ""
 
@@ -264,7 +267,7 @@ class OpenEnvEnv(gym.Env):
             ) from None
         except Exception as error:
             self._drop()
-            raise RemoteEnvError(f"{self.base_url} session lost: {_say(error)}") from None
+            raise RemoteEnvError(f"{self.base_url} session lost: {say(error)}") from None
         try:
             answer = json.loads(raw)
         except (ValueError, TypeError):
@@ -275,7 +278,7 @@ class OpenEnvEnv(gym.Env):
             raise RemoteEnvError(f"{self.base_url} answered with a JSON {type(answer).__name__}")
         if answer.get("type") == "error":
             data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
-            reason = _clip(str(data.get("message", "no message")))
+            reason = clip(str(data.get("message", "no message")))
             raise RemoteEnvError(f"{self.base_url} refused {message['type']}: {reason}")
         return answer
 
@@ -436,7 +439,7 @@ class OpenEnvEnv(gym.Env):
                         )
                 status = response.status_code
         except httpx.HTTPError as error:
-            raise RemoteEnvError(f"cannot reach {self.base_url}{path}: {_say(error)}") from None
+            raise RemoteEnvError(f"cannot reach {self.base_url}{path}: {say(error)}") from None
         if missing_ok and status == 404:
             return {}
         try:
@@ -445,27 +448,13 @@ class OpenEnvEnv(gym.Env):
             answer = None
         if status >= 400:
             detail = answer.get("detail") if isinstance(answer, dict) else None
-            reason = _clip(str(detail)) if detail else f"HTTP {status}"
+            reason = clip(str(detail)) if detail else f"HTTP {status}"
             if status == 409 and "cannot clone" in reason:
                 raise NotImplementedError(reason)
             raise RemoteEnvError(f"{self.base_url}{path}: {reason}")
         if not isinstance(answer, dict):
             raise RemoteEnvError(f"{self.base_url}{path} answered with something not a JSON object")
         return answer
-
-
-def _server_info(info: dict[str, Any]) -> dict[str, Any]:
-    """A creditgym server's /creditgym/info, checked ({} for other servers)."""
-    if not info:
-        return {}
-    if not isinstance(info.get("env_id"), str) or not isinstance(
-        info.get("supports_cloning"), bool
-    ):
-        raise RemoteEnvError("the server's /creditgym/info is malformed")
-    splits = info.get("eval_splits")
-    if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
-        raise RemoteEnvError("the server's /creditgym/info has malformed eval_splits")
-    return info
 
 
 def server_metadata(url: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -477,28 +466,3 @@ def server_metadata(url: str, timeout: float = 10.0) -> dict[str, Any]:
     finally:
         probe.close()
     return {"eval_splits": splits} if splits else {}
-
-
-def _http_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"openenv URL {url!r} must look like http://host:port (or https://, ws://, wss://)"
-        )
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-
-
-def _ws_url(http_url: str) -> str:
-    parts = urlsplit(http_url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    return urlunsplit((scheme, parts.netloc, parts.path + "/ws", "", ""))
-
-
-def _say(error: BaseException) -> str:
-    return _clip(f"{type(error).__name__}: {error}")
-
-
-def _clip(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
