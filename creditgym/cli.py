@@ -1,5 +1,5 @@
-"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `judge-eval`,
-`credit-report`, `view`.
+"""The `creditgym` command line: `envs`, `play`, `eval`, `train`, `config`, `serve`, `serve-env`,
+`judge-eval`, `credit-report`, `view`.
 
 creditgym envs
 creditgym play creditgym/HouseholdEasy-v0 --seed 3
@@ -9,6 +9,7 @@ creditgym train configs/quickstart.yaml train.iterations=20 run.seed=1
 creditgym train --help-config
 creditgym config show configs/quickstart.yaml train.iterations=20
 creditgym serve runs/quickstart/checkpoints/iter_000040/model --port 8000
+creditgym serve-env creditgym/Household-v0 --port 8001 --max-sessions 64
 creditgym judge-eval --env creditgym/MiniHackKeyRoom-v0 --judge smollm2 --episodes 20
 creditgym view runs/quickstart
 creditgym credit-report --env creditgym/HouseholdEasy-v0 --agent random --methods grpo,gigpo --mc 8
@@ -223,6 +224,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         options["corpus"] = tiny_env_corpus()
     return run(args, args.serve_parser, policy_options=options)
+
+
+def cmd_serve_env(args: argparse.Namespace) -> int:
+    from creditgym.envs.openenv.options import limits_from_args
+
+    try:
+        from creditgym.envs.openenv.app import serve_env
+    except ImportError as error:
+        if (error.name or "").startswith("creditgym"):
+            raise
+        raise ImportError(
+            f"creditgym serve-env needs OpenEnv: pip install 'creditgym[openenv]' ({error})",
+            name=error.name,
+        ) from error
+    try:
+        limits = limits_from_args(args)
+    except ValueError as error:
+        args.serve_env_parser.error(f"--{str(error).replace('_', '-')}")
+    env_kwargs = dict(_parse_kv(item) for item in args.env_kwarg)
+    serve_env(args.env, env_kwargs, args.host, args.port, limits)
+    return 0
 
 
 def cmd_judge_eval(args: argparse.Namespace) -> int:
@@ -484,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a policy over an OpenAI-compatible HTTP API")
     add_server_arguments(serve)  # model, --host (127.0.0.1), --port, --api-key, the limits
     serve.set_defaults(func=cmd_serve, serve_parser=serve)
+
+    from creditgym.envs.openenv.options import add_serve_arguments
+
+    serve_env = sub.add_parser(
+        "serve-env", help="serve a registered env over OpenEnv's protocol (HTTP + WebSocket)"
+    )
+    add_serve_arguments(serve_env)  # env, --env-kwarg, --host, --port, --api-key, the limits
+    serve_env.set_defaults(func=cmd_serve_env, serve_env_parser=serve_env)
 
     je = sub.add_parser(
         "judge-eval", help="score a CALM subgoal judge against the env's own events"

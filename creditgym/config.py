@@ -314,14 +314,15 @@ def _check_combinations(config: Config) -> None:
 def check_runnable(config: Config) -> None:
     """What a run needs beyond a valid schema, checked before anything runs.
 
-    The env id is registered and its constructor takes every configured keyword argument
-    (``env.kwargs`` and each curriculum stage's) and ``run.output_dir`` can be a directory
-    (the trainer checks ``run.resume_from`` itself, with `creditgym.train.checkpoint`).
+    The env id is registered (or names a remote env, ``openenv:<url>``) and its constructor
+    takes every configured keyword argument (``env.kwargs`` and each curriculum stage's) and
+    ``run.output_dir`` can be a directory (the trainer checks ``run.resume_from`` itself, with
+    `creditgym.train.checkpoint`).
     Raises `ConfigError` naming the key and what is allowed.
     """
-    from creditgym.envs.registry import check_make_kwargs, list_envs
+    from creditgym.envs.registry import check_make_kwargs, is_address_id, list_envs
 
-    if config.env.id not in list_envs():
+    if config.env.id not in list_envs() and not is_address_id(config.env.id):
         close = difflib.get_close_matches(config.env.id, list_envs(), n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(

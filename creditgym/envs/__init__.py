@@ -8,6 +8,7 @@ from creditgym.envs import (
     household,  # noqa: F401,E402  (registers creditgym/Household-*)
     info,
     nethack,  # noqa: F401,E402  (registers creditgym/MiniHack*; imports minihack lazily)
+    openenv,  # noqa: F401,E402  (makes "openenv:<url>" ids build remote envs)
     search,  # noqa: F401,E402  (registers creditgym/SearchQA-*)
     tw,  # noqa: F401,E402  (registers creditgym/TextWorld*; imports textworld lazily)
     webshop,  # noqa: F401,E402  (registers creditgym/WebShop-*)

@@ -9,6 +9,9 @@ description for `creditgym envs`, and what it needs) and `make` builds it:
   signpost under its id whose construction raises an error pointing to `creditgym.make`
   (Gymnasium can only build `gymnasium.Env`s).
 
+An id of the form ``SCHEME:ADDRESS`` (``openenv:http://host:port``) names an env that a
+registered URL scheme builds (`register_scheme`): a remote env, which no registry entry holds.
+
 Other installed packages can ship environments by declaring an entry point in the
 ``creditgym.envs`` group; it is loaded the first time the registry is consulted. The entry
 point may name either
@@ -44,6 +47,8 @@ __all__ = [
     "registration",
     "EnvEntry",
     "check_make_kwargs",
+    "register_scheme",
+    "is_address_id",
     "ENTRY_POINT_GROUP",
     "NAMESPACE",
 ]
@@ -69,6 +74,8 @@ class EnvEntry:
 
 
 _entries: dict[str, EnvEntry] = {}
+# "scheme:" -> (builder(address, **kwargs), metadata(address) -> the class metadata it reports)
+_schemes: dict[str, tuple[Callable[..., Any], Callable[[str], dict[str, Any]]]] = {}
 _plugins_loaded = False
 _loading_plugins = False
 
@@ -119,6 +126,33 @@ def register(
     )
     _entries[env_id] = entry
     _mirror_into_gymnasium(entry)
+
+
+def register_scheme(
+    prefix: str, builder: Callable[..., Any], metadata: Callable[[str], dict[str, Any]]
+) -> None:
+    """Make ids ``prefix + ADDRESS`` build ``builder(ADDRESS, **kwargs)`` (single-agent envs).
+
+    `metadata(ADDRESS)` gives what `env_metadata` reports for such an id (its
+    ``eval_splits``), asked of the address only when a caller wants it.
+    """
+    if not prefix.endswith(":") or "/" in prefix:
+        raise ValueError(f"a scheme prefix looks like 'name:', got {prefix!r}")
+    _schemes[prefix] = (builder, metadata)
+
+
+def is_address_id(env_id: str) -> bool:
+    """Whether `env_id` is ``SCHEME:ADDRESS`` of a registered scheme (a remote env)."""
+    _ensure_builtins()
+    return _scheme(env_id) is not None
+
+
+def _scheme(env_id: str) -> tuple[str, Callable[..., Any], Callable[[str], dict]] | None:
+    """(address, builder, metadata) of an id under a registered scheme, else None."""
+    for prefix, (builder, metadata) in _schemes.items():
+        if env_id.startswith(prefix):
+            return env_id[len(prefix) :], builder, metadata
+    return None
 
 
 def unregister(env_id: str) -> None:
@@ -217,6 +251,10 @@ def eval_splits(env_id: str) -> list[str]:
 
 def env_metadata(env_id: str) -> dict[str, Any]:
     """The `metadata` of a registered env's class, without building the env ({} for factories)."""
+    schemed = _scheme(env_id)
+    if schemed is not None:
+        address, _, metadata = schemed
+        return dict(metadata(address))
     target = _entry_point_target(_spec(env_id))
     return dict(getattr(target, "metadata", {})) if isinstance(target, type) else {}
 
@@ -271,6 +309,10 @@ def _entry_point_target(entry: EnvEntry) -> Any:
 def _spec(env_id: str) -> EnvEntry:
     _ensure_builtins()
     _load_plugins()
+    schemed = _scheme(env_id)
+    if schemed is not None:
+        address, builder, _ = schemed
+        return EnvEntry(env_id, functools.partial(builder, address), multi_agent=False)
     if env_id in _entries:
         return _entries[env_id]
     if env_id in gym.envs.registry:  # registered with Gymnasium directly (CartPole-v1, ...)
@@ -301,7 +343,20 @@ def make(env_id: str, **kwargs: Any) -> Any:
     every registered env instead), which keeps the per-step overhead low.
     """
     entry = _spec(env_id)
+    if _scheme(env_id) is not None:
+        return _make_schemed(entry, kwargs)
     if is_multi_agent(env_id):
         return _entry_point_target(entry)(**{**entry.kwargs, **kwargs})
     kwargs.setdefault("disable_env_checker", True)
     return gym.make(env_id, **kwargs)
+
+
+def _make_schemed(entry: EnvEntry, kwargs: dict[str, Any]) -> Any:
+    """An env of a registered scheme, with `gymnasium.make`'s own keywords honoured."""
+    kwargs.pop("disable_env_checker", None)
+    kwargs.pop("autoreset", None)
+    max_episode_steps = kwargs.pop("max_episode_steps", None)
+    env = entry.entry_point(**kwargs)
+    if max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps)
+    return env
