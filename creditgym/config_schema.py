@@ -298,7 +298,8 @@ class TrainConfig:
     target_kl: float = _field(
         0.0,
         "stop the PPO epochs before the step of the first mini-batch whose approx KL to the "
-        "rollout policy (k3) exceeds this (0 = never; Spinning Up's PPO early stop)",
+        "rollout policy (k3, over its trained tokens not forced) exceeds this (0 = never; "
+        "Spinning Up's PPO early stop)",
         min=0.0,
     )
     loss_agg: str = _field(

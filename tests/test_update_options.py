@@ -117,6 +117,24 @@ def test_target_kl_stops_before_the_step_of_the_first_mini_batch_past_it(config)
     assert stats["update/steps"] == 1
     assert (stats["update/stopped_epoch"], stats["update/stopped_step"]) == (1, 2)
     assert stats["update/epochs"] == 1
+    # the KL checked is the second mini-batch's (ppo_update's default rng: seed 0), over the
+    # turns it trains (advantage != 0) and only their tokens the constraint did not force
+    second = np.array_split(np.random.default_rng(0).permutation(len(turns)), 2)[1]
+    trained = [turns[i] for i in second if turns[i].advantage != 0.0]
+    mark_forced_tokens(policy, trained)
+    with torch.no_grad():
+        scored, _ = policy.score(
+            [t.prompt_ids for t in trained],
+            [t.response_ids for t in trained],
+            [t.admissible_actions for t in trained],
+        )
+    k3, free = 0.0, 0
+    for turn, new in zip(trained, scored):
+        log_ratio = new.double() - torch.tensor(turn.old_logprobs, dtype=torch.float64)
+        keep = ~torch.tensor(turn.forced)
+        k3 += float(((log_ratio.exp() - 1) - log_ratio)[keep].sum())
+        free += int(keep.sum())
+    assert stats["update/checked_kl"] == pytest.approx(k3 / free, rel=1e-3)
 
 
 def test_without_target_kl_every_epoch_and_mini_batch_steps(config):

@@ -114,6 +114,7 @@ class PPOLossOutput:
     clip_fraction: float
     ref_kl: float  # k3 KL to the reference policy (0 without one)
     entropy: float
+    approx_kl_sum: float = 0.0  # the approx KL summed over `mask`'s tokens (no denominator)
 
 
 def pad_sequences(
@@ -186,7 +187,8 @@ def ppo_clip_loss(
             loss = loss - entropy_coef * weighted
 
     with torch.no_grad():
-        approx_kl = (((ratio - 1.0) - log_ratio) * mask).sum() / denominator
+        approx_kl_sum = (((ratio - 1.0) - log_ratio) * mask).sum()
+        approx_kl = approx_kl_sum / denominator
         clipped = ((ratio - 1.0).abs() > clip_eps).to(mask.dtype)
         clip_fraction = (clipped * mask).sum() / denominator
     return PPOLossOutput(
@@ -196,4 +198,5 @@ def ppo_clip_loss(
         clip_fraction=float(clip_fraction),
         ref_kl=float(ref_kl.detach()),
         entropy=float(mean_entropy.detach()),
+        approx_kl_sum=float(approx_kl_sum),
     )

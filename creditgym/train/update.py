@@ -15,9 +15,10 @@ after its own prompt, for a fraction of the tokens.
 How the token terms sum into the loss is `train.loss_agg` (`creditgym.train.losses`), with the
 tokens the decoding constraint forced counted or not (`train.count_forced_tokens`). With
 `target_kl` > 0 the epochs stop early, before the step of the first mini-batch whose approx KL
-to the behaviour policy (k3, measured in its forward pass) exceeds it (Spinning Up's PPO
-early stop). `update_diagnostics` then scores the batch once more and says how far the policy
-moved and whether each turn's log-prob moved the way its advantage asked.
+to the behaviour policy (k3, measured in its forward pass, averaged over the tokens it scores
+that the constraint did not force) exceeds it (Spinning Up's PPO early stop).
+`update_diagnostics` then scores the batch once more and says how far the policy moved and
+whether each turn's log-prob moved the way its advantage asked.
 """
 
 from __future__ import annotations
@@ -303,6 +304,13 @@ def _counted_rows(unit: Unit, count_forced: bool) -> list[list[bool]]:
     return rows
 
 
+def _free_tokens(unit: Unit) -> float:
+    """Response tokens of the unit that the constraint did not force (all, if unknown)."""
+    if unit.forced is None:
+        return float(len(_old_logprobs(unit)))
+    return float(sum(not forced for forced in unit.forced))
+
+
 def mark_forced_tokens(policy: Any, units: Sequence[Unit]) -> None:
     """Fill each unit's `forced` (per response token) from the policy's decoding constraint,
     as the update scores it: constrained only where every unit has its admissible actions.
@@ -440,8 +448,9 @@ def ppo_update(
     `loss_agg`, `count_forced_tokens` and `loss_norm_tokens` choose how token terms sum into
     the loss (`creditgym.train.losses`); the default is the token mean over every response
     token. With `target_kl` > 0, the update stops before the step of the first mini-batch
-    whose approx KL (k3, over ranks) exceeds it; ``update/stopped_epoch`` and
-    ``update/stopped_step`` (1-based; 0 when it ran to the end) say where.
+    whose approx KL (k3, over ranks and the tokens it scores that were not forced) exceeds
+    it; ``update/stopped_epoch`` and ``update/stopped_step`` (1-based; 0 when it ran to the
+    end) say where, ``update/checked_kl`` is the last KL checked.
 
     Under `distributed` training each rank passes its own turns: the denominators and the
     gradients are summed over ranks, so with one mini-batch the step is the one a single process
@@ -454,8 +463,9 @@ def ppo_update(
     steps = epochs = stopped_epoch = stopped_step = 0
     # today's loss (a token mean over every response token) keeps its own, unweighted path
     weighted = loss_agg != "token_mean" or not count_forced_tokens
-    if weighted and not count_forced_tokens:
+    if (weighted and not count_forced_tokens) or target_kl > 0:
         mark_forced_tokens(policy, turns)
+    checked_kl = 0.0  # the approx KL of the last mini-batch checked against target_kl
     # every rank must take the same optimizer steps: a fixed split count (some splits may be empty)
     splits = max(1, mini_batches) if distributed.enabled else max(1, min(mini_batches, len(turns)))
     for epoch in range(ppo_epochs):
@@ -479,6 +489,7 @@ def ppo_update(
                 continue
             optimizer.zero_grad(set_to_none=True)
             batch_sums = dict.fromkeys(statistics, 0.0)
+            kl_sum = 0.0
             for micro in _micro_batches(batch, micro_batch_turns):
                 out = micro_batch_loss(
                     policy,
@@ -493,11 +504,14 @@ def ppo_update(
                 out.loss.backward()
                 for name in statistics:
                     batch_sums[name] += getattr(out, name)
-            # the policy has already moved too far from the behaviour policy: no further step
-            if target_kl > 0 and distributed.sum(batch_sums["approx_kl"]) > target_kl:
-                stopped_epoch, stopped_step = epoch + 1, steps + 1
-                optimizer.zero_grad(set_to_none=True)
-                break
+                kl_sum += out.approx_kl_sum
+            if target_kl > 0:
+                free = distributed.sum(sum(_free_tokens(t) for t in batch))
+                checked_kl = distributed.sum(kl_sum) / max(free, 1.0)
+                if checked_kl > target_kl:  # moved too far from the behaviour policy: no step
+                    stopped_epoch, stopped_step = epoch + 1, steps + 1
+                    optimizer.zero_grad(set_to_none=True)
+                    break
             distributed.sum_gradients(parameters)
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
             optimizer.step()
@@ -512,12 +526,16 @@ def ppo_update(
             name: value if name == "grad_norm" else distributed.sum(value)
             for name, value in sorted(sums.items())
         }
-    return {f"update/{name}": value / max(steps, 1) for name, value in sums.items()} | {
-        "update/steps": steps,
-        "update/epochs": epochs,
-        "update/stopped_epoch": stopped_epoch,
-        "update/stopped_step": stopped_step,
-    }
+    return (
+        {f"update/{name}": value / max(steps, 1) for name, value in sums.items()}
+        | {
+            "update/steps": steps,
+            "update/epochs": epochs,
+            "update/stopped_epoch": stopped_epoch,
+            "update/stopped_step": stopped_step,
+        }
+        | ({"update/checked_kl": checked_kl} if target_kl > 0 else {})
+    )
 
 
 @torch.no_grad()
