@@ -11,6 +11,7 @@ from conftest import TINY
 from creditgym.config import load_config
 from creditgym.train.models import build_policy
 from creditgym.train.update import (
+    TrainSequence,
     TrainTurn,
     mark_forced_tokens,
     ppo_update,
@@ -190,3 +191,17 @@ def test_diagnostics_see_no_move_without_a_step_and_a_move_along_the_advantages(
     assert moved["update/ratio_min"] <= moved["update/ratio_p05"]
     assert moved["update/logprob_change_corr"] > 0.5  # actions moved the way advantages asked
     assert moved["update/logprob_change_abs_mean"] > 0.0
+
+
+def test_a_conversation_marks_each_turns_forced_tokens_under_its_own_actions(config):
+    policy = _policy(config)
+    sofa, drawer = policy.encode_response("go to sofa 1"), policy.encode_response("open drawer 2")
+    ids = [5, 6, 7, *sofa, 8, 9, *drawer]
+    spans = [(3, 3 + len(sofa)), (5 + len(sofa), len(ids))]
+    few = ["go to sofa 1", "open drawer 2"]  # the second turn has other actions than the first
+    sequence = TrainSequence(ids, spans, [[0.0] * len(sofa), [0.0] * len(drawer)], [1.0, -1.0],
+                             [list(ACTIONS), few])  # fmt: skip
+    mark_forced_tokens(policy, [sequence])
+    expected = policy.forced_tokens([sofa], [ACTIONS])[0] + policy.forced_tokens([drawer], [few])[0]
+    assert sequence.forced == expected
+    assert sequence.forced[len(sofa)] is False  # "open" vs "go": the turn's first choice

@@ -449,8 +449,9 @@ def ppo_update(
     the loss (`creditgym.train.losses`); the default is the token mean over every response
     token. With `target_kl` > 0, the update stops before the step of the first mini-batch
     whose approx KL (k3, over ranks and the tokens it scores that were not forced) exceeds
-    it; ``update/stopped_epoch`` and ``update/stopped_step`` (1-based; 0 when it ran to the
-    end) say where, ``update/checked_kl`` is the last KL checked.
+    it; ``update/stopped_epoch`` and ``update/stopped_step`` (1-based, the step counted over
+    all epochs; 0 when it ran to the end) say where, ``update/checked_kl`` is the last KL
+    checked.
 
     Under `distributed` training each rank passes its own turns: the denominators and the
     gradients are summed over ranks, so with one mini-batch the step is the one a single process
