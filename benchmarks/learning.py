@@ -9,8 +9,10 @@
 A run is `creditgym train CONFIG` of the setting (`SETTINGS`, or `--config`) with
 `credit.estimator` set to the method (tree and vine also branch, as in `estimators.py`), one
 torch thread, pinned to one core (`--jobs` runs at once, each on its own core). Methods are
-paired by seed: seed s draws the same training tasks and (the warm start is seeded too) starts
-from the same weights for every method, and every run is evaluated once at the end on the
+paired by seed: seed s draws the same training tasks and starts from the same weights for
+every method (a setting's warm start runs inside each run, seeded, so that
+`train.carry_sft_optimizer` can hand its optimizer over; a warning names a seed whose methods
+started from different held-out success), and every run is evaluated once at the end on the
 same held-out tasks (task i of a split is ``reset(seed=i)``): `--eval-episodes` per split,
 256 by default (the standard error of a success rate near 50% is then 3 points; at 64 it is 6).
 
@@ -455,6 +457,10 @@ def main() -> None:
         if result is not None and "error" not in result:
             results.setdefault(spec.method, {})[spec.seed] = result
 
+    for seed in args.seed_list:  # every method of a seed must start from the same weights
+        starts = {m: runs[seed].get("initial") for m, runs in results.items() if seed in runs}
+        if len({json.dumps(start, sort_keys=True) for start in starts.values()}) > 1:
+            print(f"warning: seed {seed}'s methods start from different held-out success {starts}")
     name = f"learning_{args.setting}" + ("_gate" if args.gate else "")
     if args.gate:
         table = gate_table(results, args.method_list)
