@@ -134,20 +134,28 @@ def _registered() -> set[str]:
 
 
 def _train(
-    config_overrides: list[str], output_dir: Path, log: Path
+    config_overrides: list[str],
+    output_dir: Path,
+    log: Path,
+    *,
+    config: str = "configs/quickstart_rl.yaml",
+    fresh: bool = True,
+    core: int | None = None,
 ) -> tuple[int, float, float, str]:
-    """`creditgym train` in a fresh process with one thread; (exit code, wall seconds, CPU
+    """`creditgym train CONFIG` in a new process with one thread; (exit code, wall seconds, CPU
     seconds, output tail). CPU time is the fairer cost on a shared machine: wall time counts
-    the other processes' turns too."""
-    if output_dir.exists():
+    the other processes' turns too. `fresh` wipes `output_dir` first (else the trainer resumes
+    from its newest checkpoint there); `core` pins the process to that CPU (taskset)."""
+    if fresh and output_dir.exists():
         shutil.rmtree(output_dir)  # a fresh run, never a resume of an older one
-    command = [sys.executable, "-m", "creditgym", "train", "configs/quickstart_rl.yaml"]
-    command += config_overrides
+    train_command = [sys.executable, "-m", "creditgym", "train", config, *config_overrides]
+    pinned = ["taskset", "-c", str(core)] if core is not None and shutil.which("taskset") else []
+    command = pinned + train_command
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with log.open("w") as out:
-        out.write(shlex.join(["creditgym", *command[3:]]) + "\n")
+    with log.open("a" if not fresh else "w") as out:
+        out.write(shlex.join([*pinned, "creditgym", *train_command[3:]]) + "\n")
         out.flush()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU time

@@ -76,16 +76,18 @@ def provenance(argv: list[str] | None = None, allow_dirty: bool = False) -> dict
     }
 
 
-def write_results(name: str, stamp: dict[str, Any], data: Any, table: str) -> Path:
+def write_results(
+    name: str, stamp: dict[str, Any], data: Any, table: str, directory: Path = RESULTS
+) -> Path:
     """Write ``results/NAME.json`` (the stamp and the data) and ``results/NAME.md`` (the
-    command, the stamp and `table`); returns the JSON path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    command, the stamp and `table`) into `directory`; returns the JSON path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps({"provenance": stamp, "data": data}, indent=2) + "\n")
     header = (
         f"`{stamp['command']}`\n\ncommit {stamp['commit']}, {stamp['date']}, load "
         f"{' / '.join(map(str, stamp['load']))} on {stamp['cores']} cores, Python "
         f"{stamp['python']}\n\n"
     )
-    (RESULTS / f"{name}.md").write_text(header + table.rstrip() + "\n")
+    (directory / f"{name}.md").write_text(header + table.rstrip() + "\n")
     return path

@@ -322,6 +322,42 @@ class TrainConfig:
         max=65_536,
     )
     mini_batches: int = _field(1, "optimizer steps per PPO epoch", min=1, max=65_536)
+    target_kl: float = _field(
+        0.0,
+        "stop the PPO epochs before the step of the first mini-batch whose approx KL to the "
+        "rollout policy (k3, over its trained tokens not forced) exceeds this (0 = never; "
+        "Spinning Up's PPO early stop)",
+        min=0.0,
+    )
+    loss_agg: str = _field(
+        "token_mean",
+        "how token terms sum into the loss: token_mean (DAPO: every token alike), "
+        "seq_mean_token_mean (GRPO: mean per response, then over responses), "
+        "seq_mean_token_sum_norm (Dr. GRPO: response sums over a constant, see "
+        "loss_norm_tokens), episode_mean (every episode alike, spread over its tokens)",
+        choices=("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm", "episode_mean"),
+    )
+    count_forced_tokens: bool = _field(
+        True,
+        "count tokens the action constraint forced (one allowed token: no gradient) in the "
+        "loss denominators; false leaves them out",
+    )
+    loss_norm_tokens: int = _field(
+        0,
+        "Dr. GRPO's constant for loss_agg=seq_mean_token_sum_norm (0 = policy.max_new_tokens)",
+        min=0,
+        max=10_000_000,
+    )
+    carry_sft_optimizer: bool = _field(
+        False,
+        "start RL's AdamW with the supervised warm start's moments instead of a fresh state "
+        "(a fresh one's first steps are mostly noise; warmup_iterations is the other remedy)",
+    )
+    update_diagnostics: bool = _field(
+        True,
+        "after each update, score the batch once more and log how the policy moved: KL, "
+        "ratio spread, each turn's log-prob change against its advantage (one forward pass)",
+    )
     skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
     precision: str = _field(
         "auto",

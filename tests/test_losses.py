@@ -113,3 +113,74 @@ def test_micro_batches_group_units_of_similar_length_within_the_turn_budget():
     sequence = TrainSequence([1] * 6, [(1, 2), (3, 4), (5, 6)], [[0.0]] * 3, [1.0] * 3, [None] * 3)
     batches = _micro_batches([sequence, turn(20)], micro_batch_turns=2)
     assert [len(batch) for batch in batches] == [1, 1] and batches[0][0] is sequence
+
+
+# ---- loss aggregation (train.loss_agg): each token's weight, worked by hand ----
+# Three turns: A (episode 0) 2 free tokens; B (episode 0) 4 tokens of which 2 forced; C
+# (episode 1) 1 free token; D (episode 1) 2 tokens, all forced.
+COUNTED_WITHOUT_FORCED = [[True, True], [True, False, True, False], [True], [False, False]]
+EPISODES = [0, 0, 1, 1]
+ALL_COUNTED = [[True] * len(row) for row in COUNTED_WITHOUT_FORCED]
+
+
+def _weights(mode, counted, norm_tokens=1):
+    from creditgym.train.losses import aggregation_weights, batch_counts
+
+    totals = batch_counts(counted, EPISODES)
+    return aggregation_weights(mode, counted, EPISODES, totals, norm_tokens=norm_tokens)
+
+
+def test_batch_counts_leave_out_forced_tokens_and_turns_with_none_free():
+    from creditgym.train.losses import BatchCounts, batch_counts
+
+    assert batch_counts(COUNTED_WITHOUT_FORCED, EPISODES) == BatchCounts(5.0, 3.0, 2.0)
+    assert batch_counts(ALL_COUNTED, EPISODES) == BatchCounts(9.0, 4.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        # DAPO: 5 free tokens, each 1/5
+        ("token_mean", [[1 / 5] * 2, [1 / 5, 0, 1 / 5, 0], [1 / 5], [0, 0]]),
+        # GRPO: 3 responses with free tokens; 1/(3 x the response's free tokens)
+        ("seq_mean_token_mean", [[1 / 6] * 2, [1 / 6, 0, 1 / 6, 0], [1 / 3], [0, 0]]),
+        # Dr. GRPO: 1/(3 responses x the constant 4)
+        ("seq_mean_token_sum_norm", [[1 / 12] * 2, [1 / 12, 0, 1 / 12, 0], [1 / 12], [0, 0]]),
+        # per episode: episode 0 has 4 free tokens, episode 1 one; each episode weighs 1/2
+        ("episode_mean", [[1 / 8] * 2, [1 / 8, 0, 1 / 8, 0], [1 / 2], [0, 0]]),
+    ],
+)
+def test_each_aggregation_weighs_free_tokens_as_its_paper_does(mode, expected):
+    weights = _weights(mode, COUNTED_WITHOUT_FORCED, norm_tokens=4)
+    for row, want in zip(weights, expected):
+        assert row == pytest.approx(want)
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("token_mean", [[1 / 9] * 2, [1 / 9] * 4, [1 / 9], [1 / 9] * 2]),
+        ("seq_mean_token_mean", [[1 / 8] * 2, [1 / 16] * 4, [1 / 4], [1 / 8] * 2]),
+        ("episode_mean", [[1 / 12] * 2, [1 / 12] * 4, [1 / 6], [1 / 6] * 2]),
+    ],
+)
+def test_counting_forced_tokens_puts_them_back_in_every_denominator(mode, expected):
+    for row, want in zip(_weights(mode, ALL_COUNTED), expected):
+        assert row == pytest.approx(want)
+
+
+def test_an_unknown_aggregation_names_the_choices():
+    with pytest.raises(ValueError, match="token_mean, seq_mean_token_mean"):
+        _weights("sequence_mean", ALL_COUNTED)
+
+
+def test_weighted_loss_at_ratio_one_is_minus_the_weighted_advantage_sum():
+    logprobs = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]], requires_grad=True)
+    weights = torch.tensor([[0.25, 0.25], [0.5, 0.0]])
+    advantages = torch.tensor([2.0, -1.0])
+    out = ppo_clip_loss(
+        logprobs, logprobs.detach(), advantages, torch.ones(2, 2), token_weights=weights
+    )
+    assert out.loss.item() == pytest.approx(-(0.25 * 2 + 0.25 * 2 + 0.5 * -1.0))
+    (grad,) = torch.autograd.grad(out.loss, logprobs)
+    torch.testing.assert_close(grad, torch.tensor([[-0.5, -0.5], [0.5, 0.0]]))

@@ -1,6 +1,6 @@
 """What a policy can do beyond `Policy.generate`, declared rather than discovered.
 
-Three capabilities, each a `typing.Protocol` callers check with ``isinstance``:
+The capabilities, each a `typing.Protocol` callers check with ``isinstance``:
 
 * `ChatPolicy`: ``generate_chat(conversations, ...)`` extends each conversation from its KV
   cache (the rollout's ``conversation`` context mode); others get the transcript as a prompt.
@@ -10,6 +10,9 @@ Three capabilities, each a `typing.Protocol` callers check with ``isinstance``:
   ``generate`` elsewhere sets it from what it wraps.
 * `TrainablePolicy`: what the trainer, the PPO update, checkpoints and export use of the policy
   they train (`HFPolicy` is the built-in one).
+* `ForcedTokenPolicy`: ``forced_tokens(response_ids, admissible_actions)`` says which response
+  tokens the decoding constraint forced (one allowed token: log-prob 0, no gradient), so the
+  update can leave them out of its loss denominators.
 * `WeightSyncedEngine`: a separate rollout engine (``rollout.engine=vllm``) that the trainer
   gives the new weights after each update.
 """
@@ -26,6 +29,7 @@ from creditgym.agents.base import Generation, Policy
 
 __all__ = [
     "ChatPolicy",
+    "ForcedTokenPolicy",
     "TeacherForcingPolicy",
     "TrainablePolicy",
     "WeightSyncedEngine",
@@ -74,6 +78,19 @@ class TeacherForcingPolicy(Protocol):
 def can_teacher_force(policy: Any) -> bool:
     """Whether `policy` declares teacher forcing (`TeacherForcingPolicy` with the flag set)."""
     return isinstance(policy, TeacherForcingPolicy) and bool(policy.supports_teacher_forcing)
+
+
+@runtime_checkable
+class ForcedTokenPolicy(Protocol):
+    """A policy whose decoding constraint can say which response tokens it forced."""
+
+    def forced_tokens(
+        self,
+        response_ids: Sequence[Sequence[int]],
+        admissible_actions: Sequence[Sequence[str] | None] | None = None,
+    ) -> list[list[bool]]:
+        """Per response, per token: True where the constraint allowed only that token."""
+        ...
 
 
 @runtime_checkable

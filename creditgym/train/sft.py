@@ -157,6 +157,17 @@ def expert_demonstrations(
     ]
 
 
+def _hand_over_state(source: torch.optim.Optimizer, target: torch.optim.Optimizer) -> None:
+    """Copy `source`'s per-parameter state into `target` (the same parameter objects)."""
+    for group in target.param_groups:
+        for parameter in group["params"]:
+            if parameter in source.state:
+                target.state[parameter] = {
+                    name: value.clone() if torch.is_tensor(value) else value
+                    for name, value in source.state[parameter].items()
+                }
+
+
 @dataclass
 class _Sequence:
     """Demonstration turns read in one pass: `ids` holds each turn's prompt and labelled
@@ -191,8 +202,19 @@ def _sequences(
     return sequences
 
 
-def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) -> dict[str, float]:
-    """Train `policy` in place on expert demonstrations; returns loss statistics."""
+def sft_warmup(
+    policy: HFPolicy,
+    config: Config,
+    prompt_format: PromptFormat,
+    *,
+    hand_over_to: torch.optim.Optimizer | None = None,
+) -> dict[str, float]:
+    """Train `policy` in place on expert demonstrations; returns loss statistics.
+
+    With `hand_over_to` (RL's AdamW, over the same parameters) the warm start's optimizer state
+    (first and second moments, step counts) is copied into it, so RL's first steps are scaled
+    by gradient statistics already gathered instead of a fresh state's (``train.
+    carry_sft_optimizer``); its learning rate and weight decay stay RL's own."""
     sft = config.train.sft_warmup
     demos = expert_demonstrations(
         config,
@@ -236,6 +258,8 @@ def sft_warmup(policy: HFPolicy, config: Config, prompt_format: PromptFormat) ->
             torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
             optimizer.step()
             losses.append(loss_sum)
+    if hand_over_to is not None:
+        _hand_over_state(optimizer, hand_over_to)
     return {
         "sft/demonstration_turns": float(len(demos)),
         "sft/loss_first": losses[0],

@@ -7,7 +7,8 @@ executes them, sharing one `Run`:
      start), then `evaluate_if_due` after iterations;
   3. `collect`: grouped episodes from the training envs;
   4. `assign`: per-turn advantages from the configured credit (shapers + estimator);
-  5. `update`: PPO-clip steps, weights synced to a separate rollout engine;
+  5. `update`: PPO-clip steps (early-stopped at `train.target_kl`), how far they moved the
+     policy (`update_diagnostics`), weights synced to a separate rollout engine;
   6. `log`: the iteration's metrics row;
   7. `checkpoint_if_due`; and at the end `finish`: the plot and the summary.
 The console display is `creditgym.train.display`.
@@ -79,6 +80,7 @@ from creditgym.train.update import (
     flatten_turns,
     ppo_update,
     reference_logprobs,
+    update_diagnostics,
 )
 from creditgym.trajectory import Episode
 
@@ -301,7 +303,12 @@ def before_training(run: Run) -> tuple[list[SplitResult], list[SplitResult]]:
         if config.train.sft_warmup.episodes > 0:
             # the same on every rank (same seed)
             with run.precision.autocast(), gradient_checkpointing(run.policy.model):
-                stats = sft_warmup(run.policy, config, run.prompt_format)
+                stats = sft_warmup(
+                    run.policy,
+                    config,
+                    run.prompt_format,
+                    hand_over_to=run.optimizer if config.train.carry_sft_optimizer else None,
+                )
             distributed.broadcast_parameters(run.policy.model)
             _sync_weights(run.rollout_policy)
             run.console.print(f"supervised warm start: {stats}")
@@ -465,9 +472,18 @@ def update(
             entropy_coef=train_cfg.entropy_coef,
             max_grad_norm=train_cfg.max_grad_norm,
             skip_zero_advantage=train_cfg.skip_zero_advantage,
+            loss_agg=train_cfg.loss_agg,
+            count_forced_tokens=train_cfg.count_forced_tokens,
+            loss_norm_tokens=train_cfg.loss_norm_tokens or run.config.policy.max_new_tokens,
+            target_kl=train_cfg.target_kl,
             rng=run.update_rng,
             distributed=run.distributed,
         )
+    if train_cfg.update_diagnostics:
+        with run.precision.autocast():
+            stats |= update_diagnostics(
+                run.policy, turns, train_cfg.micro_batch_turns, run.distributed
+            )
     _sync_weights(run.rollout_policy)
     return {**stats, "update/lr": lr}
 

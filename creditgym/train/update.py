@@ -11,6 +11,14 @@ update reads an episode as one sequence (`TrainSequence`, from `flatten_sequence
 forward pass scores the responses of all its turns, each turn's tokens weighted by that turn's
 advantage and behaviour log-probs. It gives the same loss and gradient as scoring each turn
 after its own prompt, for a fraction of the tokens.
+
+How the token terms sum into the loss is `train.loss_agg` (`creditgym.train.losses`), with the
+tokens the decoding constraint forced counted or not (`train.count_forced_tokens`). With
+`target_kl` > 0 the epochs stop early, before the step of the first mini-batch whose approx KL
+to the behaviour policy (k3, measured in its forward pass, averaged over the tokens it scores
+that the constraint did not force) exceeds it (Spinning Up's PPO early stop).
+`update_diagnostics` then scores the batch once more and says how far the policy moved and
+whether each turn's log-prob moved the way its advantage asked.
 """
 
 from __future__ import annotations
@@ -22,9 +30,16 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from creditgym.agents.protocols import ForcedTokenPolicy
 from creditgym.envs import info as keys
 from creditgym.train.distributed import ALONE, Distributed
-from creditgym.train.losses import pad_sequences, ppo_clip_loss
+from creditgym.train.losses import (
+    BatchCounts,
+    aggregation_weights,
+    batch_counts,
+    pad_sequences,
+    ppo_clip_loss,
+)
 from creditgym.trajectory import Episode, Turn
 
 T = TypeVar("T")
@@ -35,9 +50,11 @@ __all__ = [
     "flatten_sequences",
     "flatten_turns",
     "group_turns",
+    "mark_forced_tokens",
     "micro_batch_loss",
     "ppo_update",
     "reference_logprobs",
+    "update_diagnostics",
 ]
 
 
@@ -52,6 +69,8 @@ class TrainTurn:
     admissible_actions: list[str] | None
     ref_logprobs: torch.Tensor | None = None
     token_advantages: list[float] | None = None  # one per response token, replacing `advantage`
+    episode: int = 0  # which episode of the batch it came from (for train.loss_agg)
+    forced: list[bool] | None = None  # per response token: forced by the constraint
 
 
 @dataclass
@@ -69,6 +88,8 @@ class TrainSequence:
     admissible_actions: list[list[str] | None]
     ref_logprobs: list[torch.Tensor] | None = None
     token_advantages: list[list[float]] | None = None  # per turn, one per response token
+    episode: int = 0  # which episode of the batch it came from (for train.loss_agg)
+    forced: list[bool] | None = None  # per response token of every span: forced
 
     @property
     def trains(self) -> bool:
@@ -99,7 +120,7 @@ def flatten_sequences(
                 continue
             prompt, response = list(turn.prompt_ids), list(turn.response_ids)
             if current is None or prompt[: len(current.ids)] != current.ids:
-                current = TrainSequence([], [], [], [], [])
+                current = TrainSequence([], [], [], [], [], episode=index)
                 if token_advantages is not None:
                     current.token_advantages = []
                 sequences.append(current)
@@ -127,6 +148,7 @@ def flatten_turns(
         for k, (turn, advantage) in enumerate(zip(episode.turns, episode_advantages)):
             if turn.response_ids and len(turn.logprobs) == len(turn.response_ids):
                 flat.append(_train_turn(turn, float(advantage)))
+                flat[-1].episode = index
                 if token_advantages is not None:
                     flat[-1].token_advantages = _token_row(token_advantages[index][k], turn)
     return flat
@@ -252,6 +274,96 @@ def reference_logprobs(reference: Any, turns: Sequence[Unit], micro_batch_turns:
             turn.ref_logprobs = values.detach()
 
 
+def _turn_lengths(unit: Unit) -> list[int]:
+    """Response tokens of each of the unit's turns."""
+    if isinstance(unit, TrainSequence):
+        return [end - start for start, end in unit.spans]
+    return [len(unit.response_ids)]
+
+
+def _turn_advantages(unit: Unit) -> list[float]:
+    """Each of the unit's turns' advantage (the mean of its tokens' when they have their own)."""
+    if isinstance(unit, TrainSequence):
+        if unit.token_advantages is not None:
+            return [float(np.mean(row)) if row else 0.0 for row in unit.token_advantages]
+        return list(unit.advantages)
+    if unit.token_advantages is not None:
+        return [float(np.mean(unit.token_advantages)) if unit.token_advantages else 0.0]
+    return [unit.advantage]
+
+
+def _counted_rows(unit: Unit, count_forced: bool) -> list[list[bool]]:
+    """Per turn of the unit, which response tokens count in the loss denominators."""
+    rows, start = [], 0
+    for length in _turn_lengths(unit):
+        if count_forced or unit.forced is None:
+            rows.append([True] * length)
+        else:
+            rows.append([not forced for forced in unit.forced[start : start + length]])
+        start += length
+    return rows
+
+
+def _free_tokens(unit: Unit) -> float:
+    """Response tokens of the unit that the constraint did not force (all, if unknown)."""
+    if unit.forced is None:
+        return float(len(_old_logprobs(unit)))
+    return float(sum(not forced for forced in unit.forced))
+
+
+def mark_forced_tokens(policy: Any, units: Sequence[Unit]) -> None:
+    """Fill each unit's `forced` (per response token) from the policy's decoding constraint,
+    as the update scores it: constrained only where every unit has its admissible actions.
+    A policy that cannot say (not a `ForcedTokenPolicy`) leaves `forced` unset."""
+    if not units or not isinstance(policy, ForcedTokenPolicy):
+        return
+    if isinstance(units[0], TrainSequence):
+        turns = [
+            (unit.ids[start:end], actions)
+            for unit in units
+            for (start, end), actions in zip(unit.spans, unit.admissible_actions)
+        ]
+    else:
+        turns = [(unit.response_ids, unit.admissible_actions) for unit in units]
+    constrained = getattr(policy, "constrained", False) and all(a is not None for _, a in turns)
+    forced = policy.forced_tokens(
+        [list(ids) for ids, _ in turns], [a for _, a in turns] if constrained else None
+    )
+    rows = iter(forced)
+    for unit in units:
+        unit.forced = [flag for _ in range(_turn_count(unit)) for flag in next(rows)]
+
+
+def _mini_batch_weights(
+    batch: Sequence[Unit],
+    loss_agg: str,
+    count_forced: bool,
+    norm_tokens: int,
+    distributed: Distributed,
+) -> tuple[float, dict[int, list[float]], dict[int, list[float]]]:
+    """The mini-batch's counted tokens (over ranks), and per unit (by id) its tokens' loss
+    weights and counted mask (1.0 counted, 0.0 forced)."""
+    rows = [_counted_rows(unit, count_forced) for unit in batch]
+    flat_rows = [row for unit_rows in rows for row in unit_rows]
+    episodes = [unit.episode for unit in batch for _ in range(_turn_count(unit))]
+    local = batch_counts(flat_rows, episodes)
+    totals = BatchCounts(
+        tokens=distributed.sum(local.tokens),
+        turns=distributed.sum(local.turns),
+        episodes=distributed.sum(local.episodes),
+    )
+    if totals.tokens == 0:
+        return 0.0, {}, {}
+    weights = iter(
+        aggregation_weights(loss_agg, flat_rows, episodes, totals, norm_tokens=norm_tokens)
+    )
+    unit_weights, unit_counted = {}, {}
+    for unit, unit_rows in zip(batch, rows):
+        unit_weights[id(unit)] = [w for _ in unit_rows for w in next(weights)]
+        unit_counted[id(unit)] = [float(keep) for row in unit_rows for keep in row]
+    return totals.tokens, unit_weights, unit_counted
+
+
 def micro_batch_loss(
     policy: Any,
     micro: Sequence[Unit],
@@ -260,8 +372,15 @@ def micro_batch_loss(
     clip_eps: float = 0.2,
     kl_coef: float = 0.0,
     entropy_coef: float = 0.0,
+    token_weights: Sequence[list[float]] | None = None,
+    counted: Sequence[list[float]] | None = None,
 ) -> Any:
-    """The PPO-clip loss of one micro-batch (a share of the mini-batch's token mean)."""
+    """The PPO-clip loss of one micro-batch (a share of the mini-batch's loss).
+
+    Without `token_weights` it is a share of the token mean over `token_count` tokens; with
+    them (per unit, per response token) each token weighs its own, and `counted` (per unit,
+    1.0 or 0.0 per token) marks the tokens the statistics average over.
+    """
     device = next(iter(policy.model.parameters())).device
     logprobs, entropies = _score(policy, micro, with_entropy=True)
     new_logprobs, mask = pad_sequences(logprobs)
@@ -279,17 +398,24 @@ def micro_batch_loss(
         advantages, _ = pad_sequences(
             [torch.tensor(_token_advantages(t), dtype=torch.float32) for t in micro]
         )
+    weights = None
+    if token_weights is not None:
+        weights = pad_sequences([torch.tensor(w, dtype=torch.float32) for w in token_weights])[0]
+        weights = weights.to(device)
+        if counted is not None:
+            mask = pad_sequences([torch.tensor(c, dtype=torch.float32) for c in counted])[0]
     return ppo_clip_loss(
         new_logprobs.float(),
         old_logprobs.to(device),
         advantages.to(device),
-        mask.float(),
+        mask.float().to(device),
         clip_eps=clip_eps,
         token_count=token_count,
         ref_logprobs=ref,
         kl_coef=kl_coef,
         entropy=entropy.float() if entropy is not None else None,
         entropy_coef=entropy_coef,
+        token_weights=weights,
     )
 
 
@@ -306,6 +432,10 @@ def ppo_update(
     entropy_coef: float = 0.0,
     max_grad_norm: float = 1.0,
     skip_zero_advantage: bool = True,
+    loss_agg: str = "token_mean",
+    count_forced_tokens: bool = True,
+    loss_norm_tokens: int = 1,
+    target_kl: float = 0.0,
     rng: np.random.Generator | None = None,
     distributed: Distributed = ALONE,
 ) -> dict[str, float]:
@@ -313,9 +443,17 @@ def ppo_update(
 
     Turns whose advantage is 0 contribute nothing to the clipped policy-gradient term, so with
     no KL or entropy term they are left out of the forward pass (`skip_zero_advantage`), while
-    still counted in the token-mean divisor so the gradient is unchanged.
+    still counted in the loss's denominators so the gradient is unchanged.
 
-    Under `distributed` training each rank passes its own turns: the token-mean divisor and the
+    `loss_agg`, `count_forced_tokens` and `loss_norm_tokens` choose how token terms sum into
+    the loss (`creditgym.train.losses`); the default is the token mean over every response
+    token. With `target_kl` > 0, the update stops before the step of the first mini-batch
+    whose approx KL (k3, over ranks and the tokens it scores that were not forced) exceeds
+    it; ``update/stopped_epoch`` and ``update/stopped_step`` (1-based, the step counted over
+    all epochs; 0 when it ran to the end) say where, ``update/checked_kl`` is the last KL
+    checked.
+
+    Under `distributed` training each rank passes its own turns: the denominators and the
     gradients are summed over ranks, so with one mini-batch the step is the one a single process
     takes on all ranks' turns; the statistics returned are the global ones.
     """
@@ -323,19 +461,36 @@ def ppo_update(
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
     statistics = ("pg_loss", "approx_kl", "clip_fraction", "ref_kl", "entropy")
     sums = dict.fromkeys((*statistics, "grad_norm"), 0.0)  # the same keys on every rank
-    steps = 0
+    steps = epochs = stopped_epoch = stopped_step = 0
+    # today's loss (a token mean over every response token) keeps its own, unweighted path
+    weighted = loss_agg != "token_mean" or not count_forced_tokens
+    if (weighted and not count_forced_tokens) or target_kl > 0:
+        mark_forced_tokens(policy, turns)
+    checked_kl = 0.0  # the approx KL of the last mini-batch checked against target_kl
     # every rank must take the same optimizer steps: a fixed split count (some splits may be empty)
     splits = max(1, mini_batches) if distributed.enabled else max(1, min(mini_batches, len(turns)))
-    for _ in range(ppo_epochs):
+    for epoch in range(ppo_epochs):
+        if stopped_step:
+            break
+        epochs += 1
         order = rng.permutation(len(turns))
         for batch_indices in np.array_split(order, splits):
             batch = [turns[i] for i in batch_indices]
-            token_count = distributed.sum(sum(len(t.response_ids) for t in batch))
+            unit_weights: dict[int, list[float]] = {}
+            unit_counted: dict[int, list[float]] = {}
+            if weighted:
+                token_count, unit_weights, unit_counted = _mini_batch_weights(
+                    batch, loss_agg, count_forced_tokens, loss_norm_tokens, distributed
+                )
+            else:
+                token_count = distributed.sum(sum(len(t.response_ids) for t in batch))
             if skip_zero_advantage and kl_coef == 0 and entropy_coef == 0:
                 batch = [t for t in batch if _trains(t)]
             if distributed.sum(len(batch)) == 0 or token_count == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
+            batch_sums = dict.fromkeys(statistics, 0.0)
+            kl_sum = 0.0
             for micro in _micro_batches(batch, micro_batch_turns):
                 out = micro_batch_loss(
                     policy,
@@ -344,13 +499,25 @@ def ppo_update(
                     clip_eps=clip_eps,
                     kl_coef=kl_coef,
                     entropy_coef=entropy_coef,
+                    token_weights=[unit_weights[id(t)] for t in micro] if weighted else None,
+                    counted=[unit_counted[id(t)] for t in micro] if weighted else None,
                 )
                 out.loss.backward()
                 for name in statistics:
-                    sums[name] += getattr(out, name)
+                    batch_sums[name] += getattr(out, name)
+                kl_sum += out.approx_kl_sum
+            if target_kl > 0:
+                free = distributed.sum(sum(_free_tokens(t) for t in batch))
+                checked_kl = distributed.sum(kl_sum) / max(free, 1.0)
+                if checked_kl > target_kl:  # moved too far from the behaviour policy: no step
+                    stopped_epoch, stopped_step = epoch + 1, steps + 1
+                    optimizer.zero_grad(set_to_none=True)
+                    break
             distributed.sum_gradients(parameters)
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
             optimizer.step()
+            for name in statistics:
+                sums[name] += batch_sums[name]
             sums["grad_norm"] += float(grad_norm)
             steps += 1
     # loss statistics are per mini-batch sums of micro-batch parts (and of ranks' parts, each a
@@ -360,6 +527,87 @@ def ppo_update(
             name: value if name == "grad_norm" else distributed.sum(value)
             for name, value in sorted(sums.items())
         }
-    return {f"update/{name}": value / max(steps, 1) for name, value in sums.items()} | {
-        "update/steps": steps
+    return (
+        {f"update/{name}": value / max(steps, 1) for name, value in sums.items()}
+        | {
+            "update/steps": steps,
+            "update/epochs": epochs,
+            "update/stopped_epoch": stopped_epoch,
+            "update/stopped_step": stopped_step,
+        }
+        | ({"update/checked_kl": checked_kl} if target_kl > 0 else {})
+    )
+
+
+@torch.no_grad()
+def update_diagnostics(
+    policy: Any,
+    turns: Sequence[Unit],
+    micro_batch_turns: int = 64,
+    distributed: Distributed = ALONE,
+) -> dict[str, float]:
+    """How the update moved the policy on the batch it trained on (one more forward pass).
+
+    Every token's log ratio is log pi_new - log pi_behaviour (the rollout's recorded log-probs,
+    which the PPO ratio starts from); tokens the constraint forced (always ratio 1) are left
+    out. Returns, over the batch (every rank's turns):
+
+    * ``update/kl_after``: the k3 estimate of KL(behaviour || new), mean((r - 1) - log r);
+    * ``update/ratio_std``, ``_min``, ``_max``, ``_p05``, ``_p95``: the spread of r;
+    * ``update/logprob_change_corr``: the Pearson correlation, over turns, of each turn's
+      log-prob change (the sum of its tokens' log ratios: the sampled action's) with its
+      advantage; 1 when every action moved in proportion to its advantage;
+    * ``update/logprob_change_mean`` and ``_abs_mean``: the turns' mean (absolute) change;
+    * ``update/forced_token_share``: the share of response tokens the constraint forced.
+    """
+    mark_forced_tokens(policy, turns)
+    changes: list[float] = []
+    advantages: list[float] = []
+    log_ratios: list[float] = []
+    forced_tokens = total_tokens = 0
+    for micro in _micro_batches(list(turns), micro_batch_turns):
+        logprobs, _ = _score(policy, micro, with_entropy=False)
+        for unit, new in zip(micro, logprobs):
+            delta = new.detach().float().cpu() - torch.tensor(_old_logprobs(unit))
+            free = (
+                torch.tensor([not f for f in unit.forced])
+                if unit.forced is not None
+                else torch.ones(len(delta), dtype=torch.bool)
+            )
+            log_ratios += delta[free].tolist()
+            forced_tokens += int((~free).sum())
+            total_tokens += len(delta)
+            start = 0
+            for length, advantage in zip(_turn_lengths(unit), _turn_advantages(unit)):
+                changes.append(float(delta[start : start + length].sum()))
+                advantages.append(advantage)
+                start += length
+    if distributed.enabled:
+        changes, advantages = distributed.gather(changes), distributed.gather(advantages)
+        log_ratios = distributed.gather(log_ratios)
+        forced_tokens = int(distributed.sum(forced_tokens))
+        total_tokens = int(distributed.sum(total_tokens))
+    if not log_ratios:
+        return {}
+    log_ratio = np.asarray(log_ratios)
+    ratio = np.exp(log_ratio)
+    change = np.asarray(changes)
+    return {
+        "update/kl_after": float(np.mean((ratio - 1.0) - log_ratio)),
+        "update/ratio_std": float(np.std(ratio)),
+        "update/ratio_min": float(ratio.min()),
+        "update/ratio_max": float(ratio.max()),
+        "update/ratio_p05": float(np.percentile(ratio, 5)),
+        "update/ratio_p95": float(np.percentile(ratio, 95)),
+        "update/logprob_change_corr": _pearson(change, np.asarray(advantages)),
+        "update/logprob_change_mean": float(change.mean()),
+        "update/logprob_change_abs_mean": float(np.abs(change).mean()),
+        "update/forced_token_share": forced_tokens / max(total_tokens, 1),
     }
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's correlation; 0 where either side is constant (no direction to agree on)."""
+    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])

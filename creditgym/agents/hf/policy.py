@@ -604,6 +604,7 @@ class HFPolicy:
     # teacher-forced scoring and hidden states: plain functions of the policy (scoring.py)
     score = scoring.score
     score_spans = scoring.score_spans
+    forced_tokens = scoring.forced_tokens
     logprobs = scoring.logprobs
     hidden_states = scoring.hidden_states
 

@@ -16,7 +16,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-__all__ = ["ScoredModel", "hidden_states", "left_pad", "logprobs", "score", "score_spans"]
+__all__ = [
+    "ScoredModel",
+    "forced_tokens",
+    "hidden_states",
+    "left_pad",
+    "logprobs",
+    "score",
+    "score_spans",
+]
 
 
 class ScoredModel(Protocol):
@@ -116,6 +124,29 @@ def score(
         if with_entropy:
             entropies.append(-(distribution.exp() * distribution).sum(-1))
     return logprobs, (entropies if with_entropy else None)
+
+
+def forced_tokens(
+    policy: ScoredModel,
+    response_ids: Sequence[Sequence[int]],
+    admissible_actions: Sequence[Sequence[str] | None] | None = None,
+) -> list[list[bool]]:
+    """Per response, which of its tokens the decoding constraint forced: where it allowed
+    exactly one token, so the token's log-prob is 0 whatever the weights (no gradient).
+
+    Unconstrained responses (no admissible actions, or a policy that is not constrained) have
+    none, but for think-act responses' forced ``<think>``/``</think>`` tokens.
+    """
+    tries = policy._tries(admissible_actions, len(response_ids))
+    forced: list[list[bool]] = []
+    for response, trie in zip(response_ids, tries):
+        response = [int(token) for token in response]
+        if trie is None:
+            forced.append([False] * len(response))
+            continue
+        allowed = (trie.allowed_next_tokens(response[:t]) for t in range(len(response)))
+        forced.append([tokens is not None and len(tokens) == 1 for tokens in allowed])
+    return forced
 
 
 def score_spans(

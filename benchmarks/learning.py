@@ -1,0 +1,477 @@
+"""The learning benchmark: does a credit method make the policy learn more than GRPO?
+
+    python benchmarks/learning.py --gate --methods gigpo,turn_level,ppo        # 1. the gate
+    python benchmarks/learning.py --methods grpo,gigpo --seeds 0-15 --jobs 2   # 2. the runs
+    python benchmarks/learning.py --methods grpo,gigpo --seeds 0-15 --table    # 3. the table
+
+(With a checkout that is not pip-installed, run it with PYTHONPATH=. from the repository.)
+
+A run is `creditgym train CONFIG` of the setting (`SETTINGS`, or `--config`) with
+`credit.estimator` set to the method (tree and vine also branch, as in `estimators.py`), one
+torch thread, pinned to one core (`--jobs` runs at once, each on its own core). Methods are
+paired by seed: seed s draws the same training tasks and starts from the same weights for
+every method (a setting's warm start runs inside each run, seeded, so that
+`train.carry_sft_optimizer` can hand its optimizer over; a warning names a seed whose methods
+started from different held-out success), and every run is evaluated once at the end on the
+same held-out tasks (task i of a split is ``reset(seed=i)``): `--eval-episodes` per split,
+256 by default (the standard error of a success rate near 50% is then 3 points; at 64 it is 6).
+
+Two metrics per run: held-out success after training, and the training-success area under
+the curve (the mean of ``rollout/success`` over the iterations: how fast it learned, read on
+the training batches, so it costs no evaluation). The table gives each method's mean with its
+95% t interval over seeds, and its paired difference to GRPO with 95% t and bootstrap
+intervals (`paired_stats.py`); the plot shows training success per iteration, mean and 95%
+band over seeds.
+
+The gate (`--gate`) comes first: one iteration per method from the setting's warm start on the
+same batch, reading the batch's ``credit/grpo_corr`` (and sign agreement, share of turns beyond
+a multiple of GRPO's advantages). Where a method's advantages correlate with GRPO's at 0.8 or
+more, the setting cannot show a difference between them: choose another setting first.
+
+Resumable: each finished run is stored as JSON in `--out`/learning_runs/SETTING/, its name
+keyed by the code (the clean commit; with `--allow-dirty`, the commit plus a hash of the
+uncommitted diff, recorded as such) and a hash of the run's resolved config; a rerun skips
+every run already stored under the same keys. A run interrupted midway resumes from its own
+last checkpoint (`--save-every`). Another commit or config trains anew; the table reads only
+the current code's runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import queue
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from estimators import METHODS, _summarise, _train  # noqa: E402
+from paired_stats import mean_interval, paired_difference  # noqa: E402
+from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "grpo"
+GATE_CORRELATION = 0.8  # at or above: the method's advantages are GRPO's up to noise
+MIN_EVAL_EPISODES = 256
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A training setting the methods are compared in: a config and what it overrides."""
+
+    config: str
+    overrides: tuple[str, ...] = ()
+    about: str = ""
+
+
+SETTINGS: dict[str, Setting] = {
+    "main": Setting(
+        "configs/quickstart.yaml", (), "the main job: warm start on the searching expert, 20 it"
+    ),
+    "scratch": Setting(
+        "configs/quickstart_rl.yaml", (), "pure RL from scratch on HouseholdEasy, 40 iterations"
+    ),
+}
+
+RUN_OPTIONS = (  # every run: quiet, one thread, no episode log, evaluated only at the end
+    "run.threads=1",
+    "run.progress=false",
+    "run.tensorboard=false",
+    "run.log_episodes=0",
+    "run.resume=true",
+)
+
+
+def code_key(allow_dirty: bool) -> str:
+    """The clean commit; with `allow_dirty` and changes, ``<sha>+dirty-<hash of the diff>``
+    (so a rerun on the same uncommitted code finds its runs, and other code does not)."""
+    key = commit(allow_dirty)  # raises DirtyTree on changes unless allowed
+    if not key.endswith("+dirty"):
+        return key
+    diff = subprocess.run(
+        ["git", "diff", "HEAD", "--", ".", ":(exclude)benchmarks/results"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return f"{key}-{hashlib.sha256(diff).hexdigest()[:8]}"
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``0-15`` (or a mix)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds += list(range(int(low), int(high or low) + 1))
+    return seeds
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: the setting's config with a method's overrides, at one seed."""
+
+    setting: str
+    method: str
+    seed: int
+    config: str
+    overrides: tuple[str, ...]
+    config_hash: str  # `config_hash(config, overrides)`
+
+
+def config_hash(config: str, overrides: tuple[str, ...]) -> str:
+    """A hash of the resolved config (defaults included), the output directory left out."""
+    from creditgym.config import load_config
+
+    resolved = dataclasses.asdict(load_config(config, list(overrides)))
+    resolved["run"].pop("output_dir")
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class Benchmark:
+    """The runs of one setting: specs, the store of finished runs, and the cores they run on."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        try:
+            self.code = code_key(args.allow_dirty)
+        except DirtyTree as error:
+            raise SystemExit(f"error: {error}") from None
+        self.out = Path(args.out)
+        self.store = self.out / "learning_runs" / args.setting
+        self.runs = self.out / "runs" / "learning" / args.setting
+        self.store.mkdir(parents=True, exist_ok=True)
+        cores = sorted(os.sched_getaffinity(0))
+        if args.jobs > len(cores):
+            raise SystemExit(f"error: --jobs {args.jobs} but only {len(cores)} cores are usable")
+        self.cores: queue.Queue[int] = queue.Queue()
+        for core in cores[: args.jobs]:
+            self.cores.put(core)
+
+    def spec(self, method: str, seed: int, *, gate: bool = False) -> RunSpec:
+        setting = SETTINGS.get(self.args.setting, Setting(self.args.config or ""))
+        config = self.args.config or setting.config
+        budget = []
+        if self.args.iterations:
+            budget.append(f"train.iterations={self.args.iterations}")
+        if gate:  # one batch from the warm start: its credit metrics, no evaluation to speak of
+            budget += ["train.iterations=1", "eval.episodes=1"]
+        else:
+            budget.append(f"eval.episodes={self.args.eval_episodes}")
+        overrides = (
+            *setting.overrides,
+            *RUN_OPTIONS,
+            "eval.every=0",
+            f"run.save_every={self.args.save_every}",
+            f"credit.estimator={{name: {METHODS[method].estimator}}}",
+            *METHODS[method].overrides,
+            *budget,
+            *self.args.set,
+            f"run.seed={seed}",
+        )
+        return RunSpec(
+            self.args.setting, method, seed, config, overrides, config_hash(config, overrides)
+        )
+
+    def key(self, spec: RunSpec) -> str:
+        return f"{spec.method}-seed{spec.seed}-{self.code}-{spec.config_hash}"
+
+    def saved(self, spec: RunSpec) -> dict | None:
+        """The stored result of `spec` under the current code and config, if it finished."""
+        path = self.store / f"{self.key(spec)}.json"
+        if not path.is_file():
+            return None
+        result = json.loads(path.read_text())
+        return None if "error" in result else result
+
+    def run(self, spec: RunSpec) -> dict:
+        """Train `spec` (or return its stored result); store the result as JSON."""
+        result = self.saved(spec)
+        if result is not None:
+            print(f"saved   {spec.method} seed {spec.seed}: skipped", flush=True)
+            return result
+        key = self.key(spec)
+        path, run_dir = self.store / f"{key}.json", self.runs / key
+        # resume a run cut short from its own checkpoint; anything else (no checkpoint yet, or
+        # an attempt that failed) starts over, so no stale metrics rows are appended to
+        fresh = path.is_file() or not any((run_dir / "checkpoints").glob("iter_*"))
+        overrides = [*spec.overrides, f"run.output_dir={run_dir}"]
+        core = self.cores.get()
+        try:
+            code, seconds, cpu, tail = _train(
+                overrides,
+                run_dir,
+                run_dir.with_suffix(".log"),
+                config=spec.config,
+                fresh=fresh,
+                core=core,
+            )
+        finally:
+            self.cores.put(core)
+        result: dict[str, Any] = {
+            "setting": spec.setting,
+            "method": spec.method,
+            "seed": spec.seed,
+            "code": self.code,
+            "config_hash": spec.config_hash,
+            "command": shlex.join(["creditgym", "train", spec.config, *overrides]),
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "core": core,
+            "resumed": not fresh,
+        }
+        if code != 0:
+            result["error"] = tail
+            print(f"FAILED  {spec.method} seed {spec.seed}: {tail}", flush=True)
+        else:
+            result.update(_summarise(run_dir))
+            result.update(_extras(run_dir))
+            print(
+                f"trained {spec.method} seed {spec.seed}: held-out {result['final']}, "
+                f"train AUC {result['train_auc']:.3f}, {seconds / 60:.1f} min",
+                flush=True,
+            )
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        return result
+
+    def run_all(self, specs: list[RunSpec]) -> list[dict]:
+        with ThreadPoolExecutor(self.args.jobs) as pool:
+            return list(pool.map(self.run, specs))
+
+
+def _extras(run_dir: Path) -> dict:
+    """What `_summarise` leaves out: the training-success AUC and the first batch's credit
+    agreement with GRPO (the gate's numbers)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if "rollout/success" in r]
+    first = train_rows[0]
+    gate = ("credit/grpo_corr", "credit/grpo_sign_agreement", "credit/grpo_beyond_scale_share")
+    return {
+        "train_auc": float(np.mean([r["rollout/success"] for r in train_rows])),
+        "first_batch": {name.split("/")[1]: first.get(name) for name in gate},
+        "update_steps": [r.get("update/steps") for r in train_rows],
+    }
+
+
+# ---- tables and the plot ---------------------------------------------------------------------
+
+
+def _interval(values: list[float], fmt: str = "{:.1%}") -> str:
+    mean, half = mean_interval(values)
+    if np.isnan(half):
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} +- {fmt.format(half)}"
+
+
+def _signed(value: float) -> str:
+    return f"{value * 100:+.1f}"
+
+
+def _difference(method: list[float], baseline: list[float]) -> str:
+    d = paired_difference(method, baseline)
+    if d.n < 2:
+        return f"{_signed(d.mean)} (n={d.n})"
+    mark = " *" if d.excludes_zero else ""
+    return (
+        f"{_signed(d.mean)} [{_signed(d.t_low)}, {_signed(d.t_high)}] "
+        f"(boot [{_signed(d.boot_low)}, {_signed(d.boot_high)}]){mark}"
+    )
+
+
+def _held_out(result: dict) -> float:
+    """The mean of the held-out splits' success (each split weighs the same)."""
+    return float(np.mean(list(result["final"].values())))
+
+
+def results_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
+    """Per method: held-out success per split and their mean, training AUC (mean +- 95% t
+    half-width over seeds), and the paired differences to GRPO in points."""
+    splits = sorted({s for runs in results.values() for r in runs.values() for s in r["final"]})
+    header = ["method", "seeds", *splits, "start", "train AUC"]
+    header += [f"vs {BASELINE}: held-out (pts, 95% t / bootstrap)", f"vs {BASELINE}: train AUC"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    baseline = results.get(BASELINE, {})
+    for method in methods:
+        runs = results.get(method, {})
+        if not runs:
+            lines.append(f"| {method} | 0 |" + " - |" * (len(header) - 2))
+            continue
+        ok = list(runs.values())
+        row = [method, str(len(ok))]
+        row += [_interval([r["final"][s] for r in ok]) for s in splits]
+        start = [float(np.mean(list(r["initial"].values()))) for r in ok if r.get("initial")]
+        row.append(_interval(start) if start else "-")
+        row.append(_interval([r["train_auc"] for r in ok], "{:.3f}"))
+        paired = sorted(set(runs) & set(baseline))
+        if method == BASELINE or not paired:
+            row += ["-", "-"]
+        else:
+            row.append(
+                _difference(
+                    [_held_out(runs[s]) for s in paired], [_held_out(baseline[s]) for s in paired]
+                )
+            )
+            row.append(
+                _difference(
+                    [runs[s]["train_auc"] for s in paired],
+                    [baseline[s]["train_auc"] for s in paired],
+                )
+            )
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def gate_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
+    """Per method, its first batch's agreement with GRPO, mean over seeds, and the verdict."""
+    header = ["method", "seeds", "corr with GRPO", "sign agreement", "beyond-scale share"]
+    lines = ["| " + " | ".join([*header, "verdict"]) + " |", "|---" * (len(header) + 1) + "|"]
+    for method in methods:
+        runs = list(results.get(method, {}).values())
+        batches = [r["first_batch"] for r in runs]
+        corr = [b["grpo_corr"] for b in batches if b.get("grpo_corr") is not None]
+        signs = [
+            b["grpo_sign_agreement"] for b in batches if b.get("grpo_sign_agreement") is not None
+        ]
+        beyond = [
+            b["grpo_beyond_scale_share"]
+            for b in batches
+            if b.get("grpo_beyond_scale_share") is not None
+        ]
+        if method == BASELINE:
+            verdict = "the baseline"
+        elif not corr:
+            verdict = "undefined (constant advantages: no outcome differs in a group)"
+        elif np.mean(corr) >= GATE_CORRELATION:
+            verdict = f"GRPO's up to noise (>= {GATE_CORRELATION}): cannot differ here"
+        else:
+            verdict = f"differs from GRPO (< {GATE_CORRELATION}): worth comparing"
+
+        def mean(values: list[float]) -> str:
+            return f"{np.mean(values):.3f}" if values else "-"
+
+        row = [method, str(len(runs)), mean(corr), mean(signs), mean(beyond), verdict]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(results: dict[str, dict[int, dict]], methods: list[str], path: Path) -> None:
+    """Training success per iteration: each method's mean over seeds with a 95% t band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for method in methods:
+        curves = [r["curve"]["rollout_success"] for r in results.get(method, {}).values()]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        values = np.array([c[:length] for c in curves])
+        iterations = np.arange(1, length + 1)
+        mean = values.mean(axis=0)
+        axis.plot(iterations, mean, label=f"{method} ({len(curves)} seeds)")
+        if len(curves) > 1:
+            half = np.array([mean_interval(values[:, i])[1] for i in range(length)])
+            axis.fill_between(iterations, mean - half, mean + half, alpha=0.2)
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("training success")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--setting", default="main", help=f"one of {', '.join(SETTINGS)}")
+    parser.add_argument("--config", default="", help="a config file instead of the setting's")
+    parser.add_argument("--methods", default="grpo,gigpo", help=f"of {', '.join(METHODS)}")
+    parser.add_argument("--seeds", default="0-15", help="e.g. 0-15 or 0,1,2")
+    parser.add_argument("--eval-episodes", type=int, default=MIN_EVAL_EPISODES)
+    parser.add_argument("--iterations", type=int, default=0, help="override train.iterations")
+    parser.add_argument("--save-every", type=int, default=5, help="checkpoint interval (resume)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, one core each")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--gate", action="store_true", help="only the gate: one batch each")
+    parser.add_argument("--table", action="store_true", help="only the table from saved runs")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides for every run")
+    parser.add_argument("--allow-dirty", action="store_true", help="run on uncommitted changes")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if args.setting not in SETTINGS and not args.config:
+        parser.error(f"unknown setting {args.setting!r}; choose from {', '.join(SETTINGS)}")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    try:
+        args.seed_list = _parse_seeds(args.seeds)
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: give numbers, e.g. 0-15 or 0,1,2")
+    args.method_list = list(dict.fromkeys([BASELINE, *methods]))  # the baseline always runs
+    return args
+
+
+def main() -> None:
+    args = _arguments()
+    os.chdir(ROOT)
+    bench = Benchmark(args)
+    specs = [
+        bench.spec(method, seed, gate=args.gate)
+        for seed in args.seed_list  # seed-major: a run cut short leaves whole seeds
+        for method in args.method_list
+    ]
+    if args.gate:
+        print("gate: one batch per method and seed from the setting's start", flush=True)
+    elif args.eval_episodes < MIN_EVAL_EPISODES:
+        print(
+            f"note: {args.eval_episodes} held-out episodes per split (< {MIN_EVAL_EPISODES}): "
+            "a smoke test, not a measurement",
+            flush=True,
+        )
+    if args.table:
+        finished = [(spec, bench.saved(spec)) for spec in specs]
+    else:
+        finished = list(zip(specs, bench.run_all(specs)))
+    results: dict[str, dict[int, dict]] = {}
+    for spec, result in finished:
+        if result is not None and "error" not in result:
+            results.setdefault(spec.method, {})[spec.seed] = result
+
+    for seed in args.seed_list:  # every method of a seed must start from the same weights
+        starts = {m: runs[seed].get("initial") for m, runs in results.items() if seed in runs}
+        if len({json.dumps(start, sort_keys=True) for start in starts.values()}) > 1:
+            print(f"warning: seed {seed}'s methods start from different held-out success {starts}")
+    name = f"learning_{args.setting}" + ("_gate" if args.gate else "")
+    if args.gate:
+        table = gate_table(results, args.method_list)
+    else:
+        table = results_table(results, args.method_list)
+        plot_curves(results, args.method_list, bench.out / f"{name}.png")
+    stamp = provenance(allow_dirty=args.allow_dirty) | {"code": bench.code}
+    data = {m: {str(s): r for s, r in runs.items()} for m, runs in results.items()}
+    write_results(name, stamp, data, table, directory=bench.out)
+    print(f"\n{table}\n\n(written to {bench.out / name}.md)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""benchmarks/learning.py: paired statistics worked by hand, the tables' verdicts, and a tiny
+end-to-end run that is killed after its first run and resumed without redoing it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from learning import gate_table, results_table  # noqa: E402
+from paired_stats import mean_interval, paired_difference, t_critical  # noqa: E402
+
+
+def test_t_critical_values_come_from_the_table_then_the_expansion():
+    assert t_critical(2) == 4.303
+    assert t_critical(30) == 2.042
+    assert t_critical(31) == pytest.approx(2.0395, abs=2e-4)  # Student's t, df 31
+    assert t_critical(1000) == pytest.approx(1.9623, abs=2e-4)
+    with pytest.raises(ValueError, match="degree of freedom"):
+        t_critical(0)
+
+
+def test_paired_difference_of_three_seeds_worked_by_hand():
+    # d = (1, 2, 3): mean 2, sd 1, half-width t(2) x 1 / sqrt(3) = 4.303 / 1.732 = 2.4843
+    d = paired_difference([1.5, 2.5, 3.5], [0.5, 0.5, 0.5])
+    assert (d.n, d.mean) == (3, pytest.approx(2.0))
+    assert (d.t_low, d.t_high) == (
+        pytest.approx(-0.4843, abs=1e-4),
+        pytest.approx(4.4843, abs=1e-4),
+    )
+    assert not d.excludes_zero
+    assert 1.0 <= d.boot_low < 2.0 < d.boot_high <= 3.0  # means of resamples of (1, 2, 3)
+
+
+def test_a_consistent_difference_excludes_zero_and_one_seed_has_no_interval():
+    assert paired_difference([0.6, 0.7, 0.65, 0.62], [0.5, 0.55, 0.52, 0.5]).excludes_zero
+    single = paired_difference([0.6], [0.5])
+    assert single.mean == pytest.approx(0.1) and single.t_low != single.t_low  # nan
+    assert mean_interval([0.5])[1] != mean_interval([0.5])[1]
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_difference([0.1, 0.2], [0.1])
+
+
+def _result(final: float, auc: float, corr: float | None = None) -> dict:
+    return {
+        "final": {"valid_seen": final, "valid_unseen": final},
+        "initial": {"valid_seen": 0.5, "valid_unseen": 0.5},
+        "train_auc": auc,
+        "curve": {"rollout_success": [auc, auc]},
+        "first_batch": {
+            "grpo_corr": corr,
+            "grpo_sign_agreement": 0.99,
+            "grpo_beyond_scale_share": 0.01,
+        },
+    }
+
+
+def test_the_table_pairs_each_method_with_grpo_by_seed():
+    results = {
+        "grpo": {0: _result(0.5, 0.4), 1: _result(0.6, 0.5), 2: _result(0.55, 0.45)},
+        # seeds 0 and 1 only: paired on those two, +10 and +20 points
+        "gigpo": {0: _result(0.6, 0.4), 1: _result(0.8, 0.5)},
+    }
+    table = results_table(results, ["grpo", "gigpo"]).splitlines()
+    gigpo = next(line for line in table if line.startswith("| gigpo"))
+    # d = (0.10, 0.20): mean +15.0, half-width 12.706 x 0.0707 / 1.414 = 0.6353 (63.5 points)
+    assert "| 2 |" in gigpo and "+15.0 [-48.5, +78.5]" in gigpo
+    assert "+0.0 [+0.0, +0.0]" in gigpo  # the same AUC on both seeds
+
+
+def test_the_gate_says_which_methods_cannot_differ_from_grpo():
+    results = {
+        "grpo": {0: _result(0.5, 0.5, 1.0)},
+        "gigpo": {0: _result(0.5, 0.5, 0.96)},
+        "turn_level": {0: _result(0.5, 0.5, 0.41)},
+        "rloo": {0: _result(0.5, 0.5, None)},
+    }
+    rows = {
+        line.split(" |")[0][2:]: line for line in gate_table(results, list(results)).split("\n")
+    }
+    assert "cannot differ here" in rows["gigpo"] and "0.960" in rows["gigpo"]
+    assert "worth comparing" in rows["turn_level"]
+    assert "undefined" in rows["rloo"]
+
+
+TINY_RUN = [
+    "--setting", "scratch", "--methods", "gigpo", "--seeds", "0,1", "--iterations", "1",
+    "--eval-episodes", "1", "--jobs", "1", "--allow-dirty", "--set",
+    "policy.tiny.hidden_size=32", "policy.tiny.num_layers=1", "policy.tiny.num_heads=2",
+    "policy.tiny.vocab_size=512", "rollout.groups=2", "rollout.group_size=2",
+    "env.kwargs={max_steps: 4}",
+]  # fmt: skip
+
+
+def _benchmark(out: Path, *extra: str, background: bool = False):
+    command = [sys.executable, "benchmarks/learning.py", "--out", str(out), *extra, *TINY_RUN]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if background:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_a_killed_benchmark_resumes_without_redoing_finished_runs(tmp_path):
+    store = tmp_path / "learning_runs" / "scratch"
+    first = _benchmark(tmp_path, background=True)
+    deadline = time.monotonic() + 600
+    while not list(store.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)  # the benchmark and the run it was training
+    first.wait()
+    (finished,) = store.glob("*.json")
+    stamp = finished.stat().st_mtime_ns
+
+    done = _benchmark(tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("skipped") == 1 and done.stdout.count("trained ") == 3
+    assert finished.stat().st_mtime_ns == stamp  # the finished run was not redone
+    runs = [json.loads(path.read_text()) for path in store.glob("*.json")]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [
+        ("gigpo", 0),
+        ("gigpo", 1),
+        ("grpo", 0),
+        ("grpo", 1),
+    ]
+    assert all("+dirty" in r["code"] or len(r["code"]) == 12 for r in runs)
+    assert "| gigpo | 2 |" in done.stdout  # the table, paired over both seeds
+    assert (tmp_path / "learning_scratch.png").is_file()
+
+    # the gate's runs (one iteration, one eval episode) are these runs: nothing is retrained
+    gate = _benchmark(tmp_path, "--gate")
+    assert gate.returncode == 0, gate.stderr[-2000:]
+    assert gate.stdout.count("skipped") == 4 and "trained " not in gate.stdout
+    assert "| gigpo | 2 |" in gate.stdout and "verdict" in gate.stdout
