@@ -8,8 +8,10 @@ from creditgym.envs import (
     household,  # noqa: F401,E402  (registers creditgym/Household-*)
     info,
     nethack,  # noqa: F401,E402  (registers creditgym/MiniHack*; imports minihack lazily)
+    sciworld,  # noqa: F401,E402  (registers creditgym/ScienceWorld-v0; imports it lazily)
     search,  # noqa: F401,E402  (registers creditgym/SearchQA-*)
     tw,  # noqa: F401,E402  (registers creditgym/TextWorld*; imports textworld lazily)
+    twx,  # noqa: F401,E402  (registers creditgym/TWX-*; imports textworld_express lazily)
     webshop,  # noqa: F401,E402  (registers creditgym/WebShop-*)
 )
 from creditgym.envs.registry import describe, list_envs, make, register
