@@ -3,8 +3,9 @@
 The engine is the ``scienceworld`` package's `ScienceWorldEnv`: a py4j client of the Scala
 simulator in the jar it ships, started in its own JVM (2-3 s). Engines are pooled per process
 (`creditgym.envs.java_engines`). Task names come from the package's ``tasks.json`` without a
-JVM; the folds of each task come from the engine (``get_variations_train/dev/test``) and are
-cached on disk, since asking costs a task load (about a second).
+JVM; the folds of each task come from the engine (``get_variations_train/dev/test``) and its
+gold paths from the engine's own generator (``generateGoldPath``). Both are cached on disk:
+asking for folds costs a task load (about a second), generating a gold path several seconds.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 from creditgym.cache import cache_root
 from creditgym.envs import java_engines
 from creditgym.envs.optional import require, require_java
 
-__all__ = ["ENGINE_KIND", "SPLITS", "start_engine", "task_names", "variation_folds"]
+__all__ = [
+    "ENGINE_KIND",
+    "SPLITS",
+    "load_task",
+    "start_engine",
+    "task_names",
+    "variation_folds",
+]
 
 ENGINE_KIND = "scienceworld"
 #: creditgym's split names and the engine's fold of each.
@@ -51,13 +60,52 @@ def start_engine() -> Any:
     return java_engines.acquire(ENGINE_KIND, start)
 
 
+def _cache_folder(cache_dir: str | os.PathLike | None) -> Path:
+    version = getattr(_package(), "__version__", "unknown")
+    return cache_root(cache_dir) / "scienceworld" / str(version)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    """Write `payload` to `path` atomically; a read-only cache only costs the next process."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(f".{os.getpid()}.tmp")
+        scratch.write_text(json.dumps(payload, sort_keys=True))
+        os.replace(scratch, path)
+    except OSError:
+        pass
+
+
+def load_task(
+    engine: Any,
+    task: str,
+    variation: int,
+    simplifications: str,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[str]:
+    """Load `task`'s `variation` into `engine`; returns the engine's gold action sequence,
+    generated on the first load of this (task, variation, simplifications) and cached."""
+    key = f"{task}-{variation}-{simplifications or 'none'}".replace(",", "+")
+    path = _cache_folder(cache_dir) / "gold" / f"{key}.json"
+    try:
+        gold = json.loads(path.read_text())
+    except (OSError, ValueError):
+        gold = None
+    if isinstance(gold, list) and gold and all(isinstance(a, str) for a in gold):
+        engine.load(task, variation, simplifications, generateGoldPath=False)
+        return gold
+    engine.load(task, variation, simplifications, generateGoldPath=True)
+    gold = [str(action) for action in engine.get_gold_action_sequence()]
+    _write_json(path, gold)
+    return gold
+
+
 def variation_folds(
     engine: Any, task: str, cache_dir: str | os.PathLike | None = None
 ) -> dict[str, list[int]]:
     """``{"train": [...], "dev": [...], "test": [...]}``: the engine's variation indices of
     `task` in each fold, read once per scienceworld version and cached on disk."""
-    version = getattr(_package(), "__version__", "unknown")
-    path = cache_root(cache_dir) / "scienceworld" / f"folds-{version}.json"
+    path = _cache_folder(cache_dir) / "folds.json"
     try:
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -73,13 +121,7 @@ def variation_folds(
     }
     cached = cached if isinstance(cached, dict) else {}
     cached[task] = folds
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_suffix(f".{os.getpid()}.tmp")
-        scratch.write_text(json.dumps(cached, sort_keys=True))
-        os.replace(scratch, path)
-    except OSError:  # a read-only cache only costs the next process a load
-        pass
+    _write_json(path, cached)
     return folds
 
 

@@ -18,6 +18,7 @@ from creditgym.envs.sciworld.actions import FORBIDDEN_COMMANDS, admissible_actio
 from creditgym.envs.sciworld.engine import (
     ENGINE_KIND,
     SPLITS,
+    load_task,
     start_engine,
     task_names,
     variation_folds,
@@ -82,7 +83,8 @@ class ScienceWorldEnv(gym.Env):
     * ``max_admissible`` (256): the most admissible actions offered (None: all; below).
     * ``simplifications`` (""): the engine's simplification string (``"easy"``,
       ``"teleportAction,openDoors"``, ...); the papers' numbers use none.
-    * ``cache_dir`` (None): where the variation folds are cached (``$CREDITGYM_CACHE``).
+    * ``cache_dir`` (None): where the variation folds and gold paths are cached
+      (``<cache>/scienceworld/<version>``; ``$CREDITGYM_CACHE`` or ``~/.cache/creditgym``).
 
     ## Task types
     ``info["task_type"]``: the engine's task name (``boil``, ``chemistry-mix``, ...).
@@ -94,7 +96,8 @@ class ScienceWorldEnv(gym.Env):
       two-object ones seeded by the state (`actions.py`); the gold action is never added, and
       the env accepts any command the engine parses, listed or not.
     * ``anchor``: a digest of the engine's whole object tree with its object ids removed
-      (`state.py`): every object's place, properties, temperature and device state.
+      (`state.py`): every object's place, properties, state of matter and device state;
+      temperatures are left out (the engine does not reproduce them to the last digit).
     * ``won``; ``valid``: the engine understood the command (not refused by the env, not "No
       known action matches that input.").
     * ``symbolic_state``: score, steps, moves, subgoals_done, subgoals_total, num_valid
@@ -172,7 +175,7 @@ class ScienceWorldEnv(gym.Env):
         self._done_subgoals: set[int] = set()
         self._subgoals_total = 0
         self._observation = ""
-        self._info_cache: dict[str, Any] = {}
+        self._engine_view: dict[str, Any] = {}  # what the engine said about this state
 
     # -- Gymnasium API -------------------------------------------------------------------------
     def reset(
@@ -189,9 +192,8 @@ class ScienceWorldEnv(gym.Env):
         task = self.tasks[index % len(self.tasks)]
         fold = variation_folds(self._engine, task, self.cache_dir)[SPLITS[self.split]]
         variation = fold[(index // len(self.tasks)) % len(fold)]
-        self._engine.load(task, variation, self.simplifications, generateGoldPath=True)
+        self._gold = load_task(self._engine, task, variation, self.simplifications, self.cache_dir)
         self._task, self._variation = task, variation
-        self._gold = [str(a) for a in self._engine.get_gold_action_sequence()]
         self._gold_index = 0
         self._budget = self.max_steps or max(100, 2 * len(self._gold))
         self._steps, self._score = 0, 0
@@ -201,13 +203,14 @@ class ScienceWorldEnv(gym.Env):
         self._subgoals_total = len(goals)
         description = printable(self._engine.get_task_description())
         self._observation = printable(f"{description}\n\n{self._engine.look()}", MAX_TEXT)
+        self._engine_view = {}
         return self._observation, self._info(valid=True, events=[])
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict]:
         if not self._task:
             raise gym.error.ResetNeeded("call reset() before step() on ScienceWorldEnv")
         if self._over:
-            return GAME_OVER, 0.0, True, False, self._info(valid=False, events=[])
+            return GAME_OVER, 0.0, True, False, self._info(valid=False, events=[], refused=True)
         self._steps += 1
         command, problem = normalize_command(action)
         if problem is None and command in FORBIDDEN_COMMANDS:
@@ -229,7 +232,8 @@ class ScienceWorldEnv(gym.Env):
             elif self._over:
                 events.append("lost")
         truncated = not self._over and self._steps >= self._budget
-        return self._observation, float(reward), self._over, truncated, self._info(valid, events)
+        info = self._info(valid, events, refused=problem is not None)
+        return self._observation, float(reward), self._over, truncated, info
 
     def render(self) -> str | None:
         return self._observation if self.render_mode == "ansi" else None
@@ -282,39 +286,42 @@ class ScienceWorldEnv(gym.Env):
             events.append(f"score: {score}")
         return events
 
-    def _info(self, valid: bool, events: list[str]) -> dict[str, Any]:
-        if not self._info_cache or not self._over or events:
+    def _info(self, valid: bool, events: list[str], refused: bool = False) -> dict[str, Any]:
+        """The info of the current state; the engine is asked again unless the last command
+        was refused before reaching it (or the task is over), which changes nothing."""
+        if not (refused or (self._over and not events)) or not self._engine_view:
             anchor = state_anchor(self._task, self._engine.getObjectTree())
             if self._over:
                 offered, num_valid = [], 0
             else:
                 valid_records = self._engine.get_valid_action_object_combinations_with_templates()
                 offered, num_valid = admissible_actions(valid_records, self.max_admissible, anchor)
-            self._info_cache = {
+            self._engine_view = {
                 "anchor": anchor,
                 "offered": offered,
                 "num_valid": num_valid,
+                "moves": int(self._engine.get_num_moves()),
                 "look": printable(self._engine.look()),
                 "inventory": printable(self._engine.inventory()),
                 "task": printable(self._engine.get_task_description()),
             }
-        cached = self._info_cache
+        view = self._engine_view
         lost = self._over and not self._won
         return {
-            keys.TASK: cached["task"],
+            keys.TASK: view["task"],
             keys.TASK_TYPE: self._task,
-            keys.ADMISSIBLE_ACTIONS: list(cached["offered"]),
-            keys.ANCHOR: cached["anchor"],
+            keys.ADMISSIBLE_ACTIONS: list(view["offered"]),
+            keys.ANCHOR: view["anchor"],
             keys.WON: self._won,
             keys.VALID: valid,
             keys.SYMBOLIC_STATE: {
                 "score": float(self._score),
                 "steps": float(self._steps),
-                "moves": float(self._engine.get_num_moves()),
+                "moves": float(view["moves"]),
                 "subgoals_done": float(len(self._done_subgoals)),
                 "subgoals_total": float(self._subgoals_total),
-                "num_valid": float(cached["num_valid"]),
-                "num_admissible": float(len(cached["offered"])),
+                "num_valid": float(view["num_valid"]),
+                "num_admissible": float(len(view["offered"])),
                 "won": float(self._won),
                 "lost": float(lost),
             },
@@ -323,8 +330,8 @@ class ScienceWorldEnv(gym.Env):
             "variation": self._variation,
             "split": self.split,
             "gold_length": len(self._gold),
-            "look": cached["look"],
-            "inventory": cached["inventory"],
+            "look": view["look"],
+            "inventory": view["inventory"],
         }
 
 

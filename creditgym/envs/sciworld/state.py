@@ -5,7 +5,11 @@
   connections, the agent and its inventory included), made canonical first: the engine's
   object ids (``uuid`` fields, the ``-<id>`` suffix of every name key) count objects created
   since the JVM started, so they differ between engines and reloads of the same state; they
-  are dropped, and each object's contents are sorted.
+  are dropped, and each object's contents are sorted. Temperatures are left out: the engine's
+  heat transfer visits objects in an order that changes between loads, so the same commands
+  leave temperatures that differ in the third decimal (no rounding is safe at a bin's edge).
+  What temperature does to an object stays in: its state of matter, whether it burns, a
+  device's setting. Other numbers are rounded to one decimal.
 * `subgoals`: the engine's goal progress (`get_goal_progress`), one ``(description, done)``
   per sequential or unordered subgoal of the task.
 """
@@ -20,32 +24,38 @@ from typing import Any
 __all__ = ["canonical_tree", "state_anchor", "subgoals"]
 
 _ENGINE_ID = re.compile(r"-\d+$")
+#: Object-tree fields not in the anchor: the engine's object id, and temperatures (above).
+_LEFT_OUT = frozenset({"uuid", "temperatureC"})
 _SUBGOAL_LINE = re.compile(r"^\s*\d+\t(true|false)\t\s*\S+\t(.+)$")
 
 
-def canonical_tree(node: Any) -> Any:
-    """The object tree without the engine's object ids, every list of contents sorted."""
+def canonical_tree(node: Any) -> str:
+    """The object tree as one canonical string: no engine object ids, every list of contents
+    sorted, temperatures left out, other numbers rounded to one decimal (each node is written
+    once: linear time)."""
     if isinstance(node, dict):
-        canonical = {}
-        for key, value in node.items():
-            if key == "uuid":
+        fields = []
+        for key, value in sorted(node.items()):
+            if key in _LEFT_OUT:
                 continue
             if key == "contents" and isinstance(value, dict):
-                children = [canonical_tree(child) for child in value.values()]
-                canonical[key] = sorted(children, key=lambda c: json.dumps(c, sort_keys=True))
+                children = sorted(canonical_tree(child) for child in value.values())
+                fields.append(f"contents:[{','.join(children)}]")
             else:
-                canonical[_ENGINE_ID.sub("", key)] = canonical_tree(value)
-        return canonical
+                fields.append(f"{_ENGINE_ID.sub('', key)}:{canonical_tree(value)}")
+        return "{" + ",".join(fields) + "}"
     if isinstance(node, list):
-        return sorted((canonical_tree(item) for item in node), key=json.dumps)
+        return "[" + ",".join(sorted(canonical_tree(item) for item in node)) + "]"
     if isinstance(node, str):
-        return _ENGINE_ID.sub("", node)
-    return node
+        return repr(_ENGINE_ID.sub("", node))
+    if isinstance(node, float):
+        return repr(round(node, 1))
+    return json.dumps(node)
 
 
 def state_anchor(task: str, tree: Any) -> str:
     """A hex digest of `task` and the canonical object tree: equal for equal engine states."""
-    blob = json.dumps([task, canonical_tree(tree)], sort_keys=True, separators=(",", ":"))
+    blob = f"{task}\n{canonical_tree(tree)}"
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 

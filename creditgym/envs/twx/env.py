@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,14 @@ from creditgym.envs import java_engines
 from creditgym.envs.engine_text import normalize_command, printable
 from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
-from creditgym.envs.twx.engine import ENGINE_KIND, SPLITS, game_params, start_engine, state_anchor
+from creditgym.envs.twx.engine import (
+    ENGINE_KIND,
+    SPLITS,
+    cached_gold_path,
+    game_params,
+    start_engine,
+    state_anchor,
+)
 
 __all__ = ["TextWorldExpressEnv"]
 
@@ -78,6 +86,8 @@ class TextWorldExpressEnv(gym.Env):
       distractors, doors; coin: 11 rooms, doors).
     * ``split`` ("train"): ``"train"``, ``"dev"`` or ``"test"``: the engine's seed fold.
     * ``max_steps`` (None): the step budget; 100, or twice the gold path where that is longer.
+    * ``cache_dir`` (None): where gold paths are cached (``<cache>/textworld_express``;
+      ``$CREDITGYM_CACHE`` or ``~/.cache/creditgym``).
 
     ## Task types
     ``info["task_type"]``: the game (``twc``, ``cookingworld``, ``coin``).
@@ -96,7 +106,8 @@ class TextWorldExpressEnv(gym.Env):
 
     ## The expert
     ``env.unwrapped.expert_action()``: the next action of the engine's gold path (generated
-    with the game). A step that plays the gold path's next action advances it; any other step
+    with the game; the engine draws coin's walk unseeded, so the first path drawn for a game
+    is cached on disk and reused: `engine.cached_gold_path`). A step that plays the gold path's next action advances it; any other step
     leaves it where it is, so after a deviation the expert proposes the same gold action
     again, which works where the deviation changed nothing the rest of the path needs
     (looking, examining, inventory) and may fail otherwise (a move away). ``"look around"``
@@ -124,6 +135,7 @@ class TextWorldExpressEnv(gym.Env):
         params: Mapping[str, int] | None = None,
         split: str = "train",
         max_steps: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
         render_mode: str | None = None,
     ) -> None:
         self.params = game_params(game, params)  # checks game and params before Java starts
@@ -136,6 +148,7 @@ class TextWorldExpressEnv(gym.Env):
         self.game = game
         self.split = split
         self.max_steps = max_steps
+        self.cache_dir = cache_dir
         self.render_mode = render_mode
         self.observation_space = text_space(MAX_TEXT)
         self.action_space = text_space()
@@ -170,7 +183,9 @@ class TextWorldExpressEnv(gym.Env):
         index = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         self._game_seed = self._seeds[index % len(self._seeds)]
         response = self._generate(self._game_seed)
-        self._gold = [str(a) for a in self._engine.server.getGoldActionSequence()]
+        self._gold = cached_gold_path(
+            self._engine, self.game, self.params, self._game_seed, self.cache_dir
+        )
         self._gold_index = 0
         self._budget = self.max_steps or max(100, 2 * len(self._gold))
         self._steps = 0
