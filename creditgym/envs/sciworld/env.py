@@ -49,8 +49,9 @@ class ScienceWorldEnv(gym.Env):
 
     ## Action space
     `text_space()`: one command such as ``open door to kitchen``, ``pick up thermometer``,
-    ``move metal pot to stove``, ``focus on water``, ``wait1``. Commands are lower-cased,
-    whitespace collapsed and trailing punctuation dropped; commands over 200 characters,
+    ``move metal pot to stove``, ``focus on water``, ``wait1``. Whitespace is collapsed,
+    trailing punctuation dropped, and a command equal to an admissible action but for case
+    becomes it; commands over 200 characters,
     characters outside letters, digits, spaces and ``'-(),``, non-strings and ``reset task``
     are refused without reaching the engine. An ambiguous command is resolved to the engine's
     first reading (the engine asks for a number; the env answers ``0``).
@@ -212,7 +213,7 @@ class ScienceWorldEnv(gym.Env):
         if self._over:
             return GAME_OVER, 0.0, True, False, self._info(valid=False, events=[], refused=True)
         self._steps += 1
-        command, problem = normalize_command(action)
+        command, problem = normalize_command(action, self._engine_view.get("offered", ()))
         if problem is None and command in FORBIDDEN_COMMANDS:
             problem = f"The command {command!r} is disabled in this environment."
         reward, events, valid = 0.0, [], False

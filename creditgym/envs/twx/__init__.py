@@ -17,7 +17,7 @@ _ENTRY_POINT = "creditgym.envs.twx.env:TextWorldExpressEnv"
 register(
     "creditgym/TWX-TWC-v0",
     _ENTRY_POINT,
-    description="TextWorld Commonsense via TextWorldExpress: put objects away; needs creditgym[twx].",
+    description="TextWorld Commonsense (TextWorldExpress): put objects away; needs creditgym[twx].",
     game="twc",
 )
 register(
@@ -29,6 +29,6 @@ register(
 register(
     "creditgym/TWX-Coin-v0",
     _ENTRY_POINT,
-    description="Coin collector via TextWorldExpress: find and take the coin; needs creditgym[twx].",
+    description="Coin collector (TextWorldExpress): find and take the coin; needs creditgym[twx].",
     game="coin",
 )

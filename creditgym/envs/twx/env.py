@@ -55,9 +55,11 @@ class TextWorldExpressEnv(gym.Env):
 
     ## Action space
     `text_space()`: one command such as ``take clean brown shirt``, ``open fridge``, ``move
-    north``, ``cook red apple in oven``. Commands are lower-cased, whitespace collapsed and
-    trailing punctuation dropped; commands over 200 characters, characters outside letters,
-    digits, spaces and ``'-(),`` and non-strings are refused without reaching the engine.
+    north``, ``cook red apple in oven``. Whitespace is collapsed and trailing punctuation
+    dropped, and a command equal to an admissible action but for case becomes it (the engine
+    matches names exactly: ``box of Q-tips``); commands over 200 characters, characters
+    outside letters, digits, spaces and ``'-(),`` and non-strings are refused without
+    reaching the engine.
 
     ## Observation space
     `text_space(8192)`: after `reset`, the task description and the engine's first
@@ -107,12 +109,13 @@ class TextWorldExpressEnv(gym.Env):
     ## The expert
     ``env.unwrapped.expert_action()``: the next action of the engine's gold path (generated
     with the game; the engine draws coin's walk unseeded, so the first path drawn for a game
-    is cached on disk and reused: `engine.cached_gold_path`). A step that plays the gold path's next action advances it; any other step
-    leaves it where it is, so after a deviation the expert proposes the same gold action
-    again, which works where the deviation changed nothing the rest of the path needs
-    (looking, examining, inventory) and may fail otherwise (a move away). ``"look around"``
-    once the gold path is used up. There is no ``steps_to_go``: the gold path is not shortest
-    (coin's sweeps rooms) and the engine cannot re-plan from the current state.
+    is cached on disk and reused: `engine.cached_gold_path`). A step that plays the gold
+    path's next action advances it; any other step leaves it where it is, so after a
+    deviation the expert proposes the same gold action again, which works where the deviation
+    changed nothing the rest of the path needs (looking, examining, inventory) and may fail
+    otherwise (a move away). ``"look around"`` once the gold path is used up. There is no
+    ``steps_to_go``: the gold path is not shortest (coin's sweeps rooms) and the engine
+    cannot re-plan from the current state.
 
     ## Cloning
     ``clone_state()`` snapshots the env's attributes and the commands sent since the game was
@@ -204,7 +207,7 @@ class TextWorldExpressEnv(gym.Env):
             info = {**copy.deepcopy(self._last_info), keys.VALID: False, keys.EVENTS: []}
             return GAME_OVER, 0.0, True, False, info
         self._steps += 1
-        command, problem = normalize_command(action)
+        command, problem = normalize_command(action, self._admissible)
         reward = 0.0
         if problem is not None:
             self._observation = problem
