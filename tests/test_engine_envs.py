@@ -181,6 +181,26 @@ def test_sciworld_refuses_cloning_and_credit_that_needs_it_says_so_up_front(sciw
         )
 
 
+def test_branch_rollouts_on_sciworld_are_refused_before_training(tmp_path, sciworld_env):
+    from conftest import TINY
+
+    from creditgym.config import ConfigError, load_config
+    from creditgym.rollout.branching import check_branching
+
+    config = load_config(
+        None,
+        TINY
+        + [
+            "env.id=creditgym/ScienceWorld-v0",
+            "env.kwargs={task: find-non-living-thing}",
+            "rollout.branch.mode=tree",
+            f"run.output_dir={tmp_path / 'run'}",
+        ],
+    )
+    with pytest.raises(ConfigError, match="ScienceWorld-v0 cannot clone its state"):
+        check_branching(config)
+
+
 def test_twx_restore_replays_to_the_same_state_in_another_env(twx_envs):
     env = twx_envs["CookingWorld"]
     rng = random.Random(0)
