@@ -63,7 +63,7 @@ class ScienceWorldEnv(gym.Env):
     ## Rewards
     The change of the engine's score (0-100) divided by 100: ScienceWorld scores partial
     progress (subgoals), so rewards are dense and a completed task's rewards sum to 1. A
-    failed task (focusing on the wrong object) drops the score below zero.
+    failed task (focusing on the wrong object) sets the score to -100 (rewards sum to -1).
 
     ## Starting state
     Task ``n`` of the split: ``reset(seed=n)`` plays task type ``tasks[n % len(tasks)]``,
@@ -95,7 +95,9 @@ class ScienceWorldEnv(gym.Env):
       actions, one per (template, objects), ``reset task`` dropped, capped at
       ``max_admissible`` by keeping the zero- and one-object actions and a sample of the
       two-object ones seeded by the state (`actions.py`); the gold action is never added, and
-      the env accepts any command the engine parses, listed or not.
+      the env accepts any command the engine parses, listed or not. The engine's gold paths
+      use names its valid list never produces (``examine lead``, other names of a door), so
+      a good share of the expert's actions are not in the list.
     * ``anchor``: a digest of the engine's whole object tree with its object ids removed
       (`state.py`): every object's place, properties, state of matter and device state;
       temperatures are left out (the engine does not reproduce them to the last digit).
