@@ -96,8 +96,18 @@ def test_a_missing_engine_package_names_the_extra(monkeypatch, env_id, missing, 
 def test_missing_java_names_the_apt_package(monkeypatch, env_id):
     pytest.importorskip("scienceworld" if "Science" in env_id else "textworld_express")
     monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
-    with pytest.raises(RuntimeError, match=r"apt-get install openjdk-17-jre-headless"):
+    with pytest.raises(ImportError, match=r"apt-get install openjdk-17-jre-headless"):
         creditgym.make(env_id)
+
+
+def test_the_cli_says_missing_java_in_one_line(monkeypatch, capsys):
+    pytest.importorskip("textworld_express")
+    from creditgym.cli import main
+
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
+    assert main(["eval", "--env", "creditgym/TWX-Coin-v0", "--agent", "random"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "apt-get install openjdk-17-jre-headless" in error
 
 
 # ---- the engines ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import importlib
 import shutil
 from types import ModuleType
 
-__all__ = ["JAVA_INSTALL", "require", "require_java"]
+__all__ = ["JAVA_INSTALL", "JavaNotFound", "require", "require_java"]
 
 #: How to install the Java runtime that ScienceWorld and TextWorldExpress start (Debian/Ubuntu).
 JAVA_INSTALL = "apt-get install openjdk-17-jre-headless"
@@ -33,8 +33,13 @@ def require(module: str, extra: str) -> ModuleType:
         ) from error
 
 
+class JavaNotFound(ImportError):
+    """No ``java`` on PATH for an engine that runs on the JVM: a missing dependency like a
+    missing extra (the CLI prints it as one line; the env contract test skips on it)."""
+
+
 def require_java(engine: str, extra: str) -> str:
-    """The path of the ``java`` executable, or raise `RuntimeError` naming how to install it.
+    """The path of the ``java`` executable, or raise `JavaNotFound` naming how to install it.
 
     Args:
         engine: the engine that needs Java, for the message (``"ScienceWorld"``).
@@ -42,7 +47,7 @@ def require_java(engine: str, extra: str) -> str:
     """
     java = shutil.which("java")
     if java is None:
-        raise RuntimeError(
+        raise JavaNotFound(
             f"{engine} runs on Java, and no `java` is on PATH. Install a Java runtime "
             f"(`{JAVA_INSTALL}` on Debian/Ubuntu, Java 11 or newer elsewhere), then "
             f"`pip install creditgym[{extra}]`."
