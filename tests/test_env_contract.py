@@ -15,7 +15,16 @@ import creditgym
 from creditgym.envs import registry
 from creditgym.envs.checks import check_parallel_env, check_text_env
 
-SLOW = ("creditgym/TextWorld",)  # fewer cases: a pool of two games, shorter walks
+SLOW = ("creditgym/TextWorld", "creditgym/ScienceWorld")  # fewer cases: shorter walks
+#: Arguments that keep the slow ids quick: TextWorld presets generate a game per seed
+#: (seconds each), so a pool of two; ScienceWorld loads a task per reset (about a second) and
+#: lists thousands of valid actions per step, so one task with a short gold path and budget;
+#: TextWorldExpress walks to the end of a short budget.
+FAST_KWARGS = {
+    "creditgym/TextWorld": {"num_games": 2},
+    "creditgym/ScienceWorld": {"task": "find-non-living-thing", "max_steps": 6},
+    "creditgym/TWX": {"max_steps": 20},  # every step hashes the whole game state
+}
 
 
 def _ids() -> list:
@@ -28,11 +37,10 @@ def _ids() -> list:
 
 
 def _make(env_id: str):
-    # TextWorld presets generate a game per seed (seconds each): a pool of two games here
-    kwargs = {"num_games": 2} if env_id.startswith(SLOW) else {}
+    kwargs = next((kw for prefix, kw in FAST_KWARGS.items() if env_id.startswith(prefix)), {})
     try:
         return creditgym.make(env_id, **kwargs)
-    except ImportError as error:  # an optional extra (textworld, minihack, mpe2) is missing
+    except ImportError as error:  # an optional extra (textworld, minihack, mpe2, ...) is missing
         if (error.name or "").startswith("creditgym"):
             raise  # our own module failing to import is a bug, never a skip
         pytest.skip(f"optional extra not installed: {error}")

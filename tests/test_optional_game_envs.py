@@ -1,6 +1,6 @@
-"""Game families on optional libraries (TextWorld, MiniHack/NLE) register without importing
-them, and a missing library is an error that names the extra to install. Runs with or without
-the libraries installed."""
+"""Game families on optional libraries (TextWorld, MiniHack/NLE, ScienceWorld,
+TextWorldExpress) register without importing them (nor starting Java), and a missing library
+is an error that names the extra to install. Runs with or without the libraries installed."""
 
 import subprocess
 import sys
@@ -14,7 +14,8 @@ def test_importing_creditgym_imports_no_game_library():
     code = (
         "import sys, creditgym; ids = creditgym.list_envs(); "
         "print('creditgym/TextWorldCoin-v0' in ids, 'creditgym/MiniHackRiver-v0' in ids, "
-        "sorted(m for m in ('textworld', 'minihack', 'nle', 'pettingzoo') if m in sys.modules))"
+        "sorted(m for m in ('textworld', 'minihack', 'nle', 'pettingzoo', 'scienceworld', "
+        "'textworld_express', 'py4j') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

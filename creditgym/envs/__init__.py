@@ -9,8 +9,10 @@ from creditgym.envs import (
     info,
     nethack,  # noqa: F401,E402  (registers creditgym/MiniHack*; imports minihack lazily)
     openenv,  # noqa: F401,E402  (makes "openenv:<url>" ids build remote envs)
+    sciworld,  # noqa: F401,E402  (registers creditgym/ScienceWorld-v0; imports it lazily)
     search,  # noqa: F401,E402  (registers creditgym/SearchQA-*)
     tw,  # noqa: F401,E402  (registers creditgym/TextWorld*; imports textworld lazily)
+    twx,  # noqa: F401,E402  (registers creditgym/TWX-*; imports textworld_express lazily)
     webshop,  # noqa: F401,E402  (registers creditgym/WebShop-*)
 )
 from creditgym.envs.registry import describe, list_envs, make, register
