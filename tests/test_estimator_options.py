@@ -130,3 +130,30 @@ def test_a_shaper_without_its_context_or_with_a_bad_choice_says_what_to_pass(spe
     with pytest.raises(ValueError) as error:
         compute_advantages([episode([1.0, 0.0])], [spec], "grpo")
     assert str(error.value) == message
+
+
+def test_turn_level_pools_each_groups_turn_index_apart_from_every_other():
+    """Three groups of two 2-turn episodes: every (group, t) pool normalises on its own, even
+    where a key built as group + t or group / length + t would merge two of them."""
+    rewards = {
+        "a": ([1.0, 0.0], [0.0, 0.0]),
+        "b": ([0.0, 2.0], [0.0, 0.0]),
+        "c": ([0.0, 5.0], [0.0, 1.0]),
+    }
+    batch = [episode(r, group=g) for g, pair in rewards.items() for r in pair]
+    advantages = compute_advantages(
+        batch, estimator={"name": "turn_level", "normalization": "mean"}
+    )
+    returns = [np.cumsum(r[::-1])[::-1] for pair in rewards.values() for r in pair]
+    expected = []
+    for i, R in enumerate(returns):
+        partner = returns[i ^ 1]  # the other episode of the same group
+        expected.append(R - (R + partner) / 2)
+    np.testing.assert_allclose(np.concatenate(advantages), np.concatenate(expected))
+
+
+@pytest.mark.parametrize("name", ["turn_level", "gigpo", "grpo", "rloo", "reinforce_pp"])
+def test_an_empty_or_all_failed_batch_gets_no_advantages(name):
+    assert compute_advantages([], estimator=name) == []
+    failed = [episode([1.0, 0.0], failed=True), episode([0.0], failed=True)]
+    assert [a.tolist() for a in compute_advantages(failed, estimator=name)] == [[0.0, 0.0], [0.0]]
