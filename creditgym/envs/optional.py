@@ -1,4 +1,5 @@
-"""Import an optional dependency with an error that says which creditgym extra installs it.
+"""Import an optional dependency with an error that says which creditgym extra installs it;
+and the error of an env whose separately downloaded game files are missing.
 
 Environment families built on third-party games (TextWorld, MiniHack) register at
 ``import creditgym`` time without importing their game library; the library is imported by
@@ -10,7 +11,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["require"]
+__all__ = ["MissingGameData", "require"]
+
+
+class MissingGameData(FileNotFoundError):
+    """An env's game files, which the user downloads separately, are not on disk; the message
+    says how to get them (tools that build every env, like the contract test, skip it)."""
 
 
 def require(module: str, extra: str) -> ModuleType:
