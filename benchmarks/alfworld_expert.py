@@ -1,6 +1,7 @@
 """ALFWorld's handcoded expert on ALFWorld games, per split and task type: how often it wins.
 
-Plays ``env.unwrapped.expert_action()`` for up to 50 steps on the first ``--per-type`` games
+Plays ``env.unwrapped.expert_action()`` for up to 50 steps (``--max-steps``; the expert's own
+budget in ALFWorld is 200) on the first ``--per-type`` games
 of every task type of each split, and writes benchmarks/results/alfworld_expert[_official].
 {md,json}, stamped with the commit and command (see provenance.py):
 
@@ -42,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-type", type=int, default=10, help="games per task type and split")
     parser.add_argument("--splits", default="valid_seen,valid_unseen", help="comma-separated")
+    parser.add_argument("--max-steps", type=int, default=50, help="step budget (the papers': 50)")
     parser.add_argument("--official", action="store_true", help="ALFWorld's downloaded games")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
@@ -55,7 +57,9 @@ def main() -> int:
     started = time.perf_counter()
     for split in args.splits.split(","):
         for task_type in TASK_TYPES:
-            env = creditgym.make(env_id, split=split, task_types=[task_type])
+            env = creditgym.make(
+                env_id, split=split, task_types=[task_type], max_steps=args.max_steps
+            )
             games = min(args.per_type, len(env.unwrapped._games))
             results = [play(env, seed) for seed in range(games)]
             env.close()
@@ -79,7 +83,7 @@ def main() -> int:
     minutes = (time.perf_counter() - started) / 60
     table = "\n".join(
         [
-            f"{env_id}, ALFWorld's handcoded expert, 50 steps",
+            f"{env_id}, ALFWorld's handcoded expert, {args.max_steps} steps",
             "",
             "| split | task type | games | won | mean steps (won) | expert gave up |",
             "|---|---|---|---|---|---|",
@@ -90,6 +94,7 @@ def main() -> int:
         ]
     )
     name = "alfworld_expert_official" if args.official else "alfworld_expert"
+    name += "" if args.max_steps == 50 else f"_{args.max_steps}steps"
     summary = {"env": env_id, "per_split": data, "won": won, "games": total}
     write_results(name, stamp, summary, table)
     print(f"all: {won}/{total}")

@@ -12,14 +12,14 @@ type and ``pddl_params``) and ``game.tw-pddl`` (domain, grammar with the task se
 
 What is sampled (seeded) rather than recorded: where each object instance lies (a receptacle
 type of the floor plan that ALFWorld's table ``VAL_RECEPTACLE_OBJECTS`` says can hold it, then
-one receptacle of that type), how many
-instances of each type there are (1-3, ALFRED's ``MAX_NUM_OF_OBJ_INSTANCES``), the agent's start
-point, one instance of a receptacle type the objects file lists but the receptacle file lacks
-(stove burners, toasters, garbage cans, ...), and the goal (task type, object, receptacle) among
-those the room makes possible. Goals follow ALFRED's rules: the object never starts in a
-receptacle of the goal's type, heating needs a microwave, cooling a fridge, cleaning a sink basin
-(the domain's ``CleanObject`` accepts only ``SinkBasinType``), looking under a lamp a desk or
-floor lamp.
+one receptacle of that type), how many instances of each type there are (1-3, ALFRED's
+``MAX_NUM_OF_OBJ_INSTANCES``), the agent's start point (never where a receptacle is), one
+instance of a receptacle type the objects file lists but the receptacle file lacks (stove
+burners, toasters, garbage cans, ...), and the goal (task type, object, receptacle) among those
+the room makes possible. Goals follow ALFRED's rules: the object never starts in a receptacle of
+the goal's type, heating needs a microwave, cooling a fridge, cleaning a sink basin (the
+domain's ``CleanObject`` accepts only ``SinkBasinType``), looking under a lamp a desk or floor
+lamp.
 
 Splits follow ALFRED's: ``train`` and ``valid_seen`` draw from the same floor plans (different
 games), ``valid_unseen`` only from ALFRED's four held-out floor plans (10, 219, 308, 424).
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the games this module writes change, so cached games are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: ALFWorld's six task types (``alfworld.agents.environment.alfred_tw_env.TASK_TYPES``).
 TASK_TYPES = (
     "pick_and_place_simple",
@@ -181,8 +181,11 @@ class _Scene:
                 if kind.endswith("Basin"):  # ALFWorld names a basin after its sink or bathtub
                     thor_id += f"|{kind}"
                 receptacles[thor_id] = (kind, _location(pose))
-        x, z = rng.choice(points)
-        scene = cls(number, receptacles, {}, {}, _location([x, z, 90 * rng.randrange(4), 30]))
+        taken = {loc for _, loc in receptacles.values()}
+        start = _location([*rng.choice(points), 90 * rng.randrange(4), 30])
+        while start in taken:  # at a receptacle, ALFWorld's intro would list none
+            start = _location([*rng.choice(points), 90 * rng.randrange(4), 30])
+        scene = cls(number, receptacles, {}, {}, start)
         scene._place_objects(present, rng)
         return scene
 
