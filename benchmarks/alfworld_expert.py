@@ -60,7 +60,7 @@ def main() -> int:
             env = creditgym.make(
                 env_id, split=split, task_types=[task_type], max_steps=args.max_steps
             )
-            games = min(args.per_type, len(env.unwrapped._games))
+            games = min(args.per_type, env.unwrapped.game_count)
             results = [play(env, seed) for seed in range(games)]
             env.close()
             wins = sum(won for won, _, _ in results)

@@ -160,7 +160,9 @@ class ALFWorldEnv(gym.Env):
         self._cache = cache_root(cache_dir) / "alfworld"
         if offline:
             count = OFFLINE_SPLITS[split]
-            self._games: list[Any] = [i for i in range(count) if TASK_TYPES[i % 6] in chosen]
+            self._games: list[Any] = [
+                i for i in range(count) if TASK_TYPES[i % len(TASK_TYPES)] in chosen
+            ]
         else:
             self._games = official_games(split, data_dir, chosen)
         self._games = self._games[:num_games]
@@ -177,6 +179,11 @@ class ALFWorldEnv(gym.Env):
         self._steps = 0
         self._over = False
         self._observation = ""
+
+    @property
+    def game_count(self) -> int:
+        """How many games this env plays (``reset(seed=n)`` plays game ``n % game_count``)."""
+        return len(self._games)
 
     # -- Gymnasium API -------------------------------------------------------------------------
     def reset(
