@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -228,6 +229,16 @@ def test_cloning_is_refused_up_front_by_branch_rollouts(env):
 def test_steps_to_go_is_unknown_until_won(env):
     env.reset(seed=0)
     assert oracle.cost_to_go(env) is None
+
+
+def test_importing_creditgym_registers_the_ids_without_importing_alfworld():
+    code = (
+        "import sys, creditgym; ids = creditgym.list_envs(); "
+        "print('creditgym/ALFWorld-v0' in ids, 'creditgym/ALFWorldOffline-v0' in ids, "
+        "sorted(m for m in ('alfworld', 'textworld', 'fast_downward') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "True True []", result.stderr[-500:]
 
 
 def test_missing_extra_names_the_install_command(monkeypatch):
