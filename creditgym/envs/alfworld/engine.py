@@ -13,7 +13,10 @@ the win flag. Three of the engine's habits are guarded here:
 * the handcoded expert draws from Python's global `random` and raises when it gives up or
   times out (which would end ``step`` with an exception); it runs on a random state of its own,
   and a failure leaves the plan at ALFWorld's fallback ``["look"]`` with ``expert_failed`` set.
-* each engine loads its own copy of Fast Downward's shared library; `close` unloads it.
+* each engine loads its own copy of Fast Downward's shared library, and unloading one
+  (``fast_downward.close_lib``: its ``cleanup`` and ``dlclose``) crashes the interpreter later
+  (a segmentation fault at exit after 40 envs made and closed in one process); `close` drops the
+  engine and leaves the copy loaded until the process exits, as ``alfworld``'s own envs do.
 """
 
 from __future__ import annotations
@@ -100,7 +103,6 @@ class AlfredEngine:
         engine = alfred_tw_env.AlfredDemangler(engine, shuffle=False)
         engine = alfred_tw_env.AlfredInfos(engine)
         self._env = GuardedAlfredExpert(engine, expert_type="handcoded")
-        self._pddl_env = engine.unwrapped
         self._expert_random = random.Random(0).getstate()
         self._pddl_logic = require("textworld.envs.pddl.logic", "alfworld")
         # (hash of domain and problem, optimize) -> translation, least recently used first
@@ -130,11 +132,9 @@ class AlfredEngine:
         return bool(self._env.expert_failed)
 
     def close(self) -> None:
-        library = getattr(self._pddl_env, "downward_lib", None)
-        if library is not None:
-            fast_downward = require("fast_downward", "alfworld")
-            fast_downward.close_lib(library)
-            self._pddl_env.downward_lib = None
+        """Drop the game; the library copy stays loaded (see the module docstring)."""
+        self._env.close()
+        self._translations.clear()
 
     @contextmanager
     def _engine_calls(self) -> Iterator[None]:
