@@ -226,6 +226,16 @@ def test_cloning_is_refused_up_front_by_branch_rollouts(env):
         check_branching(config)
 
 
+def test_closing_leaves_fast_downwards_library_loaded(monkeypatch):
+    import fast_downward
+
+    def unload(library):  # cleanup + dlclose crashed the interpreter after 40 closed envs
+        raise AssertionError("close() must not unload Fast Downward's library")
+
+    monkeypatch.setattr(fast_downward, "close_lib", unload)
+    creditgym.make("creditgym/ALFWorldOffline-v0").close()
+
+
 def test_steps_to_go_is_unknown_until_won(env):
     env.reset(seed=0)
     assert oracle.cost_to_go(env) is None
