@@ -71,6 +71,7 @@ OPTIONAL_IN_CI = {
     "wandb": r"\bwandb\b",
     "trackio": r"\btrackio\b",
     "a TextWorld game file": r"TextWorld game file|\.ulx|\.z8|needs game_files?",
+    "ALFWorld's official game data": r"game data not downloaded",
     # tests that re-run themselves in a subprocess skip their own outer or inner half
     "the other half of a self-re-running test": r"already unprivileged|already the inner run",
 }

@@ -4,7 +4,8 @@ determinism, a fuzz of bad actions (empty, 100k characters, control characters, 
 types, whitespace/case variants of admissible actions) and steps after the end.
 
 Ids that cannot be built with their defaults declare what they need (`register(requires=)`)
-and are skipped by that declaration; ids whose optional extra is not installed are skipped.
+and are skipped by that declaration; ids whose optional extra is not installed, or whose
+separately downloaded game data is missing (`MissingGameData`), are skipped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import pytest
 import creditgym
 from creditgym.envs import registry
 from creditgym.envs.checks import check_parallel_env, check_text_env
+from creditgym.envs.optional import MissingGameData
 
-SLOW = ("creditgym/TextWorld", "creditgym/ScienceWorld")  # fewer cases: shorter walks
+SLOW = ("creditgym/TextWorld", "creditgym/ScienceWorld", "creditgym/ALFWorld")  # shorter walks
 #: Arguments that keep the slow ids quick: TextWorld presets generate a game per seed
 #: (seconds each), so a pool of two; ScienceWorld loads a task per reset (about a second) and
 #: lists thousands of valid actions per step, so one task with a short gold path and budget;
@@ -24,6 +26,7 @@ FAST_KWARGS = {
     "creditgym/TextWorld": {"num_games": 2},
     "creditgym/ScienceWorld": {"task": "find-non-living-thing", "max_steps": 6},
     "creditgym/TWX": {"max_steps": 20},  # every step hashes the whole game state
+    "creditgym/ALFWorld": {"num_games": 2},  # a Fast Downward translation per new game
 }
 
 
@@ -44,6 +47,8 @@ def _make(env_id: str):
         if (error.name or "").startswith("creditgym"):
             raise  # our own module failing to import is a bug, never a skip
         pytest.skip(f"optional extra not installed: {error}")
+    except MissingGameData as error:  # downloaded separately (ALFWorld's official games)
+        pytest.skip(f"game data not downloaded: {error}")
 
 
 @pytest.mark.parametrize("env_id", _ids())

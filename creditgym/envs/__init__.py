@@ -4,6 +4,7 @@ Importing this package registers the built-in families under the ``creditgym/`` 
 """
 
 from creditgym.envs import (
+    alfworld,  # noqa: F401,E402  (registers creditgym/ALFWorld*; imports alfworld lazily)
     coop,  # noqa: F401,E402  (registers creditgym/CoopHousehold*; imports pettingzoo lazily)
     household,  # noqa: F401,E402  (registers creditgym/Household-*)
     info,

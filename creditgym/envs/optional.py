@@ -1,4 +1,5 @@
-"""Import an optional dependency with an error that says which creditgym extra installs it.
+"""Import an optional dependency with an error that says which creditgym extra installs it;
+and the error of an env whose separately downloaded game files are missing.
 
 Environment families built on third-party games (TextWorld, MiniHack) register at
 ``import creditgym`` time without importing their game library; the library is imported by
@@ -11,10 +12,15 @@ import importlib
 import shutil
 from types import ModuleType
 
-__all__ = ["JAVA_INSTALL", "JavaNotFound", "require", "require_java"]
+__all__ = ["JAVA_INSTALL", "JavaNotFound", "MissingGameData", "require", "require_java"]
 
 #: How to install the Java runtime that ScienceWorld and TextWorldExpress start (Debian/Ubuntu).
 JAVA_INSTALL = "apt-get install openjdk-17-jre-headless"
+
+
+class MissingGameData(FileNotFoundError):
+    """An env's game files, which the user downloads separately, are not on disk; the message
+    says how to get them (tools that build every env, like the contract test, skip it)."""
 
 
 def require(module: str, extra: str) -> ModuleType:
