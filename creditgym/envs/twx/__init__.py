@@ -7,7 +7,8 @@ engine's default parameters (``params={...}`` changes them, ``split="train" | "d
 
 * ``creditgym/TWX-TWC-v0``: TextWorld Commonsense: put household objects where they belong.
 * ``creditgym/TWX-CookingWorld-v0``: the First TextWorld Problems cooking games.
-* ``creditgym/TWX-Coin-v0``: find the coin and take it.
+* ``creditgym/TWX-Coin-v0``: find the coin and take it (with an omniscient `steps_to_go()`,
+  `coin.CoinEnv`, so `credit-report` labels its turns).
 """
 
 from creditgym.envs.registry import register
@@ -28,7 +29,7 @@ register(
 )
 register(
     "creditgym/TWX-Coin-v0",
-    _ENTRY_POINT,
+    "creditgym.envs.twx.coin:CoinEnv",
     description="Coin collector (TextWorldExpress): find and take the coin; needs creditgym[twx].",
     game="coin",
 )
