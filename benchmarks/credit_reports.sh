@@ -2,7 +2,7 @@
 # Every `creditgym credit-report` behind the README's "Credit fidelity" table; each writes
 # benchmarks/results/credit_report_<preset>_<agent>.{json,md} (and a .png for the household).
 # Scripted agents take seconds to a minute each on one CPU core; the tiny-model ones minutes.
-# Usage: bash benchmarks/credit_reports.sh [household|webshop|search|keyroom|coop|checkpoint|all]
+# Usage: bash benchmarks/credit_reports.sh [household|webshop|search|keyroom|coop|twx|checkpoint|all]
 #        (checkpoint: the quickstart policy after 10 iterations, runs/q10, trained first with
 #         creditgym train configs/quickstart_rl.yaml train.iterations=10 run.threads=1 run.output_dir=runs/q10)
 set -euo pipefail
@@ -69,4 +69,10 @@ if [[ $what == coop || $what == all ]]; then  # multi-agent: the team's labels a
             --groups 16 --group-size 8 --lare-factors hand --mc 16 --mc-turns 128 --mc-gamma 0.95 \
             --env-kwarg receptacles=3 --env-kwarg distractors=0 --env-kwarg max_steps=12
     done
+fi
+if [[ $what == twx || $what == all ]]; then  # a real engine: TextWorldExpress's coin game
+    # (JVM engines: --batch-size keeps 8 engines at a time; the label is coin's omniscient
+    # shortest path, CoinEnv.steps_to_go; the engine clones by replay, so Monte-Carlo works)
+    report twx_coin expert:eps=0.5 creditgym/TWX-Coin-v0 "grpo,gigpo,gigpo:normalization=mean_std" \
+        --groups 16 --group-size 8 --batch-size 8 --mc 8 --mc-turns 64 --mc-gamma 0.95
 fi
