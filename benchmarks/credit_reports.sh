@@ -72,7 +72,7 @@ if [[ $what == coop || $what == all ]]; then  # multi-agent: the team's labels a
 fi
 if [[ $what == twx || $what == all ]]; then  # a real engine: TextWorldExpress's coin game
     # (JVM engines: --batch-size keeps 8 engines at a time; the label is coin's omniscient
-    # shortest path, CoinEnv.steps_to_go; --mc works too (clones replay) but costs hours here)
+    # shortest path, CoinEnv.steps_to_go; --mc works too (clones replay) but ran over half an hour on 2 cores)
     report twx_coin expert:eps=0.5 creditgym/TWX-Coin-v0 "grpo,gigpo,gigpo:normalization=mean_std" \
         --groups 16 --group-size 8 --batch-size 8
 fi
