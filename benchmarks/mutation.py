@@ -9,6 +9,7 @@ change any result (``benchmarks/mutation_equivalent.json`` lists those, each wit
     python benchmarks/mutation.py                       # every configured module
     python benchmarks/mutation.py --modules creditgym/credit/estimators/gigpo.py
     python benchmarks/mutation.py --report-only         # tabulate what mutants/ holds
+    python benchmarks/mutation.py --not-caught-only     # rerun only the survivors (new tests)
 
 Runs resume: mutmut keeps each mutant's result in mutants/ and tests only mutants of changed
 functions again (or those named, with --modules). It maps tests to the functions they reach
