@@ -10,9 +10,10 @@ A run is `creditgym train CONFIG` of the setting (`SETTINGS`, or `--config`) wit
 `credit.estimator` set to the method (tree and vine also branch, as in `estimators.py`), one
 torch thread, pinned to one core (`--jobs` runs at once, each on its own core). Methods are
 paired by seed: seed s draws the same training tasks and starts from the same weights for
-every method (a setting's warm start runs inside each run, seeded, so that
-`train.carry_sft_optimizer` can hand its optimizer over; a warning names a seed whose methods
-started from different held-out success), and every run is evaluated once at the end on the
+every method (a setting's supervised warm start is trained once per seed, as a run of 0
+iterations, and every method's run resumes from its checkpoint, optimizer included, so that
+`train.carry_sft_optimizer` still hands its optimizer over; a warning names a seed whose
+methods started from different held-out success), and every run is evaluated once at the end on the
 same held-out tasks (task i of a split is ``reset(seed=i)``): `--eval-episodes` per split,
 256 by default (the standard error of a success rate near 50% is then 3 points; at 64 it is 6).
 
@@ -29,11 +30,12 @@ a multiple of GRPO's advantages). Where a method's advantages correlate with GRP
 more, the setting cannot show a difference between them: choose another setting first.
 
 Resumable: each finished run is stored as JSON in `--out`/learning_runs/SETTING/, its name
-keyed by the code (the clean commit; with `--allow-dirty`, the commit plus a hash of the
-uncommitted diff, recorded as such) and a hash of the run's resolved config; a rerun skips
-every run already stored under the same keys. A run interrupted midway resumes from its own
-last checkpoint (`--save-every`). Another commit or config trains anew; the table reads only
-the current code's runs.
+keyed by the code (a hash of the committed training code, `TRAINING_CODE`, so that committing
+a README or a test keeps the runs; the run records its commit too; with `--allow-dirty`, plus
+a hash of the uncommitted diff, recorded as such) and a hash of the run's resolved config; a
+rerun skips every run already stored under the same keys. A run interrupted midway resumes
+from its own last checkpoint (`--save-every`). Other training code or another config trains
+anew; the table reads only the current code's runs.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import json
 import os
 import queue
 import shlex
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +64,7 @@ from provenance import DirtyTree, commit, provenance, write_results  # noqa: E40
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "grpo"
+WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
 GATE_CORRELATION = 0.8  # at or above: the method's advantages are GRPO's up to noise
 MIN_EVAL_EPISODES = 256
 GATE_EVAL_EPISODES = 32  # the gate's look at the warm start's held-out success (+- ~9 points)
@@ -115,11 +119,22 @@ RUN_OPTIONS = (  # every run: quiet, one thread, no episode log, evaluated only 
 )
 
 
+#: what a run's outcome depends on: a commit that changes none of these (a README, a test, this
+#: script's table) keeps every stored run
+TRAINING_CODE = ("creditgym", "configs", "pyproject.toml", "benchmarks/estimators.py")
+
+
 def code_key(allow_dirty: bool) -> str:
-    """The clean commit; with `allow_dirty` and changes, ``<sha>+dirty-<hash of the diff>``
-    (so a rerun on the same uncommitted code finds its runs, and other code does not)."""
-    key = commit(allow_dirty)  # raises DirtyTree on changes unless allowed
-    if not key.endswith("+dirty"):
+    """A hash of the committed training code (`TRAINING_CODE`'s git objects); with
+    `allow_dirty` and uncommitted changes, ``<hash>+dirty-<hash of the diff>`` (so a rerun on
+    the same uncommitted code finds its runs, and other code does not).
+
+    Raises `DirtyTree` on uncommitted changes unless allowed.
+    """
+    dirty = commit(allow_dirty).endswith("+dirty")
+    objects = [_git("rev-parse", f"HEAD:{path}") for path in TRAINING_CODE]
+    key = hashlib.sha256(" ".join(objects).encode()).hexdigest()[:12]
+    if not dirty:
         return key
     diff = subprocess.run(
         ["git", "diff", "HEAD", "--", ".", ":(exclude)benchmarks/results"],
@@ -127,7 +142,13 @@ def code_key(allow_dirty: bool) -> str:
         capture_output=True,
         check=True,
     ).stdout
-    return f"{key}-{hashlib.sha256(diff).hexdigest()[:8]}"
+    return f"{key}+dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -182,23 +203,33 @@ class Benchmark:
             self.cores.put(core)
 
     def spec(self, method: str, seed: int, *, gate: bool = False) -> RunSpec:
+        """The run of `method` at `seed`; method `WARM` is the seed's shared warm start (the
+        setting's config trained for 0 iterations: its supervised warm start and the
+        evaluations around it)."""
         setting = SETTINGS.get(self.args.setting, Setting(self.args.config or ""))
         config = self.args.config or setting.config
         budget = []
         if self.args.iterations:
             budget.append(f"train.iterations={self.args.iterations}")
-        if gate:  # one batch from the warm start: its credit metrics and a look at its success
-            episodes = min(self.args.eval_episodes, GATE_EVAL_EPISODES)
-            budget += ["train.iterations=1", f"eval.episodes={episodes}"]
+        if method == WARM:
+            budget = ["train.iterations=0"]
+        elif gate:  # one batch from the warm start: its credit metrics
+            budget = ["train.iterations=1"]
+        episodes = min(self.args.eval_episodes, GATE_EVAL_EPISODES) if gate else None
+        budget.append(f"eval.episodes={episodes or self.args.eval_episodes}")
+        if method == WARM:
+            estimator: tuple[str, ...] = ()
         else:
-            budget.append(f"eval.episodes={self.args.eval_episodes}")
+            estimator = (
+                f"credit.estimator={{name: {METHODS[method].estimator}}}",
+                *METHODS[method].overrides,
+            )
         overrides = (
             *setting.overrides,
             *RUN_OPTIONS,
             "eval.every=0",
             f"run.save_every={self.args.save_every}",
-            f"credit.estimator={{name: {METHODS[method].estimator}}}",
-            *METHODS[method].overrides,
+            *estimator,
             *budget,
             *self.args.set,
             f"run.seed={seed}",
@@ -206,6 +237,16 @@ class Benchmark:
         return RunSpec(
             self.args.setting, method, seed, config, overrides, config_hash(config, overrides)
         )
+
+    def warm_start(self, spec: RunSpec) -> RunSpec | None:
+        """The shared warm start `spec` continues from (None: the setting has none)."""
+        from creditgym.config import load_config
+
+        if spec.method == WARM:
+            return None
+        if load_config(spec.config, list(spec.overrides)).train.sft_warmup.episodes == 0:
+            return None
+        return self.spec(WARM, spec.seed, gate=self.args.gate)
 
     def key(self, spec: RunSpec) -> str:
         return f"{spec.method}-seed{spec.seed}-{self.code}-{spec.config_hash}"
@@ -229,6 +270,10 @@ class Benchmark:
         # resume a run cut short from its own checkpoint; anything else (no checkpoint yet, or
         # an attempt that failed) starts over, so no stale metrics rows are appended to
         fresh = path.is_file() or not any((run_dir / "checkpoints").glob("iter_*"))
+        resumed, warm = not fresh, self.warm_start(spec)
+        if fresh and warm is not None:  # over from the seed's warm start, trained once
+            self._start_from(warm, run_dir)
+            fresh = False
         overrides = [*spec.overrides, f"run.output_dir={run_dir}"]
         core = self.cores.get()
         try:
@@ -247,16 +292,21 @@ class Benchmark:
             "method": spec.method,
             "seed": spec.seed,
             "code": self.code,
+            "commit": commit(self.args.allow_dirty),
             "config_hash": spec.config_hash,
             "command": shlex.join(["creditgym", "train", spec.config, *overrides]),
             "seconds": seconds,
             "cpu_seconds": cpu,
             "core": core,
-            "resumed": not fresh,
+            "resumed": resumed,
+            "warm_start": self.key(warm) if warm is not None else None,
         }
         if code != 0:
             result["error"] = tail
             print(f"FAILED  {spec.method} seed {spec.seed}: {tail}", flush=True)
+        elif spec.method == WARM:
+            result["initial"] = _held_out_success(run_dir)
+            print(f"warm    seed {spec.seed}: held-out {result['initial']}", flush=True)
         else:
             result.update(_summarise(run_dir))
             result.update(_extras(run_dir))
@@ -268,9 +318,30 @@ class Benchmark:
         path.write_text(json.dumps(result, indent=1) + "\n")
         return result
 
+    def _start_from(self, warm: RunSpec, run_dir: Path) -> None:
+        """Make `run_dir` a copy of the warm start's (its iteration-0 checkpoint, optimizer
+        included, and its metrics), so the trainer resumes the run from there."""
+        if self.saved(warm) is None:
+            self.run(warm)  # only where run_all did not train it first (a single spec)
+        source = self.runs / self.key(warm)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
+        shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
+
     def run_all(self, specs: list[RunSpec]) -> list[dict]:
+        """The seeds' warm starts first (each trained once, every core busy), then the runs."""
+        warm = list(dict.fromkeys(w for w in map(self.warm_start, specs) if w is not None))
         with ThreadPoolExecutor(self.args.jobs) as pool:
+            list(pool.map(self.run, warm))
             return list(pool.map(self.run, specs))
+
+
+def _held_out_success(run_dir: Path) -> dict[str, float]:
+    """The last evaluation's success per held-out split."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if any(k.startswith("eval/") for k in r)][-1]
+    return {k.split("/")[1]: v for k, v in last.items() if k.endswith("/success")}
 
 
 def _extras(run_dir: Path) -> dict:

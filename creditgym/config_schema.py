@@ -278,6 +278,20 @@ class CreditConfig:
         "(LaRe's LLM-written code, e.g. llm:smollm2), or a .py file defining "
         "evaluate(state, action)",
     )
+    mc_every: int = _field(
+        0,
+        "every N iterations, the training policy's own Monte-Carlo advantages on `mc_turns` "
+        "turns of the batch (continued from cloned states before the update) and the "
+        "estimator's and GRPO's agreement with them, logged as credit/mc_* (0 = never; the "
+        "continuations' env steps are logged, not counted in the budget; needs an env that "
+        "clones its state)",
+        min=0,
+        max=10_000_000,
+    )
+    mc_turns: int = _field(32, "turns sampled per Monte-Carlo check", min=2, max=65_536)
+    mc_continuations: int = _field(
+        8, "continuations per Q and per V in a Monte-Carlo check", min=2, max=1024
+    )
 
 
 @dataclass

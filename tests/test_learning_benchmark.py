@@ -3,6 +3,7 @@ end-to-end run that is killed after its first run and resumed without redoing it
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -141,3 +142,44 @@ def test_a_killed_benchmark_resumes_without_redoing_finished_runs(tmp_path):
     assert gate.returncode == 0, gate.stderr[-2000:]
     assert gate.stdout.count("skipped") == 4 and "trained " not in gate.stdout
     assert "| gigpo | 2 |" in gate.stdout and "verdict" in gate.stdout
+
+
+@pytest.mark.slow
+def test_methods_share_one_warm_start_and_equal_a_run_that_trains_it_itself(tmp_path):
+    warm_setting = [
+        "--setting", "main", "--methods", "gigpo", "--seeds", "0", "--iterations", "1",
+        "--eval-episodes", "2", "--jobs", "1", "--allow-dirty", "--set",
+        *TINY_RUN[TINY_RUN.index("--set") + 1 :],
+        "train.sft_warmup.episodes=6", "train.sft_warmup.epochs=1",
+    ]  # fmt: skip
+    command = [sys.executable, "benchmarks/learning.py", "--out", str(tmp_path), *warm_setting]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("warm    seed 0") == 1  # trained once for both methods
+    runs = {
+        r["method"]: r
+        for r in map(json.loads, map(Path.read_text, (tmp_path / "learning_runs").rglob("*.json")))
+    }
+    assert runs["grpo"]["warm_start"] == runs["gigpo"]["warm_start"] is not None
+    assert runs["grpo"]["initial"] == runs["gigpo"]["initial"] == runs["warm"]["initial"]
+
+    # the recorded command, run on its own (its warm start inside), gives the same run
+    recorded = [a for a in shlex.split(runs["gigpo"]["command"]) if "run.output_dir=" not in a]
+    alone = tmp_path / "alone"
+    subprocess.run(
+        [sys.executable, "-m", "creditgym", *recorded[1:], f"run.output_dir={alone}"],
+        cwd=ROOT,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    (shared,) = (tmp_path / "runs" / "learning" / "main").glob("gigpo-seed0-*[!g]")  # not .log
+    assert _rows(alone) == _rows(shared)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    """Every metrics row of a run, wall times left out."""
+    rows = map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]

@@ -63,6 +63,7 @@ from creditgym.train.checkpoint import (
 from creditgym.train.display import ProgressDisplay
 from creditgym.train.distributed import Distributed, shard
 from creditgym.train.distributed import setup as setup_distributed
+from creditgym.train.mc_check import check_mc_check, mc_check_due, monte_carlo_check
 from creditgym.train.metric_rows import eval_row, policy_tokens, results_from_row, rollout_metrics
 from creditgym.train.models import (
     build_policy,
@@ -171,6 +172,7 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
     check_runnable(config)
     check_resume_from(config)
     check_branching(config)  # an env that cannot clone fails now, not after the first rollout
+    check_mc_check(config)
     started = time.perf_counter()
     run = setup(config, console)
     random_baseline, initial = before_training(run)
@@ -189,9 +191,14 @@ def train(config: Config, *, console: Any = None) -> TrainResult:
             with _timed(timings, "credit"):
                 assigned = assign(run, episodes)
             run.episode_log.log(iteration, episodes, assigned)  # rank 0's episodes, whole groups
+            if mc_check_due(config, iteration):  # before the update: the batch's own policy
+                with _timed(timings, "mc_check"):
+                    checks = monte_carlo_check(run, iteration, episodes, assigned)
+            else:
+                checks = {}
             with _timed(timings, "update"):
                 update_stats = update(run, episodes, assigned.advantages, assigned.token_advantages)
-            row = log(run, iteration, episodes, assigned, update_stats, timings)
+            row = log(run, iteration, episodes, assigned, {**update_stats, **checks}, timings)
             evaluate_if_due(run, iteration)
             checkpoint_if_due(run, iteration)
             display.update(iteration, row, run.state.evals)
