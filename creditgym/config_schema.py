@@ -369,8 +369,9 @@ class TrainConfig:
     )
     update_diagnostics: bool = _field(
         True,
-        "after each update, score the batch once more and log how the policy moved: KL, "
-        "ratio spread, each turn's log-prob change against its advantage (one forward pass)",
+        "after each update, score the turns it trained on once more and log how the policy "
+        "moved: KL, ratio spread, each turn's log-prob change against its advantage (one "
+        "forward pass over the turns with a nonzero advantage)",
     )
     skip_zero_advantage: bool = _field(True, "leave turns whose advantage is 0 out of the update")
     precision: str = _field(

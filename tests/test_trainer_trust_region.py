@@ -53,6 +53,9 @@ def test_a_run_logs_how_far_each_update_moved_and_where_it_stopped(tmp_path):
         assert row["update/steps"] <= 6  # 3 epochs x 2 mini-batches at most
         if row["update/stopped_step"]:  # stopped before a step: fewer than all six
             assert row["update/steps"] < 6
+        elif row["update/steps"] == 0:  # no turn with an advantage: nothing trained, nothing to
+            assert "update/kl_after" not in row  # measure (the diagnostics score trained turns)
+            continue
         for name in ("kl_after", "ratio_std", "ratio_p05", "ratio_p95", "logprob_change_corr"):
             assert isinstance(row[f"update/{name}"], float)
         assert (row["update/kl_after"] > 1e-6) == (row["update/steps"] > 0)

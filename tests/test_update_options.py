@@ -193,6 +193,17 @@ def test_diagnostics_see_no_move_without_a_step_and_a_move_along_the_advantages(
     assert moved["update/logprob_change_abs_mean"] > 0.0
 
 
+def test_diagnostics_measure_the_turns_the_update_trained_on(config):
+    policy = _policy(config)
+    turns = _turns(policy, behaviour=False)  # old log-probs -2: every ratio differs from 1
+    trained = [t for t in turns if t.advantage != 0.0]
+    assert 0 < len(trained) < len(turns)
+    assert update_diagnostics(policy, turns, 4) == update_diagnostics(policy, trained, 4)
+    for turn in trained:
+        turn.advantage = 0.0
+    assert update_diagnostics(policy, turns, 4) == {}  # nothing trained: nothing to measure
+
+
 def test_a_conversation_marks_each_turns_forced_tokens_under_its_own_actions(config):
     policy = _policy(config)
     sofa, drawer = policy.encode_response("go to sofa 1"), policy.encode_response("open drawer 2")

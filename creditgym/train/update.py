@@ -546,7 +546,9 @@ def update_diagnostics(
     micro_batch_turns: int = 64,
     distributed: Distributed = ALONE,
 ) -> dict[str, float]:
-    """How the update moved the policy on the batch it trained on (one more forward pass).
+    """How the update moved the policy on the turns it trained on (one more forward pass over
+    the turns with a nonzero advantage: where a group's outcomes are all equal, most of a
+    batch, scoring every turn cost more than the update itself).
 
     Every token's log ratio is log pi_new - log pi_behaviour (the rollout's recorded log-probs,
     which the PPO ratio starts from); tokens the constraint forced (always ratio 1) are left
@@ -560,6 +562,7 @@ def update_diagnostics(
     * ``update/logprob_change_mean`` and ``_abs_mean``: the turns' mean (absolute) change;
     * ``update/forced_token_share``: the share of response tokens the constraint forced.
     """
+    turns = [unit for unit in turns if _trains(unit)]
     mark_forced_tokens(policy, turns)
     changes: list[float] = []
     advantages: list[float] = []
