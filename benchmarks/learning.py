@@ -350,7 +350,13 @@ def _extras(run_dir: Path) -> dict:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "rollout/success" in r]
     first = train_rows[0]
-    gate = ("credit/grpo_corr", "credit/grpo_sign_agreement", "credit/grpo_beyond_scale_share")
+    gate = (
+        "credit/grpo_corr",
+        "credit/grpo_sign_agreement",
+        "credit/grpo_beyond_scale_share",
+        "credit/mc_spearman",  # with `--set credit.mc_every=1`: the policy's own advantages
+        "credit/mc_grpo_spearman",
+    )
     return {
         "train_auc": float(np.mean([r["rollout/success"] for r in train_rows])),
         "first_batch": {name.split("/")[1]: first.get(name) for name in gate},
@@ -429,6 +435,7 @@ def results_table(results: dict[str, dict[int, dict]], methods: list[str]) -> st
 def gate_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
     """Per method, its first batch's agreement with GRPO, mean over seeds, and the verdict."""
     header = ["method", "seeds", "start", "corr with GRPO", "sign agreement", "beyond-scale share"]
+    header += ["Spearman with MC", "GRPO's Spearman with MC"]
     lines = ["| " + " | ".join([*header, "verdict"]) + " |", "|---" * (len(header) + 1) + "|"]
     for method in methods:
         runs = list(results.get(method, {}).values())
@@ -455,8 +462,10 @@ def gate_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
             return f"{np.mean(values):.3f}" if values else "-"
 
         start = [float(np.mean(list(r["initial"].values()))) for r in runs if r.get("initial")]
+        mc = [b["mc_spearman"] for b in batches if b.get("mc_spearman") is not None]
+        mc_grpo = [b["mc_grpo_spearman"] for b in batches if b.get("mc_grpo_spearman") is not None]
         row = [method, str(len(runs)), _interval(start) if start else "-"]
-        row += [mean(corr), mean(signs), mean(beyond), verdict]
+        row += [mean(corr), mean(signs), mean(beyond), mean(mc), mean(mc_grpo), verdict]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
