@@ -33,7 +33,9 @@ Resumable: each finished run is stored as JSON in `--out`/learning_runs/SETTING/
 keyed by the code (a hash of the committed training code, `TRAINING_CODE`, so that committing
 a README or a test keeps the runs; the run records its commit too; with `--allow-dirty`, plus
 a hash of the uncommitted diff, recorded as such) and a hash of the run's resolved config; a
-rerun skips every run already stored under the same keys. A run interrupted midway resumes
+rerun skips every run already stored under the same keys. Several benchmark processes may
+share one store (e.g. one per core, started at different times): a run being trained holds a
+lock, and the others skip it (or wait, for a warm start they need). A run interrupted midway resumes
 from its own last checkpoint (`--save-every`). Other training code or another config trains
 anew; the table reads only the current code's runs.
 """
@@ -50,6 +52,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +61,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from estimators import METHODS, _summarise, _train  # noqa: E402
+from estimators import METHODS as ESTIMATOR_METHODS  # noqa: E402
+from estimators import Method, _summarise, _train  # noqa: E402
 from paired_stats import mean_interval, paired_difference  # noqa: E402
 from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
 
@@ -68,6 +72,25 @@ WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_
 GATE_CORRELATION = 0.8  # at or above: the method's advantages are GRPO's up to noise
 MIN_EVAL_EPISODES = 256
 GATE_EVAL_EPISODES = 32  # the gate's look at the warm start's held-out success (+- ~9 points)
+
+
+#: A trust-region update, as the learning issue asks to test it: 4 mini-batches x 4 epochs with
+#: PPO's KL early stop, the warm start's AdamW moments carried over, every episode weighing the
+#: same and forced tokens out of the denominators. Compared with GRPO's default one-step update.
+TRUST_REGION = (
+    "train.mini_batches=4",
+    "train.ppo_epochs=4",
+    "train.target_kl=0.01",
+    "train.carry_sft_optimizer=true",
+    "train.loss_agg=episode_mean",
+    "train.count_forced_tokens=false",
+)
+
+#: The methods compared: every estimator of `estimators.py`, and update variants of GRPO.
+METHODS: dict[str, Method] = {
+    **ESTIMATOR_METHODS,
+    "grpo_trust_region": Method("grpo", TRUST_REGION),
+}
 
 
 @dataclass(frozen=True)
@@ -266,13 +289,25 @@ class Benchmark:
             print(f"saved   {spec.method} seed {spec.seed}: skipped", flush=True)
             return result
         key = self.key(spec)
+        lock = self.store / f"{key}.lock"
+        if not _take(lock):  # another benchmark process on this store is training it
+            print(f"busy    {spec.method} seed {spec.seed}: another process trains it", flush=True)
+            return {"error": "trained by another process (rerun for the table)"}
+        try:
+            return self._train(spec, key)
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def _train(self, spec: RunSpec, key: str) -> dict:
         path, run_dir = self.store / f"{key}.json", self.runs / key
         # resume a run cut short from its own checkpoint; anything else (no checkpoint yet, or
         # an attempt that failed) starts over, so no stale metrics rows are appended to
         fresh = path.is_file() or not any((run_dir / "checkpoints").glob("iter_*"))
         resumed, warm = not fresh, self.warm_start(spec)
         if fresh and warm is not None:  # over from the seed's warm start, trained once
-            self._start_from(warm, run_dir)
+            if not self._start_from(warm, run_dir):
+                print(f"FAILED  {spec.method} seed {spec.seed}: no warm start", flush=True)
+                return {"error": f"the warm start {self.key(warm)} failed"}
             fresh = False
         overrides = [*spec.overrides, f"run.output_dir={run_dir}"]
         core = self.cores.get()
@@ -318,16 +353,22 @@ class Benchmark:
         path.write_text(json.dumps(result, indent=1) + "\n")
         return result
 
-    def _start_from(self, warm: RunSpec, run_dir: Path) -> None:
+    def _start_from(self, warm: RunSpec, run_dir: Path) -> bool:
         """Make `run_dir` a copy of the warm start's (its iteration-0 checkpoint, optimizer
-        included, and its metrics), so the trainer resumes the run from there."""
+        included, and its metrics), so the trainer resumes the run from there; False if the
+        warm start failed."""
         if self.saved(warm) is None:
             self.run(warm)  # only where run_all did not train it first (a single spec)
+        while self.saved(warm) is None:  # another process is training it: wait for it
+            if not (self.store / f"{self.key(warm)}.lock").exists():
+                return False
+            time.sleep(5)
         source = self.runs / self.key(warm)
         if run_dir.exists():
             shutil.rmtree(run_dir)
         shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
         shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
+        return True
 
     def run_all(self, specs: list[RunSpec]) -> list[dict]:
         """The seeds' warm starts first (each trained once, every core busy), then the runs."""
@@ -335,6 +376,24 @@ class Benchmark:
         with ThreadPoolExecutor(self.args.jobs) as pool:
             list(pool.map(self.run, warm))
             return list(pool.map(self.run, specs))
+
+
+def _take(lock: Path) -> bool:
+    """Create `lock` holding this process's id; False while a live process holds it (a lock
+    left by a dead one is taken over)."""
+    try:
+        with lock.open("x") as f:
+            f.write(str(os.getpid()))
+        return True
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return _take(lock)
+        except PermissionError:  # alive, another user's
+            return False
 
 
 def _held_out_success(run_dir: Path) -> dict[str, float]:

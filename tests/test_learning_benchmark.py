@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from learning import gate_table, results_table  # noqa: E402
+from learning import _take, gate_table, results_table  # noqa: E402
 from paired_stats import mean_interval, paired_difference, t_critical  # noqa: E402
 
 
@@ -89,6 +89,16 @@ def test_the_gate_says_which_methods_cannot_differ_from_grpo():
     assert "cannot differ here" in rows["gigpo"] and "0.960" in rows["gigpo"]
     assert "worth comparing" in rows["turn_level"]
     assert "undefined" in rows["rloo"]
+
+
+def test_a_run_in_training_is_locked_and_a_dead_process_lock_taken_over(tmp_path):
+    lock = tmp_path / "run.lock"
+    assert _take(lock) and lock.read_text() == str(os.getpid())
+    assert not _take(lock)  # held by a live process (this one): another process skips it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(str(dead.pid))  # left by a process that died mid-run
+    assert _take(lock) and lock.read_text() == str(os.getpid())
 
 
 TINY_RUN = [
