@@ -86,9 +86,12 @@ TRUST_REGION = (
     "train.count_forced_tokens=false",
 )
 
-#: The methods compared: every estimator of `estimators.py`, and update variants of GRPO.
+#: The methods compared: every estimator of `estimators.py`, GiGPO with the paper's other
+#: normalisation (std-scaled groups: small step differences count as much as outcomes), and
+#: update variants of GRPO.
 METHODS: dict[str, Method] = {
     **ESTIMATOR_METHODS,
+    "gigpo_mean_std": Method("gigpo", ("credit.estimator.normalization=mean_std",)),
     "grpo_trust_region": Method("grpo", TRUST_REGION),
 }
 
