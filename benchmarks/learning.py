@@ -494,6 +494,43 @@ def results_table(results: dict[str, dict[int, dict]], methods: list[str]) -> st
     return "\n".join(lines)
 
 
+#: per iteration metrics the diagnostics table averages (over a run's iterations, then seeds)
+DIAGNOSTICS = {
+    "corr with GRPO": "credit/grpo_corr",
+    "Spearman with MC": "credit/mc_spearman",
+    "GRPO's Spearman with MC": "credit/mc_grpo_spearman",
+    "MC stderr": "credit/mc_stderr",
+    "KL after update": "update/kl_after",
+    "log-prob change vs A (corr)": "update/logprob_change_corr",
+    "update steps": "update/steps",
+}
+
+
+def diagnostics_table(
+    results: dict[str, dict[int, dict]], methods: list[str], runs_dir: Path
+) -> str:
+    """Per method, what its runs logged while training (`DIAGNOSTICS`): each run's mean over
+    the iterations that logged the metric (the Monte-Carlo check runs every ``credit.mc_every``),
+    then the mean over seeds; read from the runs' own metrics files."""
+    header = ["method", "seeds", *DIAGNOSTICS]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for method in methods:
+        runs = results.get(method, {})
+        per_run: dict[str, list[float]] = {name: [] for name in DIAGNOSTICS}
+        for seed, result in runs.items():
+            metrics = runs_dir / f"{method}-seed{seed}-{result['code']}-{result['config_hash']}"
+            if not (metrics / "metrics.jsonl").is_file():
+                continue
+            rows = [json.loads(line) for line in (metrics / "metrics.jsonl").open()]
+            for name, key in DIAGNOSTICS.items():
+                values = [r[key] for r in rows if r.get(key) is not None]
+                if values:
+                    per_run[name].append(float(np.mean(values)))
+        cells = [f"{np.mean(v):.3f}" if v else "-" for v in per_run.values()]
+        lines.append("| " + " | ".join([method, str(len(runs)), *cells]) + " |")
+    return "\n".join(lines)
+
+
 def gate_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
     """Per method, its first batch's agreement with GRPO, mean over seeds, and the verdict."""
     header = ["method", "seeds", "start", "corr with GRPO", "sign agreement", "beyond-scale share"]
@@ -634,6 +671,8 @@ def main() -> None:
         table = gate_table(results, args.method_list)
     else:
         table = results_table(results, args.method_list)
+        table += "\n\nWhile training (each run's mean over its iterations, then over seeds):\n\n"
+        table += diagnostics_table(results, args.method_list, bench.runs)
         plot_curves(results, args.method_list, bench.out / f"{name}.png")
     stamp = provenance(allow_dirty=args.allow_dirty) | {"code": bench.code}
     data = {m: {str(s): r for s, r in runs.items()} for m, runs in results.items()}

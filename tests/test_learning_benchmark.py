@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from learning import _take, gate_table, results_table  # noqa: E402
+from learning import _take, diagnostics_table, gate_table, results_table  # noqa: E402
 from paired_stats import mean_interval, paired_difference, t_critical  # noqa: E402
 
 
@@ -89,6 +89,23 @@ def test_the_gate_says_which_methods_cannot_differ_from_grpo():
     assert "cannot differ here" in rows["gigpo"] and "0.960" in rows["gigpo"]
     assert "worth comparing" in rows["turn_level"]
     assert "undefined" in rows["rloo"]
+
+
+def test_the_diagnostics_table_averages_iterations_then_seeds(tmp_path):
+    rows = {  # seed -> the run's metrics rows (the MC check ran on iteration 2 only)
+        0: [{"credit/grpo_corr": 0.9}, {"credit/grpo_corr": 0.7, "credit/mc_spearman": 0.4}],
+        1: [{"credit/grpo_corr": 0.6}, {"credit/grpo_corr": 0.6, "credit/mc_spearman": 0.2}],
+    }
+    results = {"gigpo": {}}
+    for seed, metrics in rows.items():
+        run = tmp_path / f"gigpo-seed{seed}-code-hash{seed}"
+        run.mkdir()
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+        results["gigpo"][seed] = {"code": "code", "config_hash": f"hash{seed}"}
+    (row,) = [line for line in diagnostics_table(results, ["gigpo"], tmp_path).splitlines()[2:]]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:4] == ["gigpo", "2", "0.700", "0.300"]  # mean(0.8, 0.6); mean(0.4, 0.2)
+    assert cells[4] == "-"  # a metric no run logged
 
 
 def test_a_run_in_training_is_locked_and_a_dead_process_lock_taken_over(tmp_path):
