@@ -2,6 +2,7 @@
 end to end on HouseholdEasy, and one clear line (exit code 2) for bad input."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -156,7 +157,11 @@ def test_credit_report_end_to_end_on_household_easy(tmp_path, capsys):
     assert report["methods"]["env+calm/gigpo"]["shapers"] == [{"name": "env"}, {"name": "calm"}]
     assert report["monte_carlo"]["turns"] == 6 and report["monte_carlo"]["continuations"] == 2
     assert report["command"].startswith("creditgym credit-report --env creditgym/HouseholdEasy-v0")
-    assert "| grpo | 0 (constant per episode) |" in (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| method | MC rho | MC sign | planner within-episode rho (episodes) |" in markdown
+    assert re.search(
+        r"\| grpo \| (-|[-\d.]+) \| (-|[\d.]+) \| 0 \(constant per episode\) \|", markdown
+    )
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 

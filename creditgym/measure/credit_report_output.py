@@ -19,14 +19,15 @@ from creditgym.measure.credit_report import (
 
 __all__ = ["report_rows", "report_table", "report_json", "report_markdown", "plot_report"]
 
-# Spearman is "rho"; MC = agreement with the Monte-Carlo advantages; zero A = share of turns
-# with advantage exactly 0 (no learning signal).
+# Spearman is "rho"; MC = agreement with the Monte-Carlo advantages of the agent itself (the
+# headline: what a policy gradient follows); planner = agreement with the env's omniscient
+# cost-to-go labels; zero A = share of turns with advantage exactly 0 (no learning signal).
 COLUMNS = (
     "method",
-    "within-episode rho (episodes)",
-    "batch AUC",
     "MC rho",
     "MC sign",
+    "planner within-episode rho (episodes)",
+    "planner AUC",
     "zero A",
     "A std",
     "credit ms",
@@ -54,10 +55,10 @@ def report_rows(report: CreditReport) -> list[list[str]]:
     rows = [
         [
             result.method.label,
-            _within(result),
-            _number(result.scores.batch_auc),
             _number(result.scores.mc_spearman),
             _number(result.scores.mc_sign_agreement),
+            _within(result),
+            _number(result.scores.batch_auc),
             f"{result.scores.zero_share:.1%}",
             _number(result.scores.advantage_std),
             f"{result.scores.seconds * 1000:.1f}",
@@ -70,10 +71,10 @@ def report_rows(report: CreditReport) -> list[list[str]]:
         rows.append(
             [
                 f"(Monte-Carlo A, K={report.mc.continuations}, {len(report.mc.turns)} turns)",
+                "1.000",
+                "1.000",
                 f"{within:+.3f} ({ranked})",
                 _number(auc),
-                "1.000",
-                "1.000",
                 f"{float(np.mean(report.mc.advantage == 0)):.1%}",
                 _number(float(np.std(report.mc.advantage))),
                 f"{report.mc.seconds * 1000:.0f}",
