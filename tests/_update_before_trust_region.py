@@ -14,15 +14,12 @@ import torch
 
 from creditgym.train.distributed import ALONE, Distributed
 from creditgym.train.losses import PPOLossOutput, pad_sequences
-from creditgym.train.update import (
-    TrainSequence,
-    TrainTurn,
-    _micro_batches,
-    _old_logprobs,
-    _score,
-    _token_advantages,
-    _trains,
-)
+from creditgym.train.units import TrainSequence, TrainTurn
+from creditgym.train.units import micro_batches as _micro_batches
+from creditgym.train.units import old_logprobs as _old_logprobs
+from creditgym.train.units import token_advantages as _token_advantages
+from creditgym.train.units import trains as _trains
+from creditgym.train.update import score_units as _score
 
 Unit = TrainTurn | TrainSequence
 

@@ -100,18 +100,18 @@ def test_pad_sequences_masks_the_padding():
 
 
 def test_micro_batches_group_units_of_similar_length_within_the_turn_budget():
-    from creditgym.train.update import TrainSequence, TrainTurn, _micro_batches
+    from creditgym.train.units import TrainSequence, TrainTurn, micro_batches
 
     def turn(prompt_length: int) -> TrainTurn:
         return TrainTurn([1] * prompt_length, [2], [-0.1], 1.0, None)
 
     turns = [turn(n) for n in (9, 1, 5, 2)]
-    batches = _micro_batches(turns, micro_batch_turns=2)
+    batches = micro_batches(turns, micro_batch_turns=2)
     assert [[len(t.prompt_ids) for t in batch] for batch in batches] == [[1, 2], [5, 9]]
 
     # a conversation counts one turn per response span, and is never split
     sequence = TrainSequence([1] * 6, [(1, 2), (3, 4), (5, 6)], [[0.0]] * 3, [1.0] * 3, [None] * 3)
-    batches = _micro_batches([sequence, turn(20)], micro_batch_turns=2)
+    batches = micro_batches([sequence, turn(20)], micro_batch_turns=2)
     assert [len(batch) for batch in batches] == [1, 1] and batches[0][0] is sequence
 
 

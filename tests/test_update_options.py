@@ -15,8 +15,8 @@ from creditgym.train.update import (
     TrainTurn,
     mark_forced_tokens,
     ppo_update,
-    update_diagnostics,
 )
+from creditgym.train.update_diagnostics import update_diagnostics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -31,7 +31,7 @@ from creditgym.agents.scripted import ExpertPolicy
 from creditgym.config import Config
 from creditgym.envs import info as keys
 from creditgym.rollout.collect import PromptFormat, RolloutTask, collect_episodes, make_envs
-from creditgym.train.update import group_turns
+from creditgym.train.units import group_turns
 
 __all__ = ["expert_demonstrations", "sft_warmup"]
 

@@ -81,8 +81,8 @@ from creditgym.train.update import (
     flatten_turns,
     ppo_update,
     reference_logprobs,
-    update_diagnostics,
 )
+from creditgym.train.update_diagnostics import update_diagnostics
 from creditgym.trajectory import Episode
 
 __all__ = ["train", "TrainResult", "Run"]
