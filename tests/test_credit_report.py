@@ -157,7 +157,12 @@ def test_credit_report_end_to_end_on_household_easy(tmp_path, capsys):
     assert report["methods"]["env+calm/gigpo"]["shapers"] == [{"name": "env"}, {"name": "calm"}]
     assert report["monte_carlo"]["turns"] == 6 and report["monte_carlo"]["continuations"] == 2
     assert report["command"].startswith("creditgym credit-report --env creditgym/HouseholdEasy-v0")
+    # the household knows what the agent has seen: the searcher's labels beside the planner's
+    assert report["methods"]["gigpo"]["informed_episodes_ranked"] > 0
+    assert report["methods"]["gigpo"]["informed_batch_auc"] is not None
+    assert "informed_batch_auc" in report["monte_carlo"]
     markdown = (tmp_path / "report.md").read_text()
+    assert "| planner AUC | searcher within-episode rho (episodes) | searcher AUC |" in markdown
     assert "| method | MC rho | MC sign | planner within-episode rho (episodes) |" in markdown
     assert re.search(
         r"\| grpo \| (-|[-\d.]+) \| (-|[\d.]+) \| 0 \(constant per episode\) \|", markdown

@@ -21,6 +21,11 @@ Conventions (stated once, used everywhere):
 - Batch AUC is P(advantage of a progress-making turn > advantage of a non-progress turn) over
   every labelled turn of the batch, ties counting 1/2 (the Mann-Whitney U statistic / n1 n2).
   "Progress-making" means label > 0; everything else (0 or negative) is non-progress.
+- Information-state labels (an expert's *expected* cost-to-go from what the agent has seen,
+  ``D(s) - D(s')``; see `creditgym.measure.credit_report.informed_labels`) are scored with the
+  same within-episode and batch AUC definitions: in a partially observed env, finding a hidden
+  object by luck is progress to the omniscient planner and to the informed labels alike, but
+  only the informed labels also count a step that rules out where it is not.
 - Sign agreement with Monte-Carlo advantages is the share of turns whose advantage has the MC
   advantage's sign, over turns with a non-zero MC advantage; a zero method advantage counts 1/2.
 """
@@ -97,15 +102,18 @@ def progress_labels(episode: Episode) -> np.ndarray:  # (turns,)
 
 
 def within_episode_agreement(
-    episodes: Sequence[Episode], advantages: Sequence[np.ndarray]
+    episodes: Sequence[Episode],
+    advantages: Sequence[np.ndarray],
+    labels_of: Sequence[np.ndarray] | None = None,
 ) -> tuple[float, int]:
-    """Mean within-episode Spearman of advantages vs progress labels, and how many episodes
-    it averages (those with >= 2 distinct labels); (0.0, 0) when there are none."""
+    """Mean within-episode Spearman of advantages vs progress labels (the planner's, or
+    `labels_of`: one array per episode), and how many episodes it averages (those with >= 2
+    distinct labels); (0.0, 0) when there are none."""
     correlations = []
-    for episode, advantage in zip(episodes, advantages):
+    for i, (episode, advantage) in enumerate(zip(episodes, advantages)):
         if episode.failed:
             continue
-        labels = progress_labels(episode)
+        labels = progress_labels(episode) if labels_of is None else np.asarray(labels_of[i])
         labelled = ~np.isnan(labels)
         if len(np.unique(labels[labelled])) < 2:
             continue
@@ -150,6 +158,9 @@ class FidelityScores:
         constant_within_episodes: every episode's advantages are one value (GRPO-like), so
             the within-episode agreement is 0 by construction, not by measurement.
         batch_auc: P(progress turn's advantage > non-progress turn's), ties 1/2.
+        informed_within_episode_spearman, informed_episodes_ranked, informed_batch_auc: the
+            same against the information-state labels (an expert's expected cost-to-go from
+            what the agent has seen; NaN / 0 where the env has none).
         mc_spearman: Spearman vs the Monte-Carlo advantages of the sampled turns (NaN: none).
         mc_sign_agreement: sign agreement with them.
         zero_share: share of (non-failed) turns with advantage exactly 0.
@@ -161,6 +172,9 @@ class FidelityScores:
     episodes_ranked: int
     constant_within_episodes: bool
     batch_auc: float
+    informed_within_episode_spearman: float
+    informed_episodes_ranked: int
+    informed_batch_auc: float
     mc_spearman: float
     mc_sign_agreement: float
     zero_share: float
@@ -179,9 +193,11 @@ def score_fidelity(
     advantages: Sequence[np.ndarray],
     mc_turns: Sequence[tuple[int, int]] = (),
     mc_advantages: Sequence[float] | np.ndarray = (),
+    informed_labels: Sequence[np.ndarray] | None = None,
 ) -> FidelityScores:
     """Score one method's `advantages` (one array per episode) against the oracle labels and,
-    where given, Monte-Carlo advantages of the turns `mc_turns` ((episode, turn) indices)."""
+    where given, Monte-Carlo advantages of the turns `mc_turns` ((episode, turn) indices) and
+    information-state labels (one array per episode)."""
     kept = [i for i, episode in enumerate(episodes) if not episode.failed]
     flat_advantage = np.concatenate([np.asarray(advantages[i], np.float64) for i in kept] or [[]])
     flat_labels = np.concatenate([progress_labels(episodes[i]) for i in kept] or [[]])
@@ -193,11 +209,23 @@ def score_fidelity(
         mc_rho, mc_sign = spearman(method, mc), sign_agreement(method, mc)
     else:
         mc_rho = mc_sign = float("nan")
+    informed_within, informed_ranked, informed_auc = float("nan"), 0, float("nan")
+    if informed_labels is not None:
+        informed_within, informed_ranked = within_episode_agreement(
+            episodes, advantages, informed_labels
+        )
+        flat_informed = np.concatenate(
+            [np.asarray(informed_labels[i], np.float64) for i in kept] or [[]]
+        )
+        informed_auc = batch_auc(flat_advantage, flat_informed)
     return FidelityScores(
         within_episode_spearman=within,
         episodes_ranked=ranked,
         constant_within_episodes=constant,
         batch_auc=batch_auc(flat_advantage, flat_labels),
+        informed_within_episode_spearman=informed_within,
+        informed_episodes_ranked=informed_ranked,
+        informed_batch_auc=informed_auc,
         mc_spearman=mc_rho,
         mc_sign_agreement=mc_sign,
         zero_share=float(np.mean(flat_advantage == 0)) if len(flat_advantage) else float("nan"),
@@ -206,12 +234,22 @@ def score_fidelity(
 
 
 def score_turn_sample(
-    episodes: Sequence[Episode], turns: Sequence[tuple[int, int]], values: Sequence[float]
+    episodes: Sequence[Episode],
+    turns: Sequence[tuple[int, int]],
+    values: Sequence[float],
+    labels_of: Sequence[np.ndarray] | None = None,
 ) -> tuple[float, int, float]:
     """Within-episode Spearman, episodes ranked, and batch AUC of per-turn `values` known only
     on a sample of turns ((episode, turn) pairs), e.g. Monte-Carlo advantages: the same
-    definitions as `score_fidelity`, over the sampled turns."""
-    labels = np.array([turn_label(episodes[e].turns[t]) for e, t in turns], dtype=np.float64)
+    definitions as `score_fidelity`, over the sampled turns, against the planner's labels (or
+    `labels_of`, one array per episode)."""
+    labels = np.array(
+        [
+            turn_label(episodes[e].turns[t]) if labels_of is None else labels_of[e][t]
+            for e, t in turns
+        ],
+        dtype=np.float64,
+    )
     values = np.asarray(values, dtype=np.float64)
     by_episode: dict[int, list[int]] = {}
     for i, (e, _) in enumerate(turns):

@@ -4,6 +4,9 @@ Environments with an expert may expose, on ``env.unwrapped``:
 
 - ``steps_to_go() -> int | None``: the expert's remaining plan length from the current true
   state (0 once the task is done, None where it cannot be computed);
+- ``informed_steps_to_go() -> float | None``: an expert's *expected* remaining steps given only
+  what the agent has seen (an information-state cost-to-go: where hidden objects may be is
+  averaged over, not read from the true state);
 - ``clone_state() -> object`` and ``restore_state(snapshot) -> (observation, info)``: an opaque
   snapshot of the whole env state (RNG and last observation included) and its restoration, so
   a rollout can be continued several times from any turn.
@@ -23,6 +26,7 @@ from typing import Any
 __all__ = [
     "supports_cloning",
     "cost_to_go",
+    "informed_cost_to_go",
     "clone_state",
     "restore_state",
     "cannot_clone",
@@ -59,6 +63,19 @@ def cost_to_go(env: Any) -> int | None:
     except NotImplementedError:
         return None
     return None if value is None else int(value)
+
+
+def informed_cost_to_go(env: Any) -> float | None:
+    """An expert's expected remaining steps from what the agent has seen (an information-state
+    cost-to-go: ``informed_steps_to_go()``), or None where the env does not provide it."""
+    informed = getattr(_base(env), "informed_steps_to_go", None)
+    if informed is None:
+        return None
+    try:
+        value = informed()
+    except NotImplementedError:
+        return None
+    return None if value is None else float(value)
 
 
 def supports_cloning(env: Any) -> bool:

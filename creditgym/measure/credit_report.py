@@ -3,8 +3,10 @@
 One batch of grouped rollouts of an agent; every requested credit method (see
 `creditgym.credit.specs`) computes its advantages on those *same* episodes with the
 trainer's credit code (`compute_advantages`, and `build_credit` for what its modules need); each is
-scored against the progress labels the env's cost-to-go gives every turn and, with ``--mc K``,
-against Monte-Carlo advantages of the behaviour policy (`creditgym.measure.monte_carlo`).
+scored against the progress labels the env's cost-to-go gives every turn, against
+information-state labels where the env has an informed cost-to-go (`informed_labels`) and,
+with ``--mc K``, against Monte-Carlo advantages of the behaviour policy
+(`creditgym.measure.monte_carlo`).
 Definitions of the scores: `creditgym.credit.fidelity`.
 """
 
@@ -34,6 +36,7 @@ from creditgym.credit.fidelity import (
 from creditgym.credit.registry import resolve
 from creditgym.credit.specs import CreditMethod
 from creditgym.credit_setup.build import SCORER, CreditRuntime, build_credit
+from creditgym.envs.oracle import informed_cost_to_go
 from creditgym.envs.registry import env_metadata
 from creditgym.measure.monte_carlo import (
     MonteCarloAdvantages,
@@ -43,7 +46,7 @@ from creditgym.measure.monte_carlo import (
 from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
 from creditgym.trajectory import Episode
 
-__all__ = ["MethodResult", "CreditReport", "run_credit_report", "label_name"]
+__all__ = ["MethodResult", "CreditReport", "run_credit_report", "label_name", "informed_labels"]
 
 
 @dataclass
@@ -69,6 +72,7 @@ class CreditReport:
     results: list[MethodResult]
     mc: MonteCarloAdvantages | None
     rollout_seconds: float
+    informed_labels: list[np.ndarray] | None = None  # the env's information-state labels
 
     def label_counts(self) -> dict[str, int]:
         """How many turns got each progress label (`label_name`)."""
@@ -269,6 +273,7 @@ def run_credit_report(
             batch_size=mc_batch_size,
             gamma=mc_gamma,
         )
+    informed = informed_labels(env_id, episodes, split=split, env_kwargs=env_kwargs)
     results = []
     for method, context in zip(methods, contexts):
         t0 = time.perf_counter()
@@ -279,6 +284,7 @@ def run_credit_report(
             advantages,
             mc_result.turns if mc_result else (),
             mc_result.advantage if mc_result else (),
+            informed,
         )
         scores.seconds = seconds
         results.append(MethodResult(method, advantages, scores))
@@ -293,7 +299,49 @@ def run_credit_report(
         results,
         mc_result,
         rollout_seconds,
+        informed,
     )
+
+
+def informed_labels(
+    env_id: str, episodes: list[Episode], *, split: str, env_kwargs: dict[str, Any]
+) -> list[np.ndarray] | None:
+    """Each turn's information-state progress label, ``D(s) - D(s')`` with D the env's
+    ``informed_steps_to_go()`` (an expert's expected cost-to-go from what the agent has seen),
+    by replaying every episode from its reset seed; None where the env has no such oracle.
+    Failed episodes get NaN labels (left out of every score).
+
+    Raises:
+        ValueError: a replay's observations differ from the recorded ones.
+    """
+    env = make_envs(env_id, 1, split=split, **env_kwargs)[0]
+    try:
+        env.reset(seed=0)
+        if informed_cost_to_go(env) is None:
+            return None
+        labels = []
+        for episode in episodes:
+            if episode.failed:
+                labels.append(np.full(len(episode.turns), np.nan))
+                continue
+            observation, _ = env.reset(seed=episode.metadata["seed"])
+            before = informed_cost_to_go(env)
+            row = []
+            for t, turn in enumerate(episode.turns):
+                if observation != turn.observation:
+                    raise ValueError(
+                        f"replaying episode {episode.task_id} of {env_id} from its seed gave a "
+                        f"different observation at turn {t}; information-state labels need an "
+                        "env that is deterministic under its reset seed"
+                    )
+                observation, *_ = env.step(turn.action)
+                after = informed_cost_to_go(env)
+                row.append(np.nan if before is None or after is None else before - after)
+                before = after
+            labels.append(np.array(row, dtype=np.float64))
+        return labels
+    finally:
+        env.close()
 
 
 def mc_reference_scores(report: CreditReport) -> tuple[float, int, float] | None:
@@ -303,3 +351,12 @@ def mc_reference_scores(report: CreditReport) -> tuple[float, int, float] | None
     if report.mc is None:
         return None
     return score_turn_sample(report.episodes, report.mc.turns, report.mc.advantage)
+
+
+def mc_informed_scores(report: CreditReport) -> tuple[float, int, float] | None:
+    """`mc_reference_scores` against the information-state labels (None without them)."""
+    if report.mc is None or report.informed_labels is None:
+        return None
+    return score_turn_sample(
+        report.episodes, report.mc.turns, report.mc.advantage, report.informed_labels
+    )

@@ -14,10 +14,18 @@ from creditgym.measure.credit_report import (
     CreditReport,
     MethodResult,
     label_name,
+    mc_informed_scores,
     mc_reference_scores,
 )
 
-__all__ = ["report_rows", "report_table", "report_json", "report_markdown", "plot_report"]
+__all__ = [
+    "report_columns",
+    "report_rows",
+    "report_table",
+    "report_json",
+    "report_markdown",
+    "plot_report",
+]
 
 # Spearman is "rho"; MC = agreement with the Monte-Carlo advantages of the agent itself (the
 # headline: what a policy gradient follows); planner = agreement with the env's omniscient
@@ -32,7 +40,17 @@ COLUMNS = (
     "A std",
     "credit ms",
 )
+#: after the planner's, where the env has an information-state cost-to-go
+INFORMED_COLUMNS = ("searcher within-episode rho (episodes)", "searcher AUC")
 BY_CONSTRUCTION = "0 (constant per episode)"
+
+
+def report_columns(report: CreditReport) -> tuple[str, ...]:
+    """The table's columns: `COLUMNS`, with `INFORMED_COLUMNS` where the report has them."""
+    if report.informed_labels is None:
+        return COLUMNS
+    at = COLUMNS.index("planner AUC") + 1
+    return (*COLUMNS[:at], *INFORMED_COLUMNS, *COLUMNS[at:])
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -43,31 +61,43 @@ def _number(value: float | None, digits: int = 3) -> str:
     )
 
 
-def _within(result: MethodResult) -> str:
+def _within(result: MethodResult, informed: bool = False) -> str:
     scores = result.scores
     if scores.constant_within_episodes:  # GRPO-like: said, not hidden
         return BY_CONSTRUCTION
+    if informed:
+        return f"{scores.informed_within_episode_spearman:+.3f} ({scores.informed_episodes_ranked})"
     return f"{scores.within_episode_spearman:+.3f} ({scores.episodes_ranked})"
 
 
 def report_rows(report: CreditReport) -> list[list[str]]:
-    """One row of strings per method (columns `COLUMNS`), then the Monte-Carlo reference."""
-    rows = [
-        [
-            result.method.label,
-            _number(result.scores.mc_spearman),
-            _number(result.scores.mc_sign_agreement),
-            _within(result),
-            _number(result.scores.batch_auc),
-            f"{result.scores.zero_share:.1%}",
-            _number(result.scores.advantage_std),
-            f"{result.scores.seconds * 1000:.1f}",
-        ]
-        for result in report.results
-    ]
+    """One row of strings per method (columns `report_columns`), then the Monte-Carlo
+    reference."""
+    informed = report.informed_labels is not None
+    rows = []
+    for result in report.results:
+        scores = result.scores
+        searcher = [_within(result, informed=True), _number(scores.informed_batch_auc)]
+        rows.append(
+            [
+                result.method.label,
+                _number(scores.mc_spearman),
+                _number(scores.mc_sign_agreement),
+                _within(result),
+                _number(scores.batch_auc),
+                *(searcher if informed else []),
+                f"{scores.zero_share:.1%}",
+                _number(scores.advantage_std),
+                f"{scores.seconds * 1000:.1f}",
+            ]
+        )
     reference = mc_reference_scores(report)
     if reference is not None and report.mc is not None:
         within, ranked, auc = reference
+        searcher = []
+        if informed:
+            s_within, s_ranked, s_auc = mc_informed_scores(report)
+            searcher = [f"{s_within:+.3f} ({s_ranked})", _number(s_auc)]
         rows.append(
             [
                 f"(Monte-Carlo A, K={report.mc.continuations}, {len(report.mc.turns)} turns)",
@@ -75,6 +105,7 @@ def report_rows(report: CreditReport) -> list[list[str]]:
                 "1.000",
                 f"{within:+.3f} ({ranked})",
                 _number(auc),
+                *searcher,
                 f"{float(np.mean(report.mc.advantage == 0)):.1%}",
                 _number(float(np.std(report.mc.advantage))),
                 f"{report.mc.seconds * 1000:.0f}",
@@ -111,7 +142,7 @@ def report_table(report: CreditReport) -> Any:
     table = Table(
         title=f"credit fidelity on {escape(report.env_id)}", caption=escape(_summary(report))
     )
-    for column in COLUMNS:
+    for column in report_columns(report):
         table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
     for row in report_rows(report):
         table.add_row(*(escape(cell) for cell in row))
@@ -124,7 +155,8 @@ def report_markdown(report: CreditReport, command: str = "") -> str:
     if command:
         lines += [f"`{command}`", ""]
     lines += [_summary(report), ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    columns = report_columns(report)
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row) + " |" for row in report_rows(report)]
     return "\n".join(lines) + "\n"
 
@@ -181,6 +213,13 @@ def report_json(report: CreditReport, command: str = "") -> str:
             "batch_auc": None if math.isnan(auc) else auc,
             "advantage_std": float(np.std(report.mc.advantage)),
         }
+        informed = mc_informed_scores(report)
+        if informed is not None:
+            data["monte_carlo"]["informed_within_episode_spearman"] = informed[0]
+            data["monte_carlo"]["informed_episodes_ranked"] = informed[1]
+            data["monte_carlo"]["informed_batch_auc"] = (
+                None if math.isnan(informed[2]) else informed[2]
+            )
     return json.dumps(data, indent=1)
 
 

@@ -9,10 +9,10 @@ import gymnasium as gym
 
 from creditgym.envs import info as keys
 from creditgym.envs.household import render
-from creditgym.envs.household.expert import EXPERTS, plan_length
+from creditgym.envs.household.expert import EXPERTS, plan_length, search_cost_to_go
 from creditgym.envs.household.factors import STATE_DOC
 from creditgym.envs.household.tasks import TASK_TYPES, HouseholdTask, TaskConfig, generate_task
-from creditgym.envs.household.world import World
+from creditgym.envs.household.world import MIDDLE, World
 from creditgym.envs.oracle import restore_attributes, snapshot_attributes
 from creditgym.envs.reset_args import reset_arguments
 from creditgym.envs.spaces import text_space
@@ -185,6 +185,8 @@ class HouseholdEnv(gym.Env[str, str]):
         self._last_info: dict[str, Any] = {}
         self._commands: dict[str, tuple] = {}  # admissible command text -> parsed command, now
         self._plan_lengths: dict[tuple, int] = {}  # anchor -> the expert's steps to win, per task
+        self._search_lengths: dict[tuple, int] = {}  # anchor -> the searcher's, per task
+        self._observed: set[int] = set()  # receptacles whose contents the agent has seen
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -210,7 +212,7 @@ class HouseholdEnv(gym.Env[str, str]):
             self.task = generate_task(task_seed, self.split, self.config, options.get("task_type"))
         self.world = World(self.task.layout, self.task.goal, key=self.task.task_id)
         self._steps = 0
-        self._plan_lengths = {}
+        self._plan_lengths, self._search_lengths, self._observed = {}, {}, set()
         self._last_obs = render.first_observation(
             self.task.layout.receptacles, self.task.instruction
         )
@@ -231,6 +233,8 @@ class HouseholdEnv(gym.Env[str, str]):
             obs, events = world.execute(command)
             valid = True
         self._steps += 1
+        if world.loc != MIDDLE and world.is_open[world.loc]:  # its contents are on screen
+            self._observed.add(world.loc)
         self._last_obs = obs
         reward = 1.0 if world.won and not was_won else 0.0
         truncated = self._steps >= self.max_steps and not world.won
@@ -270,13 +274,27 @@ class HouseholdEnv(gym.Env[str, str]):
             raise gym.error.ResetNeeded("call reset() before steps_to_go()")
         return plan_length(self.world, self._plan_lengths)
 
+    def informed_steps_to_go(self) -> float:
+        """The searching expert's expected steps to win from what the agent has seen (0 once
+        won): an information-state cost-to-go, beside `steps_to_go`'s omniscient one.
+
+        Objects the task needs that lie in receptacles the agent has not looked into may be in
+        any such receptacle (not of the goal's type), each alike; the result is the mean of the
+        searcher's plan length over those placements (`expert.search_cost_to_go`). Going
+        straight to a hidden object is progress to the planner, luck to the searcher.
+        """
+        if self.world is None:
+            raise gym.error.ResetNeeded("call reset() before informed_steps_to_go()")
+        return search_cost_to_go(self.world, self._observed, self._search_lengths)
+
     def clone_state(self) -> object:
         """An opaque snapshot of the full state (world, steps, RNG, last observation and info)."""
         if self.world is None:
             raise gym.error.ResetNeeded("call reset() before clone_state()")
         # the task, its plan-length memo and the current admissible table are read-only here
         return snapshot_attributes(
-            self, (self.config, self.task, self._plan_lengths, self._commands)
+            self,
+            (self.config, self.task, self._plan_lengths, self._search_lengths, self._commands),
         )
 
     def restore_state(self, snapshot: object) -> tuple[str, dict[str, Any]]:

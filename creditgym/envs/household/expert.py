@@ -14,9 +14,15 @@ stray object in hand is put down first. Every command it returns is admissible.
 
 from __future__ import annotations
 
+import itertools
+import zlib
+from collections.abc import Callable, Collection
+
+import numpy as np
+
 from creditgym.envs.household.world import MIDDLE, NOBODY, TOOLS, World
 
-__all__ = ["EXPERTS", "expert_action", "plan_length", "search_action"]
+__all__ = ["EXPERTS", "expert_action", "plan_length", "search_action", "search_cost_to_go"]
 
 #: More expert commands than any household task needs; a plan this long means a planner bug.
 _MAX_PLAN = 10_000
@@ -91,14 +97,18 @@ def _sweep(world: World) -> str:
 EXPERTS = {"planner": expert_action, "search": search_action}
 
 
-def plan_length(world: World, memo: dict[tuple, int] | None = None) -> int:
-    """How many commands the expert takes from `world`'s state to win (0 once won), ignoring
-    any step budget: the expert is played out on a copy, so this is exactly its count.
+def plan_length(
+    world: World, memo: dict[tuple, int] | None = None, expert: Callable[[World], str] | None = None
+) -> int:
+    """How many commands the expert (the planner, or `expert`: any memoryless one, e.g.
+    `search_action`) takes from `world`'s state to win (0 once won), ignoring any step budget:
+    the expert is played out on a copy, so this is exactly its count.
 
-    `memo` (anchor -> plan length) carries results between calls on states of one task: every
-    state the played-out plan passes through is stored, so asking along the expert's own path
-    costs a dict look-up.
+    `memo` (anchor -> plan length, one per expert) carries results between calls on states of
+    one task: every state the played-out plan passes through is stored, so asking along the
+    expert's own path costs a dict look-up.
     """
+    expert = expert or expert_action
     memo = {} if memo is None else memo
     sim = world.copy()
     path: list[tuple] = []
@@ -111,10 +121,52 @@ def plan_length(world: World, memo: dict[tuple, int] | None = None) -> int:
         if len(path) >= _MAX_PLAN:
             raise RuntimeError(f"the household expert did not win within {_MAX_PLAN} commands")
         path.append(anchor)
-        sim.execute(sim.admissible()[1][expert_action(sim)])
+        sim.execute(sim.admissible()[1][expert(sim)])
     for steps, anchor in enumerate(reversed(path), start=rest + 1):
         memo[anchor] = steps
     return rest + len(path)
+
+
+def search_cost_to_go(
+    world: World,
+    observed: Collection[int],
+    memo: dict[tuple, int] | None = None,
+    placements: int = 64,
+) -> float:
+    """The searching expert's expected steps to win given what the agent has seen: an
+    information-state cost-to-go, where `plan_length` is the omniscient planner's.
+
+    The objects the searcher still has to find (the task's objects, and the desklamp of a light
+    task, that lie in receptacles whose contents the agent has not seen: not in `observed`) may
+    be in any unobserved receptacle not of the goal's type, each alike. The result is the mean
+    of the searcher's played-out plan length over those placements (all of them, or
+    `placements` drawn with a seed of the state when there are more). Where nothing is hidden,
+    it is the searcher's plan length. `memo` is `plan_length`'s, for the searcher.
+    """
+    if world.won:
+        return 0.0
+    wanted = [*world.targets, *([world.lamp] if world.goal.in_light else [])]
+    hidden = [o for o in wanted if world.obj_loc[o] != NOBODY and world.obj_loc[o] not in observed]
+    candidates = [
+        r
+        for r in range(len(world.rec_names))
+        if r not in observed and world.rec_kinds[r] != world.goal.receptacle_type
+    ]
+    if not hidden or not candidates:
+        return float(plan_length(world, memo, search_action))
+    count = len(candidates) ** len(hidden)
+    if count <= placements:
+        chosen = list(itertools.product(candidates, repeat=len(hidden)))
+    else:  # a sample, the same for the same state
+        rng = np.random.default_rng(zlib.crc32(repr(world.anchor()).encode()))
+        chosen = [tuple(rng.choice(candidates, size=len(hidden))) for _ in range(placements)]
+    lengths = []
+    for placement in chosen:
+        sim = world.copy()
+        for obj, rec in zip(hidden, placement):
+            sim.place(obj, int(rec))
+        lengths.append(plan_length(sim, memo, search_action))
+    return float(np.mean(lengths))
 
 
 def _destination(world: World) -> int:

@@ -311,6 +311,16 @@ class World:
         self._open_bits ^= 1 << rec
         self._seen[rec] = None
 
+    def place(self, obj: int, rec: int) -> None:
+        """Put `obj` (not held) into receptacle `rec` (for what-if copies: where a hidden
+        object might be)."""
+        old = self.obj_loc[obj]
+        self.contents[old].remove(obj)
+        self.contents[rec].append(obj)
+        self.contents[rec].sort()
+        self._relocate(obj, rec, rec)
+        self._seen[old] = None
+
     def _relocate(self, obj: int, new_loc: int, rec: int) -> None:
         self.obj_loc[obj] = new_loc
         self._locations = None
