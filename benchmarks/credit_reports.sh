@@ -2,9 +2,11 @@
 # Every `creditgym credit-report` behind the README's "Credit fidelity" table; each writes
 # benchmarks/results/credit_report_<preset>_<agent>.{json,md} (and a .png for the household).
 # Scripted agents take seconds to a minute each on one CPU core; the tiny-model ones minutes.
-# Usage: bash benchmarks/credit_reports.sh [household|webshop|search|keyroom|coop|twx|checkpoint|all]
+# Usage: bash benchmarks/credit_reports.sh [household|webshop|search|keyroom|coop|twx|checkpoint|learned|all]
 #        (checkpoint: the quickstart policy after 10 iterations, runs/q10, trained first with
-#         creditgym train configs/quickstart_rl.yaml train.iterations=10 run.threads=1 run.output_dir=runs/q10)
+#         creditgym train configs/quickstart_rl.yaml train.iterations=10 run.threads=1 run.output_dir=runs/q10;
+#         learned: the learning benchmark's "tight" policies, seed 0: its warm start and GRPO
+#         after 20 iterations, trained first by benchmarks/learning.py --setting tight)
 set -euo pipefail
 export OMP_NUM_THREADS=1
 OUT=benchmarks/results
@@ -38,6 +40,18 @@ if [[ $what == checkpoint || $what == all ]]; then
         --plot "$OUT/credit_report_easy_q10.png"
     TAG=q10_seed1 report easy runs/q10/checkpoints/iter_000010/model creditgym/HouseholdEasy-v0 \
         grpo,gigpo,gigpo:normalization=mean_std --groups 32 --group-size 8 --seed 1
+fi
+if [[ $what == learned || $what == all ]]; then
+    # the Monte-Carlo yardstick on real runs' checkpoints, with the planner's and the
+    # searcher's labels beside it (HouseholdEasy with the 8-step budget of the "tight" setting)
+    runs=benchmarks/results/runs/learning/tight
+    warm=$(ls -d $runs/warm-seed0-*/checkpoints/iter_000000/model | head -1)
+    grpo=$(ls -d $runs/grpo-seed0-*/checkpoints/iter_000020/model | head -1)
+    for pair in "warm:$warm" "grpo20:$grpo"; do
+        TAG=tight_${pair%%:*} report easy "${pair#*:}" creditgym/HouseholdEasy-v0 \
+            grpo,gigpo,gigpo:normalization=mean_std,turn_level --env-kwarg max_steps=8 \
+            --groups 16 --group-size 8 --mc 8 --mc-turns 128 --mc-gamma 1
+    done
 fi
 if [[ $what == webshop || $what == all ]]; then
     for agent in random expert:eps=0.5; do
