@@ -6,7 +6,9 @@ executes them, sharing one `Run`:
   2. evaluate: `before_training` (random agent, initial policy, optional supervised warm
      start), then `evaluate_if_due` after iterations;
   3. `collect`: grouped episodes from the training envs;
-  4. `assign`: per-turn advantages from the configured credit (shapers + estimator);
+  4. `assign`: per-turn advantages from the configured credit (shapers + estimator), and
+     every ``credit.mc_every`` iterations their agreement with the policy's own Monte-Carlo
+     advantages (`creditgym.train.mc_check`);
   5. `update`: PPO-clip steps (early-stopped at `train.target_kl`), how far they moved the
      policy (`update_diagnostics`), weights synced to a separate rollout engine;
   6. `log`: the iteration's metrics row;
