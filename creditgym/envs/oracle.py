@@ -52,29 +52,29 @@ def _base(env: Any) -> Any:
     return getattr(env, "unwrapped", env)
 
 
+def _ask(env: Any, oracle: str) -> Any:
+    """What the env's `oracle` method answers, or None where it has no such method or the
+    method raises NotImplementedError."""
+    method = getattr(_base(env), oracle, None)
+    if method is None:
+        return None
+    try:
+        return method()
+    except NotImplementedError:
+        return None
+
+
 def cost_to_go(env: Any) -> int | None:
     """The expert's remaining number of steps from `env`'s current state, or None where the env
     does not provide it (no ``steps_to_go``, or it raises NotImplementedError)."""
-    steps_to_go = getattr(_base(env), "steps_to_go", None)
-    if steps_to_go is None:
-        return None
-    try:
-        value = steps_to_go()
-    except NotImplementedError:
-        return None
+    value = _ask(env, "steps_to_go")
     return None if value is None else int(value)
 
 
 def informed_cost_to_go(env: Any) -> float | None:
     """An expert's expected remaining steps from what the agent has seen (an information-state
     cost-to-go: ``informed_steps_to_go()``), or None where the env does not provide it."""
-    informed = getattr(_base(env), "informed_steps_to_go", None)
-    if informed is None:
-        return None
-    try:
-        value = informed()
-    except NotImplementedError:
-        return None
+    value = _ask(env, "informed_steps_to_go")
     return None if value is None else float(value)
 
 
