@@ -119,6 +119,11 @@ SETTINGS: dict[str, Setting] = {
         ("train.sft_warmup.episodes=60",),
         "the main job from a weaker warm start (60 demonstrations instead of 600)",
     ),
+    "few": Setting(
+        "configs/quickstart.yaml",
+        ("train.sft_warmup.episodes=8",),
+        "the main job from 8 demonstrations: a warm start near 20% that leaves RL room",
+    ),
     "tight": Setting(
         "configs/quickstart.yaml",
         ("env.kwargs.max_steps=8",),
