@@ -19,10 +19,11 @@ same held-out tasks (task i of a split is ``reset(seed=i)``): `--eval-episodes` 
 
 Two metrics per run: held-out success after training, and the training-success area under
 the curve (the mean of ``rollout/success`` over the iterations: how fast it learned, read on
-the training batches, so it costs no evaluation). The table gives each method's mean with its
-95% t interval over seeds, and its paired difference to GRPO with 95% t and bootstrap
-intervals (`paired_stats.py`); the plot shows training success per iteration, mean and 95%
-band over seeds.
+the training batches, so it costs no evaluation). The tables (`learning_report.py`) give each
+method's mean with its 95% t interval over seeds, its paired difference to GRPO with 95% t and
+bootstrap intervals (`paired_stats.py`), and what RL added to the warm start per split (each
+run against its own start); the plot shows training success per iteration, mean and 95% band
+over seeds.
 
 The gate (`--gate`) comes first: one iteration per method from the setting's warm start on the
 same batch, reading the batch's ``credit/grpo_corr`` (and sign agreement, share of turns beyond
@@ -37,7 +38,9 @@ rerun skips every run already stored under the same keys. Several benchmark proc
 share one store (e.g. one per core, started at different times): a run being trained holds a
 lock, and the others skip it (or wait, for a warm start they need). A run interrupted midway resumes
 from its own last checkpoint (`--save-every`). Other training code or another config trains
-anew; the table reads only the current code's runs.
+anew; the table reads only the current code's runs (`--table --code KEY` reads those of an
+earlier code: the tables of a results file, rebuilt from its stored runs after the code moved
+on).
 """
 
 from __future__ import annotations
@@ -63,13 +66,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from estimators import METHODS as ESTIMATOR_METHODS  # noqa: E402
 from estimators import Method, _summarise, _train  # noqa: E402
-from paired_stats import mean_interval, paired_difference  # noqa: E402
+from learning_report import (  # noqa: E402
+    BASELINE,
+    diagnostics_table,
+    gain_table,
+    gate_table,
+    plot_curves,
+    results_table,
+)
 from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "grpo"
 WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
-GATE_CORRELATION = 0.8  # at or above: the method's advantages are GRPO's up to noise
 MIN_EVAL_EPISODES = 256
 GATE_EVAL_EPISODES = 32  # the gate's look at the warm start's held-out success (+- ~9 points)
 
@@ -219,7 +227,7 @@ class Benchmark:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         try:
-            self.code = code_key(args.allow_dirty)
+            self.code = args.code or code_key(args.allow_dirty)
         except DirtyTree as error:
             raise SystemExit(f"error: {error}") from None
         self.out = Path(args.out)
@@ -431,179 +439,6 @@ def _extras(run_dir: Path) -> dict:
     }
 
 
-# ---- tables and the plot ---------------------------------------------------------------------
-
-
-def _interval(values: list[float], fmt: str = "{:.1%}") -> str:
-    mean, half = mean_interval(values)
-    if np.isnan(half):
-        return fmt.format(mean)
-    return f"{fmt.format(mean)} +- {fmt.format(half)}"
-
-
-def _signed(value: float) -> str:
-    return f"{value * 100:+.1f}"
-
-
-def _difference(method: list[float], baseline: list[float]) -> str:
-    d = paired_difference(method, baseline)
-    if d.n < 2:
-        return f"{_signed(d.mean)} (n={d.n})"
-    mark = " *" if d.excludes_zero else ""
-    return (
-        f"{_signed(d.mean)} [{_signed(d.t_low)}, {_signed(d.t_high)}] "
-        f"(boot [{_signed(d.boot_low)}, {_signed(d.boot_high)}]){mark}"
-    )
-
-
-def _held_out(result: dict) -> float:
-    """The mean of the held-out splits' success (each split weighs the same)."""
-    return float(np.mean(list(result["final"].values())))
-
-
-def results_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
-    """Per method: held-out success per split and their mean, training AUC (mean +- 95% t
-    half-width over seeds), and the paired differences to GRPO in points."""
-    splits = sorted({s for runs in results.values() for r in runs.values() for s in r["final"]})
-    header = ["method", "seeds", *splits, "start", "train AUC"]
-    header += [f"vs {BASELINE}: held-out (pts, 95% t / bootstrap)", f"vs {BASELINE}: train AUC"]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    baseline = results.get(BASELINE, {})
-    for method in methods:
-        runs = results.get(method, {})
-        if not runs:
-            lines.append(f"| {method} | 0 |" + " - |" * (len(header) - 2))
-            continue
-        ok = list(runs.values())
-        row = [method, str(len(ok))]
-        row += [_interval([r["final"][s] for r in ok]) for s in splits]
-        start = [float(np.mean(list(r["initial"].values()))) for r in ok if r.get("initial")]
-        row.append(_interval(start) if start else "-")
-        row.append(_interval([r["train_auc"] for r in ok], "{:.3f}"))
-        paired = sorted(set(runs) & set(baseline))
-        if method == BASELINE or not paired:
-            row += ["-", "-"]
-        else:
-            row.append(
-                _difference(
-                    [_held_out(runs[s]) for s in paired], [_held_out(baseline[s]) for s in paired]
-                )
-            )
-            row.append(
-                _difference(
-                    [runs[s]["train_auc"] for s in paired],
-                    [baseline[s]["train_auc"] for s in paired],
-                )
-            )
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
-
-
-#: per iteration metrics the diagnostics table averages (over a run's iterations, then seeds)
-DIAGNOSTICS = {
-    "corr with GRPO": "credit/grpo_corr",
-    "Spearman with MC": "credit/mc_spearman",
-    "GRPO's Spearman with MC": "credit/mc_grpo_spearman",
-    "MC stderr": "credit/mc_stderr",
-    "KL after update": "update/kl_after",
-    "log-prob change vs A (corr)": "update/logprob_change_corr",
-    "update steps": "update/steps",
-}
-
-
-def diagnostics_table(
-    results: dict[str, dict[int, dict]], methods: list[str], runs_dir: Path
-) -> str:
-    """Per method, what its runs logged while training (`DIAGNOSTICS`): each run's mean over
-    the iterations that logged the metric (the Monte-Carlo check runs every ``credit.mc_every``),
-    then the mean over seeds; read from the runs' own metrics files."""
-    header = ["method", "seeds", *DIAGNOSTICS]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for method in methods:
-        runs = results.get(method, {})
-        per_run: dict[str, list[float]] = {name: [] for name in DIAGNOSTICS}
-        for seed, result in runs.items():
-            metrics = runs_dir / f"{method}-seed{seed}-{result['code']}-{result['config_hash']}"
-            if not (metrics / "metrics.jsonl").is_file():
-                continue
-            rows = [json.loads(line) for line in (metrics / "metrics.jsonl").open()]
-            for name, key in DIAGNOSTICS.items():
-                values = [r[key] for r in rows if r.get(key) is not None]
-                if values:
-                    per_run[name].append(float(np.mean(values)))
-        cells = [f"{np.mean(v):.3f}" if v else "-" for v in per_run.values()]
-        lines.append("| " + " | ".join([method, str(len(runs)), *cells]) + " |")
-    return "\n".join(lines)
-
-
-def gate_table(results: dict[str, dict[int, dict]], methods: list[str]) -> str:
-    """Per method, its first batch's agreement with GRPO, mean over seeds, and the verdict."""
-    header = ["method", "seeds", "start", "corr with GRPO", "sign agreement", "beyond-scale share"]
-    header += ["Spearman with MC", "GRPO's Spearman with MC"]
-    lines = ["| " + " | ".join([*header, "verdict"]) + " |", "|---" * (len(header) + 1) + "|"]
-    for method in methods:
-        runs = list(results.get(method, {}).values())
-        batches = [r["first_batch"] for r in runs]
-        corr = [b["grpo_corr"] for b in batches if b.get("grpo_corr") is not None]
-        signs = [
-            b["grpo_sign_agreement"] for b in batches if b.get("grpo_sign_agreement") is not None
-        ]
-        beyond = [
-            b["grpo_beyond_scale_share"]
-            for b in batches
-            if b.get("grpo_beyond_scale_share") is not None
-        ]
-        if method == BASELINE:
-            verdict = "the baseline"
-        elif not corr:
-            verdict = "undefined (constant advantages: no outcome differs in a group)"
-        elif np.mean(corr) >= GATE_CORRELATION:
-            verdict = f"GRPO's up to noise (>= {GATE_CORRELATION}): cannot differ here"
-        else:
-            verdict = f"differs from GRPO (< {GATE_CORRELATION}): worth comparing"
-
-        def mean(values: list[float]) -> str:
-            return f"{np.mean(values):.3f}" if values else "-"
-
-        start = [float(np.mean(list(r["initial"].values()))) for r in runs if r.get("initial")]
-        mc = [b["mc_spearman"] for b in batches if b.get("mc_spearman") is not None]
-        mc_grpo = [b["mc_grpo_spearman"] for b in batches if b.get("mc_grpo_spearman") is not None]
-        row = [method, str(len(runs)), _interval(start) if start else "-"]
-        row += [mean(corr), mean(signs), mean(beyond), mean(mc), mean(mc_grpo), verdict]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
-
-
-def plot_curves(results: dict[str, dict[int, dict]], methods: list[str], path: Path) -> None:
-    """Training success per iteration: each method's mean over seeds with a 95% t band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for method in methods:
-        curves = [r["curve"]["rollout_success"] for r in results.get(method, {}).values()]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        values = np.array([c[:length] for c in curves])
-        iterations = np.arange(1, length + 1)
-        mean = values.mean(axis=0)
-        axis.plot(iterations, mean, label=f"{method} ({len(curves)} seeds)")
-        if len(curves) > 1:
-            half = np.array([mean_interval(values[:, i])[1] for i in range(length)])
-            axis.fill_between(iterations, mean - half, mean + half, alpha=0.2)
-    axis.set_xlabel("iteration")
-    axis.set_ylabel("training success")
-    axis.set_ylim(0, 1)
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 # ---- main ------------------------------------------------------------------------------------
 
 
@@ -623,6 +458,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--gate", action="store_true", help="only the gate: one batch each")
     parser.add_argument("--table", action="store_true", help="only the table from saved runs")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides for every run")
+    parser.add_argument(
+        "--code",
+        default="",
+        help="with --table: read the runs stored under this training code (a results file's "
+        "`code`) instead of the current one's",
+    )
     parser.add_argument("--allow-dirty", action="store_true", help="run on uncommitted changes")
     args = parser.parse_args()
     methods = args.methods.split(",")
@@ -631,6 +472,8 @@ def _arguments() -> argparse.Namespace:
         parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     if args.setting not in SETTINGS and not args.config:
         parser.error(f"unknown setting {args.setting!r}; choose from {', '.join(SETTINGS)}")
+    if args.code and not args.table:
+        parser.error("--code reads stored runs only: add --table (training uses the current code)")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     try:
@@ -676,6 +519,8 @@ def main() -> None:
         table = gate_table(results, args.method_list)
     else:
         table = results_table(results, args.method_list)
+        table += "\n\nOver the warm start (each run's final held-out success minus its start):\n\n"
+        table += gain_table(results, args.method_list)
         table += "\n\nWhile training (each run's mean over its iterations, then over seeds):\n\n"
         table += diagnostics_table(results, args.method_list, bench.runs)
         plot_curves(results, args.method_list, bench.out / f"{name}.png")

@@ -1,5 +1,6 @@
-"""benchmarks/learning.py: paired statistics worked by hand, the tables' verdicts, and a tiny
-end-to-end run that is killed after its first run and resumed without redoing it."""
+"""benchmarks/learning.py and its tables (learning_report.py): paired statistics worked by
+hand, the tables' verdicts, and a tiny end-to-end run that is killed after its first run and
+resumed without redoing it."""
 
 import json
 import os
@@ -15,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from learning import _take, diagnostics_table, gate_table, results_table  # noqa: E402
+from learning import _take  # noqa: E402
+from learning_report import diagnostics_table, gain_table, gate_table, results_table  # noqa: E402
 from paired_stats import mean_interval, paired_difference, t_critical  # noqa: E402
 
 
@@ -74,6 +76,19 @@ def test_the_table_pairs_each_method_with_grpo_by_seed():
     # d = (0.10, 0.20): mean +15.0, half-width 12.706 x 0.0707 / 1.414 = 0.6353 (63.5 points)
     assert "| 2 |" in gigpo and "+15.0 [-48.5, +78.5]" in gigpo
     assert "+0.0 [+0.0, +0.0]" in gigpo  # the same AUC on both seeds
+
+
+def test_the_gain_table_pairs_each_run_with_its_own_start_per_split():
+    results = {"grpo": {0: _result(0.5, 0.4), 1: _result(0.6, 0.5), 2: _result(0.55, 0.45)}}
+    results["grpo"][1]["initial"] = {"valid_seen": 0.5, "valid_unseen": 0.4}
+    (row,) = gain_table(results, ["grpo", "gigpo"]).splitlines()[2:]  # no gigpo runs: no row
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # valid_seen: starts (0.5, 0.5, 0.5), gains (0, 10, 5) points: mean 5, sd 5, half-width
+    # 4.303 x 5 / sqrt(3) = 12.42
+    assert cells[:3] == ["grpo", "3", "50.0% +- 0.0%"]
+    assert cells[3].startswith("+5.0 [-7.4, +17.4]")
+    # valid_unseen: starts (0.5, 0.4, 0.5): gains (0, 20, 5): mean 8.3, sd 10.41, half 25.9
+    assert cells[4] == "46.7% +- 14.3%" and cells[5].startswith("+8.3 [-17.5, +34.2]")
 
 
 def test_the_gate_says_which_methods_cannot_differ_from_grpo():
@@ -163,6 +178,17 @@ def test_a_killed_benchmark_resumes_without_redoing_finished_runs(tmp_path):
     assert all("+dirty" in r["code"] or len(r["code"]) == 12 for r in runs)
     assert "| gigpo | 2 |" in done.stdout  # the table, paired over both seeds
     assert (tmp_path / "learning_scratch.png").is_file()
+
+    # --table --code: the stored runs of a given training code, read back, nothing trained
+    (code,) = {r["code"] for r in runs}
+    again = _benchmark(tmp_path, "--table", "--code", code)
+    assert again.returncode == 0 and "trained " not in again.stdout
+    assert "| gigpo | 2 |" in again.stdout
+    other = _benchmark(tmp_path, "--table", "--code", "0123456789ab")
+    assert other.returncode == 0 and "| gigpo | 0 |" in other.stdout
+    refused = _benchmark(tmp_path, "--code", code)
+    assert refused.returncode == 2 and "--code reads stored runs only" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
     # the gate's runs (one iteration, one eval episode) are these runs: nothing is retrained
     gate = _benchmark(tmp_path, "--gate")
