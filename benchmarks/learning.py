@@ -208,14 +208,13 @@ class RunSpec:
     seed: int
     config: str
     overrides: tuple[str, ...]
-    config_hash: str  # `config_hash(config, overrides)`
+    config_hash: str  # `config_hash` of the resolved config
+    demonstrations: int  # the config's `train.sft_warmup.episodes` (0: no warm start)
 
 
-def config_hash(config: str, overrides: tuple[str, ...]) -> str:
-    """A hash of the resolved config (defaults included), the output directory left out."""
-    from creditgym.config import load_config
-
-    resolved = dataclasses.asdict(load_config(config, list(overrides)))
+def config_hash(config: Any) -> str:
+    """A hash of a resolved config (defaults included), the output directory left out."""
+    resolved = dataclasses.asdict(config)
     resolved["run"].pop("output_dir")
     text = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -273,17 +272,22 @@ class Benchmark:
             *self.args.set,
             f"run.seed={seed}",
         )
+        from creditgym.config import load_config
+
+        resolved = load_config(config, list(overrides))
         return RunSpec(
-            self.args.setting, method, seed, config, overrides, config_hash(config, overrides)
+            self.args.setting,
+            method,
+            seed,
+            config,
+            overrides,
+            config_hash(resolved),
+            resolved.train.sft_warmup.episodes,
         )
 
     def warm_start(self, spec: RunSpec) -> RunSpec | None:
         """The shared warm start `spec` continues from (None: the setting has none)."""
-        from creditgym.config import load_config
-
-        if spec.method == WARM:
-            return None
-        if load_config(spec.config, list(spec.overrides)).train.sft_warmup.episodes == 0:
+        if spec.method == WARM or spec.demonstrations == 0:
             return None
         return self.spec(WARM, spec.seed, gate=self.args.gate)
 
@@ -373,10 +377,11 @@ class Benchmark:
         """Make `run_dir` a copy of the warm start's (its iteration-0 checkpoint, optimizer
         included, and its metrics), so the trainer resumes the run from there; False if the
         warm start failed."""
-        if self.saved(warm) is None:
-            self.run(warm)  # only where run_all did not train it first (a single spec)
-        while self.saved(warm) is None:  # another process is training it: wait for it
-            if not (self.store / f"{self.key(warm)}.lock").exists():
+        lock = self.store / f"{self.key(warm)}.lock"
+        if self.saved(warm) is None and not lock.exists():
+            self.run(warm)  # where no thread or process trains it yet (e.g. a single spec)
+        while self.saved(warm) is None:  # another thread or process is training it: wait
+            if not lock.exists():
                 return False
             time.sleep(5)
         source = self.runs / self.key(warm)
@@ -387,11 +392,12 @@ class Benchmark:
         return True
 
     def run_all(self, specs: list[RunSpec]) -> list[dict]:
-        """The seeds' warm starts first (each trained once, every core busy), then the runs."""
+        """The seeds' warm starts first (each trained once), then the runs, in one queue: a core
+        that a warm start leaves idle takes the next run whose warm start is done (a run whose
+        warm start is still training waits for it before it takes a core)."""
         warm = list(dict.fromkeys(w for w in map(self.warm_start, specs) if w is not None))
         with ThreadPoolExecutor(self.args.jobs) as pool:
-            list(pool.map(self.run, warm))
-            return list(pool.map(self.run, specs))
+            return list(pool.map(self.run, [*warm, *specs]))[len(warm) :]
 
 
 def _take(lock: Path) -> bool:
