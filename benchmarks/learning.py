@@ -37,8 +37,10 @@ a hash of the uncommitted diff, recorded as such) and a hash of the run's resolv
 rerun skips every run already stored under the same keys. Several benchmark processes may
 share one store (e.g. one per core, started at different times): a run being trained holds a
 lock, and the others skip it (or wait, for a warm start they need). A run interrupted midway resumes
-from its own last checkpoint (`--save-every`). Other training code or another config trains
-anew; the table reads only the current code's runs (`--table --code KEY` reads those of an
+from its own last checkpoint (`--save-every`), and a longer run (`--iterations`) of a stored
+run's config continues that run from its last checkpoint (a resumed run equals one trained
+straight through: `tests/test_trainer.py`), its start still the warm start's. Other training
+code or another config trains anew; the table reads only the current code's runs (`--table --code KEY` reads those of an
 earlier code: the tables of a results file, rebuilt from its stored runs after the code moved
 on).
 """
@@ -210,6 +212,7 @@ class RunSpec:
     overrides: tuple[str, ...]
     config_hash: str  # `config_hash` of the resolved config
     demonstrations: int  # the config's `train.sft_warmup.episodes` (0: no warm start)
+    iterations: int  # the config's `train.iterations`
 
 
 def config_hash(config: Any) -> str:
@@ -283,7 +286,37 @@ class Benchmark:
             overrides,
             config_hash(resolved),
             resolved.train.sft_warmup.episodes,
+            resolved.train.iterations,
         )
+
+    def with_iterations(self, spec: RunSpec, iterations: int) -> RunSpec:
+        """`spec` trained for `iterations` instead (the last override wins)."""
+        from creditgym.config import load_config
+
+        overrides = (*spec.overrides, f"train.iterations={iterations}")
+        resolved = load_config(spec.config, list(overrides))
+        return dataclasses.replace(
+            spec, overrides=overrides, config_hash=config_hash(resolved), iterations=iterations
+        )
+
+    def shorter_run(self, spec: RunSpec) -> tuple[RunSpec, dict] | None:
+        """The longest stored run that is `spec` with fewer iterations (same method, seed, code
+        and config otherwise), with its checkpoints on disk; None if there is none."""
+        found = []
+        for path in self.store.glob(f"{spec.method}-seed{spec.seed}-{self.code}-*.json"):
+            result = json.loads(path.read_text())
+            trained = result.get("iterations")
+            if "error" in result or not trained or trained >= spec.iterations:
+                continue
+            shorter = self.with_iterations(spec, trained)
+            if shorter.config_hash == result["config_hash"] and any(
+                (self.runs / self.key(shorter) / "checkpoints").glob("iter_*")
+            ):
+                found.append((trained, shorter, result))
+        if not found:
+            return None
+        _, shorter, result = max(found, key=lambda item: item[0])
+        return shorter, result
 
     def warm_start(self, spec: RunSpec) -> RunSpec | None:
         """The shared warm start `spec` continues from (None: the setting has none)."""
@@ -324,7 +357,11 @@ class Benchmark:
         # an attempt that failed) starts over, so no stale metrics rows are appended to
         fresh = path.is_file() or not any((run_dir / "checkpoints").glob("iter_*"))
         resumed, warm = not fresh, self.warm_start(spec)
-        if fresh and warm is not None:  # over from the seed's warm start, trained once
+        shorter = self.shorter_run(spec) if fresh else None
+        if shorter is not None:  # a longer run continues the shorter one from its last checkpoint
+            _copy_run(self.runs / self.key(shorter[0]), run_dir)
+            fresh = False
+        elif fresh and warm is not None:  # over from the seed's warm start, trained once
             if not self._start_from(warm, run_dir):
                 print(f"FAILED  {spec.method} seed {spec.seed}: no warm start", flush=True)
                 return {"error": f"the warm start {self.key(warm)} failed"}
@@ -355,6 +392,7 @@ class Benchmark:
             "core": core,
             "resumed": resumed,
             "warm_start": self.key(warm) if warm is not None else None,
+            "continued_from": self.key(shorter[0]) if shorter is not None else None,
         }
         if code != 0:
             result["error"] = tail
@@ -365,6 +403,8 @@ class Benchmark:
         else:
             result.update(_summarise(run_dir))
             result.update(_extras(run_dir))
+            if shorter is not None:  # its held-out start is the shorter run's (the warm start's)
+                result["initial"] = shorter[1]["initial"]
             print(
                 f"trained {spec.method} seed {spec.seed}: held-out {result['final']}, "
                 f"train AUC {result['train_auc']:.3f}, {seconds / 60:.1f} min",
@@ -384,11 +424,7 @@ class Benchmark:
             if not lock.exists():
                 return False
             time.sleep(5)
-        source = self.runs / self.key(warm)
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
-        shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
+        _copy_run(self.runs / self.key(warm), run_dir)
         return True
 
     def run_all(self, specs: list[RunSpec]) -> list[dict]:
@@ -398,6 +434,15 @@ class Benchmark:
         warm = list(dict.fromkeys(w for w in map(self.warm_start, specs) if w is not None))
         with ThreadPoolExecutor(self.args.jobs) as pool:
             return list(pool.map(self.run, [*warm, *specs]))[len(warm) :]
+
+
+def _copy_run(source: Path, run_dir: Path) -> None:
+    """Make `run_dir` a copy of the run in `source` (its checkpoints, optimizers included, and
+    its metrics), for the trainer to resume from its last checkpoint."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
+    shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
 
 
 def _take(lock: Path) -> bool:

@@ -236,3 +236,47 @@ def _rows(run_dir: Path) -> list[dict]:
     """Every metrics row of a run, wall times left out."""
     rows = map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
     return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+def _training_rows(run_dir: Path) -> list[dict]:
+    """A run's per-iteration metrics without the wall-clock ones."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in r.items() if not k.startswith("time/") and "second" not in k}
+        for r in rows
+        if "rollout/success" in r
+    ]
+
+
+@pytest.mark.slow
+def test_a_longer_run_continues_the_stored_shorter_one_and_equals_a_straight_run(tmp_path):
+    tiny = list(TINY_RUN)
+    del tiny[tiny.index("--iterations") : tiny.index("--iterations") + 2]
+    tiny[tiny.index("0,1")] = "0"  # one seed: grpo and gigpo
+
+    def benchmark(out: Path, iterations: int) -> subprocess.CompletedProcess:
+        command = [sys.executable, "benchmarks/learning.py", "--out", str(out)]
+        command += ["--iterations", str(iterations), *tiny]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert benchmark(tmp_path / "a", 1).returncode == 0
+    longer = benchmark(tmp_path / "a", 2)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert longer.stdout.count("trained ") == 2 and "skipped" not in longer.stdout
+    straight = benchmark(tmp_path / "b", 2)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    def stored(out: Path) -> dict:
+        results = map(json.loads, map(Path.read_text, (out / "learning_runs").rglob("*.json")))
+        return {r["method"]: r for r in results if r["iterations"] == 2}
+
+    continued, alone = stored(tmp_path / "a"), stored(tmp_path / "b")
+    for method in ("grpo", "gigpo"):
+        assert continued[method]["continued_from"] is not None
+        assert alone[method]["continued_from"] is None
+        for key in ("initial", "final", "env_steps", "curve"):
+            assert continued[method][key] == alone[method][key], (method, key)
+        runs = [out / "runs" / "learning" / "scratch" for out in (tmp_path / "a", tmp_path / "b")]
+        name = f"{method}-seed0-{continued[method]['code']}-{continued[method]['config_hash']}"
+        assert _training_rows(runs[0] / name) == _training_rows(runs[1] / name)
