@@ -31,18 +31,18 @@ a multiple of GRPO's advantages). Where a method's advantages correlate with GRP
 more, the setting cannot show a difference between them: choose another setting first.
 
 Resumable: each finished run is stored as JSON in `--out`/learning_runs/SETTING/, its name
-keyed by the code (a hash of the committed training code, `TRAINING_CODE`, so that committing
-a README or a test keeps the runs; the run records its commit too; with `--allow-dirty`, plus
-a hash of the uncommitted diff, recorded as such) and a hash of the run's resolved config; a
-rerun skips every run already stored under the same keys. Several benchmark processes may
-share one store (e.g. one per core, started at different times): a run being trained holds a
-lock, and the others skip it (or wait, for a warm start they need). A run interrupted midway resumes
+keyed by the code (a hash of the committed training code, `TRAINING_CODE`, so that committing a
+README or a test keeps the runs; the run records its commit too; with `--allow-dirty`, plus a
+hash of the uncommitted diff, recorded as such) and a hash of the run's resolved config; a
+rerun skips every run already stored under the same keys. Several benchmark processes may share
+one store (e.g. one per core, started at different times): a run being trained holds a lock,
+and the others skip it (or wait, for a warm start they need). A run interrupted midway resumes
 from its own last checkpoint (`--save-every`), and a longer run (`--iterations`) of a stored
 run's config continues that run from its last checkpoint (a resumed run equals one trained
 straight through: `tests/test_trainer.py`), its start still the warm start's. Other training
-code or another config trains anew; the table reads only the current code's runs (`--table --code KEY` reads those of an
-earlier code: the tables of a results file, rebuilt from its stored runs after the code moved
-on).
+code or another config trains anew; the table reads only the current code's runs (`--table
+--code KEY` reads those of an earlier code: the tables of a results file, rebuilt from its
+stored runs after the code moved on).
 """
 
 from __future__ import annotations
@@ -565,7 +565,8 @@ def main() -> None:
         starts = {m: runs[seed].get("initial") for m, runs in results.items() if seed in runs}
         if len({json.dumps(start, sort_keys=True) for start in starts.values()}) > 1:
             print(f"warning: seed {seed}'s methods start from different held-out success {starts}")
-    name = f"learning_{args.setting}" + ("_gate" if args.gate else "")
+    name = f"learning_{args.setting}"  # e.g. learning_few_40it.md for --iterations 40
+    name += (f"_{args.iterations}it" if args.iterations else "") + ("_gate" if args.gate else "")
     if args.gate:
         table = gate_table(results, args.method_list)
     else:

@@ -177,7 +177,7 @@ def test_a_killed_benchmark_resumes_without_redoing_finished_runs(tmp_path):
     ]
     assert all("+dirty" in r["code"] or len(r["code"]) == 12 for r in runs)
     assert "| gigpo | 2 |" in done.stdout  # the table, paired over both seeds
-    assert (tmp_path / "learning_scratch.png").is_file()
+    assert (tmp_path / "learning_scratch_1it.png").is_file()  # named by its --iterations
 
     # --table --code: the stored runs of a given training code, read back, nothing trained
     (code,) = {r["code"] for r in runs}
