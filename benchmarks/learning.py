@@ -81,6 +81,7 @@ from provenance import DirtyTree, commit, provenance, write_results  # noqa: E40
 ROOT = Path(__file__).resolve().parents[1]
 WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
 MIN_EVAL_EPISODES = 256
+CONTINUED_FROM = "continued_from.json"  # in a run's directory: the stored run it continues
 GATE_EVAL_EPISODES = 32  # the gate's look at the warm start's held-out success (+- ~9 points)
 
 
@@ -358,8 +359,10 @@ class Benchmark:
         fresh = path.is_file() or not any((run_dir / "checkpoints").glob("iter_*"))
         resumed, warm = not fresh, self.warm_start(spec)
         shorter = self.shorter_run(spec) if fresh else None
+        origin = run_dir / CONTINUED_FROM
         if shorter is not None:  # a longer run continues the shorter one from its last checkpoint
             _copy_run(self.runs / self.key(shorter[0]), run_dir)
+            origin.write_text(json.dumps({"run": self.key(shorter[0]), **shorter[1]}))
             fresh = False
         elif fresh and warm is not None:  # over from the seed's warm start, trained once
             if not self._start_from(warm, run_dir):
@@ -392,8 +395,10 @@ class Benchmark:
             "core": core,
             "resumed": resumed,
             "warm_start": self.key(warm) if warm is not None else None,
-            "continued_from": self.key(shorter[0]) if shorter is not None else None,
         }
+        # what a continued run started from, kept in its directory so a resume still knows it
+        continued = json.loads(origin.read_text()) if origin.is_file() else None
+        result["continued_from"] = continued["run"] if continued else None
         if code != 0:
             result["error"] = tail
             print(f"FAILED  {spec.method} seed {spec.seed}: {tail}", flush=True)
@@ -403,8 +408,8 @@ class Benchmark:
         else:
             result.update(_summarise(run_dir))
             result.update(_extras(run_dir))
-            if shorter is not None:  # its held-out start is the shorter run's (the warm start's)
-                result["initial"] = shorter[1]["initial"]
+            if continued:  # its held-out start is the shorter run's (the warm start's)
+                result["initial"] = continued["initial"]
             print(
                 f"trained {spec.method} seed {spec.seed}: held-out {result['final']}, "
                 f"train AUC {result['train_auc']:.3f}, {seconds / 60:.1f} min",
