@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 import creditgym
 from creditgym.config import ConfigError
 from creditgym.envs.registry import list_envs
-from creditgym.train.mc_check import mc_agreement, mc_check_due, sample_fresh_turns
+from creditgym.measure.monte_carlo import sample_turns
+from creditgym.train.mc_check import mc_agreement, mc_check_due
 from creditgym.train.trainer import train
 from creditgym.trajectory import BRANCH_PREFIX_TURNS
 
@@ -54,9 +55,9 @@ def test_copied_prefixes_and_failed_episodes_are_never_sampled():
     parent, child = episode([0, 0, 1]), episode([0, 0, 1])
     failed = episode([0, 1], failed=True)
     child.metadata[BRANCH_PREFIX_TURNS] = 2  # a branch continuation of `parent`
-    pool = sample_fresh_turns([parent, child, failed], 100, np.random.default_rng(0))
+    pool = sample_turns([parent, child, failed], 100, np.random.default_rng(0))
     assert pool == [(0, 0), (0, 1), (0, 2), (1, 2)]
-    drawn = sample_fresh_turns([parent, child, failed], 2, np.random.default_rng(0))
+    drawn = sample_turns([parent, child, failed], 2, np.random.default_rng(0))
     assert len(drawn) == 2 and set(drawn) <= set(pool) and drawn == sorted(drawn)
 
 

@@ -66,14 +66,18 @@ class MonteCarloAdvantages:
     seconds: float = 0.0
 
 
-def sample_turns(episodes: Sequence[Episode], count: int, seed: int = 0) -> list[tuple[int, int]]:
+def sample_turns(
+    episodes: Sequence[Episode], count: int, seed: int | np.random.Generator = 0
+) -> list[tuple[int, int]]:
     """`count` distinct (episode, turn) pairs drawn uniformly from the non-failed episodes'
-    turns (all of them if there are fewer), in batch order."""
+    own turns (all of them if there are fewer), in batch order; a branch continuation's
+    copied prefix is left out (its parent holds those turns). `seed`: an int or a generator
+    to draw with."""
     pool = [
         (e, t)
         for e, episode in enumerate(episodes)
         if not episode.failed
-        for t in range(len(episode.turns))
+        for t in range(episode.copied_turns, len(episode.turns))
     ]
     if count >= len(pool):
         return pool

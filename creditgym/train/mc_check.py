@@ -24,7 +24,7 @@ import numpy as np
 
 from creditgym.credit import grpo_advantages
 from creditgym.credit.fidelity import sign_agreement, spearman
-from creditgym.measure.monte_carlo import monte_carlo_advantages
+from creditgym.measure.monte_carlo import monte_carlo_advantages, sample_turns
 from creditgym.trajectory import Episode
 
 __all__ = ["check_mc_check", "mc_check_due", "mc_agreement", "monte_carlo_check"]
@@ -67,23 +67,6 @@ def mc_check_due(config: Any, iteration: int) -> bool:
     return every > 0 and iteration % every == 0
 
 
-def sample_fresh_turns(
-    episodes: Sequence[Episode], count: int, rng: np.random.Generator
-) -> list[tuple[int, int]]:
-    """`count` distinct (episode, turn) pairs of the non-failed episodes' own turns (a branch
-    continuation's copied prefix left out: its parent holds those turns), in batch order."""
-    pool = [
-        (e, t)
-        for e, episode in enumerate(episodes)
-        if not episode.failed
-        for t in range(episode.copied_turns, len(episode.turns))
-    ]
-    if count >= len(pool):
-        return pool
-    chosen = rng.choice(len(pool), size=count, replace=False)
-    return [pool[i] for i in sorted(chosen)]
-
-
 def mc_agreement(
     episodes: Sequence[Episode],
     turn_rewards: Sequence[np.ndarray],
@@ -115,7 +98,7 @@ def monte_carlo_check(
     if not mc_check_due(config, iteration):
         return {}
     rng = np.random.default_rng([config.run.seed, iteration, run.distributed.rank])
-    turns = sample_fresh_turns(episodes, config.credit.mc_turns, rng)
+    turns = sample_turns(episodes, config.credit.mc_turns, rng)
     if len(turns) < 2:
         return {}
     generator = getattr(run.rollout_policy, "generator", None)
