@@ -44,6 +44,7 @@ from creditgym.measure.monte_carlo import (
     sample_turns,
 )
 from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
+from creditgym.rollout.continuations import check_replay
 from creditgym.trajectory import Episode
 
 __all__ = ["MethodResult", "CreditReport", "run_credit_report", "label_name", "informed_labels"]
@@ -328,12 +329,7 @@ def informed_labels(
             before = informed_cost_to_go(env)
             row = []
             for t, turn in enumerate(episode.turns):
-                if observation != turn.observation:
-                    raise ValueError(
-                        f"replaying episode {episode.task_id} of {env_id} from its seed gave a "
-                        f"different observation at turn {t}; information-state labels need an "
-                        "env that is deterministic under its reset seed"
-                    )
+                check_replay(observation, episode, t, "information-state labels")
                 observation, *_ = env.step(turn.action)
                 after = informed_cost_to_go(env)
                 row.append(np.nan if before is None or after is None else before - after)

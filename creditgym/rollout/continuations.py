@@ -19,7 +19,7 @@ from creditgym.envs.oracle import clone_state, cost_to_go, restore_state
 from creditgym.rollout.collect import PromptFormat, new_turn
 from creditgym.trajectory import Episode, Turn
 
-__all__ = ["Continuation", "history", "replay_snapshots", "run_continuations"]
+__all__ = ["Continuation", "check_replay", "history", "replay_snapshots", "run_continuations"]
 
 
 @dataclass
@@ -63,6 +63,18 @@ class Continuation:
     env: Any = None
 
 
+def check_replay(observation: object, episode: Episode, t: int, needed_by: str) -> None:
+    """Raise ValueError where `observation`, met replaying `episode` from its reset seed, is not
+    the one recorded at turn `t`: the env is not deterministic under its seed, which
+    `needed_by` (what the replay is for, named in the message) requires."""
+    if observation != episode.turns[t].observation:
+        raise ValueError(
+            f"replaying episode {episode.task_id} of {episode.env_id} from its seed gave a "
+            f"different observation at turn {t}; {needed_by} need an env that is "
+            "deterministic under its reset seed"
+        )
+
+
 def replay_snapshots(
     env: Any, episode: Episode, wanted: Sequence[int]
 ) -> dict[int, tuple[object, object | None]]:
@@ -78,12 +90,7 @@ def replay_snapshots(
     for t, turn in enumerate(episode.turns):
         if t > max(wanted_set, default=-1):  # nothing more to snapshot
             break
-        if observation != turn.observation:
-            raise ValueError(
-                f"replaying episode {episode.task_id} of {episode.env_id} from its seed gave a "
-                f"different observation at turn {t}; Monte-Carlo advantages need an env that is "
-                "deterministic under its reset seed"
-            )
+        check_replay(observation, episode, t, "Monte-Carlo advantages")
         before = clone_state(env) if t in wanted_set else None
         observation, _, terminated, truncated, _ = env.step(turn.action)
         if t in wanted_set:
