@@ -3,12 +3,15 @@ hangs."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from creditgym.agents.scripted import RandomPolicy  # noqa: E402
 from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs  # noqa: E402
+from creditgym.rollout.failures import EnvFailure  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ENV = "creditgym/HouseholdEasy-v0"
@@ -55,8 +58,21 @@ class KillsAWorker(RandomPolicy):
     def generate(self, prompts, admissible_actions=None, envs=None):
         self.calls += 1
         if self.calls == 3:
-            ray.kill(self.pool.actors[0], no_restart=True)
+            _kill(self.pool.actors[0])
         return super().generate(prompts, admissible_actions=admissible_actions, envs=envs)
+
+
+def _kill(actor):
+    """Kill `actor` and wait until Ray reports it dead (`ray.kill` only asks)."""
+    ray.kill(actor, no_restart=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # a call may still run before the kill lands
+        try:
+            ray.get(actor.possible_agents.remote(), timeout=60)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.05)
+    pytest.fail("the killed actor still answers after 60 s")
 
 
 def test_a_killed_worker_fails_its_episodes_and_is_replaced_for_the_next_iteration():
@@ -72,6 +88,50 @@ def test_a_killed_worker_fails_its_episodes_and_is_replaced_for_the_next_iterati
     assert all(ep.metadata["failure"] == "crash" for ep in failed)
     next_iteration = collect_episodes(envs, RandomPolicy(seed=0), tasks, env_id=ENV)
     assert not any(ep.failed for ep in next_iteration)  # the dead worker was replaced
+
+
+def test_an_env_is_never_stepped_on_a_replacement_that_lacks_its_state():
+    """Two envs on one worker; the worker dies; one env is reset (on a fresh actor): the other's
+    episode fails as a crash instead of stepping an env the fresh actor never reset, and its
+    failure does not condemn the fresh actor."""
+    first, second = make_envs(ENV, 2, split="train", workers=1, max_steps=10)
+    pool = first.pool
+    first.reset(seed=1), second.reset(seed=2)
+    _kill(pool.actors[0])
+    with pytest.raises(EnvFailure) as lost:
+        first.step("look")
+    assert lost.value.reason == "crash"
+    first.reset(seed=1)  # on the replacement
+    replacement = pool.actors[0]
+    with pytest.raises(EnvFailure) as stale:
+        second.step("look")
+    assert stale.value.reason == "crash"
+    assert pool.actors[0] is replacement and not pool.dead
+    assert first.step("look")[0]  # the replacement still serves the env reset on it
+
+
+@pytest.mark.parametrize(
+    "lost", [ray.exceptions.ActorDiedError(), ray.exceptions.ActorUnavailableError("gone", None)]
+)
+def test_an_actor_lost_at_submission_is_a_crash_too(lost):
+    """Ray may learn of a lost actor when a call is submitted, not only at `ray.get`."""
+    [env] = make_envs(ENV, 1, split="train", workers=1, max_steps=10)
+    env.reset(seed=0)
+    actor = env.actor
+
+    class Lost:
+        def remote(self, *args):
+            raise lost
+
+    env.actor = type("GoneActor", (), {"step": Lost()})()
+    env.pool.actors[0] = env.actor
+    with pytest.raises(EnvFailure) as failure:
+        env.step("look")
+    assert failure.value.reason == "crash" and type(lost).__name__ in str(failure.value)
+    assert env.pool.dead == {0}
+    env.pool.actors[0], env.actor = actor, None
+    env.reset(seed=0)
+    assert env.pool.actors[0] is not actor and not env.pool.dead  # replaced on the next reset
 
 
 def test_training_with_env_workers_equals_training_in_process(tmp_path):

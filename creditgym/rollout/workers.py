@@ -75,7 +75,14 @@ class EnvWorker:
 
 
 class WorkerPool:
-    """N `EnvWorker` actors; a dead one is replaced on request."""
+    """N `EnvWorker` actors; a dead one is replaced on request.
+
+    Every call to an actor goes through `call` (submission) and `get` (its result): Ray reports
+    a lost actor at either point, depending on when it learns of the loss, and both turn it into
+    the same `EnvFailure` (``crash``). A replacement starts with fresh envs, so an env keeps
+    the actor it was reset on: its episode fails with that actor, it is never stepped on a
+    replacement that does not hold its state.
+    """
 
     def __init__(self, env_id: str, count: int, workers: int, kwargs: dict[str, Any]) -> None:
         if workers < 1:
@@ -89,27 +96,50 @@ class WorkerPool:
         )  # envs are light; do not reserve cores
         self.actors = [self._spawn(w) for w in range(workers)]
         self.dead: set[int] = set()
+        exceptions = self.ray.exceptions
+        # The actor or the process or node under it is gone (ActorDiedError and
+        # ActorUnavailableError are RayActorErrors); an exception the env raised is not here.
+        self.lost = (
+            exceptions.RayActorError,
+            exceptions.WorkerCrashedError,
+            exceptions.NodeDiedError,
+            exceptions.LocalRayletDiedError,
+        )
 
     def _spawn(self, worker: int) -> Any:
         return self.remote_class.remote(self.env_id, self.sizes[worker], self.kwargs)
 
     def actor(self, worker: int) -> Any:
-        """The live actor of `worker`, replacing it first if it died."""
+        """The live actor of `worker`, replacing it first if it was lost."""
         if worker in self.dead:
+            try:  # an unavailable actor may come back: make sure it is gone for good
+                self.ray.kill(self.actors[worker], no_restart=True)
+            except Exception:  # already dead, or its node with it
+                pass
             self.actors[worker] = self._spawn(worker)
             self.dead.discard(worker)
         return self.actors[worker]
 
-    def get(self, ref: Any, worker: int) -> Any:
-        """`ray.get(ref)`; if the actor died, mark it for replacement and raise `EnvFailure`
-        (``crash``)."""
+    def call(self, worker: int, actor: Any, method: str, *args: Any) -> Any:
+        """Submit `method(*args)` to `actor` (of `worker`); its object ref, or `EnvFailure`
+        (``crash``) if the actor was lost."""
+        try:
+            return getattr(actor, method).remote(*args)
+        except self.lost as error:
+            raise self._crashed(worker, actor, error) from error
+
+    def get(self, ref: Any, worker: int, actor: Any) -> Any:
+        """`ray.get(ref)` of a call to `actor` (of `worker`); if the actor was lost, mark it for
+        replacement and raise `EnvFailure` (``crash``)."""
         try:
             return self.ray.get(ref)
-        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorDiedError) as error:
+        except self.lost as error:
+            raise self._crashed(worker, actor, error) from error
+
+    def _crashed(self, worker: int, actor: Any, error: BaseException) -> EnvFailure:
+        if self.actors[worker] is actor:  # not yet replaced (another env may have done so)
             self.dead.add(worker)
-            raise EnvFailure(
-                CRASH, f"Ray env worker {worker} died: {type(error).__name__}: {error}"
-            ) from error
+        return EnvFailure(CRASH, f"Ray env worker {worker} died: {type(error).__name__}: {error}")
 
 
 class RemoteEnv:
@@ -124,31 +154,38 @@ class RemoteEnv:
     ) -> None:
         self.pool, self.worker, self.index = pool, worker, index
         self.possible_agents = possible_agents
+        self.actor: Any = None  # the actor this env was last reset on
 
     @property
     def unwrapped(self) -> RemoteEnv:  # scripted policies call env.unwrapped.expert_action()
         return self
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple:
-        actor = self.pool.actor(self.worker)
-        return self.pool.get(actor.reset.remote(self.index, seed), self.worker)
+        self.actor = self.pool.actor(self.worker)
+        return self._run("reset", self.index, seed)
 
     def step_async(self, action: str | dict[str, str]) -> Any:
-        return self.pool.actor(self.worker).step.remote(self.index, action)
+        if self.actor is None:
+            raise RuntimeError("step before reset: reset the env first")
+        return self.pool.call(self.worker, self.actor, "step", self.index, action)
 
     def step_wait(self, ref: Any) -> tuple:
-        return self.pool.get(ref, self.worker)
+        return self.pool.get(ref, self.worker, self.actor)
 
     def step(self, action: str | dict[str, str]) -> tuple:
         return self.step_wait(self.step_async(action))
 
     def expert_action(self) -> str:
-        actor = self.pool.actor(self.worker)
-        return self.pool.get(actor.expert_action.remote(self.index), self.worker)
+        return self._run("expert_action", self.index)
 
     def expert_actions(self) -> dict[str, str]:
-        actor = self.pool.actor(self.worker)
-        return self.pool.get(actor.expert_actions.remote(self.index), self.worker)
+        return self._run("expert_actions", self.index)
+
+    def _run(self, method: str, *args: Any) -> Any:
+        if self.actor is None:
+            raise RuntimeError(f"{method} before reset: reset the env first")
+        ref = self.pool.call(self.worker, self.actor, method, *args)
+        return self.pool.get(ref, self.worker, self.actor)
 
     def close(self) -> None:
         pass  # the pool's actors own the envs; `ray.shutdown()` or actor exit frees them
@@ -161,5 +198,6 @@ def remote_envs(env_id: str, count: int, workers: int, **kwargs: Any) -> list[Re
     slots.sort(
         key=lambda slot: (slot[1], slot[0])
     )  # interleave: consecutive envs on different workers
-    agents = pool.get(pool.actor(0).possible_agents.remote(), 0)
+    first = pool.actor(0)
+    agents = pool.get(pool.call(0, first, "possible_agents"), 0, first)
     return [RemoteEnv(pool, w, i, agents) for w, i in slots]
