@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import DirtyTree, provenance, write_results  # noqa: E402
+from provenance import stamp_or_exit, write_results  # noqa: E402
 
 import creditgym  # noqa: E402
 from creditgym.envs.alfworld.offline import TASK_TYPES  # noqa: E402
@@ -47,11 +47,7 @@ def main() -> int:
     parser.add_argument("--official", action="store_true", help="ALFWorld's downloaded games")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
-    try:
-        stamp = provenance(allow_dirty=args.allow_dirty)
-    except DirtyTree as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    stamp = stamp_or_exit(args.allow_dirty)
     env_id = "creditgym/ALFWorld-v0" if args.official else "creditgym/ALFWorldOffline-v0"
     rows, data = [], defaultdict(dict)
     started = time.perf_counter()

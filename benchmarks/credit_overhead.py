@@ -121,12 +121,9 @@ def main() -> None:
     )
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
-    from provenance import DirtyTree, provenance, write_results
+    from provenance import stamp_or_exit, write_results
 
-    try:
-        stamp = provenance(allow_dirty=args.allow_dirty)
-    except DirtyTree as error:
-        raise SystemExit(f"error: {error}") from None
+    stamp = stamp_or_exit(args.allow_dirty)
     metrics = args.metrics or measure_one_iteration()
     seconds_per_turn, iterations = iteration_seconds_per_turn(metrics)
     if hasattr(os, "sched_setaffinity"):

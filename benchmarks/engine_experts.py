@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from provenance import provenance, write_results  # noqa: E402
+from provenance import stamp_or_exit, write_results  # noqa: E402
 
 import creditgym  # noqa: E402
 from creditgym.envs import info as keys  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--allow-dirty", action="store_true", help="see provenance.py")
     parser.add_argument("--name", default="engine_experts", help="results file name")
     args = parser.parse_args()
-    stamp = provenance(allow_dirty=args.allow_dirty)
+    stamp = stamp_or_exit(args.allow_dirty)
 
     data: dict[str, dict] = {}
     tables = []

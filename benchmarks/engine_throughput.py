@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from provenance import provenance, write_results  # noqa: E402
+from provenance import stamp_or_exit, write_results  # noqa: E402
 
 import creditgym  # noqa: E402
 from creditgym.envs import info as keys  # noqa: E402
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true", help="print only (smoke tests)")
     parser.add_argument("--allow-dirty", action="store_true", help="see provenance.py")
     args = parser.parse_args()
-    stamp = None if args.no_save else provenance(allow_dirty=args.allow_dirty)
+    stamp = None if args.no_save else stamp_or_exit(args.allow_dirty)
 
     walkers = {name: build() for name, build in rows(args.skip_scienceworld).items()}
     rates: dict[str, list[float]] = {name: [] for name in walkers}

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from credit_overhead import median_ms, synthetic_batch  # noqa: E402
-from provenance import DirtyTree, provenance, write_results  # noqa: E402
+from provenance import stamp_or_exit, write_results  # noqa: E402
 
 from creditgym.credit import get_estimator  # noqa: E402
 from creditgym.credit.shapers.env import env_rewards  # noqa: E402
@@ -36,10 +36,7 @@ def main() -> None:
     parser.add_argument("--names", default=",".join(BATCH_ONLY))
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
-    try:
-        stamp = provenance(allow_dirty=args.allow_dirty)
-    except DirtyTree as error:
-        raise SystemExit(f"error: {error}") from None
+    stamp = stamp_or_exit(args.allow_dirty)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if hasattr(os, "sched_setaffinity"):  # one core, as the docstring says
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import ROOT, DirtyTree, provenance, write_results  # noqa: E402
+from provenance import ROOT, stamp_or_exit, write_results  # noqa: E402
 
 CONFIG = ROOT / "configs" / "quickstart.yaml"
 MODES = ("none", "process")
@@ -141,14 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repetitions < 1:
         parser.error("--repetitions must be at least 1")
-    try:
-        stamp = provenance(
-            [__file__, *(sys.argv[1:] if argv is None else argv)],
-            allow_dirty=args.allow_dirty or args.dry_run,
-        )
-    except DirtyTree as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    stamp = stamp_or_exit(
+        args.allow_dirty or args.dry_run, [__file__, *(sys.argv[1:] if argv is None else argv)]
+    )
     results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for repetition in range(args.repetitions):
         for mode in MODES:

@@ -35,7 +35,7 @@ from pathlib import Path
 import tomllib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import ROOT, DirtyTree, provenance, write_results  # noqa: E402
+from provenance import ROOT, stamp_or_exit, write_results  # noqa: E402
 
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
 STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", 255: "timeout"}
@@ -130,11 +130,7 @@ def main() -> int:
     )
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
-    try:
-        stamp = provenance(allow_dirty=args.allow_dirty)
-    except DirtyTree as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    stamp = stamp_or_exit(args.allow_dirty)
     modules = args.modules or configured_modules()
     unknown = sorted(set(modules) - set(configured_modules()))
     if unknown:

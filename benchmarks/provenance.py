@@ -9,6 +9,9 @@ Every runner that writes a results file the README cites stamps it with `provena
 - ``date`` (UTC), ``load`` (the 1/5/15-minute load averages when it started: a figure from a
   machine busy with other jobs is not a measurement), ``cores``, ``python``.
 
+A runner takes the stamp with `stamp_or_exit` before it measures anything, builds its table
+with `markdown_table`, and writes both with `write_results`.
+
 `tests/test_readme_figures.py` checks that every results file the README cites exists and
 that the command it recorded is one the README prints.
 """
@@ -22,13 +25,21 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-__all__ = ["RESULTS", "DirtyTree", "provenance", "write_results"]
+__all__ = [
+    "RESULTS",
+    "DirtyTree",
+    "markdown_table",
+    "provenance",
+    "stamp_or_exit",
+    "write_results",
+]
 
 
 class DirtyTree(RuntimeError):
@@ -74,6 +85,33 @@ def provenance(argv: list[str] | None = None, allow_dirty: bool = False) -> dict
         "cores": os.cpu_count(),
         "python": platform.python_version(),
     }
+
+
+def stamp_or_exit(allow_dirty: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
+    """`provenance()` for a runner's ``main``: on a dirty tree that was not allowed, one
+    ``error: ...`` line on stderr and exit status 2 (`SystemExit`), not a traceback."""
+    try:
+        return provenance(argv, allow_dirty=allow_dirty)
+    except DirtyTree as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def markdown_table(
+    columns: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None
+) -> str:
+    """A markdown table of `rows` (each cell shown with ``str``) under the header `columns`;
+    `align` has one letter per column, ``l`` or ``r`` (default: the first column left and the
+    rest right, as numbers read)."""
+    align = align or "l" + "r" * (len(columns) - 1)
+    if len(align) != len(columns):
+        raise ValueError(f"{len(columns)} columns but {len(align)} alignments ({align!r})")
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "".join("---:|" if a == "r" else "---|" for a in align),
+    ]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def write_results(

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import ROOT, DirtyTree, provenance, write_results  # noqa: E402
+from provenance import ROOT, stamp_or_exit, write_results  # noqa: E402
 
 COMMAND = ["creditgym", "train", "configs/quickstart.yaml"]
 
@@ -30,11 +30,7 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides, as `creditgym train`")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
-    try:
-        stamp = provenance(allow_dirty=args.allow_dirty)
-    except DirtyTree as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    stamp = stamp_or_exit(args.allow_dirty)
     with tempfile.TemporaryDirectory(prefix="quickstart_") as out:
         command = [*COMMAND, *args.overrides, f"run.output_dir={out}"]
         started = time.perf_counter()

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import ROOT, DirtyTree, provenance, write_results  # noqa: E402
+from provenance import ROOT, stamp_or_exit, write_results  # noqa: E402
 
 import creditgym  # noqa: E402
 
@@ -99,11 +99,7 @@ def main() -> int:
     parser.add_argument("--no-save", action="store_true", help="print only (tests)")
     args = parser.parse_args()
     sessions = [int(n) for n in args.sessions.split(",")]
-    try:
-        stamp = provenance(allow_dirty=args.allow_dirty or args.no_save)
-    except DirtyTree as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    stamp = stamp_or_exit(args.allow_dirty or args.no_save)
     server, url = start_server(max(sessions) + 1)
     rows, memory = [], {}
     try:
