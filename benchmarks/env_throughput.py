@@ -11,7 +11,9 @@ size generated offline with ``tw-make custom`` and played the same way through
 ``textworld.start(..., EnvInfos(admissible_commands=True))``; the ratio is household/TextWorld.
 Rates are steps per CPU second of this process (`time.process_time`; TextWorld's z-machine,
 jericho, runs in-process too), so other jobs on a shared machine do not skew the comparison.
-Target: >= 20,000 household steps/s and >= 50x TextWorld.
+Target: >= 20,000 household steps/s and >= 50x TextWorld. Writes
+benchmarks/results/env_throughput.{md,json}, stamped with the commit, the command and the
+machine's load (see provenance.py).
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from __future__ import annotations
 import argparse
 import random
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import creditgym
-from creditgym.envs import info as keys
-from creditgym.envs.household import PRESETS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+import creditgym  # noqa: E402
+from creditgym.envs import info as keys  # noqa: E402
+from creditgym.envs.household import PRESETS  # noqa: E402
 
 #: household preset -> TextWorld game of similar size (rooms ~ receptacles, objects, quest length)
 TEXTWORLD_TWIN = {
@@ -113,38 +119,65 @@ def main() -> None:
     )
     parser.add_argument("--tw-steps", type=int, default=1000, help="TextWorld steps per game")
     parser.add_argument("--no-textworld", action="store_true", help="skip the TextWorld comparison")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
 
-    rows = []
+    rows, data = [], {"seconds": args.seconds, "tw_steps": args.tw_steps, "presets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for env_id in sorted(PRESETS, key=lambda e: PRESETS[e][1]["max_steps"]):
             rate, success, steps = household_rate(env_id, args.seconds)
-            tw_rate = tw_success = float("nan")
+            twin = TEXTWORLD_TWIN[env_id]
+            tw_rate = tw_success = None
             if not args.no_textworld:
-                game = make_textworld_game(Path(tmp), **TEXTWORLD_TWIN[env_id])
+                game = make_textworld_game(Path(tmp), **twin)
                 budget = PRESETS[env_id][1]["max_steps"]
                 tw_rate, tw_success = textworld_rate(game, args.tw_steps, max_episode_steps=budget)
-            rows.append((env_id, steps, rate, success, TEXTWORLD_TWIN[env_id], tw_rate, tw_success))
+            ratio = rate / tw_rate if tw_rate else None
+            data["presets"][env_id] = {
+                "steps": steps,
+                "steps_per_s": rate,
+                "success": success,
+                "textworld_twin": twin,
+                "textworld_steps_per_s": tw_rate,
+                "textworld_success": tw_success,
+                "ratio": ratio,
+            }
+            rows.append(
+                (
+                    env_id,
+                    f"{steps:,}",
+                    f"{rate:,.0f}",
+                    f"{success:.3f}",
+                    f"world {twin['world_size']}, objects {twin['nb_objects']}, "
+                    f"quest {twin['quest_length']}",
+                    "n/a" if tw_rate is None else f"{tw_rate:,.0f}",
+                    "n/a" if tw_success is None else f"{tw_success:.3f}",
+                    "n/a" if ratio is None else f"{ratio:.0f}x",
+                )
+            )
 
-    print(
-        "random agent over admissible actions; steps per CPU second (one core); household on "
-        "env.unwrapped (no wrappers); TextWorld episodes capped at the preset's max_steps"
+    table = markdown_table(
+        (
+            "preset",
+            "steps",
+            "steps/s",
+            "success",
+            "TextWorld twin",
+            "TextWorld steps/s",
+            "TextWorld success",
+            "ratio",
+        ),
+        rows,
+        align="lrrrlrrr",
     )
-    header = (
-        f"{'preset':30} {'steps':>9} {'steps/s':>9} {'success':>8} | "
-        f"{'TextWorld twin':34} {'steps/s':>8} {'success':>8} {'ratio':>7}"
+    text = (
+        "Random agent over admissible actions; steps per CPU second (one core); household on "
+        "env.unwrapped (no wrappers); TextWorld episodes capped at the preset's max_steps; "
+        "ratio = household / TextWorld steps/s.\n\n" + table
     )
-    print(header)
-    print("-" * len(header))
-    for env_id, steps, rate, success, twin, tw_rate, tw_success in rows:
-        twin_name = (
-            f"world {twin['world_size']}, objects {twin['nb_objects']}, "
-            f"quest {twin['quest_length']}"
-        )
-        print(
-            f"{env_id:30} {steps:9d} {rate:9.0f} {success:8.3f} | "
-            f"{twin_name:34} {tw_rate:8.0f} {tw_success:8.3f} {rate / tw_rate:6.0f}x"
-        )
+    print(text)
+    write_results("env_throughput", stamp, data, text)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,24 @@
 For each preset: a random walk over admissible actions (env steps/s) and the expert on seeds
 0..episodes-1 (success rate, mean episode length, steps/s including the expert's planning).
 TextWorld presets generate and cache one game per seed on first use; that time is reported
-separately and is not part of steps/s (run twice to see the cached numbers).
+separately and is not part of steps/s (run twice to see the cached numbers). The table is also
+written to benchmarks/results/game_envs_throughput.{md,json}, stamped with the commit, the
+command and the machine's load (see provenance.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
+from pathlib import Path
 
-import creditgym
-from creditgym.envs import info as keys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+import creditgym  # noqa: E402
+from creditgym.envs import info as keys  # noqa: E402
 
 PRESETS = [
     "creditgym/MiniHackRoom-v0",
@@ -47,12 +54,11 @@ def main() -> None:
         "--episodes", type=int, default=20, help="expert episodes (seeds 0..N-1) per preset"
     )
     parser.add_argument("--only", default="", help="run only presets whose id contains this")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
     rng = random.Random(0)
-    print(
-        f"{'preset':34s} {'setup s':>8s} {'random steps/s':>15s} {'expert success':>15s} "
-        f"{'expert len':>10s} {'expert steps/s':>15s}"
-    )
+    rows, data = [], {"episodes": args.episodes, "presets": {}}
     for env_id in [p for p in PRESETS if args.only in p]:
         env = creditgym.make(env_id)
         setup = time.perf_counter()
@@ -76,11 +82,43 @@ def main() -> None:
                 expert_steps + steps,
                 expert_time + seconds,
             )
-        print(
-            f"{env_id:34s} {setup:8.1f} {random_steps / random_time:15.0f} "
-            f"{f'{wins}/{args.episodes}':>15s} {expert_steps / args.episodes:10.1f} "
-            f"{expert_steps / expert_time:15.0f}"
+        result = {
+            "setup_s": setup,
+            "random_steps_per_s": random_steps / random_time,
+            "expert_wins": wins,
+            "expert_success": wins / args.episodes,
+            "expert_mean_length": expert_steps / args.episodes,
+            "expert_steps_per_s": expert_steps / expert_time,
+        }
+        data["presets"][env_id] = result
+        rows.append(
+            (
+                env_id,
+                f"{setup:.1f}",
+                f"{result['random_steps_per_s']:,.0f}",
+                f"{wins}/{args.episodes}",
+                f"{result['expert_mean_length']:.1f}",
+                f"{result['expert_steps_per_s']:,.0f}",
+            )
         )
+        print(f"{env_id} done", file=sys.stderr)
+    columns = (
+        "preset",
+        "setup s",
+        "random steps/s",
+        "expert success",
+        "expert length",
+        "expert steps/s",
+    )
+    text = (
+        f"setup: resetting seeds 0..{args.episodes - 1} before timing (TextWorld generates and "
+        f"caches a game per seed on first use), not part of steps/s; random walk over "
+        f"admissible actions on the first {min(5, args.episodes)} seeds; the expert on all "
+        f"{args.episodes} (length: mean steps per episode; steps/s includes its planning)."
+        f"\n\n{markdown_table(columns, rows)}"
+    )
+    print(text)
+    write_results("game_envs_throughput", stamp, data, text)
 
 
 if __name__ == "__main__":

@@ -9,21 +9,31 @@ identical): plain; with the answer scored from each prompt's KV cache while samp
 trainer does, `collect_episodes(answer_prefix=...)`) plus the `info_gain` shaper; and plain plus
 the shaper scoring every distinct prompt in a second, batched prefill (the fallback for
 policies without a KV cache). The target is an overhead under 30% of the rollout time at
-B = 64. Each row is timed after a warm-up rollout.
+B = 64. Each row is timed after a warm-up rollout. The table is also written to
+benchmarks/results/igpo_overhead.{md,json}, stamped with the commit, the command and the
+machine's load (see provenance.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
-from creditgym.credit import CreditContext, information_gain
-from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
-from creditgym.train.corpus import load_tiny
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+from creditgym.credit import CreditContext, information_gain  # noqa: E402
+from creditgym.rollout.collect import (  # noqa: E402
+    PromptFormat,
+    collect_episodes,
+    group_tasks,
+    make_envs,
+)
+from creditgym.train.corpus import load_tiny  # noqa: E402
 
 
 def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str, float]:
@@ -71,41 +81,62 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads (0 = torch's default)"
     )
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    table = Table(
-        title=(
-            f"IGPO scoring overhead, tiny model, {args.env}, "
-            f"{torch.get_num_threads()} torch threads"
-        )
+    title = (
+        f"IGPO scoring overhead, tiny model, {args.env}, group size {args.group_size}, "
+        f"{torch.get_num_threads()} torch threads, mean of {args.repeats} rollouts per row; "
+        "overhead = scoring s / rollout s"
     )
+    data = {
+        "env": args.env,
+        "group_size": args.group_size,
+        "repeats": args.repeats,
+        "torch_threads": torch.get_num_threads(),
+        "rows": [],
+    }
+    rows = []
+    for batch in [int(b) for b in args.batches.split(",")]:
+        row = measure(args.env, batch, args.group_size, args.repeats)
+        data["rows"].append(
+            {
+                "B": batch,
+                "turns": row["turns"],
+                "distinct_prompts": row["scored"],
+                "rollout_s": row["rollout"],
+                "kv_cache_scoring_s": row["kv_cache"],
+                "second_prefill_s": row["prefill"],
+            }
+        )
+        rows.append(
+            (
+                batch,
+                f"{row['turns']:.0f}",
+                f"{row['scored']:.0f}",
+                f"{row['rollout']:.2f}",
+                f"{row['kv_cache']:.2f}",
+                f"{row['kv_cache'] / row['rollout']:.0%}",
+                f"{row['prefill']:.2f}",
+                f"{row['prefill'] / row['rollout']:.0%}",
+            )
+        )
     columns = (
         "B",
         "turns",
         "distinct prompts",
         "rollout s",
         "KV-cache scoring s",
-        "overhead",
+        "KV-cache overhead",
         "second prefill s",
-        "overhead",
+        "prefill overhead",
     )
-    for column in columns:
-        table.add_column(column, justify="right")
-    for batch in [int(b) for b in args.batches.split(",")]:
-        row = measure(args.env, batch, args.group_size, args.repeats)
-        table.add_row(
-            str(batch),
-            f"{row['turns']:.0f}",
-            f"{row['scored']:.0f}",
-            f"{row['rollout']:.2f}",
-            f"{row['kv_cache']:.2f}",
-            f"{row['kv_cache'] / row['rollout']:.0%}",
-            f"{row['prefill']:.2f}",
-            f"{row['prefill'] / row['rollout']:.0%}",
-        )
-    Console(width=120).print(table)
+    text = f"{title}\n\n{markdown_table(columns, rows, align='r' * len(columns))}"
+    print(text)
+    write_results("igpo_overhead", stamp, data, text)
 
 
 if __name__ == "__main__":

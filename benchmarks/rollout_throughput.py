@@ -11,19 +11,31 @@ Each row is one full rollout of B episodes, timed after a warm-up rollout.
 
 With `--workers`, a second table times constrained rollouts of `--workers-env` with its envs in
 this process (0) or in that many Ray actors (`rollout.workers`), at the largest B.
+
+The tables are also written to benchmarks/results/rollout_throughput.{md,json}, stamped with the
+commit, the command and the machine's load (see provenance.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
-from creditgym.rollout.collect import PromptFormat, RolloutTask, collect_episodes, make_envs
-from creditgym.train.corpus import load_tiny
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+from creditgym.rollout.collect import (  # noqa: E402
+    PromptFormat,
+    RolloutTask,
+    collect_episodes,
+    make_envs,
+)
+from creditgym.train.corpus import load_tiny  # noqa: E402
 
 
 def measure(
@@ -63,43 +75,66 @@ def main() -> None:
         "--workers", default="", help="e.g. 0,1,2: Ray env-worker rows (0 = in-process)"
     )
     parser.add_argument("--workers-env", default="creditgym/MiniHackKeyRoom-v0")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    table = Table(
-        title=f"rollout throughput, tiny model, {args.env}, {torch.get_num_threads()} torch threads"
-    )
-    for column in ("B", "decoding", "turns", "seconds", "turns/s", "tokens/s"):
-        table.add_column(column, justify="right")
+    data: dict[str, Any] = {
+        "env": args.env,
+        "max_new_tokens": args.max_new_tokens,
+        "torch_threads": torch.get_num_threads(),
+        "rows": [],
+    }
+    rows = []
     for batch in [int(b) for b in args.batches.split(",")]:
         for constrained in (True, False):
             row = measure(args.env, batch, constrained, args.max_new_tokens)
-            table.add_row(
-                str(batch),
-                "constrained" if constrained else "free-form",
-                str(row["turns"]),
-                f"{row['seconds']:.1f}",
-                f"{row['turns/s']:.0f}",
-                f"{row['tokens/s']:.0f}",
+            decoding = "constrained" if constrained else "free-form"
+            data["rows"].append({"B": batch, "decoding": decoding, **row})
+            rows.append(
+                (
+                    batch,
+                    decoding,
+                    row["turns"],
+                    f"{row['seconds']:.1f}",
+                    f"{row['turns/s']:.0f}",
+                    f"{row['tokens/s']:.0f}",
+                )
             )
-    Console(width=120).print(table)
+    columns = ("B", "decoding", "turns", "seconds", "turns/s", "tokens/s")
+    text = (
+        f"rollout throughput, tiny model, {args.env}, {torch.get_num_threads()} torch threads, "
+        f"free-form responses up to {args.max_new_tokens} tokens\n\n"
+        + markdown_table(columns, rows, align="rlrrrr")
+    )
+    print(text)
     if args.workers:
-        print_worker_rows(args, max(int(b) for b in args.batches.split(",")))
+        workers_text, data["workers"] = worker_rows(
+            args, max(int(b) for b in args.batches.split(","))
+        )
+        print(f"\n{workers_text}")
+        text += f"\n\n{workers_text}"
+    write_results("rollout_throughput", stamp, data, text)
 
 
-def print_worker_rows(args: argparse.Namespace, batch: int) -> None:
+def worker_rows(args: argparse.Namespace, batch: int) -> tuple[str, dict[str, Any]]:
+    """The env-workers table (markdown) and its data: constrained rollouts of
+    ``--workers-env`` at `batch`, in-process and in each ``--workers`` count of Ray actors."""
     from creditgym.rollout.workers import connect
 
     connect()
-    table = Table(title=f"env workers, tiny model, {args.workers_env}, B={batch}, constrained")
-    for column in ("workers", "turns", "seconds", "turns/s"):
-        table.add_column(column, justify="right")
+    data: dict[str, Any] = {"env": args.workers_env, "B": batch, "rows": []}
+    rows = []
     for workers in [int(w) for w in args.workers.split(",")]:
         row = measure(args.workers_env, batch, True, args.max_new_tokens, workers=workers)
+        data["rows"].append({"workers": workers, **row})
         label = "in-process" if workers == 0 else str(workers)
-        table.add_row(label, str(row["turns"]), f"{row['seconds']:.1f}", f"{row['turns/s']:.0f}")
-    Console(width=120).print(table)
+        rows.append((label, row["turns"], f"{row['seconds']:.1f}", f"{row['turns/s']:.0f}"))
+    title = f"env workers, tiny model, {args.workers_env}, B={batch}, constrained"
+    table = markdown_table(("workers", "turns", "seconds", "turns/s"), rows, align="rrrr")
+    return f"{title}\n\n{table}", data
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ steps/s under a random agent, the expert's EM/F1 and BM25 recall@5 of its querie
     python benchmarks/search_env_throughput.py
     python benchmarks/search_env_throughput.py --difficulties easy standard --seconds 2
 
-Builds every index in a fresh temporary cache (so build times are real builds) and prints a
-table. Steps/s is `env.unwrapped` under a random agent choosing uniformly from
-``info["admissible_actions"]`` (so resets after its early answers are timed too), per CPU
-second of this process (`time.process_time`), so other jobs on a shared machine do not skew it.
+Builds every index in a fresh temporary cache (so build times are real builds), prints a table
+and writes it to benchmarks/results/search_env_throughput.{md,json}, stamped with the commit,
+the command and the machine's load (see provenance.py). Steps/s is `env.unwrapped` under a
+random agent choosing uniformly from ``info["admissible_actions"]`` (so resets after its early
+answers are timed too), per CPU second of this process (`time.process_time`), so other jobs on
+a shared machine do not skew it.
 Targets: expert EM >= 0.98 and recall@5 >= 0.95 on test.
 """
 
@@ -15,14 +17,19 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from creditgym.envs import info as keys
-from creditgym.envs.search import EM, F1, SearchQAEnv
-from creditgym.envs.search.questions import DIFFICULTIES
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+from creditgym.envs import info as keys  # noqa: E402
+from creditgym.envs.search import EM, F1, SearchQAEnv  # noqa: E402
+from creditgym.envs.search.questions import DIFFICULTIES  # noqa: E402
 
 
 def expert_scores(env: SearchQAEnv) -> tuple[float, float, float, list[float]]:
@@ -70,13 +77,24 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=5.0, help="CPU seconds of random play per difficulty"
     )
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
 
-    print(
-        f"{'difficulty':>10} {'passages':>8} {'build s':>7} {'test q':>6} {'expert EM':>9} "
-        f"{'F1':>5} {'recall@5':>8} {'search ms med/p99':>17} {'random steps/s':>14} "
-        f"{'random return':>13}"
+    columns = (
+        "difficulty",
+        "passages",
+        "build s",
+        "test questions",
+        "expert EM",
+        "F1",
+        "recall@5",
+        "search ms median",
+        "search ms p99",
+        "random steps/s",
+        "random return",
     )
+    rows, data = [], {"seconds": args.seconds, "difficulties": {}}
     with tempfile.TemporaryDirectory() as cache_dir:
         for difficulty in args.difficulties:
             start = time.perf_counter()
@@ -86,12 +104,41 @@ def main() -> None:
             rate, mean_return, _ = random_agent(
                 SearchQAEnv(split="train", difficulty=difficulty, cache_dir=cache_dir), args.seconds
             )
-            print(
-                f"{difficulty:>10} {len(env.corpus.passages):>8,} {build_s:>7.2f} "
-                f"{len(env.questions):>6} {em:>9.3f} {f1:>5.3f} {recall:>8.3f} "
-                f"{np.median(latencies):>8.3f}/{np.percentile(latencies, 99):>8.3f} "
-                f"{rate:>14,.0f} {mean_return:>13.3f}"
+            result = {
+                "passages": len(env.corpus.passages),
+                "build_s": build_s,
+                "test_questions": len(env.questions),
+                "expert_em": em,
+                "expert_f1": f1,
+                "recall_at_5": recall,
+                "search_ms_median": float(np.median(latencies)),
+                "search_ms_p99": float(np.percentile(latencies, 99)),
+                "random_steps_per_s": rate,
+                "random_return": mean_return,
+            }
+            data["difficulties"][difficulty] = result
+            rows.append(
+                (
+                    difficulty,
+                    f"{result['passages']:,}",
+                    f"{build_s:.2f}",
+                    result["test_questions"],
+                    f"{em:.3f}",
+                    f"{f1:.3f}",
+                    f"{recall:.3f}",
+                    f"{result['search_ms_median']:.3f}",
+                    f"{result['search_ms_p99']:.3f}",
+                    f"{rate:,.0f}",
+                    f"{mean_return:.3f}",
+                )
             )
+    text = (
+        "The expert on every test question (EM, F1, recall@5 and latency of its searches); a "
+        f"uniform random agent over admissible actions on train for {args.seconds:g} CPU s per "
+        "difficulty (steps/s, mean episode return).\n\n" + markdown_table(columns, rows)
+    )
+    print(text)
+    write_results("search_env_throughput", stamp, data, text)
 
 
 if __name__ == "__main__":

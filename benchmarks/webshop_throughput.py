@@ -3,7 +3,9 @@ expert's and a random agent's success on test instructions.
 
     python benchmarks/webshop_throughput.py [--sizes 10000 100000] [--episodes 200]
 
-Builds everything in a fresh temporary cache (so build times are real builds), prints a table.
+Builds everything in a fresh temporary cache (so build times are real builds), prints a table
+and writes it to benchmarks/results/webshop_throughput.{md,json}, stamped with the commit, the
+command and the machine's load (see provenance.py).
 Targets: median search < 5 ms at 10k products; catalog + index build < 60 s at 100k.
 """
 
@@ -11,16 +13,25 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from creditgym.envs import info as keys
-from creditgym.envs.webshop import WebShopEnv
-from creditgym.envs.webshop.catalog import CatalogParams, generate_catalog, load_catalog
-from creditgym.envs.webshop.goals import make_goal, suggested_query
-from creditgym.envs.webshop.search import load_search_engine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+from creditgym.envs import info as keys  # noqa: E402
+from creditgym.envs.webshop import WebShopEnv  # noqa: E402
+from creditgym.envs.webshop.catalog import (  # noqa: E402
+    CatalogParams,
+    generate_catalog,
+    load_catalog,
+)
+from creditgym.envs.webshop.goals import make_goal, suggested_query  # noqa: E402
+from creditgym.envs.webshop.search import load_search_engine  # noqa: E402
 
 
 def run_episodes(env: WebShopEnv, policy: str, episodes: int) -> tuple[float, float, float]:
@@ -51,9 +62,11 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=200, help="test instructions per policy")
     parser.add_argument("--queries", type=int, default=500, help="searches timed per size")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
 
-    rows = []
+    sizes = []
     with tempfile.TemporaryDirectory() as cache_dir:
         for n in args.sizes:
             params = CatalogParams(n_products=n)
@@ -75,38 +88,70 @@ def main() -> None:
             latency_ms = 1000 * np.array(latencies)
 
             env = WebShopEnv(n_products=n, split="test", cache_dir=cache_dir)
-            expert = run_episodes(env, "expert", args.episodes)
-            rand = run_episodes(env, "random", args.episodes)
-            rows.append(
-                (
-                    n,
-                    catalog_s,
-                    index_s,
-                    np.median(latency_ms),
-                    np.percentile(latency_ms, 99),
-                    np.mean(top10),
-                    expert,
-                    rand,
-                )
+            policies = {}
+            for policy in ("expert", "random"):
+                success, score, rate = run_episodes(env, policy, args.episodes)
+                policies[policy] = {"success": success, "score": score, "steps_per_s": rate}
+            sizes.append(
+                {
+                    "products": n,
+                    "catalog_s": catalog_s,
+                    "index_s": index_s,
+                    "build_s": catalog_s + index_s,
+                    "search_ms_median": float(np.median(latency_ms)),
+                    "search_ms_p99": float(np.percentile(latency_ms, 99)),
+                    "target_in_top10": float(np.mean(top10)),
+                    **policies,
+                }
             )
 
     start = time.perf_counter()
     generate_catalog(CatalogParams(n_products=1_000_000))
     million_s = time.perf_counter() - start
 
-    print(
-        f"{'products':>9} {'catalog s':>9} {'index s':>8} {'build s':>8} {'search ms med':>13} "
-        f"{'p99':>6} {'target@10':>9} {'expert succ/score':>17} {'random succ/score':>17} "
-        f"{'steps/s exp/rand':>16}"
+    table = markdown_table(
+        (
+            "products",
+            "catalog s",
+            "index s",
+            "build s",
+            "search ms median",
+            "search ms p99",
+            "target in top 10",
+            "expert success / score",
+            "random success / score",
+            "steps/s expert / random",
+        ),
+        [
+            (
+                f"{row['products']:,}",
+                f"{row['catalog_s']:.2f}",
+                f"{row['index_s']:.2f}",
+                f"{row['build_s']:.2f}",
+                f"{row['search_ms_median']:.3f}",
+                f"{row['search_ms_p99']:.3f}",
+                f"{row['target_in_top10']:.3f}",
+                f"{row['expert']['success']:.3f} / {row['expert']['score']:.1f}",
+                f"{row['random']['success']:.3f} / {row['random']['score']:.1f}",
+                f"{row['expert']['steps_per_s']:,.0f} / {row['random']['steps_per_s']:,.0f}",
+            )
+            for row in sizes
+        ],
     )
-    for n, catalog_s, index_s, median, p99, top10, expert, rand in rows:
-        print(
-            f"{n:>9,} {catalog_s:>9.2f} {index_s:>8.2f} {catalog_s + index_s:>8.2f} "
-            f"{median:>13.3f} {p99:>6.3f} {top10:>9.3f} "
-            f"{expert[0]:>8.3f}/{expert[1]:>5.1f}  {rand[0]:>8.3f}/{rand[1]:>5.1f}  "
-            f"{expert[2]:>7.0f}/{rand[2]:>6.0f}"
-        )
-    print(f"catalog arrays only, 1,000,000 products: {million_s:.2f} s")
+    text = (
+        f"{args.queries} timed searches per size (the expert's query for each test goal; "
+        f"target in top 10: the goal's product among the first 10 hits); {args.episodes} test "
+        f"instructions per policy.\n\n{table}\n\n"
+        f"catalog arrays only, 1,000,000 products: {million_s:.2f} s"
+    )
+    print(text)
+    data = {
+        "episodes": args.episodes,
+        "queries": args.queries,
+        "sizes": sizes,
+        "catalog_1m_s": million_s,
+    }
+    write_results("webshop_throughput", stamp, data, text)
 
 
 if __name__ == "__main__":
