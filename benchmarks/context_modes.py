@@ -28,19 +28,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.table import Table
 
 from creditgym.config import load_config
 from creditgym.credit import compute_advantages
 from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs, prompt_format_for
 from creditgym.train.models import build_policy
 from creditgym.train.update import flatten_sequences, flatten_turns, ppo_update
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart_rl.yaml"
 
@@ -114,32 +116,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--name", default="context_modes", help="results file name (one per setting measured)"
+    )
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
     torch.set_num_threads(args.threads)
     results = {mode: measure(mode, args.iterations, args.overrides) for mode in CONTEXTS}
-    title = " ".join(["quickstart", *args.overrides])
-    table = Table(title=f"{title}, {args.iterations} iterations per mode")
-    for column in [
-        "context",
-        "prefilled tokens / step",
-        "update tokens / iter",
-        "rollout s / iter",
-        "update s / iter",
-        "train success",
-    ]:
-        table.add_column(column, justify="left" if column == "context" else "right")
-    for mode, r in results.items():
-        table.add_row(
-            mode,
-            f"{r['prefilled_per_step']:.0f}",
-            f"{r['update_tokens']:.0f}",
-            f"{r['rollout_s']:.1f}",
-            f"{r['update_s']:.1f}",
-            f"{r['success']:.1%}",
-        )
     window, conversation = results["window"], results["conversation"]
-    Console().print(table)
 
     def ratio(key: str) -> float:
         return conversation[key] / window[key]
@@ -147,11 +133,41 @@ def main() -> None:
     seconds = (conversation["rollout_s"] + conversation["update_s"]) / (
         window["rollout_s"] + window["update_s"]
     )
-    print(
-        f"conversation / window: prefill {ratio('prefilled_per_step'):.2f}x, update tokens "
-        f"{ratio('update_tokens'):.2f}x, update time {ratio('update_s'):.2f}x, "
-        f"iteration time {seconds:.2f}x"
+    ratios = {
+        "prefilled_per_step": ratio("prefilled_per_step"),
+        "update_tokens": ratio("update_tokens"),
+        "update_s": ratio("update_s"),
+        "iteration_s": seconds,
+    }
+    columns = [
+        "context",
+        "prompt tokens prefilled / env step",
+        "tokens the update reads / iteration",
+        "rollout s / iteration",
+        "update s / iteration",
+        "training success",
+    ]
+    rows = [
+        (
+            f"`{mode}`",
+            f"{r['prefilled_per_step']:.0f}",
+            f"{r['update_tokens']:,.0f}",
+            f"{r['rollout_s']:.1f}",
+            f"{r['update_s']:.1f}",
+            f"{r['success']:.1%}",
+        )
+        for mode, r in results.items()
+    ]
+    setting = " ".join(["quickstart", *args.overrides])
+    text = (
+        f"{setting}, {args.iterations} iterations per mode, {args.threads} torch thread(s)\n\n"
+        f"{markdown_table(columns, rows)}\n\n"
+        f"conversation / window: prefill {ratios['prefilled_per_step']:.2f}x, update tokens "
+        f"{ratios['update_tokens']:.2f}x, update time {ratios['update_s']:.2f}x, iteration time "
+        f"{seconds:.2f}x ({1 / seconds:.2f}x the iteration speed)"
     )
+    print(text)
+    write_results(args.name, stamp, {"modes": results, "conversation_over_window": ratios}, text)
 
 
 CONTEXTS = ("window", "conversation")
