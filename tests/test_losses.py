@@ -184,3 +184,143 @@ def test_weighted_loss_at_ratio_one_is_minus_the_weighted_advantage_sum():
     assert out.loss.item() == pytest.approx(-(0.25 * 2 + 0.25 * 2 + 0.5 * -1.0))
     (grad,) = torch.autograd.grad(out.loss, logprobs)
     torch.testing.assert_close(grad, torch.tensor([[-0.5, -0.5], [0.5, 0.0]]))
+
+
+def test_a_turn_with_no_free_token_weighs_nothing_and_the_turns_after_it_still_do():
+    from creditgym.train.losses import aggregation_weights, batch_counts
+
+    counted, episodes = [[True], [False, False], [True, True]], [0, 0, 1]
+    weights = aggregation_weights("token_mean", counted, episodes, batch_counts(counted, episodes))
+    assert weights == [[1 / 3], [0.0, 0.0], [1 / 3, 1 / 3]]
+
+
+def test_dr_grpos_constant_defaults_to_one_token():
+    from creditgym.train.losses import aggregation_weights, batch_counts
+
+    counted, episodes = [[True, True], [True]], [0, 1]
+    totals = batch_counts(counted, episodes)
+    assert aggregation_weights("seq_mean_token_sum_norm", counted, episodes, totals) == [
+        [1 / 2, 1 / 2],
+        [1 / 2],
+    ]
+
+
+# ---- which tokens count (units.counted_rows, free_tokens) and a mini-batch's weights ----
+
+
+def _turn(forced, episode, advantage=1.0):
+    from creditgym.train.units import TrainTurn
+
+    n = len(forced)
+    return TrainTurn(
+        prompt_ids=[1, 2],
+        response_ids=list(range(3, 3 + n)),
+        old_logprobs=[-0.5] * n,
+        advantage=advantage,
+        admissible_actions=None,
+        episode=episode,
+        forced=forced,
+    )
+
+
+def test_counted_rows_follow_each_turns_own_span_of_forced_marks():
+    from creditgym.train.units import TrainSequence, counted_rows, free_tokens
+
+    # three turns of 2, 3 and 1 response tokens; forced marks run over all of them in order
+    sequence = TrainSequence(
+        ids=list(range(12)),
+        spans=[(2, 4), (6, 9), (11, 12)],
+        old_logprobs=[[-1.0] * 2, [-1.0] * 3, [-1.0]],
+        advantages=[1.0, 1.0, 1.0],
+        admissible_actions=[None, None, None],
+        forced=[False, True, True, False, False, True],
+    )
+    assert counted_rows(sequence, count_forced=False) == [
+        [True, False],
+        [False, True, True],
+        [False],
+    ]
+    assert counted_rows(sequence, count_forced=True) == [[True] * 2, [True] * 3, [True]]
+    assert free_tokens(sequence) == 3.0
+    sequence.forced = None  # unknown: every token counts
+    assert counted_rows(sequence, count_forced=False) == [[True] * 2, [True] * 3, [True]]
+    assert free_tokens(sequence) == 6.0
+    turn = _turn([True, False, False], episode=0)
+    assert counted_rows(turn, count_forced=False) == [[False, True, True]]
+    assert free_tokens(turn) == 2.0
+
+
+class _TwoEqualRanks:
+    """Another rank holds a mini-batch like this one: every count doubles."""
+
+    def sum(self, value):
+        return 2 * value
+
+
+# the four turns of COUNTED_WITHOUT_FORCED above, as units with forced marks
+FORCED_BATCH = [
+    ([False, False], 0),
+    ([False, True, False, True], 0),
+    ([False], 1),
+    ([True, True], 1),
+]
+
+
+@pytest.mark.parametrize(
+    "mode, norm_tokens, expected",
+    [
+        # 2 ranks: 6 responses with free tokens, 10 free tokens, 4 episodes
+        ("seq_mean_token_mean", 1, [[1 / 12] * 2, [1 / 12, 0, 1 / 12, 0], [1 / 6], [0, 0]]),
+        ("seq_mean_token_sum_norm", 4, [[1 / 24] * 2, [1 / 24, 0, 1 / 24, 0], [1 / 24], [0, 0]]),
+        ("token_mean", 1, [[1 / 10] * 2, [1 / 10, 0, 1 / 10, 0], [1 / 10], [0, 0]]),
+    ],
+)
+def test_a_mini_batchs_weights_count_free_tokens_over_every_rank(mode, norm_tokens, expected):
+    from creditgym.train.update import _mini_batch_weights
+
+    batch = [_turn(forced, episode) for forced, episode in FORCED_BATCH]
+    tokens, weights, counted = _mini_batch_weights(
+        batch, mode, count_forced=False, norm_tokens=norm_tokens, distributed=_TwoEqualRanks()
+    )
+    assert tokens == 10.0
+    for unit, want in zip(batch, expected):
+        assert weights[id(unit)] == pytest.approx(want)
+    assert [counted[id(unit)] for unit in batch] == [
+        [1.0, 1.0],
+        [1.0, 0.0, 1.0, 0.0],
+        [1.0],
+        [0.0, 0.0],
+    ]
+    tokens, weights, _ = _mini_batch_weights(
+        batch, mode, count_forced=True, norm_tokens=norm_tokens, distributed=_TwoEqualRanks()
+    )
+    assert tokens == 18.0 and weights[id(batch[3])] != [0, 0]
+
+
+def test_a_mini_batch_with_every_token_forced_has_nothing_to_weigh():
+    from creditgym.train.distributed import ALONE
+    from creditgym.train.update import _mini_batch_weights
+
+    batch = [_turn([True, True], 0), _turn([True], 1)]
+    assert _mini_batch_weights(batch, "token_mean", False, 1, ALONE) == (0.0, {}, {})
+
+
+def test_a_conversations_turns_each_count_as_a_response_of_its_episode():
+    from creditgym.train.distributed import ALONE
+    from creditgym.train.units import TrainSequence
+    from creditgym.train.update import _mini_batch_weights
+
+    conversation = TrainSequence(
+        ids=list(range(8)),
+        spans=[(2, 4), (6, 8)],
+        old_logprobs=[[-1.0] * 2, [-1.0] * 2],
+        advantages=[1.0, 1.0],
+        admissible_actions=[None, None],
+        episode=0,
+    )
+    batch = [conversation, _turn([False], episode=1)]
+    tokens, weights, _ = _mini_batch_weights(batch, "seq_mean_token_mean", False, 1, ALONE)
+    # three responses (two in the conversation), each weighing 1/3 over its own tokens
+    assert tokens == 5.0
+    assert weights[id(conversation)] == pytest.approx([1 / 6] * 4)
+    assert weights[id(batch[1])] == pytest.approx([1 / 3])
