@@ -1,5 +1,6 @@
 """Building the trained policy from the config: a fresh tiny model, SmolLM2, any HF model or a
-checkpoint, optionally with LoRA adapters, and the frozen reference for the KL penalty."""
+checkpoint, optionally with LoRA adapters, and the frozen reference for the KL penalty; the
+rollout engine that samples for it, and the weight sync after each update (`sync_weights`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from creditgym.agents.factory import load_policy, resolve_backend, trainable_backends
 from creditgym.agents.hf.policy import HFPolicy, resolve_device
-from creditgym.agents.protocols import TrainablePolicy
+from creditgym.agents.protocols import TrainablePolicy, WeightSyncedEngine
 from creditgym.config import Config, LoraConfig, check_model_path
 from creditgym.train.precision import Precision, resolve_precision
 
@@ -20,6 +21,7 @@ __all__ = [
     "build_rollout_policy",
     "frozen_copy",
     "gradient_checkpointing",
+    "sync_weights",
     "training_precision",
 ]
 
@@ -81,6 +83,12 @@ def build_rollout_policy(config: Config, policy: TrainablePolicy) -> Any:
         dtype=engine_dtype,
         seed=config.run.seed,
     )
+
+
+def sync_weights(rollout_policy: Any) -> None:
+    """Give a separate rollout engine (vLLM) the trained weights; a no-op when it is the policy."""
+    if isinstance(rollout_policy, WeightSyncedEngine):
+        rollout_policy.sync_weights()
 
 
 def build_policy(config: Config, *, init_from: Path | None = None) -> TrainablePolicy:
