@@ -108,7 +108,7 @@ def test_a_two_rank_run_resumed_equals_the_same_run_straight(tmp_path):
 
 
 def test_groups_that_do_not_split_over_the_ranks_are_a_clear_error(tmp_path):
-    from creditgym.train.trainer import _check_distributed
+    from creditgym.train.setup import _check_distributed
 
     config = load_config(QUICKSTART, ["rollout.groups=3"])
     with pytest.raises(ValueError, match="rollout.groups=3 does not split over 2 processes"):

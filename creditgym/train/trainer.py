@@ -57,9 +57,8 @@ from creditgym.train.mc_check import check_mc_check, mc_check_due, monte_carlo_c
 from creditgym.train.metric_rows import policy_tokens, results_from_row, rollout_metrics
 from creditgym.train.models import gradient_checkpointing, sync_weights
 from creditgym.train.schedules import lr_factor, set_learning_rate
-from creditgym.train.setup import (  # noqa: F401  (_check_distributed: tests import it from here)
+from creditgym.train.setup import (
     Run,
-    _check_distributed,
     budget_spent,
     setup,
     stage_kwargs,
