@@ -281,6 +281,52 @@ def test_failed_and_unparseable_answers_give_no_reward_and_are_counted():
     assert garbage.stats["unparseable"] == 2
 
 
+def test_each_turn_records_whether_it_was_judged_what_it_achieved_and_what_was_new():
+    class Scripted:
+        def judge(self, transitions):
+            return [frozenset({"take key"}), None, frozenset({"take key", "open door"})]
+
+    episode = events_episode([[], [], []])
+    rewards = calm_rewards([episode], CreditContext(judge=Scripted()))[0]
+    assert rewards == pytest.approx([0.1, 0.0, 0.1])
+    assert [turn.credit_details["calm"] for turn in episode.turns] == [
+        {"judged": True, "achieved": ["take key"], "new": ["take key"]},
+        {"judged": False, "achieved": [], "new": []},  # no verdict: no reward, not judged
+        {"judged": True, "achieved": ["open door", "take key"], "new": ["open door"]},
+    ]
+
+
+def test_subgoals_keep_the_letters_next_to_their_quotes_and_period():
+    answer = '1. "Find the X"\n2. go to box X.\n'
+    assert parse_subgoals(answer) == ["Find the X", "go to box X"]
+
+
+class ThreeGoals(ScriptedClient):
+    def generate(self, prompts):
+        self.prompts += prompts
+        return [Generation(text="1. take the egg\n2. go to the table\n3. place the egg")] * len(
+            prompts
+        )
+
+
+def test_a_decomposition_keeps_the_judges_max_subgoals():
+    judge = LLMJudge(ThreeGoals(), max_subgoals=2)
+    assert judge.decompose(["t"]) == {"t": ["take the egg", "go to the table"]}
+
+
+def test_every_unparseable_decomposition_is_counted():
+    class Rambling(ScriptedClient):
+        def generate(self, prompts):
+            self.prompts += prompts
+            return [Generation(text="I would rather not.") for _ in prompts]
+
+    judge = LLMJudge(Rambling())
+    assert judge.decompose(["a", "b"]) == {"a": None, "b": None}
+    assert judge.stats["unparseable"] == 2
+    judge.decompose(["c"])
+    assert judge.stats["unparseable"] == 3
+
+
 def test_a_client_that_raises_costs_the_reward_not_the_run():
     class Broken:
         def generate(self, prompts):

@@ -328,6 +328,56 @@ def test_empg_names_the_fix_when_a_turn_has_no_logprobs():
     assert str(error.value) == message
 
 
+def test_empg_refuses_each_negative_parameter_alone_and_takes_zero():
+    for k, k_f, zeta in ((-1.0, 1.0, 0.1), (1.0, -1.0, 0.1), (1.0, 1.0, -0.1)):
+        with pytest.raises(ValueError) as error:
+            run(empg_advantages, _empg_batch(), k=k, k_f=k_f, zeta=zeta)
+        assert str(error.value) == (
+            f"empg: k={k}, k_f={k_f} and zeta={zeta} must be >= 0 "
+            "(pseudocode defaults 1.0, 1.0, 0.1)."
+        )
+    for k, k_f, zeta in ((0.0, 1.0, 0.1), (1.0, 0.0, 0.1), (1.0, 1.0, 0.0), (1.0, 0.5, 0.1)):
+        assert len(run(empg_advantages, _empg_batch(), k=k, k_f=k_f, zeta=zeta)) == 2
+
+
+def test_empg_base_advantage_is_grpos_with_the_normalization_asked_for():
+    episodes = _empg_batch()  # returns 1 and 0 in one group
+    run(empg_advantages, episodes, normalization="mean")
+    assert episodes[0].turns[0].credit_details["empg"]["episode_advantage"] == 0.5
+    assert episodes[1].turns[0].credit_details["empg"]["episode_advantage"] == -0.5
+
+
+def test_empg_scale_divides_by_the_batch_mean_plus_epsilon():
+    # k = 0: every exp(-k H_norm) is 1, their mean 1, so g = 1 / (1 + 1e-8) exactly (Eq. 10)
+    episodes = _empg_batch()
+    run(empg_advantages, episodes, k=0.0)
+    scales = [t.credit_details["empg"]["scale"] for ep in episodes for t in ep.turns]
+    assert scales == [1.0 / (1.0 + 1e-8)] * 4
+
+
+def test_empg_entropy_range_is_padded_by_epsilon_so_steps_a_hair_apart_stay_comparable():
+    # H = 0 and 1e-8: H_norm = 1e-8 / (1e-8 + 1e-8) = 0.5 for the second step (Eq. 12)
+    episodes = [with_logprobs(episode([0, 1]), [[0.0], [-1e-8]])]
+    run(empg_advantages, episodes)
+    weights = [1.0, math.exp(-0.5)]
+    scales = [t.credit_details["empg"]["scale"] for t in episodes[0].turns]
+    assert scales == pytest.approx([w / (np.mean(weights) + 1e-8) for w in weights], rel=1e-12)
+
+
+def test_empg_step_entropy_of_a_failed_episode_is_zero_even_with_logprobs():
+    crashed = with_logprobs(episode([0, 0], failed=True), [[-2.0], [-3.0]])
+    episodes = [*_empg_batch(), crashed]
+    run(empg_advantages, episodes)
+    assert [t.credit_details["empg"]["step_entropy"] for t in crashed.turns] == [0.0, 0.0]
+
+
+@pytest.mark.filterwarnings("error")
+def test_empg_all_failed_batch_gets_zeros_without_a_numpy_warning():
+    # nothing to normalise: no mean of an empty slice
+    failed = [episode([1.0, 0.0], failed=True), episode([0.0], failed=True)]
+    assert run(empg_advantages, failed) == [[0.0, 0.0], [0.0]]
+
+
 def test_batch_whitening_of_no_values_or_one_value():
     assert batch_whiten(np.zeros(0), 1e-8).tolist() == []
     assert batch_whiten(np.array([3.0]), 1e-8).tolist() == [0.0]

@@ -450,3 +450,45 @@ def test_sampled_turns_are_drawn_with_seed_zero_unless_told():
     episodes = [_labelled([(2, 1)] * 10), _labelled([(2, 1)] * 10)]
     assert sample_turns(episodes, 3) == sample_turns(episodes, 3, seed=0)
     assert sample_turns(episodes, 3) != sample_turns(episodes, 3, seed=1)
+
+
+def test_without_informed_labels_no_episode_counts_as_ranked():
+    scores = score_fidelity([labelled([3, 2, 2, 1])], [np.array([1.0, 0.0, 0.5])])
+    assert scores.informed_episodes_ranked == 0
+    assert np.isnan(scores.informed_within_episode_spearman)
+    assert np.isnan(scores.informed_batch_auc)
+
+
+@pytest.mark.filterwarnings("error")
+def test_batch_auc_of_one_kind_of_label_is_nan_without_a_numpy_warning():
+    # answered before any division: no "invalid value encountered" warning from 0 / 0
+    assert np.isnan(batch_auc(np.array([1.0, 2.0]), np.array([1.0, 1.0])))
+    assert np.isnan(batch_auc(np.array([1.0, 2.0]), np.array([0.0, -1.0])))
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_batch_without_kept_turns_scores_nan_without_a_numpy_warning():
+    failed = labelled([2, 1, 0])
+    failed.failed = True
+    scores = score_fidelity([failed], [np.array([1.0, 0.0])])
+    assert np.isnan(scores.zero_share) and np.isnan(scores.advantage_std)
+    assert np.isnan(scores.batch_auc)
+
+
+def test_float32_advantages_are_scored_in_float64():
+    advantages = [np.array([0.1, 0.2, 0.7], np.float32), np.array([0.3], np.float32)]
+    scores = score_fidelity([labelled([3, 2, 1, 0]), labelled([1, 0])], advantages)
+    as_float64 = np.concatenate(advantages).astype(np.float64)
+    assert scores.advantage_std == float(np.std(as_float64))
+    assert scores.advantage_std != float(np.std(np.concatenate(advantages)))  # float32's own
+
+
+def test_a_sample_is_scored_against_the_labels_given_not_the_planners():
+    episodes = [_labelled([(3, 2), (2, 2), (2, 3)])]  # the planner's labels: +1, 0, -1
+    turns = [(0, 0), (0, 1), (0, 2)]
+    values = [0.9, 0.1, 0.5]
+    given = [np.array([-1.0, 0.0, 1.0])]  # the reverse order
+    within, ranked, auc = score_turn_sample(episodes, turns, values, given)
+    # values rank (3, 1, 2) against the given labels' (1, 2, 3): rho = -0.5
+    assert (within, ranked) == (pytest.approx(-0.5), 1)
+    assert auc == 0.5  # the progress turn (label 1, value 0.5): above 0.1, below 0.9

@@ -284,6 +284,30 @@ def test_nested_and_set_anchors_group_by_value_at_every_depth():
     assert group[6] != group[7]  # arrays of other shapes are other states
 
 
+def test_sets_of_other_members_are_other_states():
+    episodes = [episode([0], anchors=[{"a"}]), episode([1], anchors=[{"b"}])]
+    group = gigpo_terms(episodes, env_rewards(episodes, None)).step_group.tolist()
+    assert group[0] != group[1]
+
+
+def test_similarity_merges_anchors_exactly_at_the_threshold():
+    # "the kitchen" vs "the kitchens": every ratio (real quick, quick, full) is 2 * 11 / 23
+    episodes = [episode([0], anchors=["the kitchen"]), episode([1], anchors=["the kitchens"])]
+    rewards = env_rewards(episodes, None)
+    at = gigpo_terms(episodes, rewards, similarity=True, similarity_threshold=2 * 11 / 23)
+    assert at.step_group[0] == at.step_group[1]
+    above = gigpo_terms(episodes, rewards, similarity=True, similarity_threshold=0.96)
+    assert above.step_group[0] != above.step_group[1]
+
+
+def test_similarity_needs_the_full_ratio_not_just_the_same_letters():
+    # the same letters (quick ratios 1.0) in another order: ratio 22/34 < 0.95
+    anchors = ["the kitchen table", "table the kitchen"]
+    episodes = [episode([float(i)], anchors=[a]) for i, a in enumerate(anchors)]
+    terms = gigpo_terms(episodes, env_rewards(episodes, None), similarity=True)
+    assert terms.step_group[0] != terms.step_group[1]
+
+
 def test_similarity_clusters_count_every_distinct_anchor():
     # "the kitchen table" and its two one-character variants: ratio 34/35 = 0.97 >= 0.95
     anchors = [

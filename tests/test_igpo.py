@@ -112,6 +112,30 @@ def test_prob_diff_and_log_prob_diff_hand_worked():
     assert log_gains == pytest.approx([math.log(4), math.log(0.75), 0.0])
 
 
+def test_each_turn_records_its_gain_and_the_scores_before_and_after_it():
+    scorer = RecordingScorer(
+        {"P0answer[": math.log(0.1), "P1answer[": math.log(0.4), "P2answer[": math.log(0.3)}
+    )
+    episodes = [qa_episode(["P0", "P1", "P2"])]
+    information_gain(episodes, CreditContext(scorer=scorer))
+    details = [turn.credit_details["info_gain"] for turn in episodes[0].turns]
+    # p = 0.1 before turn 0, 0.4 after it (before turn 1), 0.3 after turn 1 (before turn 2)
+    assert [(d["gain"], d["score_before"]) for d in details] == [
+        pytest.approx((0.3, 0.1)),
+        pytest.approx((-0.1, 0.4)),
+        pytest.approx((0.0, 0.3)),
+    ]
+    assert [d["score_after"] for d in details] == [pytest.approx(0.4), pytest.approx(0.3), None]
+
+
+def test_the_answer_is_scored_after_the_prefix_asked_for():
+    scorer = RecordingScorer({"P0final: ": math.log(0.2), "P1final: ": math.log(0.5)})
+    episodes = [qa_episode(["P0", "P1"])]
+    gains = information_gain(episodes, CreditContext(scorer=scorer), answer_prefix="final: ")
+    assert gains[0] == pytest.approx([0.3, 0.0])
+    assert scorer.calls == [(["P0final: ", "P1final: "], ["paris", "paris"])]
+
+
 def test_one_turn_episodes_need_no_scoring():
     scorer = RecordingScorer({})
     assert information_gain([qa_episode(["P0"])], CreditContext(scorer=scorer))[0] == pytest.approx(

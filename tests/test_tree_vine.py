@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from creditgym.credit import compute_advantages
+from creditgym.credit.estimators.tree import normalize_trained_turns
 from creditgym.trajectory import Episode, Turn
 
 
@@ -134,6 +135,26 @@ def test_vine_without_values_says_to_turn_on_vine_rollouts():
         compute_advantages([_valued([0.0, 1.0], None)], estimator="vine")
 
 
+def test_vine_without_values_names_the_turn_and_both_fixes():
+    episode = _valued([0.0, 1.0], None)
+    episode.task_id = "task-7"
+    with pytest.raises(ValueError) as error:
+        compute_advantages([episode], estimator="vine")
+    assert str(error.value) == (
+        "the vine estimator needs Monte-Carlo values of every turn's state, and turn 0 of "
+        "episode task-7 has none; set rollout.branch.mode=vine (branch rollouts record them), "
+        "or choose another credit.estimator"
+    )
+
+
+def test_vine_normalisation_of_a_single_trained_turn_gives_zero():
+    episodes = [_valued([1.0], [0.25], gamma=1.0)]  # raw advantage 0.75, the batch's only turn
+    normalised = compute_advantages(
+        episodes, estimator={"name": "vine", "normalization": "mean_std"}
+    )
+    assert normalised[0].tolist() == [0.0]  # (0.75 - 0.75) / (0 + 1e-6)
+
+
 def test_vine_mean_std_normalisation_standardises_over_the_batch():
     episodes = [_valued([0, 1], [0.5, 1.0], gamma=1.0), _valued([0], [0.25], gamma=1.0)]
     raw = np.array([0.5, 0.0, -0.25])  # 0 + 1 - 0.5, 1 + 0 - 1, 0 + 0 - 0.25
@@ -164,3 +185,10 @@ def test_normalising_a_batch_of_only_failed_episodes_changes_nothing():
         episodes, estimator={"name": "tree", "normalization": "mean_std"}
     )
     assert [a.tolist() for a in advantages] == [[0.0], [0.0]]
+
+
+def test_normalising_without_a_trained_turn_hands_the_advantages_back_untouched():
+    episodes = [_episode(["a"], [1.0], failed=True), _episode(["b"], [0.0], failed=True)]
+    given = [np.array([2.0]), np.array([-1.0])]
+    normalised = normalize_trained_turns(episodes, given, 1e-6)  # no statistics to take
+    assert [a.tolist() for a in normalised] == [[2.0], [-1.0]]
