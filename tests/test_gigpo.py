@@ -290,6 +290,26 @@ def test_sets_of_other_members_are_other_states():
     assert group[0] != group[1]
 
 
+@pytest.mark.parametrize(
+    "anchor, spelled",
+    [
+        (np.array([1, 2]), ["ndarray", [2], [1, 2]]),  # the array's key as a list
+        ({"room": "kitchen"}, [["room", "kitchen"]]),  # a dict as its pairs
+        ({"a"}, [["a"]]),
+    ],
+)
+def test_a_list_that_spells_another_kinds_key_is_another_state(anchor, spelled):
+    episodes = [episode([0], anchors=[anchor]), episode([1], anchors=[spelled])]
+    group = gigpo_terms(episodes, env_rewards(episodes, None)).step_group.tolist()
+    assert group[0] != group[1]
+
+
+def test_a_list_and_a_tuple_of_the_same_items_are_one_state():
+    episodes = [episode([0], anchors=[[1, (2, 3)]]), episode([1], anchors=[(1, [2, 3])])]
+    group = gigpo_terms(episodes, env_rewards(episodes, None)).step_group.tolist()
+    assert group[0] == group[1]
+
+
 def test_similarity_merges_anchors_exactly_at_the_threshold():
     # "the kitchen" vs "the kitchens": every ratio (real quick, quick, full) is 2 * 11 / 23
     episodes = [episode([0], anchors=["the kitchen"]), episode([1], anchors=["the kitchens"])]

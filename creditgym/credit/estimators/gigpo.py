@@ -93,14 +93,29 @@ class GiGPOTerms:
     batch: TurnBatch
 
 
+class _Kind:
+    """A tag no anchor value can spell, so that an array, a dict or a set never shares a key
+    with a list that happens to spell the same contents (a string tag could be spelled)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_ARRAY, _DICT, _SET = _Kind("ndarray"), _Kind("dict"), _Kind("set")
+
+
 def _hashable(anchor: Any) -> Hashable:
-    """A hashable stand-in for lists, dicts, sets and arrays used as anchors."""
+    """A hashable stand-in for lists, dicts, sets and arrays used as anchors (a list and a tuple
+    of the same items are the same state, as after a JSON round trip)."""
     if isinstance(anchor, np.ndarray):
-        return ("ndarray", anchor.shape, tuple(anchor.ravel().tolist()))
+        return (_ARRAY, anchor.shape, tuple(anchor.ravel().tolist()))
     if isinstance(anchor, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in anchor.items()))
+        return (_DICT, tuple(sorted((k, _hashable(v)) for k, v in anchor.items())))
     if isinstance(anchor, (set, frozenset)):
-        return frozenset(_hashable(v) for v in anchor)
+        return (_SET, frozenset(_hashable(v) for v in anchor))
     if isinstance(anchor, (list, tuple)):
         return tuple(_hashable(v) for v in anchor)
     return anchor
