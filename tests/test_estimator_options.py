@@ -22,6 +22,8 @@ CHOICES = [
     ("tree", "normalization", "'none', 'mean_std'"),
     ("vine", "normalization", "'none', 'mean_std'"),
     ("ppo", "truncated", "'zero', 'last_value'"),
+    ("ppo", "critic", "'model', 'head'"),
+    ("ppo", "level", "'turn', 'bilevel'"),
 ]
 
 
