@@ -525,3 +525,179 @@ def test_the_critic_errors_say_exactly_what_to_change():
         "have none); use critic: model, which needs nothing from the policy, or a Hugging Face "
         "model policy"
     )
+
+
+# ---- edge cases and exact numbers (each guards a line no other test reads) --------------------
+
+
+def test_gae_of_an_empty_batch_is_an_empty_array():
+    got = turn_gae(np.zeros(0), np.zeros(0), np.zeros(0, dtype=int), gamma=0.9, lam=1.0)
+    assert got.shape == (0,)
+
+
+def test_whitening_equal_advantages_gives_zeros_not_nan():
+    # var 0: the epsilon keeps the denominator sqrt(1e-8) > 0
+    np.testing.assert_array_equal(whiten(np.array([0.5, 0.5, 0.5])), [0.0, 0.0, 0.0])
+
+
+def test_the_ppo_details_of_a_turn_are_its_value_return_and_raw_gae():
+    episodes = [_prompted([0.0, 1.0], ["first room", "second room"])]
+    spec = {"name": "ppo", "gamma": 0.5, "lam": 0.0}
+    compute_advantages(episodes, ["env"], spec, context=_fixed_values(ROOMS))
+    # the raw (unwhitened) one-step TD errors 0.05 and 0.3; return = gae + value
+    first, second = (turn.credit_details["ppo"] for turn in episodes[0].turns)
+    assert first == pytest.approx({"value": 0.3, "return": 0.35, "gae": 0.05})
+    assert second == pytest.approx({"value": 0.7, "return": 1.0, "gae": 0.3})
+
+
+def test_last_value_bootstraps_a_truncated_one_turn_episode():
+    episodes = [_prompted([1.0], ["first room"])]
+    episodes[0].truncated = True
+    spec = {"name": "ppo", "gamma": 1.0, "normalize": False, "truncated": "last_value"}
+    advantages = compute_advantages(episodes, ["env"], spec, context=_fixed_values(ROOMS))
+    # V(s_1) := V(s_0) = 0.3: delta_0 = 1 + 0.3 - 0.3 = 1 (with zero it would be 0.7)
+    np.testing.assert_allclose(advantages[0], [1.0], rtol=1e-6)
+
+
+def test_a_batch_of_only_failed_episodes_gets_zeros_and_builds_no_critic():
+    episodes = [
+        _prompted([1.0, 0.0], ["a", "b"], failed=True),
+        _prompted([1.0], ["c"], failed=True),
+    ]
+    module = PPOEstimator()
+    got = compute_advantages(episodes, ["env"], "ppo", CreditContext(modules={"ppo": module}))
+    assert isinstance(got, list) and len(got) == 2
+    np.testing.assert_array_equal(got[0], [0.0, 0.0])
+    np.testing.assert_array_equal(got[1], [0.0])
+    assert module.critic is None and module.metrics() == {}
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"critic_epochs": -1}, "got -1 and 0.2"),
+        ({"value_clip": 0.0}, "got 4 and 0.0"),
+        ({"value_clip": -0.5}, "got 4 and -0.5"),
+    ],
+)
+def test_a_negative_epoch_count_or_a_non_positive_value_clip_is_refused(option, message):
+    with pytest.raises(ValueError) as error:
+        compute_advantages([episode([1.0])], ["env"], {"name": "ppo", **option})
+    assert str(error.value) == f"ppo: critic_epochs must be >= 0 and value_clip > 0; {message}"
+
+
+class _RecordingCritic(_FixedCritic):
+    """A fixed critic that records how the estimator asks it to train."""
+
+    def fit(self, inputs, old_values, returns, *, epochs, clip):
+        self.fitted = {"epochs": epochs, "clip": clip, "returns": returns}
+        return []
+
+
+def test_zero_critic_epochs_are_allowed_and_the_defaults_are_four_epochs_clip_0_2():
+    module = PPOEstimator()
+    module.critic = _RecordingCritic(ROOMS)
+    context = CreditContext(modules={"ppo": module})
+    episodes = [_prompted([0.0, 1.0], ["first room", "second room"])]
+    compute_advantages(episodes, ["env"], "ppo", context=context)
+    assert (module.critic.fitted["epochs"], module.critic.fitted["clip"]) == (4, 0.2)
+    # the critic regresses on float32 returns (0.95, 1.0) with the default gamma
+    assert module.critic.fitted["returns"].dtype == torch.float32
+    compute_advantages(episodes, ["env"], {"name": "ppo", "critic_epochs": 0}, context)
+    assert module.critic.fitted["epochs"] == 0
+
+
+def test_a_new_critic_is_built_with_the_default_hidden_width_and_learning_rate():
+    module = PPOEstimator()
+    compute_advantages([episode([1.0])], ["env"], "ppo", CreditContext(modules={"ppo": module}))
+    assert (module.critic.hidden, module.critic.lr) == (64, 1e-2)
+    assert module.critic.network.mlp[0].out_features == 64
+
+
+def test_make_critic_passes_its_seed_learning_rate_and_width_on():
+    critic = make_critic("model", seed=7, lr=0.25, hidden=5)
+    assert (critic.seed, critic.lr, critic.hidden) == (7, 0.25, 5)
+
+
+def test_set_lr_changes_the_learning_rate_of_a_built_critics_optimizer():
+    critic = make_critic("model", seed=0, lr=1e-3, hidden=4)
+    critic.values(critic.encode([[Turn(observation="o", action="a", prompt="room")]], None))
+    critic.set_lr(0.5)
+    assert [group["lr"] for group in critic.optimizer.param_groups] == [0.5]
+
+
+def test_the_value_loss_metrics_are_the_float32_loss_of_the_returns():
+    module = PPOEstimator()
+    episodes = [_prompted([0.0, 1.0], ["first room", "second room"])]
+    compute_advantages(episodes, ["env"], "ppo", CreditContext(modules={"ppo": module}))
+    # a fresh critic says V = 0 with returns (0.95, 1): the loss is 0.5 mean(R^2), in float32
+    returns = torch.tensor([0.95, 1.0], dtype=torch.float32)
+    expected = (0.5 * (returns**2).mean()).item()
+    assert module.metrics()["value_loss_first"] == expected
+
+
+def test_the_head_critic_names_the_policy_type_that_lacks_hidden_states():
+    with pytest.raises(ValueError, match=r"credit context \(object\) has no hidden_states"):
+        compute_advantages(
+            [episode([1.0])], ["env"], {"name": "ppo", "critic": "head"}, CreditContext(object())
+        )
+
+
+def test_the_head_critic_without_prompt_ids_says_exactly_to_use_the_model_critic():
+    with pytest.raises(ValueError) as error:
+        HeadCritic().encode([episode([1.0]).turns], CreditContext(_Features()))
+    assert str(error.value) == (
+        "ppo with critic: head needs every turn's prompt token ids (turn.prompt_ids), "
+        "and some turn has none; use critic: model"
+    )
+
+
+class _DoubleFeatures(_Features):
+    """Hidden states in float64, as a policy run in another precision would hand them."""
+
+    def hidden_states(self, prompt_ids, *, positions=None):
+        return super().hidden_states(prompt_ids, positions=positions).double()
+
+
+def test_the_head_critics_inputs_are_float32_whatever_the_policys_precision():
+    ep = episode([0.0, 1.0])
+    for turn, ids in zip(ep.turns, [[1, 5], [1, 7]]):
+        turn.prompt_ids, turn.response_ids = ids, [8, 9]
+    (turns,) = HeadCritic().encode([ep.turns], CreditContext(_DoubleFeatures()))
+    (tokens,) = HeadCritic().encode_tokens([ep.turns], CreditContext(_DoubleFeatures()))
+    assert turns.dtype == tokens.dtype == torch.float32
+
+
+def test_the_value_head_normalises_the_features_with_no_trainable_scale():
+    critic = HeadCritic(seed=0, hidden=4)
+    features = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    critic.values((features,))
+    with torch.no_grad():  # a nonzero output layer, so the value reads the features
+        critic.network[1][2].weight.fill_(1.0)
+        scaled = critic.values((100.0 * features + 3.0,))
+        torch.testing.assert_close(scaled, critic.values((features,)), atol=1e-4, rtol=1e-4)
+    # only the MLP trains: the LayerNorm has no weight or bias of its own
+    assert [name for name, _ in critic.network.named_parameters()] == [
+        "1.0.weight",
+        "1.0.bias",
+        "1.2.weight",
+        "1.2.bias",
+    ]
+
+
+def test_the_token_bag_value_is_the_mlp_of_the_mean_embeddings_of_tokens_and_pairs():
+    # prompts [3, 4, 4] (keys: 3, 4, 4 and the pairs (3, 4), (4, 4)) and [7] (one key)
+    def pair(a, b):
+        return (a * 1_000_003 + b * 7_919 + 104_729) % 8192
+
+    critic = TokenBagCritic(seed=0, hidden=4)
+    turns = [Turn(observation="o", action="a", prompt_ids=ids) for ids in ([3, 4, 4], [7])]
+    inputs = critic.encode([turns], None)
+    critic.values(inputs)
+    table = critic.network.embedding.weight
+    with torch.no_grad():
+        critic.network.mlp[2].weight.fill_(1.0)
+        means = [table[[3, 4, 4, pair(3, 4), pair(4, 4)]].mean(0), table[[7]].mean(0)]
+        # the prompts are shorter than TAIL: the tail's mean is the whole prompt's
+        expected = critic.network.mlp(torch.stack([torch.cat([m, m]) for m in means]))
+        torch.testing.assert_close(critic.values(inputs), expected.squeeze(-1))
