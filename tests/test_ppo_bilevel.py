@@ -9,7 +9,7 @@ from torch import nn
 
 from creditgym.config import load_config
 from creditgym.credit import CreditContext, assign_credit, register_shaper
-from creditgym.credit.estimators.critic import Critic
+from creditgym.credit.estimators.critic import Critic, HeadCritic
 from creditgym.credit.estimators.ppo import PPOEstimator, token_gae, turn_gae
 from creditgym.train.trainer import train
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
@@ -243,3 +243,93 @@ def test_a_bilevel_training_iteration_trains_the_policy_and_the_critic(tmp_path,
     assert row["ppo/value_loss_last"] < row["ppo/value_loss_first"]
     saved = torch.load(result.checkpoint / "credit.pt", weights_only=False)["ppo"]["critic"]
     assert saved["kind"] == "head"
+
+
+# ---- edge cases and exact numbers (each guards a line no other test reads) --------------------
+
+
+def test_token_gae_of_one_token_is_the_turn_return_minus_its_value():
+    got = token_gae(np.array([0.25]), np.array([1]), np.array([1.0]), gamma=0.9, lam=0.8)
+    np.testing.assert_array_equal(got, [0.75])
+
+
+def test_token_gae_of_no_tokens_is_an_empty_array():
+    got = token_gae(np.zeros(0), np.zeros(0, dtype=int), np.zeros(0), gamma=1.0, lam=1.0)
+    assert got.shape == (0,)
+
+
+def test_token_gae_skips_turns_without_tokens():
+    # turns of 0, 2, 0 and 1 tokens: the returns 9 and 7 of the empty turns are never read
+    got = token_gae(
+        np.array([0.25, 0.5, 0.125]),
+        np.array([0, 2, 0, 1]),
+        np.array([9.0, 1.0, 7.0, 2.0]),
+        gamma=1.0,
+        lam=1.0,
+    )
+    np.testing.assert_array_equal(got, [0.75, 0.5, 1.875])
+
+
+def test_bilevel_trains_the_critic_on_each_tokens_advantage_plus_its_value():
+    module = PPOEstimator()
+    module.critic = _FixedTokenValues([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    spec = {"name": "ppo", "critic": "head", "level": "bilevel", "normalize": False}
+    context = CreditContext(scorer=_Features(), modules={"ppo": module})
+    assign_credit([_token_episode()], ["env"], spec, context=context)
+    # the token targets a_j + v_j are the turn returns (0.95 x 3, 1.0 x 3)
+    metrics = module.metrics()
+    assert metrics["return_mean"] == pytest.approx(0.975)
+    assert metrics["value_mean"] == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("level", ["turn", "bilevel"])
+def test_a_batch_of_only_failed_episodes_gets_zero_turn_and_token_advantages(level):
+    episodes = [episode([1.0, 0.0], failed=True), episode([1.0], failed=True)]
+    for ep in episodes:
+        for turn in ep.turns:
+            turn.response_ids = [3, 4]
+    spec = {"name": "ppo", "critic": "head", "level": level}
+    assigned = assign_credit(episodes, ["env"], spec, CreditContext(scorer=_Features()))
+    np.testing.assert_array_equal(assigned.advantages[0], [0.0, 0.0])
+    np.testing.assert_array_equal(assigned.advantages[1], [0.0])
+    if level == "turn":
+        assert assigned.token_advantages is None
+    else:
+        assert [len(rows) for rows in assigned.token_advantages] == [2, 1]
+        for rows in assigned.token_advantages:
+            for row in rows:
+                np.testing.assert_array_equal(row, [0.0, 0.0])
+
+
+def test_bilevel_without_response_tokens_says_exactly_what_is_missing():
+    spec = {"name": "ppo", "critic": "head", "level": "bilevel"}
+    ep = _token_episode()
+    ep.turns[1].response_ids = []
+    with pytest.raises(ValueError) as error:
+        assign_credit([ep], ["env"], spec, CreditContext(scorer=_Features()))
+    assert str(error.value) == (
+        "ppo with level: bilevel needs every turn's prompt and response token ids "
+        "(turn.prompt_ids, turn.response_ids), and some turn has none; use level: turn"
+    )
+
+
+class _CountingFeatures(_Features):
+    """Records the sequences it is asked to read."""
+
+    def hidden_states(self, prompt_ids, *, positions=None):
+        self.sequences = [list(ids) for ids in prompt_ids]
+        return super().hidden_states(prompt_ids, positions=positions)
+
+
+def test_bilevel_reads_a_conversation_of_three_turns_in_one_pass():
+    # each turn's prompt is the previous prompt + response + a new observation token
+    ep = episode([0.0, 0.0, 1.0])
+    prompts = [[1, 2], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7]]
+    responses = [[3, 4], [6], [8, 9]]
+    for turn, prompt, response in zip(ep.turns, prompts, responses):
+        turn.prompt_ids, turn.response_ids = prompt, response
+    policy = _CountingFeatures()
+    (features,) = HeadCritic().encode_tokens([ep.turns], CreditContext(scorer=policy))
+    assert policy.sequences == [[1, 2, 3, 4, 5, 6, 7, 8, 9]]
+    assert policy.positions == [[1, 2, 4, 6, 7]]
+    torch.testing.assert_close(features, policy.table[[2, 3, 5, 7, 8]])
