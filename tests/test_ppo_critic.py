@@ -701,3 +701,15 @@ def test_the_token_bag_value_is_the_mlp_of_the_mean_embeddings_of_tokens_and_pai
         # the prompts are shorter than TAIL: the tail's mean is the whole prompt's
         expected = critic.network.mlp(torch.stack([torch.cat([m, m]) for m in means]))
         torch.testing.assert_close(critic.values(inputs), expected.squeeze(-1))
+
+
+def test_prompt_text_bytes_and_the_token_ids_of_the_same_numbers_land_on_other_rows():
+    from creditgym.credit.estimators.critic import BUCKETS, _hashed_keys, _token_ids
+
+    text = _hashed_keys(_token_ids(Turn(observation="o", action="a", prompt="hi")), BUCKETS)
+    ids = _hashed_keys(
+        _token_ids(Turn(observation="o", action="a", prompt_ids=[104, 105])), BUCKETS
+    )
+    assert len(text) == len(ids) == 3  # two unigrams and their pair
+    assert not set(text.tolist()) & set(ids.tolist())
+    assert text[:2].tolist() == [104 + BUCKETS // 2 + 1, 105 + BUCKETS // 2 + 1]

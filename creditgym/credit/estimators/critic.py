@@ -47,7 +47,10 @@ __all__ = [
 
 TAIL = 64  # tokens of the prompt's end averaged on their own by the token-bag critic
 BUCKETS = 8192  # rows of the token-bag critic's hashed embedding table
-_BYTE_OFFSET = 1 << 24  # prompt-text bytes are hashed apart from real token ids
+# Prompt-text bytes (a turn without token ids) are hashed apart from real token ids: byte b
+# lands where token id b + offset would, not where b does. (A multiple of BUCKETS, such as
+# the 2**24 this was, would land every byte and byte pair on the same row as that id.)
+_BYTE_OFFSET = BUCKETS // 2 + 1
 
 
 @runtime_checkable
