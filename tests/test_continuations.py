@@ -174,3 +174,16 @@ def test_replay_stops_after_the_last_wanted_turn():
     assert replay_snapshots(env, episode, []) == {} and getattr(env, "calls", 0) == 0
     replay_snapshots(env, episode, [0])
     assert env.calls == 1
+
+
+def test_a_replay_that_differs_names_the_episode_the_turn_and_what_needs_it():
+    episode = _episode(["go east", "go east"])
+    episode.task_id, episode.env_id = "task-3", "tests/DetourCorridor-v0"
+    episode.turns[1].observation = "somewhere else"
+    with pytest.raises(ValueError) as error:
+        replay_snapshots(DetourCorridor(length=2), episode, [1])
+    assert str(error.value) == (
+        "replaying episode task-3 of tests/DetourCorridor-v0 from its seed gave a different "
+        "observation at turn 1; Monte-Carlo advantages need an env that is deterministic under "
+        "its reset seed"
+    )
