@@ -16,6 +16,7 @@ from _oracle_envs import register as register_corridor
 from conftest import TINY
 
 import creditgym
+from creditgym.agents.base import Generation
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 from creditgym.config import BranchConfig, ConfigError, load_config
 from creditgym.credit import compute_advantages, register_shaper
@@ -628,3 +629,102 @@ def test_tree_branch_points_skip_failed_episodes_and_continuations():
     sampled = _with_logprobs([-1.0], [-1.0])
     branch = BranchConfig(mode="tree", turns=[1], per_group=1)
     assert branch_points([failed, continuation, sampled], branch) == [(2, 1)]
+
+
+class _SplitCorridor(DetourCorridor):
+    """The corridor one square longer on its ``test`` split."""
+
+    def __init__(self, split: str = "train", length: int = 4, max_steps: int = 12) -> None:
+        super().__init__(length + (split == "test"), max_steps)
+
+
+def test_continuations_play_in_envs_of_the_rollouts_split_and_kwargs():
+    env_id = _register("tests/SplitCorridor-v0", _SplitCorridor)
+    envs = make_envs(env_id, 1, split="test", length=1)  # 2 squares to the door
+    episodes = collect_episodes(
+        envs,
+        ExpertPolicy(),
+        group_tasks([0], 1, split="test"),
+        env_id=env_id,
+        prompt_format=WINDOW,
+    )
+    assert len(episodes[0]) == 2
+    _, cost = branch_rollouts(
+        episodes,
+        ExpertPolicy(),
+        BranchConfig(mode="vine", k=1),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        split="test",
+        env_kwargs={"length": 1},
+    )
+    # from s_0 and s_1 the expert walks 2 and 1 steps (a longer corridor would take more)
+    assert cost.env_steps == 3
+
+
+class _Flyer:
+    """Answers "fly", which no corridor accepts."""
+
+    require_tags = False
+
+    def generate(self, prompts, admissible_actions=None, envs=None):
+        return [Generation(text="fly") for _ in prompts]
+
+
+PENALISED = PromptFormat(require_tags=False, invalid_penalty=0.25)
+
+
+def test_vine_continuations_pay_the_invalid_response_penalty():
+    env_id = register_corridor()
+    episodes = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=2)
+    out, _ = branch_rollouts(
+        episodes,
+        _Flyer(),
+        BranchConfig(mode="vine", k=1),
+        env_id=env_id,
+        prompt_format=PENALISED,
+        max_turns=2,
+    )
+    # 2 and 1 invalid turns from s_0 and s_1, 0.25 each
+    assert [t.mc_value for t in out[0].turns] == [-0.5, -0.25]
+
+
+def test_tree_continuation_turns_pay_the_invalid_response_penalty():
+    env_id = register_corridor()
+    parents = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=2)
+    out, _ = branch_rollouts(
+        list(parents),
+        _Flyer(),
+        BranchConfig(mode="tree", k=1, turns=[0]),
+        env_id=env_id,
+        prompt_format=PENALISED,
+        split="train",
+        max_turns=2,
+    )
+    assert [t.reward for t in out[1].turns] == [-0.25, -0.25]
+
+
+class _PromptRecorder(ExpertPolicy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def generate(self, prompts, admissible_actions=None, envs=None):
+        self.calls.append(list(prompts))
+        return super().generate(prompts, admissible_actions, envs)
+
+
+def test_a_vine_continuation_from_s_t_sees_the_parents_history_before_t():
+    env_id = register_corridor()
+    episodes = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=3)
+    policy = _PromptRecorder()
+    branch_rollouts(
+        episodes,
+        policy,
+        BranchConfig(mode="vine", k=1),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        max_turns=3,
+    )
+    # the first step of the continuations from s_0, s_1, s_2 (all in one batch)
+    assert policy.calls[0] == [turn.prompt for turn in episodes[0].turns]
