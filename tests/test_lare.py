@@ -505,3 +505,11 @@ def test_rrd_loss_of_float64_rewards_and_an_episode_without_turns():
     for variant in ("rd", "rrd"):
         loss = decomposition_loss(rewards, index, returns, variant)
         assert loss.dtype == torch.float64 and loss.item() == 2.0
+
+
+def test_the_decoder_takes_50_adam_steps_per_batch_unless_told():
+    def predict(**options):
+        latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]))
+        return latent.fit_and_predict(*_batch(0), **options).tolist()
+
+    assert predict() == predict(updates=50) != predict(updates=51)
