@@ -157,3 +157,16 @@ def test_monte_carlo_refuses_an_env_that_cannot_clone_with_the_way_out():
         f"{env_id} cannot clone its state (no clone_state()/restore_state()), so Monte-Carlo "
         "advantages cannot continue rollouts from a turn; run without --mc"
     )
+
+
+def test_a_multi_agent_estimate_keeps_the_teams_q_and_v(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    def team(make_env, episodes, turns, policy, **_):
+        return np.array([1.0, 0.5]), np.array([0.25, 0.5]), np.array([0.4, 0.1]), 23
+
+    monkeypatch.setattr(monte_carlo, "team_monte_carlo", team)
+    mc = monte_carlo.monte_carlo_advantages(
+        "creditgym/CoopHousehold-v0", [], [(0, 0), (1, 2)], None, continuations=4
+    )
+    assert (mc.q.tolist(), mc.v.tolist()) == ([1.0, 0.5], [0.25, 0.5])
