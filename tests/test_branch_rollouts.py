@@ -16,9 +16,11 @@ from _oracle_envs import register as register_corridor
 from conftest import TINY
 
 import creditgym
+from creditgym.agents.base import Generation
 from creditgym.agents.scripted import ExpertPolicy, RandomPolicy
 from creditgym.config import BranchConfig, ConfigError, load_config
 from creditgym.credit import compute_advantages, register_shaper
+from creditgym.envs import info as keys
 from creditgym.envs.registry import list_envs
 from creditgym.rollout import branching
 from creditgym.rollout.branching import (
@@ -466,3 +468,263 @@ def test_a_tree_continuation_is_an_episode_of_its_parents_task_ending_its_own_wa
     assert cost.replay_steps == 2
     assert cost.policy_tokens == 0  # a scripted policy spends no tokens
     assert cost.env_steps == sum(len(e) - e.copied_turns for e in continuations)
+
+
+class _TokenExpert(ExpertPolicy):
+    """The expert, spending 2 prompt + 3 response tokens per decision (as a model would)."""
+
+    def generate(self, prompts, admissible_actions=None, envs=None):
+        generations = super().generate(prompts, admissible_actions, envs)
+        for generation in generations:
+            generation.prompt_ids, generation.token_ids = [0, 0], [1, 1, 1]
+        return generations
+
+
+class _TerseCorridor(DetourCorridor):
+    """The corridor whose info says neither whether the agent won nor whether its action was
+    valid (``refuse``: it says every action was invalid)."""
+
+    refuse = False
+
+    def _info(self, valid: bool = True) -> dict:
+        info = super()._info(valid)
+        del info[keys.WON], info[keys.VALID]
+        if self.refuse:
+            info[keys.VALID] = False
+        return info
+
+
+class _RefusingCorridor(_TerseCorridor):
+    refuse = True
+
+
+def _register(env_id, cls):
+    if env_id not in list_envs():
+        creditgym.register(env_id, cls, description="corridor variant (tests)")
+    return env_id
+
+
+def test_vine_continuations_stop_at_the_rollouts_turn_limit_and_count_their_tokens():
+    env_id = register_corridor()
+    episodes = _collect(env_id, _TokenExpert(), [0], 1, max_turns=3)  # squares 0, 1, 2: no win
+    out, cost = branch_rollouts(
+        episodes,
+        _TokenExpert(),
+        BranchConfig(mode="vine", k=2),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        max_turns=3,
+    )
+    # from s_t a continuation has 3 - t turns: it ends on square 3, one short of the door
+    assert [t.mc_value for t in out[0].turns] == [0.0, 0.0, 0.0]
+    # K=2 continuations of 3, 2, 1 steps, 5 tokens a step, charged to the episode
+    assert out[0].metadata["branch_cost"] == {
+        "env_steps": 12,
+        "policy_tokens": 60,
+        "replay_steps": 3,
+    }
+    assert (cost.env_steps, cost.policy_tokens, cost.continuations) == (12, 60, 6)
+
+
+def test_a_tree_continuation_keeps_its_parents_details_and_records_its_own_ending():
+    env_id = _register("tests/TerseCorridor-v0", _TerseCorridor)
+    parents = _collect(env_id, _TokenExpert(), [0], 1, max_turns=3)
+    parent = parents[0]
+    parent.agent_id = "walker"
+    parent.metadata.update(score=0.5, notes={"tags": ["a"]})
+    out, cost = branch_rollouts(
+        list(parents),
+        _TokenExpert(),
+        BranchConfig(mode="tree", k=2, turns=[1]),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        split="train",
+        max_turns=3,
+    )
+    continuations = out[1:]
+    assert len(continuations) == 2
+    for episode in continuations:
+        assert episode.agent_id == "walker"
+        # its own ending: cut by the turn limit on square 3, no win in the env's info
+        assert (episode.success, episode.terminated, episode.truncated) == (False, False, True)
+        assert episode.metadata == {
+            "seed": 0,
+            "split": "train",
+            "task": "reach the door",
+            "notes": {"tags": ["a"]},  # the parent's details, but not its score
+            "branch_prefix_turns": 1,
+            "branch_parent": 0,
+        }
+        assert episode.metadata["notes"] is not parent.metadata["notes"]  # a deep copy
+        new = episode.turns[1:]
+        assert [(t.cost_to_go, t.next_cost_to_go) for t in new] == [(3, 2), (2, 1)]
+        assert [t.valid for t in new] == [True, True]  # no validity in the info: valid
+        assert [t.next_info[keys.ANCHOR] for t in new] == [2, 3]
+    # 2 continuations of 2 steps, 5 tokens a step
+    assert (cost.env_steps, cost.policy_tokens, cost.replay_steps) == (4, 20, 2)
+    assert branching.branch_metrics(out) == {
+        "rollout/branch_env_steps": 4.0,
+        "rollout/branch_policy_tokens": 20.0,
+        "rollout/branch_episodes": 2.0,
+        "rollout/branch_success": 0.0,
+        "rollout/replay_steps": 2.0,
+    }
+
+
+def test_branch_metrics_of_a_batch_without_continuations_are_zero():
+    env_id = register_corridor()
+    episodes = _collect(env_id, _TokenExpert(), [0], 1)
+    assert branching.branch_metrics(episodes) == {
+        "rollout/branch_env_steps": 0.0,
+        "rollout/branch_policy_tokens": 0.0,
+        "rollout/branch_episodes": 0.0,
+        "rollout/branch_success": 0.0,
+        "rollout/replay_steps": 0.0,
+    }
+
+
+def test_a_continuation_turn_the_env_calls_invalid_is_recorded_invalid():
+    env_id = _register("tests/RefusingCorridor-v0", _RefusingCorridor)
+    parents = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=2)
+    out, _ = branch_rollouts(
+        list(parents),
+        ExpertPolicy(),
+        BranchConfig(mode="tree", k=1, turns=[0]),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        split="train",
+        max_turns=2,
+    )
+    # the expert's "go east" parses as valid, but the env's info says invalid
+    assert [t.valid for t in out[1].turns] == [False, False]
+
+
+def test_a_continuation_winning_on_its_last_allowed_turn_is_terminated_not_truncated():
+    env_id = register_corridor()
+    parents = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=4)  # wins on turn 4
+    out, _ = branch_rollouts(
+        list(parents),
+        ExpertPolicy(),
+        BranchConfig(mode="tree", k=1, turns=[1]),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        split="train",
+        max_turns=4,
+    )
+    [continuation] = out[1:]
+    # from square 1 the door is 3 steps away, the continuation's whole budget
+    assert len(continuation) == 4
+    assert (continuation.success, continuation.terminated, continuation.truncated) == (
+        True,
+        True,
+        False,
+    )
+
+
+def test_tree_branch_points_skip_failed_episodes_and_continuations():
+    failed = _with_logprobs([-1.0], [-1.0])
+    failed.failed = True
+    continuation = _with_logprobs([-1.0], [-1.0])
+    continuation.metadata.update(branch_prefix_turns=1, branch_parent=2)
+    sampled = _with_logprobs([-1.0], [-1.0])
+    branch = BranchConfig(mode="tree", turns=[1], per_group=1)
+    assert branch_points([failed, continuation, sampled], branch) == [(2, 1)]
+
+
+class _SplitCorridor(DetourCorridor):
+    """The corridor one square longer on its ``test`` split."""
+
+    def __init__(self, split: str = "train", length: int = 4, max_steps: int = 12) -> None:
+        super().__init__(length + (split == "test"), max_steps)
+
+
+def test_continuations_play_in_envs_of_the_rollouts_split_and_kwargs():
+    env_id = _register("tests/SplitCorridor-v0", _SplitCorridor)
+    envs = make_envs(env_id, 1, split="test", length=1)  # 2 squares to the door
+    episodes = collect_episodes(
+        envs,
+        ExpertPolicy(),
+        group_tasks([0], 1, split="test"),
+        env_id=env_id,
+        prompt_format=WINDOW,
+    )
+    assert len(episodes[0]) == 2
+    _, cost = branch_rollouts(
+        episodes,
+        ExpertPolicy(),
+        BranchConfig(mode="vine", k=1),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        split="test",
+        env_kwargs={"length": 1},
+    )
+    # from s_0 and s_1 the expert walks 2 and 1 steps (a longer corridor would take more)
+    assert cost.env_steps == 3
+
+
+class _Flyer:
+    """Answers "fly", which no corridor accepts."""
+
+    require_tags = False
+
+    def generate(self, prompts, admissible_actions=None, envs=None):
+        return [Generation(text="fly") for _ in prompts]
+
+
+PENALISED = PromptFormat(require_tags=False, invalid_penalty=0.25)
+
+
+def test_vine_continuations_pay_the_invalid_response_penalty():
+    env_id = register_corridor()
+    episodes = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=2)
+    out, _ = branch_rollouts(
+        episodes,
+        _Flyer(),
+        BranchConfig(mode="vine", k=1),
+        env_id=env_id,
+        prompt_format=PENALISED,
+        max_turns=2,
+    )
+    # 2 and 1 invalid turns from s_0 and s_1, 0.25 each
+    assert [t.mc_value for t in out[0].turns] == [-0.5, -0.25]
+
+
+def test_tree_continuation_turns_pay_the_invalid_response_penalty():
+    env_id = register_corridor()
+    parents = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=2)
+    out, _ = branch_rollouts(
+        list(parents),
+        _Flyer(),
+        BranchConfig(mode="tree", k=1, turns=[0]),
+        env_id=env_id,
+        prompt_format=PENALISED,
+        split="train",
+        max_turns=2,
+    )
+    assert [t.reward for t in out[1].turns] == [-0.25, -0.25]
+
+
+class _PromptRecorder(ExpertPolicy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def generate(self, prompts, admissible_actions=None, envs=None):
+        self.calls.append(list(prompts))
+        return super().generate(prompts, admissible_actions, envs)
+
+
+def test_a_vine_continuation_from_s_t_sees_the_parents_history_before_t():
+    env_id = register_corridor()
+    episodes = _collect(env_id, ExpertPolicy(), [0], 1, max_turns=3)
+    policy = _PromptRecorder()
+    branch_rollouts(
+        episodes,
+        policy,
+        BranchConfig(mode="vine", k=1),
+        env_id=env_id,
+        prompt_format=WINDOW,
+        max_turns=3,
+    )
+    # the first step of the continuations from s_0, s_1, s_2 (all in one batch)
+    assert policy.calls[0] == [turn.prompt for turn in episodes[0].turns]

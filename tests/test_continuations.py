@@ -24,9 +24,11 @@ class Scripted:
         self.scripts = {sample: list(lines) for sample, lines in scripts.items()}
         self.jobs = jobs
         self.admissible_seen: list = []
+        self.envs_seen: list = []
 
     def generate(self, prompts, admissible_actions=None, envs=None, **_):
         self.admissible_seen.append(admissible_actions)
+        self.envs_seen += envs
         by_env = {id(job.env): job.sample for job in self.jobs if job.env is not None}
         return [
             Generation(
@@ -174,3 +176,51 @@ def test_replay_stops_after_the_last_wanted_turn():
     assert replay_snapshots(env, episode, []) == {} and getattr(env, "calls", 0) == 0
     replay_snapshots(env, episode, [0])
     assert env.calls == 1
+
+
+def test_a_replay_that_differs_names_the_episode_the_turn_and_what_needs_it():
+    episode = _episode(["go east", "go east"])
+    episode.task_id, episode.env_id = "task-3", "tests/DetourCorridor-v0"
+    episode.turns[1].observation = "somewhere else"
+    with pytest.raises(ValueError) as error:
+        replay_snapshots(DetourCorridor(length=2), episode, [1])
+    assert str(error.value) == (
+        "replaying episode task-3 of tests/DetourCorridor-v0 from its seed gave a different "
+        "observation at turn 1; Monte-Carlo advantages need an env that is deterministic under "
+        "its reset seed"
+    )
+
+
+class _OracleCountingCorridor(DetourCorridor):
+    """Counts the oracle queries (a served env's are round trips that can fail)."""
+
+    def steps_to_go(self) -> int:
+        self.asked = getattr(self, "asked", 0) + 1
+        return super().steps_to_go()
+
+    def clone_state(self):
+        self.cloned = getattr(self, "cloned", 0) + 1
+        return super().clone_state()
+
+
+def test_the_oracle_cost_to_go_is_asked_only_for_turns_recorded_with_it():
+    jobs = [
+        _job(0, record=True),  # turns recorded without cost-to-go
+        _job(1, record_cost_to_go=True),  # nothing recorded
+        _job(2),
+    ]
+    _, policy = _run(
+        jobs,
+        {0: ["go east"] * 2, 1: ["go east"] * 2, 2: ["go east"] * 2},
+        envs=3,
+        env_class=_OracleCountingCorridor,
+    )
+    assert all(job.steps == 2 for job in jobs)
+    envs = {id(env): env for env in policy.envs_seen}
+    assert [getattr(env, "asked", 0) for env in envs.values()] == [0, 0, 0]
+
+
+def test_replay_clones_only_the_states_it_was_asked_for():
+    env = _OracleCountingCorridor(length=2)
+    replay_snapshots(env, _episode(["go east", "go east"]), [1])
+    assert env.cloned == 1  # s_1; turn 1 reaches the door, so there is no s_2

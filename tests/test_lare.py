@@ -388,3 +388,128 @@ def test_the_decoder_and_its_training_use_the_documented_defaults():
     assert (linear.in_features, linear.out_features, out.out_features) == (3, 32, 1)
     assert isinstance(relu, torch.nn.ReLU)
     assert latent.state_dict()["lr"] == 1e-2
+
+
+def test_a_fallback_marks_each_turn_with_its_kind_and_the_errors_first_200_characters():
+    from creditgym.credit.sandbox import SandboxError
+
+    message = "x" * 150 + "y" * 100
+
+    def factors(inputs):
+        raise SandboxError(message, "crash")
+
+    episodes, _ = synthetic_episodes(2, seed=5)
+    with pytest.warns(UserWarning):
+        lare_rewards(episodes, CreditContext(extras={"lare": LatentReward(factors)}))
+    details = [turn.credit_details["lare"] for ep in episodes for turn in ep.turns]
+    assert all(d == {"fallback": "crash", "error": message[:200]} for d in details)
+
+
+def test_the_fallback_warning_says_what_happens_and_where_it_is_counted():
+    import warnings
+
+    episodes, _ = synthetic_episodes(1, seed=6)
+    latent = LatentReward(_failing("timeout"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lare_rewards(episodes, CreditContext(extras={"lare": latent}))
+    [warning] = caught
+    assert str(warning.message) == (
+        "lare: the factor code failed (timeout: it failed (timeout)); this batch uses the "
+        "env's rewards instead, and so will later ones that fail this way (counted in "
+        "lare/fallbacks_timeout; not warned again)"
+    )
+
+
+def test_factors_of_the_wrong_width_fall_back_naming_their_shape():
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0, 1.0]))
+    latent.fit_and_predict(np.zeros((2, 3)), np.arange(2), np.zeros(2), updates=0)
+    factors, error = latent.factors_or_fallback([({}, "a"), ({}, "b")])
+    assert factors is None and error.kind == "shape"
+    assert str(error) == "factors of shape (2, 2); the decoder takes 3 per turn"
+
+
+class _Spy(LatentReward):
+    """Records what `lare_rewards` hands the decoder; predicts 0 for every turn."""
+
+    def fit_and_predict(self, factors, episode_of_turn, returns, **options):
+        self.seen = (episode_of_turn.tolist(), returns.tolist(), options)
+        return np.zeros(len(episode_of_turn))
+
+
+def _turns(*rewards):
+    return [Turn("o", "a", reward=r, next_info={"symbolic_state": {}}) for r in rewards]
+
+
+def test_agents_of_one_team_rollout_share_one_unit_and_the_team_return():
+    episodes = [
+        Episode(turns=_turns(0.0, 2.0), metadata={"team_rollout": 7}),
+        Episode(turns=_turns(1.0)),
+        Episode(turns=_turns(0.0, 2.0), metadata={"team_rollout": 7}),
+    ]
+    spy = _Spy(LatentReward.trusted(lambda s, a: [1.0]))
+    lare_rewards(episodes, CreditContext(extras={"lare": spy}), variant="rrd", updates=3, lr=0.5)
+    units, returns, options = spy.seen
+    assert units == [0, 0, 1, 0, 0] and returns == [2.0, 1.0]
+    assert options == {"variant": "rrd", "updates": 3, "lr": 0.5}
+    lare_rewards(episodes, CreditContext(extras={"lare": spy}))
+    assert spy.seen[2] == {"variant": "rd", "updates": 50, "lr": 1e-2}  # the defaults
+
+
+def test_a_batch_without_turns_gets_empty_rewards():
+    episodes = [Episode(turns=[]), Episode(turns=[])]
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [1.0]))
+    rewards = lare_rewards(episodes, CreditContext(extras={"lare": latent}))
+    assert [r.shape for r in rewards] == [(0,), (0,)]
+
+
+def test_sandboxed_factors_pass_their_limits_to_the_sandbox(monkeypatch):
+    from creditgym.credit.shapers import lare
+
+    calls = []
+    monkeypatch.setattr(lare, "run_sandboxed", lambda code, inputs, **limits: calls.append(limits))
+    sandboxed_factors("code")([])
+    sandboxed_factors("code", time_limit=3.0, item_time_limit=0.5, memory_mb=64)([])
+    assert calls == [
+        {"time_limit": 10.0, "item_time_limit": 1.0, "memory_mb": 512},
+        {"time_limit": 3.0, "item_time_limit": 0.5, "memory_mb": 64},
+    ]
+
+
+def test_the_decoder_has_the_latent_rewards_hidden_width():
+    from creditgym.credit.shapers.lare import RewardDecoder
+
+    assert RewardDecoder(3).net[0].out_features == 32
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]), hidden=8)
+    latent.fit_and_predict(np.zeros((2, 1)), np.arange(2), np.zeros(2), updates=0)
+    assert latent.decoder.net[0].out_features == 8
+
+
+def test_decomposition_losses_default_to_rd_over_subsets_of_4_turns():
+    rewards = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    index, returns = torch.zeros(5, dtype=torch.long), torch.tensor([10.0])
+    # rd: (15 - 10)^2
+    assert decomposition_loss(rewards, index, returns).item() == 25.0
+
+    def rrd(**options):
+        generator = torch.Generator().manual_seed(0)
+        return decomposition_loss(rewards, index, returns, "rrd", generator, **options).item()
+
+    assert rrd() == rrd(subset_size=4) != rrd(subset_size=5)
+
+
+def test_rrd_loss_of_float64_rewards_and_an_episode_without_turns():
+    rewards = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)
+    index, returns = torch.tensor([0, 0, 1]), torch.tensor([4.0, 4.0, 2.0], dtype=torch.float64)
+    # 1 + 2 = 3 vs 4, 5 vs 4, and the last episode has no turns: 0 vs 2; mean of 1, 1 and 4
+    for variant in ("rd", "rrd"):
+        loss = decomposition_loss(rewards, index, returns, variant)
+        assert loss.dtype == torch.float64 and loss.item() == 2.0
+
+
+def test_the_decoder_takes_50_adam_steps_per_batch_unless_told():
+    def predict(**options):
+        latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]))
+        return latent.fit_and_predict(*_batch(0), **options).tolist()
+
+    assert predict() == predict(updates=50) != predict(updates=51)

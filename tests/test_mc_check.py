@@ -109,3 +109,64 @@ def test_a_check_that_cannot_run_is_refused_before_training(tmp_path):
     with pytest.raises(ConfigError, match="mc_every needs policy.context=window"):
         train(conversation)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def _expert_walk(env_id, steps):
+    """The expert's first `steps` turns in the corridor, recorded as an episode."""
+    from creditgym.trajectory import Episode, Turn
+
+    env = creditgym.make(env_id)
+    observation, info = env.reset(seed=0)
+    turns = []
+    for _ in range(steps):
+        turns.append(Turn(observation, "go east", info=info))
+        observation, reward, *_ = env.step("go east")
+        turns[-1].reward = float(reward)
+    return Episode(turns=turns, env_id=env_id, metadata={"seed": 0})
+
+
+def test_monte_carlo_averages_8_continuations_unless_told():
+    from creditgym.agents.prompts import PromptFormat
+    from creditgym.agents.scripted import ExpertPolicy
+    from creditgym.measure.monte_carlo import monte_carlo_advantages
+
+    env_id = register_corridor()
+    result = monte_carlo_advantages(
+        env_id,
+        [_expert_walk(env_id, 3)],
+        [(0, 2)],
+        ExpertPolicy(),
+        prompt_format=PromptFormat(require_tags=False),
+    )
+    assert result.continuations == 8
+    # from square 2: 8 V continuations of 2 steps, 8 Q continuations of 1 step from square 3
+    assert result.env_steps == 8 * 2 + 8 * 1
+    assert result.q.tolist() == result.v.tolist() == [1.0]
+
+
+def test_monte_carlo_refuses_an_env_that_cannot_clone_with_the_way_out():
+    from creditgym.agents.scripted import ExpertPolicy
+    from creditgym.measure.monte_carlo import monte_carlo_advantages
+
+    env_id = "tests/UncloneableCorridorMC-v0"
+    if env_id not in list_envs():
+        creditgym.register(env_id, _Uncloneable, description="no clone_state (tests)")
+    with pytest.raises(ValueError) as error:
+        monte_carlo_advantages(env_id, [], [], ExpertPolicy())
+    assert str(error.value) == (
+        f"{env_id} cannot clone its state (no clone_state()/restore_state()), so Monte-Carlo "
+        "advantages cannot continue rollouts from a turn; run without --mc"
+    )
+
+
+def test_a_multi_agent_estimate_keeps_the_teams_q_and_v(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    def team(make_env, episodes, turns, policy, **_):
+        return np.array([1.0, 0.5]), np.array([0.25, 0.5]), np.array([0.4, 0.1]), 23
+
+    monkeypatch.setattr(monte_carlo, "team_monte_carlo", team)
+    mc = monte_carlo.monte_carlo_advantages(
+        "creditgym/CoopHousehold-v0", [], [(0, 0), (1, 2)], None, continuations=4
+    )
+    assert (mc.q.tolist(), mc.v.tolist()) == ([1.0, 0.5], [0.25, 0.5])
