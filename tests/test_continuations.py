@@ -153,7 +153,12 @@ def _episode(actions: list[str]) -> Episode:
 
 
 def test_replay_snapshots_give_the_states_before_and_after_each_wanted_turn():
-    found = replay_snapshots(DetourCorridor(length=2), _episode(["go east", "go east"]), [0, 1])
+    found = replay_snapshots(
+        DetourCorridor(length=2),
+        _episode(["go east", "go east"]),
+        [0, 1],
+        needed_by="Monte-Carlo advantages",
+    )
     assert found == {0: ((0, 0), (1, 1)), 1: ((1, 1), None)}  # turn 1 reached the door
 
 
@@ -161,7 +166,7 @@ def test_replay_snapshots_refuse_an_env_that_does_not_replay_the_episode():
     episode = _episode(["go east", "go east"])
     episode.turns[1].observation = "somewhere else"
     with pytest.raises(ValueError, match="deterministic under its reset seed"):
-        replay_snapshots(DetourCorridor(length=2), episode, [1])
+        replay_snapshots(DetourCorridor(length=2), episode, [1], needed_by="Monte-Carlo advantages")
 
 
 class _CountingCorridor(DetourCorridor):
@@ -173,8 +178,11 @@ class _CountingCorridor(DetourCorridor):
 def test_replay_stops_after_the_last_wanted_turn():
     env = _CountingCorridor(length=3)
     episode = _episode(["go east", "go east", "go east"])
-    assert replay_snapshots(env, episode, []) == {} and getattr(env, "calls", 0) == 0
-    replay_snapshots(env, episode, [0])
+    assert (
+        replay_snapshots(env, episode, [], needed_by="Monte-Carlo advantages") == {}
+        and getattr(env, "calls", 0) == 0
+    )
+    replay_snapshots(env, episode, [0], needed_by="Monte-Carlo advantages")
     assert env.calls == 1
 
 
@@ -183,10 +191,10 @@ def test_a_replay_that_differs_names_the_episode_the_turn_and_what_needs_it():
     episode.task_id, episode.env_id = "task-3", "tests/DetourCorridor-v0"
     episode.turns[1].observation = "somewhere else"
     with pytest.raises(ValueError) as error:
-        replay_snapshots(DetourCorridor(length=2), episode, [1])
+        replay_snapshots(DetourCorridor(length=2), episode, [1], needed_by="branch rollouts")
     assert str(error.value) == (
         "replaying episode task-3 of tests/DetourCorridor-v0 from its seed gave a different "
-        "observation at turn 1; Monte-Carlo advantages need an env that is deterministic under "
+        "observation at turn 1; branch rollouts need an env that is deterministic under "
         "its reset seed"
     )
 
@@ -222,5 +230,5 @@ def test_the_oracle_cost_to_go_is_asked_only_for_turns_recorded_with_it():
 
 def test_replay_clones_only_the_states_it_was_asked_for():
     env = _OracleCountingCorridor(length=2)
-    replay_snapshots(env, _episode(["go east", "go east"]), [1])
+    replay_snapshots(env, _episode(["go east", "go east"]), [1], needed_by="Monte-Carlo advantages")
     assert env.cloned == 1  # s_1; turn 1 reaches the door, so there is no s_2

@@ -151,7 +151,9 @@ def monte_carlo_advantages(
     index_of = {pair: i for i, pair in enumerate(turns)}
     for e, wanted in by_episode.items():
         episode = episodes[e]
-        for t, (before, after) in replay_snapshots(replay_env, episode, wanted).items():
+        for t, (before, after) in replay_snapshots(
+            replay_env, episode, wanted, needed_by="Monte-Carlo advantages"
+        ).items():
             i = index_of[(e, t)]
             q_base[i] = episode.turns[t].reward
             jobs += [

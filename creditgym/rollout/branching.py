@@ -237,7 +237,9 @@ def _snapshots_by_turn(
     found, replayed = {}, {}
     try:
         for e, turns in wanted.items():
-            for t, (before, _) in replay_snapshots(replay_env, episodes[e], turns).items():
+            for t, (before, _) in replay_snapshots(
+                replay_env, episodes[e], turns, needed_by="branch rollouts (rollout.branch)"
+            ).items():
                 found[(e, t)] = before
             replayed[e] = min(max(turns) + 1, len(episodes[e]))  # replays stop at the last one
     finally:

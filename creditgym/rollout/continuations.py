@@ -76,10 +76,11 @@ def check_replay(observation: object, episode: Episode, t: int, needed_by: str) 
 
 
 def replay_snapshots(
-    env: Any, episode: Episode, wanted: Sequence[int]
+    env: Any, episode: Episode, wanted: Sequence[int], *, needed_by: str
 ) -> dict[int, tuple[object, object | None]]:
     """Replay `episode` in `env` from its seed; for each wanted turn t, snapshots of s_t and of
-    s_t+1 (None where turn t ended the episode).
+    s_t+1 (None where turn t ended the episode). `needed_by` names what the replay is for in
+    the error a replay that differs raises.
 
     Raises:
         ValueError: the replay's observations differ from the recorded ones (the env is not
@@ -90,7 +91,7 @@ def replay_snapshots(
     for t, turn in enumerate(episode.turns):
         if t > max(wanted_set, default=-1):  # nothing more to snapshot
             break
-        check_replay(observation, episode, t, "Monte-Carlo advantages")
+        check_replay(observation, episode, t, needed_by)
         before = clone_state(env) if t in wanted_set else None
         observation, _, terminated, truncated, _ = env.step(turn.action)
         if t in wanted_set:
