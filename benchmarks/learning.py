@@ -76,7 +76,7 @@ from learning_report import (  # noqa: E402
     plot_curves,
     results_table,
 )
-from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
+from provenance import DirtyTree, commit, git, provenance, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
@@ -174,7 +174,7 @@ def code_key(allow_dirty: bool) -> str:
     Raises `DirtyTree` on uncommitted changes unless allowed.
     """
     dirty = commit(allow_dirty).endswith("+dirty")
-    objects = [_git("rev-parse", f"HEAD:{path}") for path in TRAINING_CODE]
+    objects = [git("rev-parse", f"HEAD:{path}") for path in TRAINING_CODE]
     key = hashlib.sha256(" ".join(objects).encode()).hexdigest()[:12]
     if not dirty:
         return key
@@ -185,12 +185,6 @@ def code_key(allow_dirty: bool) -> str:
         check=True,
     ).stdout
     return f"{key}+dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 def _parse_seeds(text: str) -> list[int]:

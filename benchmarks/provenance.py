@@ -36,7 +36,9 @@ __all__ = [
     "RESULTS",
     "DirtyTree",
     "markdown_table",
+    "git",
     "provenance",
+    "stamp_existing",
     "stamp_or_exit",
     "write_results",
 ]
@@ -46,7 +48,8 @@ class DirtyTree(RuntimeError):
     """The working tree has uncommitted changes and the runner was not told to allow them."""
 
 
-def _git(*args: str) -> str:
+def git(*args: str) -> str:
+    """The output of ``git ARGS`` run in the repository (trailing whitespace stripped)."""
     return subprocess.run(
         ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.rstrip()
@@ -54,11 +57,11 @@ def _git(*args: str) -> str:
 
 def commit(allow_dirty: bool = False) -> str:
     """The current commit; ``<sha>+dirty`` when allowed, `DirtyTree` when not."""
-    sha = _git("rev-parse", "--short=12", "HEAD")
+    sha = git("rev-parse", "--short=12", "HEAD")
     # results files being written are the one change a rerun may leave behind
     changes = [
         line
-        for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()
+        for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
         if not line[3:].startswith("benchmarks/results/")
     ]
     if not changes:
@@ -122,10 +125,23 @@ def write_results(
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     path.write_text(json.dumps({"provenance": stamp, "data": data}, indent=2) + "\n")
-    header = (
+    (directory / f"{name}.md").write_text(_header(stamp) + table.rstrip() + "\n")
+    return path
+
+
+def stamp_existing(stamp: dict[str, Any], json_path: Path, markdown_path: Path) -> None:
+    """Stamp results another program wrote (a JSON object and its markdown): the JSON gains a
+    ``provenance`` key, the markdown the stamp's header above its own text."""
+    data = json.loads(json_path.read_text())
+    if not isinstance(data, dict):
+        raise TypeError(f"{json_path} holds a {type(data).__name__}, not a JSON object")
+    json_path.write_text(json.dumps({"provenance": stamp, **data}, indent=2) + "\n")
+    markdown_path.write_text(_header(stamp) + markdown_path.read_text())
+
+
+def _header(stamp: dict[str, Any]) -> str:
+    return (
         f"`{stamp['command']}`\n\ncommit {stamp['commit']}, {stamp['date']}, load "
         f"{' / '.join(map(str, stamp['load']))} on {stamp['cores']} cores, Python "
         f"{stamp['python']}\n\n"
     )
-    (directory / f"{name}.md").write_text(header + table.rstrip() + "\n")
-    return path
