@@ -97,3 +97,50 @@ def test_fidelity_scores_advantages_against_given_labels():
     assert scores.informed_batch_auc == 1.0  # both progress turns above every other turn
     assert scores.within_episode_spearman != 0.75  # the planner's labels are the episodes' own
     assert np.isnan(score_fidelity(episodes, advantages).informed_batch_auc)  # none given
+
+
+# Household-v0 task 7 is a light task in a 19-receptacle house: the watch and the desklamp (on
+# sidetable 2) are hidden at the start, and drawers, cabinets and a safe are closed.
+LIGHT_SEED = 7
+
+
+def _light_task():
+    env = creditgym.make("creditgym/Household-v0")
+    env.reset(seed=LIGHT_SEED)
+    assert env.unwrapped.world.goal.in_light
+    return env
+
+
+def test_the_hidden_desklamp_is_imagined_only_on_a_lamp_stand(monkeypatch):
+    from creditgym.envs.household.world import LAMP_STANDS, World
+
+    env = _light_task()
+    world = env.unwrapped.world
+    imagined: list[str] = []
+    place = World.place
+
+    def recording(self, obj, rec):
+        if obj == world.lamp:
+            imagined.append(self.rec_kinds[rec])
+        place(self, obj, rec)
+
+    monkeypatch.setattr(World, "place", recording)
+    env.unwrapped.informed_steps_to_go()
+    assert imagined and set(imagined) <= set(LAMP_STANDS)
+    assert len(set(imagined)) > 1  # every stand not yet seen, not only the true one
+
+
+def test_a_light_task_has_an_informed_cost_to_go_from_every_state_of_random_play():
+    # a lamp imagined inside a closed drawer once made the searcher "use" a lamp it could not
+    # see: a KeyError that ended `creditgym credit-report` on Household-v0
+    env = creditgym.make("creditgym/Household-v0")
+    _, info = env.reset(seed=LIGHT_SEED)
+    rng = np.random.default_rng(0)
+    costs = [env.unwrapped.informed_steps_to_go()]
+    for _ in range(30):
+        action = str(rng.choice(info["admissible_actions"]))
+        _, _, terminated, truncated, info = env.step(action)
+        costs.append(env.unwrapped.informed_steps_to_go())
+        if terminated or truncated:
+            break
+    assert all(np.isfinite(costs)) and min(costs) >= 0

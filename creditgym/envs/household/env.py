@@ -279,8 +279,9 @@ class HouseholdEnv(gym.Env[str, str]):
         won): an information-state cost-to-go, beside `steps_to_go`'s omniscient one.
 
         Objects the task needs that lie in receptacles the agent has not looked into may be in
-        any such receptacle (not of the goal's type), each alike; the result is the mean of the
-        searcher's plan length over those placements (`expert.search_cost_to_go`). Going
+        any such receptacle where they can be (a task object in any not of the goal's type, the
+        desklamp on any lamp stand), each alike; the result is the mean of the searcher's plan
+        length over those placements (`expert.search_cost_to_go`). Going
         straight to a hidden object is progress to the planner, luck to the searcher.
         """
         if self.world is None:

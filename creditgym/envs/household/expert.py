@@ -15,12 +15,13 @@ stray object in hand is put down first. Every command it returns is admissible.
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 from collections.abc import Callable, Collection
 
 import numpy as np
 
-from creditgym.envs.household.world import MIDDLE, NOBODY, TOOLS, World
+from creditgym.envs.household.world import LAMP_STANDS, MIDDLE, NOBODY, TOOLS, World
 
 __all__ = ["EXPERTS", "expert_action", "plan_length", "search_action", "search_cost_to_go"]
 
@@ -138,28 +139,33 @@ def search_cost_to_go(
 
     The objects the searcher still has to find (the task's objects, and the desklamp of a light
     task, that lie in receptacles whose contents the agent has not seen: not in `observed`) may
-    be in any unobserved receptacle not of the goal's type, each alike. The result is the mean
-    of the searcher's played-out plan length over those placements (all of them, or
-    `placements` drawn with a seed of the state when there are more). Where nothing is hidden,
-    it is the searcher's plan length. `memo` is `plan_length`'s, for the searcher.
+    be in any unobserved receptacle where such an object can be, each alike: a task object in
+    any not of the goal's type, the desklamp on any lamp stand (`LAMP_STANDS`: never inside a
+    closed receptacle, where it could not be used). The result is the mean of the searcher's
+    played-out plan length over those placements (all of them, or `placements` drawn with a
+    seed of the state when there are more). Where nothing is hidden, it is the searcher's plan
+    length. `memo` is `plan_length`'s, for the searcher.
     """
     if world.won:
         return 0.0
     wanted = [*world.targets, *([world.lamp] if world.goal.in_light else [])]
     hidden = [o for o in wanted if world.obj_loc[o] != NOBODY and world.obj_loc[o] not in observed]
-    candidates = [
+    unobserved = [
         r
         for r in range(len(world.rec_names))
         if r not in observed and world.rec_kinds[r] != world.goal.receptacle_type
     ]
-    if not hidden or not candidates:
+    candidates = [
+        [r for r in unobserved if obj != world.lamp or world.rec_kinds[r] in LAMP_STANDS]
+        for obj in hidden
+    ]
+    if not hidden or not all(candidates):
         return float(plan_length(world, memo, search_action))
-    count = len(candidates) ** len(hidden)
-    if count <= placements:
-        chosen = list(itertools.product(candidates, repeat=len(hidden)))
+    if math.prod(map(len, candidates)) <= placements:
+        chosen = list(itertools.product(*candidates))
     else:  # a sample, the same for the same state
         rng = np.random.default_rng(zlib.crc32(repr(world.anchor()).encode()))
-        chosen = [tuple(rng.choice(candidates, size=len(hidden))) for _ in range(placements)]
+        chosen = [tuple(rng.choice(where) for where in candidates) for _ in range(placements)]
     lengths = []
     for placement in chosen:
         sim = world.copy()

@@ -21,7 +21,7 @@ import random
 import zlib
 from dataclasses import dataclass, field
 
-from creditgym.envs.household.world import CLEAN, COLD, HOT, LAMP, Goal, Layout
+from creditgym.envs.household.world import CLEAN, COLD, HOT, LAMP, LAMP_STANDS, Goal, Layout
 
 __all__ = [
     "SPLITS",
@@ -167,7 +167,6 @@ LIGHT_OBJECTS = (
     "vase",
     "watch",
 )
-LAMP_STANDS = ("desk", "dresser", "sidetable")
 
 #: task type -> (tool receptacle, condition, object types, receptacle types never asked for)
 _TASK_TYPE_RULES = {

@@ -35,6 +35,7 @@ TOOLS = {
 }
 OPENABLE = frozenset({"cabinet", "drawer", "fridge", "microwave", "safe"})
 LAMP = "desklamp"
+LAMP_STANDS = ("desk", "dresser", "sidetable")  # where a desklamp stands (never in a closed one)
 
 # Command verbs (the first element of a parsed command tuple).
 GO, OPEN, CLOSE, TAKE, MOVE, TREAT, USE, EXAMINE_RECEPTACLE, EXAMINE_OBJECT, INVENTORY, LOOK = (
