@@ -9,23 +9,37 @@
 Each run is `creditgym train configs/quickstart_rl.yaml` with `credit` set to the method and
 `run.seed` to the seed (the `medium` preset adds an expert warm start, since
 RL from scratch never sees a success there). Held-out success on the env's two held-out splits is
-measured every `--eval-every` iterations. Writes, under `--out`:
+measured every `--eval-every` iterations. Writes, under `benchmarks/results/` (`--name` for
+another name than `credit_curves_<preset>`):
   credit_curves_<preset>.png   mean +- std of held-out success against environment steps
   credit_curves_<preset>.md    the final table (also printed), with the share of turns in
                                non-singleton step groups (how much GiGPO's step level acts)
+  credit_curves_<preset>.json  every run's curve, stamped with `provenance`
+Each finished run is stored under `results/runs/credit_curves/`, keyed by the training code
+(`learning.code_key`) and the resolved config, so a rerun continues where the last one stopped
+and an interrupted run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from creditgym.config import load_config
-from creditgym.envs.registry import eval_splits
-from creditgym.train.trainer import train
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from learning import code_key, config_hash  # noqa: E402
+from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+from creditgym.config import load_config  # noqa: E402
+from creditgym.envs.registry import eval_splits  # noqa: E402
+from creditgym.train.trainer import train  # noqa: E402
+
+CONFIG = str(ROOT / "configs" / "quickstart_rl.yaml")
+STORE = RESULTS / "runs" / "credit_curves"  # one directory per run, its summary.json once done
 
 # method -> (turn-reward shapers, advantage estimator)
 METHODS = {
@@ -82,25 +96,29 @@ PRESETS = {
 }
 
 
-def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
-    output_dir = Path(args.out) / "runs" / f"{preset}-{method}-seed{seed}"
+def run(preset: str, method: str, seed: int, args: argparse.Namespace, code: str) -> dict:
+    """One (method, seed) run's summary, stored in its run directory once finished: a rerun of
+    the same code (`code`) and config loads it, and a run stopped halfway resumes from its last
+    checkpoint."""
     shapers, estimator = METHODS[method]
-    config = load_config(
-        "configs/quickstart_rl.yaml",
-        PRESETS[preset][0]
-        + [
-            f"credit.shapers={shapers}",
-            f"credit.estimator={estimator}",
-            f"run.seed={seed}",
-            f"train.iterations={args.iterations}",
-            f"eval.every={args.eval_every}",
-            f"eval.episodes={args.eval_episodes}",
-            f"run.output_dir={output_dir}",
-            "run.progress=false",
-            "run.tensorboard=false",
-        ]
-        + args.set,
-    )
+    overrides = PRESETS[preset][0] + [
+        f"credit.shapers={shapers}",
+        f"credit.estimator={estimator}",
+        f"run.seed={seed}",
+        f"train.iterations={args.iterations}",
+        f"eval.every={args.eval_every}",
+        f"eval.episodes={args.eval_episodes}",
+        "run.progress=false",
+        "run.tensorboard=false",
+        "run.resume=true",
+        *args.set,
+    ]
+    config = load_config(CONFIG, overrides)
+    output_dir = STORE / f"{preset}-{method}-seed{seed}-{code}-{config_hash(config)}"
+    summary_path = output_dir / "summary.json"
+    if summary_path.is_file():
+        return json.loads(summary_path.read_text())
+    config = load_config(CONFIG, [*overrides, f"run.output_dir={output_dir}"])
     result = train(config)
     splits = config.env.eval_splits or eval_splits(config.env.id)
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
@@ -112,7 +130,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
     evals = [row for row in rows if any(key.startswith("eval/") for key in row)]
     # the last eval row per env-step count (a warm start logs two at step 0)
     by_steps = {row["env_steps"]: row for row in evals}
-    return {
+    summary = {
         "steps": sorted(by_steps),
         "success": {
             split: [by_steps[s][f"eval/{split}/success"] for s in sorted(by_steps)]
@@ -121,51 +139,18 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace) -> dict:
         "step_grouped_share": float(np.mean(grouped)) if grouped else 0.0,
         "minutes": result.seconds / 60,
     }
+    summary_path.write_text(json.dumps(summary, indent=1))
+    return summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="easy")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument(
-        "--methods",
-        default="",
-        help=f"comma-separated, of {', '.join(METHODS)} (default: the preset's)",
-    )
-    parser.add_argument("--iterations", type=int, default=30)
-    parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--eval-episodes", type=int, default=64)
-    parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument(
-        "--set", nargs="*", default=[], help="extra config overrides, e.g. run.threads=1"
-    )
-    parser.add_argument(
-        "--replot", action="store_true", help="redraw plot and table from --out's saved JSON"
-    )
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / f"credit_curves_{args.preset}.json"
-
-    if args.replot:
-        results = json.loads(saved.read_text())
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
-        methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
-        results = {
-            method: [run(args.preset, method, seed, args) for seed in seeds] for method in methods
-        }
-        saved.write_text(json.dumps(results, indent=1))
-    splits = list(next(iter(results.values()))[0]["success"])
-    seeds_per_method = len(next(iter(results.values())))
-
+def plot(results: dict[str, list[dict]], title: str, path: Path) -> None:
+    """Mean +- std of held-out success against environment steps, one panel per split."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    splits = list(next(iter(results.values()))[0]["success"])
     fig, axes = plt.subplots(
         1, len(splits), figsize=(max(7, 5 * len(splits)), 4), sharey=True, squeeze=False
     )
@@ -182,26 +167,71 @@ def main() -> None:
         ax.set_title(split)
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"held-out success (mean +- std, {seeds_per_method} seeds)")
+    axes[0].set_ylabel(f"held-out success (mean +- std, {len(next(iter(results.values())))} seeds)")
     axes[0].legend()
-    env_id = PRESETS[args.preset][0][0].split("=")[1]
-    fig.suptitle(f"{' vs '.join(results)}, {env_id}, tiny model")
+    fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out / f"credit_curves_{args.preset}.png", dpi=120)
+    fig.savefig(path, dpi=120)
 
-    lines = [
-        f"| method | {' | '.join(splits)} | turns in step groups | minutes/run |",
-        "|---" * (len(splits) + 3) + "|",
-    ]
+
+def final_table(results: dict[str, list[dict]]) -> str:
+    """Final held-out success per method (mean +- std over the seeds), the share of turns in
+    non-singleton step groups and the minutes per run."""
+    splits = list(next(iter(results.values()))[0]["success"])
+    rows = []
     for method, runs in results.items():
         finals = [np.array([r["success"][split][-1] for r in runs]) for split in splits]
-        cells = " | ".join(f"{f.mean():.1%} +- {f.std():.1%}" for f in finals)
-        lines.append(
-            f"| {method} | {cells} | {np.mean([r['step_grouped_share'] for r in runs]):.1%} "
-            f"| {np.mean([r['minutes'] for r in runs]):.1f} |"
+        rows.append(
+            [method, *(f"{f.mean():.1%} +- {f.std():.1%}" for f in finals)]
+            + [f"{np.mean([r['step_grouped_share'] for r in runs]):.1%}"]
+            + [f"{np.mean([r['minutes'] for r in runs]):.1f}"]
         )
-    table = "\n".join(lines)
-    (out / f"credit_curves_{args.preset}.md").write_text(table + "\n")
+    columns = ["method", *splits, "turns in step groups", "minutes/run"]
+    return markdown_table(columns, rows, align="l" * (len(columns) - 2) + "rr")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="easy")
+    parser.add_argument("--name", help="results file name (default: credit_curves_<preset>)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--methods",
+        default="",
+        help=f"comma-separated, of {', '.join(METHODS)} (default: the preset's)",
+    )
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--eval-episodes", type=int, default=64)
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="extra config overrides, e.g. run.threads=1"
+    )
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw plot and table from the saved results"
+    )
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
+    args = parser.parse_args()
+    name = args.name or f"credit_curves_{args.preset}"
+    saved = RESULTS / f"{name}.json"
+
+    if args.replot:
+        stored = json.loads(saved.read_text())
+        stamp, results = stored["provenance"], stored["data"]
+    else:
+        stamp = stamp_or_exit(args.allow_dirty)
+        code = code_key(args.allow_dirty)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
+        results = {
+            method: [run(args.preset, method, seed, args, code) for seed in seeds]
+            for method in methods
+        }
+    env_id = PRESETS[args.preset][0][0].split("=")[1]
+    plot(results, f"{' vs '.join(results)}, {env_id}, tiny model", RESULTS / f"{name}.png")
+    table = final_table(results)
+    write_results(name, stamp, results, table)
     print(table)
 
 
