@@ -60,6 +60,32 @@ def test_unknown_agent_lists_the_choices(capsys):
     assert "did you mean 'expert'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bug", [KeyError("use desklamp 1"), IndexError("list index out of range")])
+def test_a_bare_lookup_failing_inside_a_command_keeps_its_traceback(monkeypatch, bug):
+    # a bug in creditgym is not the user's input: no "error: 'use desklamp 1'" line, exit 2
+    import creditgym.cli.parser as cli_parser
+
+    def broken(args):
+        raise bug
+
+    monkeypatch.setattr(cli_parser, "cmd_envs", broken)
+    with pytest.raises(type(bug)):
+        main(["envs"])
+
+
+def test_a_lookup_error_with_a_message_is_still_one_line(monkeypatch, capsys):
+    from omegaconf.errors import ConfigKeyError
+
+    import creditgym.cli.parser as cli_parser
+
+    def misconfigured(args):
+        raise ConfigKeyError("Key 'iterashuns' not in 'TrainConfig'")
+
+    monkeypatch.setattr(cli_parser, "cmd_envs", misconfigured)
+    assert main(["envs"]) == 2
+    assert capsys.readouterr().err == "error: Key 'iterashuns' not in 'TrainConfig'\n"
+
+
 def test_play_takes_action_numbers_names_and_meta_commands(capsys):
     lines = iter([":expert", "0", "look", "nonsense words", ":reset", ":quit"])
     assert play("creditgym/HouseholdEasy-v0", seed=1, input_fn=lambda prompt: next(lines)) == 0

@@ -108,7 +108,7 @@ class Resolved:
             return self.options[name]
         parameter = _option_parameters(self.fn, self.kind).get(name)
         if parameter is None:
-            raise KeyError(f"{self.kind} {self.name!r} has no option {name!r}")
+            raise ValueError(f"{self.kind} {self.name!r} has no option {name!r}")
         return parameter.default
 
 
