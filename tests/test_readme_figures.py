@@ -30,11 +30,16 @@ def cited_files(text: str) -> list[str]:
     return sorted({name for match in CITED.findall(text) for name in expand(match)})
 
 
+def _is_stamped(path: Path) -> bool:
+    data = json.loads(path.read_text())
+    return isinstance(data, dict) and "provenance" in data
+
+
 def stamped_results() -> list[Path]:
     return [
         path
         for path in sorted((ROOT / "benchmarks" / "results").glob("*.json"))
-        if "provenance" in json.loads(path.read_text())
+        if _is_stamped(path)
     ]
 
 
@@ -70,10 +75,9 @@ def test_each_stamped_results_files_command_is_printed_in_the_readme():
         assert re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", stamp["commit"]), stamp["commit"]
 
 
-# Results files the README cites that were written before the runners stamped their output (the
-# credit-report ones come from the library's CLI through benchmarks/credit_reports.sh). The README
-# says of each that it predates stamping; each leaves this list when its command is rerun, and
-# none may join it.
+# Results files the README cites that were written before the runners stamped their output. The
+# README says of each that it predates stamping; each leaves this list when its command is rerun,
+# and none may join it.
 FROM_BEFORE_STAMPING = frozenset(
     {
         "credit_curves_coop.json",
@@ -90,11 +94,6 @@ FROM_BEFORE_STAMPING = frozenset(
         "smollm2_household.json",
     }
 )
-
-
-def _is_stamped(path: Path) -> bool:
-    data = json.loads(path.read_text())
-    return isinstance(data, dict) and "provenance" in data
 
 
 def test_every_cited_results_file_is_stamped_unless_it_predates_stamping():
