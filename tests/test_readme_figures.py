@@ -86,10 +86,6 @@ FROM_BEFORE_STAMPING = frozenset(
         "credit_curves_medium.json",
         "credit_curves_search.json",
         "credit_curves_search_long.json",
-        "credit_report_easy_expert_eps05.json",
-        "credit_report_easy_tight_grpo20.json",
-        "credit_report_easy_tight_warm.json",
-        "expert_easy_8_steps.json",
         "lare_smollm2_coop.json",
         "smollm2_household.json",
     }
@@ -112,3 +108,35 @@ def test_a_file_from_before_stamping_leaves_the_list_once_rerun(name):
     path = ROOT / "benchmarks" / "results" / name
     assert path.is_file(), f"{name} is gone: take it off FROM_BEFORE_STAMPING"
     assert not _is_stamped(path), f"{name} is stamped now: take it off FROM_BEFORE_STAMPING"
+
+
+# A row of the README's credit-fidelity table: its report, success, then the grpo, gigpo and
+# gigpo `mean_std` cells (rho / AUC / zero A), a cell of other methods, and the MC AUC.
+FIDELITY_ROW = re.compile(
+    r"^\| \[[^]]+\]\(benchmarks/results/(credit_report_\w+)\.md\) \((\d+)%\) \| (.*)$", re.M
+)
+
+
+def _fidelity_cell(method: dict | None) -> str | None:
+    if method is None:
+        return None
+    rho = (
+        "0*" if method["constant_within_episodes"] else f"{method['within_episode_spearman']:+.2f}"
+    )
+    return f"{rho} / {method['batch_auc']:.2f} / {method['zero_share']:.0%}"
+
+
+def test_the_credit_fidelity_table_shows_what_its_reports_hold():
+    rows = FIDELITY_ROW.findall(README)
+    assert len(rows) >= 15  # the table was found
+    for name, success, rest in rows:
+        report = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+        cells = [cell.strip().replace("**", "") for cell in rest.split("|")]
+        assert f"{report['success']:.0%}" == f"{success}%", name
+        methods = report["methods"]
+        for method, cell in zip(("grpo", "gigpo", "gigpo:normalization=mean_std"), cells):
+            expected = _fidelity_cell(methods.get(method))
+            assert expected is None or cell == expected, f"{name}, {method}: {cell} != {expected}"
+        monte_carlo = report.get("monte_carlo") or {}
+        if "batch_auc" in monte_carlo:
+            assert cells[4].startswith(f"{monte_carlo['batch_auc']:.2f}"), name
