@@ -12,6 +12,7 @@ from creditgym.agents.prompts import PromptFormat
 from creditgym.rollout.collect import collect_episodes, group_tasks, make_envs
 from creditgym.train.corpus import load_tiny
 from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
+from creditgym.trajectory import Episode, Turn
 
 ENV = "creditgym/HouseholdEasy-v0"
 CONVERSATION = PromptFormat(context="conversation")
@@ -100,6 +101,35 @@ def test_one_sequence_per_episode_gives_the_per_turn_loss_and_gradients(tiny):
         sum(len(s.ids) for s in sequences)
         < sum(len(t.prompt_ids) + len(t.response_ids) for t in per_turn) / 2
     )  # the update reads far fewer tokens
+
+
+def _turn(prompt, response, logprobs) -> Turn:
+    return Turn("obs", "act", prompt_ids=prompt, response_ids=response, logprobs=logprobs)
+
+
+def test_a_sequence_skips_turns_without_scored_response_tokens_and_reads_on():
+    """A turn with no response tokens, or whose log-probs do not match them, has nothing to
+    train on; the episode's later turns still join its sequence."""
+    turns = [
+        _turn([1], [2, 3], [-0.1, -0.2]),
+        _turn([1, 2, 3, 4], [], []),  # nothing generated
+        _turn([1, 2, 3, 4], [5, 6], [-0.3]),  # one log-prob for two tokens
+        _turn([1, 2, 3, 4], [7], [-0.4]),
+    ]
+    (sequence,) = flatten_sequences([Episode(turns)], [np.array([1.0, 2.0, 3.0, 4.0])])
+    assert sequence.ids == [1, 2, 3, 4, 7]
+    assert sequence.spans == [(1, 3), (4, 5)]
+    assert sequence.advantages == [1.0, 4.0]
+    assert sequence.old_logprobs == [[-0.1, -0.2], [-0.4]]
+
+
+def test_each_sequence_says_which_episode_of_the_batch_it_came_from():
+    """The loss aggregations that weigh episodes (`train.loss_agg`) read it, also for a
+    conversation the context budget broke into two sequences."""
+    first = Episode([_turn([1], [2], [-0.1])])
+    second = Episode([_turn([1], [2], [-0.1]), _turn([9, 1, 2], [3], [-0.2])])  # cropped
+    sequences = flatten_sequences([first, second], [np.ones(1), np.ones(2)])
+    assert [s.episode for s in sequences] == [0, 1, 1]
 
 
 def test_the_context_budget_drops_the_oldest_turns_and_rebuilds_the_cache(tiny):

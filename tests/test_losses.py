@@ -115,6 +115,39 @@ def test_micro_batches_group_units_of_similar_length_within_the_turn_budget():
     assert [len(batch) for batch in batches] == [1, 1] and batches[0][0] is sequence
 
 
+def test_micro_batches_sort_turns_by_their_prompt_and_response_tokens():
+    from creditgym.train.units import TrainTurn, micro_batches
+
+    def turn(prompt_length: int, response_length: int) -> TrainTurn:
+        return TrainTurn(
+            [1] * prompt_length, [2] * response_length, [-0.1] * response_length, 1.0, None
+        )
+
+    turns = [turn(5, 1), turn(2, 8), turn(3, 1)]  # 6, 10 and 4 tokens
+    batches = micro_batches(turns, micro_batch_turns=2)
+    assert [[len(t.prompt_ids) + len(t.response_ids) for t in b] for b in batches] == [[4, 6], [10]]
+
+
+def test_turn_advantages_are_each_turns_own_or_the_mean_of_its_tokens():
+    """As the update diagnostics correlate them with each turn's log-prob change; a turn
+    without tokens counts 0 (not nan)."""
+    from creditgym.train.units import TrainSequence, TrainTurn, turn_advantages
+
+    sequence = TrainSequence(
+        [1] * 6, [(1, 3), (3, 3), (4, 6)], [[0.0] * 2, [], [0.0] * 2], [7.0, 5.0, 3.0], [None] * 3
+    )
+    assert turn_advantages(sequence) == [7.0, 5.0, 3.0]
+    sequence.token_advantages = [[1.0, 3.0], [], [-1.0, 0.0]]
+    assert turn_advantages(sequence) == [2.0, 0.0, -0.5]
+
+    turn = TrainTurn([1], [2, 3], [0.0, 0.0], 7.0, None)
+    assert turn_advantages(turn) == [7.0]
+    turn.token_advantages = [1.0, 4.0]
+    assert turn_advantages(turn) == [2.5]
+    turn.token_advantages = []
+    assert turn_advantages(turn) == [0.0]
+
+
 # ---- loss aggregation (train.loss_agg): each token's weight, worked by hand ----
 # Three turns: A (episode 0) 2 free tokens; B (episode 0) 4 tokens of which 2 forced; C
 # (episode 1) 1 free token; D (episode 1) 2 tokens, all forced.

@@ -1,5 +1,6 @@
 """PPO's bi-level GAE (``level: bilevel``): token-level GAE on hand-worked numbers, per-token
-advantages reaching the policy loss, and a training iteration on the tiny model."""
+advantages reaching the policy loss (and the micro-batch loss's other inputs), and a training
+iteration on the tiny model."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from creditgym.credit import CreditContext, assign_credit, register_shaper
 from creditgym.credit.estimators.critic import Critic, HeadCritic
 from creditgym.credit.estimators.ppo import PPOEstimator, token_gae, turn_gae
 from creditgym.train.trainer import train
-from creditgym.train.update import flatten_sequences, flatten_turns, micro_batch_loss
+from creditgym.train.update import TrainTurn, flatten_sequences, flatten_turns, micro_batch_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -108,6 +109,94 @@ def test_flatten_sequences_carries_the_token_arrays_per_turn():
     sequences = flatten_sequences([ep], [np.array([0.0, 0.0])], tokens)
     assert [s.token_advantages for s in sequences] == [[[1.0, -2.0, 0.5]], [[0.0, 0.0, 0.0]]]
     assert [s.trains for s in sequences] == [True, False]  # nonzero tokens must be scored
+
+
+def test_token_arrays_of_the_wrong_length_are_a_clear_error():
+    ep = _token_episode()
+    tokens = [[np.array([1.0, -2.0, 0.5]), np.array([0.0, 3.0])]]
+    message = (
+        "a turn has 3 response tokens but 2 token advantages; "
+        "the estimator must give one per response token"
+    )
+    with pytest.raises(ValueError, match=message):
+        flatten_sequences([ep], [np.array([0.0, 0.0])], tokens)
+
+
+def test_a_micro_batch_mixing_token_arrays_and_turn_advantages_weighs_each_its_own_way():
+    ep = _token_episode()
+    flat = flatten_turns([ep], [np.array([7.0, 2.0])], [[np.array([1.0, -2.0, 0.5])] * 2])
+    flat[1].token_advantages = None  # this turn's advantage, 2, goes to each of its tokens
+    policy = _LogprobPolicy(ep.turns)
+    micro_batch_loss(policy, flat, token_count=6.0).loss.backward()
+    torch.testing.assert_close(policy.model[0].grad, torch.tensor([-1.0, 2.0, -0.5]) / 6.0)
+    torch.testing.assert_close(policy.model[1].grad, torch.full((3,), -2.0 / 6.0))
+
+
+# ---- the micro-batch loss's other inputs ------------------------------------------------
+
+
+class _OneTokenPolicy:
+    """One response token whose log-prob is a trainable parameter, scored with entropy 0.5."""
+
+    def __init__(self, logprob: float):
+        self.model = nn.ParameterList([nn.Parameter(torch.tensor([logprob]))])
+
+    def score(self, prompts, responses, admissible, *, with_entropy):
+        return [self.model[0]], [torch.tensor([0.5])]
+
+
+def test_the_micro_batch_loss_defaults_to_ppos_clip_range_and_no_entropy_bonus():
+    """At ratio 1.3 a positive advantage is clipped at 1 + 0.2: loss -1.2, no gradient, and
+    the entropy is reported but not added."""
+    policy = _OneTokenPolicy(float(np.log(1.3)))
+    out = micro_batch_loss(policy, [TrainTurn([1], [2], [0.0], 1.0, None)], token_count=1.0)
+    out.loss.backward()
+    assert out.loss.item() == pytest.approx(-1.2)
+    assert policy.model[0].grad.item() == 0.0
+    assert out.entropy == pytest.approx(0.5)
+
+
+def test_the_micro_batch_loss_adds_the_reference_kl_at_any_positive_coefficient():
+    ep = _token_episode()
+    flat = flatten_turns([ep], [np.array([0.0, 0.0])])
+    for turn in flat:
+        turn.ref_logprobs = torch.tensor(turn.old_logprobs) - 0.5
+    out = micro_batch_loss(_LogprobPolicy(ep.turns), flat, token_count=6.0, kl_coef=0.1)
+    k3 = float(np.exp(-0.5)) - 0.5  # per token, delta = log pi_ref - log pi = -0.5
+    assert out.ref_kl == pytest.approx(k3)
+    assert out.loss.item() == pytest.approx(0.1 * k3)
+
+
+def test_behaviour_logprobs_recorded_as_numpy_floats_give_a_float32_loss():
+    """A custom policy's numpy log-probs reach `Turn.logprobs` as numpy float64 values."""
+    ep = _token_episode()
+    for turn in ep.turns:
+        turn.logprobs = list(np.array(turn.logprobs))
+    flat = flatten_turns([ep], [np.array([2.0, -1.0])])
+    out = micro_batch_loss(_LogprobPolicy(ep.turns), flat, token_count=6.0)
+    assert out.loss.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_the_loss_moves_its_cpu_inputs_to_the_models_device():
+    """The behaviour and reference log-probs and the advantages are made on the CPU; on a GPU
+    model the loss moves them there and gives the CPU's loss and gradients."""
+    results = []
+    for device in ("cpu", "cuda"):
+        ep = _token_episode()
+        flat = flatten_turns([ep], [np.array([2.0, -1.0])])
+        for turn in flat:
+            turn.ref_logprobs = torch.tensor(turn.old_logprobs) - 0.5
+        policy = _LogprobPolicy(ep.turns)
+        policy.model.to(device)
+        out = micro_batch_loss(policy, flat, token_count=6.0, kl_coef=0.1)
+        out.loss.backward()
+        assert out.loss.device.type == device
+        results.append((out.loss.item(), [p.grad.cpu() for p in policy.model]))
+    (cpu_loss, cpu_grads), (gpu_loss, gpu_grads) = results
+    assert gpu_loss == pytest.approx(cpu_loss)
+    for cpu_grad, gpu_grad in zip(cpu_grads, gpu_grads):
+        torch.testing.assert_close(gpu_grad, cpu_grad)
 
 
 # ---- the estimator --------------------------------------------------------------------------
