@@ -268,6 +268,21 @@ def test_a_value_from_one_step_to_the_door_is_exact():
     assert [t.mc_value for t in out[0].turns] == [0.125, 0.25, 0.5]
 
 
+def test_a_branch_replay_that_differs_says_branch_rollouts_need_a_deterministic_env():
+    env_id = register_corridor()
+    episodes = _collect(env_id, ExpertPolicy(), [0], 1)
+    episodes[0].turns[1].observation = "You are at square 7."
+    message = r"turn 1; branch rollouts \(rollout\.branch\) need an env that is deterministic"
+    with pytest.raises(ValueError, match=message):
+        branch_rollouts(
+            episodes,
+            ExpertPolicy(),
+            BranchConfig(mode="vine", k=1),
+            env_id=env_id,
+            prompt_format=WINDOW,
+        )
+
+
 # ---- where branching cannot run: clear errors before training ---------------------------------
 
 

@@ -253,6 +253,46 @@ def test_monte_carlo_replays_on_the_episodes_split(monkeypatch):
     assert splits == ["train", "train"]  # the replay env and the continuations' envs
 
 
+def test_a_multi_agent_teams_envs_are_made_on_the_rollouts_split(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    splits = []
+    real = monte_carlo.make_envs
+    monkeypatch.setattr(
+        monte_carlo, "make_envs", lambda *a, **kw: splits.append(kw.get("split")) or real(*a, **kw)
+    )
+
+    def team(make_env, episodes, turns, policy, **_):
+        make_env()  # one env for the team's continuations
+        return np.zeros(1), np.zeros(1), np.zeros(1), 0
+
+    monkeypatch.setattr(monte_carlo, "team_monte_carlo", team)
+    monte_carlo_advantages(
+        "creditgym/CoopHousehold-v0", [], [(0, 0)], None, continuations=2, split="test"
+    )
+    assert splits == ["test", "test"]  # the replay env (to see it is multi-agent) and the team's
+
+
+def test_monte_carlo_steps_at_most_256_envs_at_once_unless_told(monkeypatch):
+    from creditgym.measure import monte_carlo
+
+    seen = []
+
+    def scripted(jobs, policy, prompt_format, envs, gamma):
+        seen.append(len(envs))
+        for job in jobs:
+            job.value = 0.0
+        return 0
+
+    monkeypatch.setattr(monte_carlo, "run_continuations", scripted)
+    options = {"continuations": 129, "env_kwargs": {"length": 1, "max_steps": 2}}
+    episodes = [one_step_corridor_episode()]
+    # turn 0 does not end the episode: 129 V and 129 Q continuations, 258 in all
+    monte_carlo_advantages(register_corridor(), episodes, [(0, 0)], None, **options)
+    monte_carlo_advantages(register_corridor(), episodes, [(0, 0)], None, batch_size=300, **options)
+    assert seen == [256, 258]
+
+
 def test_monte_carlo_needs_two_continuations_and_samples_all_turns_when_asked_for_more():
     with pytest.raises(ValueError, match="--mc 1: Monte-Carlo needs at least 2 continuations"):
         monte_carlo_advantages("x", [], [], None, continuations=1)
@@ -265,7 +305,8 @@ def test_monte_carlo_refuses_a_replay_that_does_not_reproduce_the_episode():
     env_id = register_corridor()
     episode = one_step_corridor_episode()
     episode.turns[1].observation = "You are at square 7."
-    with pytest.raises(ValueError, match="deterministic under its reset seed"):
+    message = "turn 1; Monte-Carlo advantages need an env that is deterministic under its reset"
+    with pytest.raises(ValueError, match=message):
         monte_carlo_advantages(
             env_id,
             [episode],

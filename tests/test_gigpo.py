@@ -138,6 +138,15 @@ def test_default_options_are_the_papers():
     assert advantages[1] == pytest.approx([-0.5 - 0.475, -0.5])
 
 
+def test_by_default_an_invalid_turn_loses_0_1_and_only_equal_anchors_share_a_step_group():
+    # the hand-worked numbers of the penalty test above, with the penalty left to its default
+    advantages = gigpo(penalty_pair(valid_first=[False, True]), gamma=1.0)
+    assert advantages[0] == pytest.approx([0.4 + 0.45, 0.5 + 0.5])
+    # anchors 0.975 alike (difflib), above the 0.95 threshold, stay two singleton step groups
+    near = [episode([0], anchors=["a" * 40]), episode([1], anchors=["a" * 39 + "b"])]
+    assert gigpo_terms(near, env_rewards(near, None)).step_advantage.tolist() == [0.0, 0.0]
+
+
 def test_singleton_step_groups_give_zero_step_advantage():
     episodes = [episode([0, 1], group="g"), episode([1, 0], group="g")]  # no anchor repeats
     terms = gigpo_terms(episodes, env_rewards(episodes, None))
@@ -267,6 +276,14 @@ def test_every_turn_records_its_step_group_size_and_both_terms_for_the_viewer():
     # group A's state s: ep1 t0, ep2 t0 and t1, ep3 t0 (the failed episode is in no group)
     assert episodes[0].turn_credit_details(0)["gigpo"]["step_group_size"] == 4
     assert episodes[2].turn_credit_details(0)["gigpo"]["step_group"] == -1
+
+
+def test_a_batch_of_failed_episodes_records_no_step_group_and_a_size_of_integer_0():
+    episodes = [episode([1, 0], failed=True), episode([0], failed=True)]
+    gigpo(episodes)
+    details = [ep.turn_credit_details(t)["gigpo"] for ep in episodes for t in range(len(ep))]
+    assert [(d["step_group"], d["step_group_size"]) for d in details] == [(-1, 0)] * 3
+    assert all(type(d["step_group_size"]) is int for d in details)  # the log writes 0, not -0.0
 
 
 def test_nested_and_set_anchors_group_by_value_at_every_depth():

@@ -381,6 +381,18 @@ def test_rrd_subsets_are_drawn_from_the_generator_alone():
     assert loss(0) == loss(0) and loss(0) != loss(1)
 
 
+def test_rrd_sums_exactly_subset_size_turns_of_each_episode():
+    # every turn of episode e is worth e + 1: any 4 of its n turns (all of a shorter one),
+    # scaled by n / 4, give its return exactly, whichever turns the generator picks
+    lengths = [6, 5, 7, 2]
+    index = torch.as_tensor(np.repeat(np.arange(4), lengths))
+    rewards = (index + 1).float()
+    returns = torch.tensor([(e + 1.0) * n for e, n in enumerate(lengths)])
+    for seed in range(20):
+        generator = torch.Generator().manual_seed(seed)
+        assert decomposition_loss(rewards, index, returns, "rrd", generator).item() == 0.0
+
+
 def test_the_decoder_and_its_training_use_the_documented_defaults():
     latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]))
     latent.fit_and_predict(*_batch(0), updates=0)
@@ -419,6 +431,31 @@ def test_the_fallback_warning_says_what_happens_and_where_it_is_counted():
         "env's rewards instead, and so will later ones that fail this way (counted in "
         "lare/fallbacks_timeout; not warned again)"
     )
+
+
+def test_the_fallback_warning_points_at_the_lare_shaper_however_it_is_called():
+    # stacklevel 3: past record_fallback and _fall_back to lare_rewards' own line, which names
+    # the shaper (through compute_advantages, one level more would be the api's generic call)
+    # and puts the warning in creditgym.credit.shapers.lare, a module a user can filter
+    import inspect
+    import warnings
+
+    from creditgym.credit import compute_advantages
+    from creditgym.credit.shapers import lare
+
+    lines, first = inspect.getsourcelines(lare.lare_rewards)
+    for call in (
+        lambda episodes, context: lare_rewards(episodes, context),
+        lambda episodes, context: compute_advantages(episodes, ["lare"], "grpo", context),
+    ):
+        episodes, _ = synthetic_episodes(2, seed=6)
+        context = CreditContext(extras={"lare": LatentReward(_failing("crash"))})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(episodes, context)
+        [warning] = caught
+        assert warning.filename == lare.__file__
+        assert first <= warning.lineno < first + len(lines)
 
 
 def test_factors_of_the_wrong_width_fall_back_naming_their_shape():
@@ -513,3 +550,24 @@ def test_the_decoder_takes_50_adam_steps_per_batch_unless_told():
         return latent.fit_and_predict(*_batch(0), **options).tolist()
 
     assert predict() == predict(updates=50) != predict(updates=51)
+
+
+def _predict(factors, episode_of_turn, returns):
+    latent = LatentReward(LatentReward.trusted(lambda s, a: [0.0]))
+    return latent.fit_and_predict(factors, episode_of_turn, returns, variant="rrd", updates=5)
+
+
+def test_the_decoder_takes_episode_indices_of_any_integer_type():
+    factors, episode_of_turn, returns = _batch(0)
+    expected = _predict(factors, episode_of_turn, returns).tolist()
+    for dtype in (np.int32, np.int16, np.uint8):
+        assert _predict(factors, episode_of_turn.astype(dtype), returns).tolist() == expected
+
+
+def test_the_decoder_trains_in_float32_on_float64_returns():
+    # the returns are rounded to float32 first: the same training as on float32 returns
+    factors, episode_of_turn, returns = _batch(0)
+    float32 = returns.astype(np.float32)
+    assert _predict(factors, episode_of_turn, returns).tolist() == (
+        _predict(factors, episode_of_turn, float32).tolist()
+    )

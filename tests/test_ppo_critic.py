@@ -101,6 +101,14 @@ def test_inside_the_clip_range_the_loss_is_half_the_squared_error():
     assert loss.item() == pytest.approx(0.5 * 0.4**2)
 
 
+def test_a_value_moved_past_the_return_beyond_the_clip_keeps_its_own_larger_error():
+    # V moved from 0 to 2 with R = 0: (2 - 0)^2 = 4 against clipped V 0.2: 0.04 -> 4
+    loss = clipped_value_loss(
+        torch.tensor([2.0]), torch.tensor([0.0]), torch.tensor([0.0]), clip=0.2
+    )
+    assert loss.item() == pytest.approx(0.5 * 4.0)
+
+
 # ---- critics learn --------------------------------------------------------------------------
 
 
@@ -243,6 +251,14 @@ def test_lambda_one_without_whitening_is_return_minus_the_critics_value():
     assert [turn.credit_details["ppo"]["value"] for turn in episodes[0].turns] == pytest.approx(
         [0.3, 0.7]
     )
+
+
+def test_by_default_the_turn_advantages_are_whitened_over_the_batch():
+    episodes = [_prompted([0.0, 1.0], ["first room", "second room"])]
+    spec = {"name": "ppo", "gamma": 0.5}
+    advantages = compute_advantages(episodes, ["env"], spec, context=_fixed_values(ROOMS))
+    # GAE 0.2 and 0.3 (as above): mean 0.25, unbiased std 0.05 * sqrt(2)
+    np.testing.assert_allclose(advantages[0], [-1 / np.sqrt(2), 1 / np.sqrt(2)], rtol=1e-5)
 
 
 def test_lambda_zero_in_the_estimator_is_the_one_step_td_error():
@@ -607,11 +623,12 @@ def test_zero_critic_epochs_are_allowed_and_the_defaults_are_four_epochs_clip_0_
     assert module.critic.fitted["epochs"] == 0
 
 
-def test_a_new_critic_is_built_with_the_default_hidden_width_and_learning_rate():
+def test_a_new_critic_is_built_with_the_default_hidden_width_learning_rate_and_seed():
     module = PPOEstimator()
     compute_advantages([episode([1.0])], ["env"], "ppo", CreditContext(modules={"ppo": module}))
-    assert (module.critic.hidden, module.critic.lr) == (64, 1e-2)
+    assert (module.critic.hidden, module.critic.lr, module.critic.seed) == (64, 1e-2, 0)
     assert module.critic.network.mlp[0].out_features == 64
+    assert [group["lr"] for group in module.critic.optimizer.param_groups] == [1e-2]
 
 
 def test_make_critic_passes_its_seed_learning_rate_and_width_on():
@@ -683,6 +700,17 @@ def test_the_value_head_normalises_the_features_with_no_trainable_scale():
         "1.2.weight",
         "1.2.bias",
     ]
+
+
+def test_a_head_critic_refuses_features_of_another_size_naming_both():
+    # e.g. a run resumed with a policy of another hidden size than the saved critic's
+    critic = HeadCritic(seed=0, hidden=4)
+    critic.values((torch.zeros(2, 8),))
+    with pytest.raises(ValueError) as error:
+        critic.values((torch.zeros(2, 16),))
+    assert str(error.value) == (
+        "the head critic was built for inputs of size 8, but now gets size 16"
+    )
 
 
 def test_the_token_bag_value_is_the_mlp_of_the_mean_embeddings_of_tokens_and_pairs():
