@@ -82,7 +82,6 @@ FROM_BEFORE_STAMPING = frozenset(
     {
         "credit_curves_coop.json",
         "credit_curves_easy.json",
-        "credit_curves_keyroom.json",
         "credit_curves_medium.json",
         "credit_curves_search.json",
         "credit_curves_search_long.json",
