@@ -118,7 +118,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace, code: str
     summary_path = output_dir / "summary.json"
     if summary_path.is_file():
         return json.loads(summary_path.read_text())
-    config = load_config(CONFIG, [*overrides, f"run.output_dir={output_dir}"])
+    config.run.output_dir = str(output_dir)  # outside the key: `config_hash` leaves it out
     result = train(config)
     splits = config.env.eval_splits or eval_splits(config.env.id)
     rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]

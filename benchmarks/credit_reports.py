@@ -84,7 +84,7 @@ def household() -> list[Report]:
 def checkpoint() -> list[Report]:
     model = (Q10_RUN / "checkpoints" / "iter_000010" / "model").relative_to(ROOT)
     if not (ROOT / model).is_dir():
-        _creditgym(
+        run_creditgym(
             "train", "configs/quickstart_rl.yaml", "train.iterations=10", "run.threads=1",
             f"run.output_dir={Q10_RUN.relative_to(ROOT)}",
         )  # fmt: skip
@@ -186,7 +186,7 @@ GROUPS = {
 }
 
 
-def _creditgym(*argv: str) -> None:
+def run_creditgym(*argv: str) -> None:
     """Run the library's CLI in a child process on one thread; a failure ends the runner."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "creditgym", *argv], cwd=ROOT, env=env)
@@ -203,7 +203,7 @@ def main() -> None:
     for name in GROUPS if args.group == "all" else [args.group]:
         for report in GROUPS[name]():
             start = time.perf_counter()
-            _creditgym(*report.argv())
+            run_creditgym(*report.argv())
             stem = RESULTS / f"credit_report_{report.name}"
             stamp_existing(stamp, stem.with_suffix(".json"), stem.with_suffix(".md"))
             print(f"{report.name}: {time.perf_counter() - start:.0f} s", flush=True)

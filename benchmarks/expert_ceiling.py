@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from provenance import ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
+from credit_reports import run_creditgym  # noqa: E402
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
 
 EVAL = (
     "eval", "--env", "creditgym/HouseholdEasy-v0", "--agent", "expert", "--episodes", "256",
@@ -35,11 +34,7 @@ def main() -> None:
     stamp = stamp_or_exit(parser.parse_args().allow_dirty)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        command = [sys.executable, "-m", "creditgym", *EVAL, "--json", str(out)]
-        done = subprocess.run(command, cwd=ROOT, env=env)
-        if done.returncode != 0:
-            raise SystemExit(f"error: `creditgym eval` failed (exit {done.returncode})")
+        run_creditgym(*EVAL, "--json", str(out))
         splits = json.loads(out.read_text())
     rows = [
         (s["split"], s["episodes"], f"{s['success']:.1%}", f"{s['mean_steps']:.2f}", s["failed"])
