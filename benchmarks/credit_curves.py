@@ -16,8 +16,10 @@ another name than `credit_curves_<preset>`):
                                non-singleton step groups (how much GiGPO's step level acts)
   credit_curves_<preset>.json  every run's curve, stamped with `provenance`
 Each finished run is stored under `results/runs/credit_curves/`, keyed by the training code
-(`learning.code_key`) and the resolved config, so a rerun continues where the last one stopped
-and an interrupted run resumes from its last checkpoint.
+(`run_store.code_key`) and the resolved config, so a rerun continues where the last one stopped
+and an interrupted run resumes from its last checkpoint. Processes may share the store (e.g.
+`--methods grpo` on one core, `--methods gigpo` on the other): a run one of them trains is
+locked, and another that needs it waits for its summary instead of training it twice.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from learning import code_key, config_hash  # noqa: E402
 from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
+from run_store import code_key, config_hash, take_lock  # noqa: E402
 
 from creditgym.config import load_config  # noqa: E402
 from creditgym.envs.registry import eval_splits  # noqa: E402
@@ -40,6 +44,7 @@ from creditgym.train.trainer import train  # noqa: E402
 
 CONFIG = str(ROOT / "configs" / "quickstart_rl.yaml")
 STORE = RESULTS / "runs" / "credit_curves"  # one directory per run, its summary.json once done
+LOCK_POLL_SECONDS = 30  # how often a run another process trains is looked at again
 
 # method -> (turn-reward shapers, advantage estimator)
 METHODS = {
@@ -115,6 +120,19 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace, code: str
     ]
     config = load_config(CONFIG, overrides)
     output_dir = STORE / f"{preset}-{method}-seed{seed}-{code}-{config_hash(config)}"
+    STORE.mkdir(parents=True, exist_ok=True)
+    lock = STORE / f"{output_dir.name}.lock"
+    while not take_lock(lock):  # another process on this store trains this run: wait for it
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        return _load_or_train(config, output_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _load_or_train(config: Any, output_dir: Path) -> dict:
+    """The stored summary of the run in `output_dir`, or train it (resuming from its last
+    checkpoint) and store its summary."""
     summary_path = output_dir / "summary.json"
     if summary_path.is_file():
         return json.loads(summary_path.read_text())

@@ -30,32 +30,30 @@ same batch, reading the batch's ``credit/grpo_corr`` (and sign agreement, share 
 a multiple of GRPO's advantages). Where a method's advantages correlate with GRPO's at 0.8 or
 more, the setting cannot show a difference between them: choose another setting first.
 
-Resumable: each finished run is stored as JSON in `--out`/learning_runs/SETTING/, its name
-keyed by the code (a hash of the committed training code, `TRAINING_CODE`, so that committing a
+Resumable: each finished run is stored as JSON in `--out`/learning_runs/SETTING/, its name keyed
+by the code (`run_store.code_key`: a hash of the committed training code, so that committing a
 README or a test keeps the runs; the run records its commit too; with `--allow-dirty`, plus a
-hash of the uncommitted diff, recorded as such) and a hash of the run's resolved config; a
-rerun skips every run already stored under the same keys. Several benchmark processes may share
-one store (e.g. one per core, started at different times): a run being trained holds a lock,
-and the others skip it (or wait, for a warm start they need). A run interrupted midway resumes
-from its own last checkpoint (`--save-every`), and a longer run (`--iterations`) of a stored
-run's config continues that run from its last checkpoint (a resumed run equals one trained
-straight through: `tests/test_trainer.py`), its start still the warm start's. Other training
-code or another config trains anew; the table reads only the current code's runs (`--table
---code KEY` reads those of an earlier code: the tables of a results file, rebuilt from its
-stored runs after the code moved on).
+hash of the uncommitted diff, recorded as such) and a hash of the run's resolved config; a rerun
+skips every run already stored under the same keys. Several benchmark processes may share one
+store (e.g. one per core, started at different times): a run being trained holds a lock, and the
+others skip it (or wait, for a warm start they need). A run interrupted midway resumes from its
+own last checkpoint (`--save-every`), and a longer run (`--iterations`) of a stored run's config
+continues that run from its last checkpoint (a resumed run equals one trained straight through:
+`tests/test_trainer.py`), its start still the warm start's. Other training code or another
+config trains anew; the table reads only the current code's runs (`--table --code KEY` reads
+those of an earlier code: the tables of a results file, rebuilt from its stored runs after the
+code moved on).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import queue
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,7 +74,8 @@ from learning_report import (  # noqa: E402
     plot_curves,
     results_table,
 )
-from provenance import DirtyTree, commit, git, provenance, write_results  # noqa: E402
+from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
+from run_store import code_key, config_hash, take_lock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
@@ -161,32 +160,6 @@ RUN_OPTIONS = (  # every run: quiet, one thread, no episode log, evaluated only 
 )
 
 
-#: what a run's outcome depends on: a commit that changes none of these (a README, a test, this
-#: script's table) keeps every stored run
-TRAINING_CODE = ("creditgym", "configs", "pyproject.toml", "benchmarks/estimators.py")
-
-
-def code_key(allow_dirty: bool) -> str:
-    """A hash of the committed training code (`TRAINING_CODE`'s git objects); with
-    `allow_dirty` and uncommitted changes, ``<hash>+dirty-<hash of the diff>`` (so a rerun on
-    the same uncommitted code finds its runs, and other code does not).
-
-    Raises `DirtyTree` on uncommitted changes unless allowed.
-    """
-    dirty = commit(allow_dirty).endswith("+dirty")
-    objects = [git("rev-parse", f"HEAD:{path}") for path in TRAINING_CODE]
-    key = hashlib.sha256(" ".join(objects).encode()).hexdigest()[:12]
-    if not dirty:
-        return key
-    diff = subprocess.run(
-        ["git", "diff", "HEAD", "--", ".", ":(exclude)benchmarks/results"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    return f"{key}+dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
-
-
 def _parse_seeds(text: str) -> list[int]:
     """``0,1,2`` or ``0-15`` (or a mix)."""
     seeds: list[int] = []
@@ -208,14 +181,6 @@ class RunSpec:
     config_hash: str  # `config_hash` of the resolved config
     demonstrations: int  # the config's `train.sft_warmup.episodes` (0: no warm start)
     iterations: int  # the config's `train.iterations`
-
-
-def config_hash(config: Any) -> str:
-    """A hash of a resolved config (defaults included), the output directory left out."""
-    resolved = dataclasses.asdict(config)
-    resolved["run"].pop("output_dir")
-    text = json.dumps(resolved, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class Benchmark:
@@ -338,7 +303,7 @@ class Benchmark:
             return result
         key = self.key(spec)
         lock = self.store / f"{key}.lock"
-        if not _take(lock):  # another benchmark process on this store is training it
+        if not take_lock(lock):  # another benchmark process on this store is training it
             print(f"busy    {spec.method} seed {spec.seed}: another process trains it", flush=True)
             return {"error": "trained by another process (rerun for the table)"}
         try:
@@ -442,24 +407,6 @@ def _copy_run(source: Path, run_dir: Path) -> None:
         shutil.rmtree(run_dir)
     shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
     shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
-
-
-def _take(lock: Path) -> bool:
-    """Create `lock` holding this process's id; False while a live process holds it (a lock
-    left by a dead one is taken over)."""
-    try:
-        with lock.open("x") as f:
-            f.write(str(os.getpid()))
-        return True
-    except FileExistsError:
-        try:
-            os.kill(int(lock.read_text() or 0), 0)
-            return False
-        except (ProcessLookupError, ValueError):
-            lock.unlink(missing_ok=True)
-            return _take(lock)
-        except PermissionError:  # alive, another user's
-            return False
 
 
 def _held_out_success(run_dir: Path) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -63,3 +64,23 @@ def test_other_code_another_seed_or_another_config_trains_anew(tmp_path, monkeyp
     credit_curves.run("easy", "grpo", 0, _args(iterations=3), code="abc")
     credit_curves.run("easy", "gigpo", 0, _args(), code="abc")
     assert len(set(calls)) == len(calls) == 5
+
+
+def test_a_run_another_process_trains_is_waited_for_not_trained_twice(tmp_path, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(credit_curves, "STORE", tmp_path)
+    monkeypatch.setattr(credit_curves, "train", _fake_train(calls))
+    first = credit_curves.run("easy", "grpo", 0, _args(), code="abc")
+    (run_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    summary = (run_dir / "summary.json").read_text()
+    (run_dir / "summary.json").unlink()  # as if the run were still training ...
+    lock = tmp_path / f"{run_dir.name}.lock"
+    lock.write_text(str(os.getpid()))  # ... in a live process
+
+    def other_process_finishes(seconds):
+        (run_dir / "summary.json").write_text(summary)
+        lock.unlink()
+
+    monkeypatch.setattr(credit_curves.time, "sleep", other_process_finishes)
+    assert credit_curves.run("easy", "grpo", 0, _args(), code="abc") == first
+    assert len(calls) == 1 and not lock.exists()

@@ -16,9 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from learning import _take  # noqa: E402
 from learning_report import diagnostics_table, gain_table, gate_table, results_table  # noqa: E402
 from paired_stats import mean_interval, paired_difference, t_critical  # noqa: E402
+from run_store import take_lock  # noqa: E402
 
 
 def test_t_critical_values_come_from_the_table_then_the_expansion():
@@ -125,12 +125,12 @@ def test_the_diagnostics_table_averages_iterations_then_seeds(tmp_path):
 
 def test_a_run_in_training_is_locked_and_a_dead_process_lock_taken_over(tmp_path):
     lock = tmp_path / "run.lock"
-    assert _take(lock) and lock.read_text() == str(os.getpid())
-    assert not _take(lock)  # held by a live process (this one): another process skips it
+    assert take_lock(lock) and lock.read_text() == str(os.getpid())
+    assert not take_lock(lock)  # held by a live process (this one): another process skips it
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(str(dead.pid))  # left by a process that died mid-run
-    assert _take(lock) and lock.read_text() == str(os.getpid())
+    assert take_lock(lock) and lock.read_text() == str(os.getpid())
 
 
 TINY_RUN = [

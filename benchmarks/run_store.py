@@ -1,0 +1,74 @@
+"""What the resumable benchmarks (`learning.py`, `credit_curves.py`) key their stored runs on,
+and the lock that lets several processes share one store.
+
+A stored run's name carries `code_key` (a hash of the committed training code, so that
+committing a README or a test keeps every run, and other training code trains anew) and
+`config_hash` (a hash of the run's resolved config). A process training a run holds its lock
+(`take_lock`), so another process on the same store skips or waits for it instead of training
+it twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from provenance import ROOT, commit, git
+
+__all__ = ["TRAINING_CODE", "code_key", "config_hash", "take_lock"]
+
+#: what a run's outcome depends on: a commit that changes none of these (a README, a test, a
+#: benchmark's table) keeps every stored run
+TRAINING_CODE = ("creditgym", "configs", "pyproject.toml", "benchmarks/estimators.py")
+
+
+def code_key(allow_dirty: bool) -> str:
+    """A hash of the committed training code (`TRAINING_CODE`'s git objects); with
+    `allow_dirty` and uncommitted changes, ``<hash>+dirty-<hash of the diff>`` (so a rerun on
+    the same uncommitted code finds its runs, and other code does not).
+
+    Raises `DirtyTree` on uncommitted changes unless allowed.
+    """
+    dirty = commit(allow_dirty).endswith("+dirty")
+    objects = [git("rev-parse", f"HEAD:{path}") for path in TRAINING_CODE]
+    key = hashlib.sha256(" ".join(objects).encode()).hexdigest()[:12]
+    if not dirty:
+        return key
+    diff = subprocess.run(
+        ["git", "diff", "HEAD", "--", ".", ":(exclude)benchmarks/results"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return f"{key}+dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
+
+
+def config_hash(config: Any) -> str:
+    """A hash of a resolved config (defaults included), the output directory left out."""
+    resolved = dataclasses.asdict(config)
+    resolved["run"].pop("output_dir")
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def take_lock(lock: Path) -> bool:
+    """Create `lock` holding this process's id; False while a live process holds it (a lock
+    left by a dead one is taken over)."""
+    try:
+        with lock.open("x") as f:
+            f.write(str(os.getpid()))
+        return True
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return take_lock(lock)
+        except PermissionError:  # alive, another user's
+            return False
