@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
-from run_store import code_key, config_hash, take_lock  # noqa: E402
+from run_store import code_key, config_hash, stored_run  # noqa: E402
 
 from creditgym.config import load_config  # noqa: E402
 from creditgym.envs.registry import eval_splits  # noqa: E402
@@ -44,7 +43,6 @@ from creditgym.train.trainer import train  # noqa: E402
 
 CONFIG = str(ROOT / "configs" / "quickstart_rl.yaml")
 STORE = RESULTS / "runs" / "credit_curves"  # one directory per run, its summary.json once done
-LOCK_POLL_SECONDS = 30  # how often a run another process trains is looked at again
 
 # method -> (turn-reward shapers, advantage estimator)
 METHODS = {
@@ -120,22 +118,27 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace, code: str
     ]
     config = load_config(CONFIG, overrides)
     output_dir = STORE / f"{preset}-{method}-seed{seed}-{code}-{config_hash(config)}"
-    STORE.mkdir(parents=True, exist_ok=True)
-    lock = STORE / f"{output_dir.name}.lock"
-    while not take_lock(lock):  # another process on this store trains this run: wait for it
-        time.sleep(LOCK_POLL_SECONDS)
-    try:
-        return _load_or_train(config, output_dir)
-    finally:
-        lock.unlink(missing_ok=True)
+    summary = stored_run(output_dir, lambda run_dir: _train(config, run_dir))
+    return {**summary, **rollout_figures(output_dir)}
 
 
-def _load_or_train(config: Any, output_dir: Path) -> dict:
-    """The stored summary of the run in `output_dir`, or train it (resuming from its last
-    checkpoint) and store its summary."""
-    summary_path = output_dir / "summary.json"
-    if summary_path.is_file():
-        return json.loads(summary_path.read_text())
+def rollout_figures(output_dir: Path) -> dict:
+    """What the run's training rollouts did (its ``metrics.jsonl``): turns per episode over the
+    last quarter of the iterations, success over the first and the last quarter, env steps."""
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    iterations = [row for row in rows if "rollout/turns" in row]
+    quarter = max(1, len(iterations) // 4)
+    first, last = iterations[:quarter], iterations[-quarter:]
+    return {
+        "turns_last_quarter": float(np.mean([row["rollout/turns"] for row in last])),
+        "train_success_first_quarter": float(np.mean([row["rollout/success"] for row in first])),
+        "train_success_last_quarter": float(np.mean([row["rollout/success"] for row in last])),
+        "env_steps": iterations[-1]["env_steps"],
+    }
+
+
+def _train(config: Any, output_dir: Path) -> dict:
+    """Train the run in `output_dir` (resuming from its last checkpoint): its summary."""
     config.run.output_dir = str(output_dir)  # outside the key: `config_hash` leaves it out
     result = train(config)
     splits = config.env.eval_splits or eval_splits(config.env.id)
@@ -148,7 +151,7 @@ def _load_or_train(config: Any, output_dir: Path) -> dict:
     evals = [row for row in rows if any(key.startswith("eval/") for key in row)]
     # the last eval row per env-step count (a warm start logs two at step 0)
     by_steps = {row["env_steps"]: row for row in evals}
-    summary = {
+    return {
         "steps": sorted(by_steps),
         "success": {
             split: [by_steps[s][f"eval/{split}/success"] for s in sorted(by_steps)]
@@ -157,8 +160,6 @@ def _load_or_train(config: Any, output_dir: Path) -> dict:
         "step_grouped_share": float(np.mean(grouped)) if grouped else 0.0,
         "minutes": result.seconds / 60,
     }
-    summary_path.write_text(json.dumps(summary, indent=1))
-    return summary
 
 
 def plot(results: dict[str, list[dict]], title: str, path: Path) -> None:
@@ -194,7 +195,9 @@ def plot(results: dict[str, list[dict]], title: str, path: Path) -> None:
 
 def final_table(results: dict[str, list[dict]]) -> str:
     """Final held-out success per method (mean +- std over the seeds), the share of turns in
-    non-singleton step groups and the minutes per run."""
+    non-singleton step groups, the minutes per run and what the training rollouts did: turns
+    per episode in the last quarter of the iterations (per seed), success from the first to the
+    last quarter (mean over the seeds) and env steps per run."""
     splits = list(next(iter(results.values()))[0]["success"])
     rows = []
     for method, runs in results.items():
@@ -203,9 +206,22 @@ def final_table(results: dict[str, list[dict]]) -> str:
             [method, *(f"{f.mean():.1%} +- {f.std():.1%}" for f in finals)]
             + [f"{np.mean([r['step_grouped_share'] for r in runs]):.1%}"]
             + [f"{np.mean([r['minutes'] for r in runs]):.1f}"]
+            + [" / ".join(f"{r['turns_last_quarter']:.2f}" for r in runs)]
+            + [
+                f"{np.mean([r['train_success_first_quarter'] for r in runs]):.1%} -> "
+                f"{np.mean([r['train_success_last_quarter'] for r in runs]):.1%}"
+            ]
+            + [
+                f"{min(r['env_steps'] for r in runs) / 1000:.1f}k-"
+                f"{max(r['env_steps'] for r in runs) / 1000:.1f}k"
+            ]
         )
-    columns = ["method", *splits, "turns in step groups", "minutes/run"]
-    return markdown_table(columns, rows, align="l" * (len(columns) - 2) + "rr")
+    columns = [
+        "method", *splits, "turns in step groups", "minutes/run",
+        "turns per episode, last quarter (per seed)", "training success, first -> last quarter",
+        "env steps per run",
+    ]  # fmt: skip
+    return markdown_table(columns, rows, align="l" * len(splits) + "lrrlll")
 
 
 def main() -> None:

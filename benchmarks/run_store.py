@@ -5,7 +5,7 @@ A stored run's name carries `code_key` (a hash of the committed training code, s
 committing a README or a test keeps every run, and other training code trains anew) and
 `config_hash` (a hash of the run's resolved config). A process training a run holds its lock
 (`take_lock`), so another process on the same store skips or waits for it instead of training
-it twice.
+it twice; `stored_run` does both for a run that leaves a ``summary.json`` in its directory.
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ import hashlib
 import json
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from provenance import ROOT, commit, git
 
-__all__ = ["TRAINING_CODE", "code_key", "config_hash", "take_lock"]
+__all__ = ["TRAINING_CODE", "code_key", "config_hash", "stored_run", "take_lock"]
+
+LOCK_POLL_SECONDS = 30  # how often a run another process trains is looked at again
 
 #: what a run's outcome depends on: a commit that changes none of these (a README, a test, a
 #: benchmark's table) keeps every stored run
@@ -72,3 +76,22 @@ def take_lock(lock: Path) -> bool:
             return take_lock(lock)
         except PermissionError:  # alive, another user's
             return False
+
+
+def stored_run(run_dir: Path, train: Callable[[Path], dict]) -> dict:
+    """The summary the run in `run_dir` stored (``summary.json``) when it finished, else
+    ``train(run_dir)``'s, stored there. While another process trains the run (it holds the lock
+    beside `run_dir`), this one waits for it instead of training the run twice."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = run_dir.with_name(f"{run_dir.name}.lock")
+    while not take_lock(lock):
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        summary_path = run_dir / "summary.json"
+        if summary_path.is_file():
+            return json.loads(summary_path.read_text())
+        summary = train(run_dir)
+        summary_path.write_text(json.dumps(summary, indent=1))
+        return summary
+    finally:
+        lock.unlink(missing_ok=True)

@@ -15,12 +15,15 @@ has a supervised warm start (`train.sft_warmup`), the model after it, before any
 own row the same way.
 
 Writes `benchmarks/results/smollm2_household.md` (the table) and `.json` (every number, per
-run), and prints the table. Wall times are of this machine at the time of the run: on a shared
-CPU they move with the load, so read them as rough.
+run), stamped with `provenance`, and prints the table. Wall times are of this machine at the
+time of the run: on a shared CPU they move with the load, so read them as rough.
 
-Runs go to `runs/smollm2_results/<method>-seed<seed>`; an interrupted run resumes from its
-last checkpoint when the command is repeated (its wall time then covers the resumed part only,
-and the JSON says so). `--fresh` refuses to reuse an existing run directory.
+Each finished run is stored under `results/runs/smollm2/`, keyed by the training code
+(`run_store.code_key`) and the resolved config: a rerun of the command loads it, an interrupted
+run resumes from its last checkpoint (its wall time then covers the resumed part only, and the
+JSON says so), and processes for different methods can fill the store on different cores
+(`taskset -c 0 ... --methods grpo`, `taskset -c 1 ... --methods gigpo`) before the README's
+command assembles the table from it.
 """
 
 from __future__ import annotations
@@ -28,39 +31,50 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from creditgym.config import load_config
-from creditgym.envs.registry import eval_splits
-from creditgym.measure.evaluate import SplitResult
-from creditgym.train.trainer import train
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
+from provenance import RESULTS, ROOT, stamp_or_exit, write_results  # noqa: E402
+from run_store import code_key, config_hash, stored_run  # noqa: E402
+
+from creditgym.config import Config, load_config  # noqa: E402
+from creditgym.envs.registry import eval_splits  # noqa: E402
+from creditgym.measure.evaluate import SplitResult  # noqa: E402
+from creditgym.train.trainer import train  # noqa: E402
+
 CONFIG = ROOT / "configs" / "smollm2_household.yaml"
+STORE = RESULTS / "runs" / "smollm2"  # one directory per run, its summary.json once done
 ESTIMATORS = {"grpo": "{name: grpo}", "gigpo": "{name: gigpo}"}
 LABELS = {"grpo": "GRPO", "gigpo": "GiGPO"}
 
 
-def run_one(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one (method, seed) and return its evaluations, budget and timings."""
-    out = Path(args.runs) / f"{method}-seed{seed}"
-    if args.fresh and out.exists():
-        raise SystemExit(f"{out} exists; remove it or drop --fresh to resume it")
+def run_one(method: str, seed: int, args: argparse.Namespace, code: str) -> dict[str, Any]:
+    """One (method, seed) run's evaluations, budget and timings: stored once finished, so a
+    rerun of the same code (`code`) and config loads them."""
     overrides = [
         f"credit.estimator={ESTIMATORS[method]}",
         f"run.seed={seed}",
-        f"run.output_dir={out}",
         f"run.threads={args.threads}",
         "run.progress=false",
         "run.tensorboard=false",
+        "run.resume=true",
     ]
     if args.iterations is not None:
         overrides.append(f"train.iterations={args.iterations}")
     if args.eval_episodes is not None:
         overrides.append(f"eval.episodes={args.eval_episodes}")
     config = load_config(CONFIG, [*overrides, *args.overrides])
+    run_dir = STORE / f"{method}-seed{seed}-{code}-{config_hash(config)}"
+    return stored_run(run_dir, lambda out: _train(config, out, method, seed))
+
+
+def _train(config: Config, out: Path, method: str, seed: int) -> dict[str, Any]:
+    """Train (or resume) the run in `out`: its evaluations, budget and timings."""
+    config.run.output_dir = str(out)  # outside the key: `config_hash` leaves it out
     resumed = (out / "checkpoints").exists() and any((out / "checkpoints").iterdir())
     start = time.perf_counter()
     result = train(config)
@@ -198,14 +212,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="default: the config's")
     parser.add_argument("--eval-episodes", type=int, default=None, help="default: the config's")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
-    parser.add_argument("--runs", default=str(ROOT / "runs" / "smollm2_results"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    parser.add_argument("--fresh", action="store_true", help="never resume an existing run")
-    parser.add_argument(
-        "--report",
-        action="store_true",
-        help="train nothing: rebuild the table from --out's saved JSON (and the runs' logs)",
-    )
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     parser.add_argument("overrides", nargs="*", help="more config overrides, key=value")
     args = parser.parse_args()
     methods = args.methods.split(",")
@@ -214,36 +221,12 @@ def main() -> None:
         parser.error(f"unknown method(s) {unknown}; choose from {sorted(ESTIMATORS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / "smollm2_household.json"
-    if args.report:
-        runs = json.loads(saved.read_text())
-        for r in runs:
-            r.setdefault("shaped_return", shaped_returns(ROOT / r["output_dir"]))
-            r["output_dir"] = _relative(Path(r["output_dir"]))
-        saved.write_text(json.dumps(runs, indent=1))
-    else:
-        runs = []
-        for seed in seeds:
-            for method in methods:
-                runs.append(run_one(method, seed, args))
-                # written after every run, so an interrupted benchmark keeps what it finished
-                saved.write_text(json.dumps(runs, indent=1))
-    command = "python benchmarks/smollm2_results.py " + " ".join(
-        [
-            "--seeds " + ",".join(str(seed) for seed in dict.fromkeys(r["seed"] for r in runs)),
-            "--methods " + ",".join(dict.fromkeys(r["method"] for r in runs)),
-        ]
-        + ([f"--iterations {args.iterations}"] if args.iterations is not None else [])
-        + ([f"--eval-episodes {args.eval_episodes}"] if args.eval_episodes is not None else [])
-        + args.overrides
-    )
+    stamp = stamp_or_exit(args.allow_dirty)
+    code = code_key(args.allow_dirty)
+    runs = [run_one(method, seed, args, code) for seed in seeds for method in methods]
     text = "\n".join(
         [
             f"# SmolLM2-135M-Instruct on {runs[0]['env']} {runs[0]['env_kwargs']}",
-            "",
-            f"`{command}`",
             "",
             table(runs),
             "",
@@ -265,7 +248,7 @@ def main() -> None:
             ],
         ]
     )
-    (out / "smollm2_household.md").write_text(text + "\n")
+    write_results("smollm2_household", stamp, runs, text)
     print(text)
 
 

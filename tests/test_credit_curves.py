@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +29,9 @@ def _fake_train(calls: list[str]):
         out.mkdir(parents=True)
         rows = [
             {"env_steps": 0, "eval/valid_seen/success": 0.1, "eval/valid_unseen/success": 0.0},
-            {"env_steps": 90, "credit/step_grouped_turn_share": 0.5},
+            {"env_steps": 40, "rollout/turns": 4.0, "rollout/success": 0.0},
+            {"env_steps": 90, "credit/step_grouped_turn_share": 0.5}
+            | {"rollout/turns": 6.0, "rollout/success": 0.5},
             {"env_steps": 100, "eval/valid_seen/success": 0.3, "eval/valid_unseen/success": 0.2},
         ]
         (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -51,6 +52,10 @@ def test_a_finished_run_is_loaded_not_trained_again(tmp_path, monkeypatch):
         "success": {"valid_seen": [0.1, 0.3], "valid_unseen": [0.0, 0.2]},
         "step_grouped_share": 0.5,
         "minutes": 2.0,
+        "turns_last_quarter": 6.0,
+        "train_success_first_quarter": 0.0,
+        "train_success_last_quarter": 0.5,
+        "env_steps": 90,
     }
 
 
@@ -66,21 +71,20 @@ def test_other_code_another_seed_or_another_config_trains_anew(tmp_path, monkeyp
     assert len(set(calls)) == len(calls) == 5
 
 
-def test_a_run_another_process_trains_is_waited_for_not_trained_twice(tmp_path, monkeypatch):
-    calls: list[str] = []
-    monkeypatch.setattr(credit_curves, "STORE", tmp_path)
-    monkeypatch.setattr(credit_curves, "train", _fake_train(calls))
-    first = credit_curves.run("easy", "grpo", 0, _args(), code="abc")
-    (run_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
-    summary = (run_dir / "summary.json").read_text()
-    (run_dir / "summary.json").unlink()  # as if the run were still training ...
-    lock = tmp_path / f"{run_dir.name}.lock"
-    lock.write_text(str(os.getpid()))  # ... in a live process
-
-    def other_process_finishes(seconds):
-        (run_dir / "summary.json").write_text(summary)
-        lock.unlink()
-
-    monkeypatch.setattr(credit_curves.time, "sleep", other_process_finishes)
-    assert credit_curves.run("easy", "grpo", 0, _args(), code="abc") == first
-    assert len(calls) == 1 and not lock.exists()
+def test_the_table_shows_each_methods_rollouts_beside_its_held_out_success():
+    run = {
+        "success": {"valid_seen": [0.1, 0.3], "valid_unseen": [0.0, 0.2]},
+        "step_grouped_share": 0.5,
+        "minutes": 2.0,
+        "turns_last_quarter": 6.0,
+        "train_success_first_quarter": 0.0,
+        "train_success_last_quarter": 0.5,
+        "env_steps": 1500,
+    }
+    other = run | {"turns_last_quarter": 1.05, "train_success_last_quarter": 0.25, "env_steps": 900}
+    table = credit_curves.final_table({"grpo": [run, other]})
+    row = table.splitlines()[-1]
+    assert row == (
+        "| grpo | 30.0% +- 0.0% | 20.0% +- 0.0% | 50.0% | 2.0 | 6.00 / 1.05 | 0.0% -> 37.5% "
+        "| 0.9k-1.5k |"
+    )

@@ -1,0 +1,130 @@
+"""The benchmarks' run store: a finished run is loaded, never trained twice, whether a rerun or
+another process asks for it; a run that fails stores nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import run_store  # noqa: E402
+import smollm2_results  # noqa: E402
+
+from creditgym.measure.evaluate import SplitResult  # noqa: E402
+
+
+def _counting_train(calls: list[Path]):
+    def train(run_dir: Path) -> dict:
+        calls.append(run_dir)
+        run_dir.mkdir()
+        return {"success": 0.5}
+
+    return train
+
+
+def test_a_finished_run_is_loaded_and_a_failed_one_trained_again(tmp_path):
+    calls: list[Path] = []
+    run_dir = tmp_path / "grpo-seed0-code-hash"
+
+    def crash(run_dir):
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        run_store.stored_run(run_dir, crash)
+    assert not run_dir.with_name(f"{run_dir.name}.lock").exists()  # released by the crash
+
+    assert run_store.stored_run(run_dir, _counting_train(calls)) == {"success": 0.5}
+    assert run_store.stored_run(run_dir, _counting_train(calls)) == {"success": 0.5}
+    assert calls == [run_dir]
+    assert json.loads((run_dir / "summary.json").read_text()) == {"success": 0.5}
+
+
+def test_a_run_another_live_process_holds_is_waited_for(tmp_path, monkeypatch):
+    run_dir = tmp_path / "grpo-seed0-code-hash"
+    lock = run_dir.with_name(f"{run_dir.name}.lock")
+    lock.write_text(str(os.getpid()))  # a live process trains it
+    waits: list[float] = []
+
+    def other_process_finishes_after_two_polls(seconds):
+        waits.append(seconds)
+        if len(waits) == 2:
+            run_dir.mkdir()
+            (run_dir / "summary.json").write_text(json.dumps({"success": 0.25}))
+            lock.unlink()
+
+    monkeypatch.setattr(run_store.time, "sleep", other_process_finishes_after_two_polls)
+    calls: list[Path] = []
+    assert run_store.stored_run(run_dir, _counting_train(calls)) == {"success": 0.25}
+    assert calls == [] and waits == [run_store.LOCK_POLL_SECONDS] * 2
+
+
+def _fake_train(calls: list[str]):
+    """Stands in for `train` on the SmolLM2 config: one iteration, evaluated before and after."""
+
+    def train(config):
+        calls.append(config.run.output_dir)
+        out = Path(config.run.output_dir)
+        out.mkdir(parents=True)
+        evals = {"eval/valid_seen/success": 0.25, "eval/valid_unseen/success": 0.5}
+        rows = [
+            {"iteration": 0, **evals},
+            {"iteration": 1, "time/rollout": 3.0, "time/credit": 1.0, "time/update": 2.0}
+            | {"rollout/success": 0.75, "update/steps": 2},
+            {"iteration": 1, **evals},
+        ]
+        (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        result = [
+            SplitResult("policy", s, 32, 0.5, 0.5, 4.0) for s in ("valid_seen", "valid_unseen")
+        ]
+        return type(
+            "Result",
+            (),
+            dict(
+                iterations=1,
+                env_steps=40,
+                random_baseline=result,
+                after_warm_start=[],
+                final=result,
+            ),
+        )
+
+    return train
+
+
+def test_the_smollm2_table_is_assembled_from_stored_runs_and_stamped(tmp_path, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(smollm2_results, "STORE", tmp_path / "runs")
+    monkeypatch.setattr(smollm2_results, "train", _fake_train(calls))
+    written = {}
+    monkeypatch.setattr(
+        smollm2_results, "write_results", lambda name, stamp, data, text: written.update(locals())
+    )
+    monkeypatch.setattr(smollm2_results, "code_key", lambda allow_dirty: "code")
+    argv = [
+        str(ROOT / "benchmarks" / "smollm2_results.py"),
+        "--seeds",
+        "0,1",
+        "--methods",
+        "grpo",
+        "--allow-dirty",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    smollm2_results.main()
+    smollm2_results.main()  # the second time from the store
+
+    assert len(calls) == 2 and len(set(calls)) == 2  # one training per seed, not per call
+    assert written["name"] == "smollm2_household"
+    assert written["stamp"]["command"] == "python benchmarks/smollm2_results.py " + " ".join(
+        argv[1:]
+    )
+    assert [(r["method"], r["seed"], r["train_success"]) for r in written["data"]] == [
+        ("grpo", 0, [0.75]),
+        ("grpo", 1, [0.75]),
+    ]
+    assert "| SmolLM2 + GRPO | 50.0% (50%, 50%) | 50.0% (50%, 50%) | 0, 1 |" in written["text"]
