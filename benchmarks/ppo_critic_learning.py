@@ -6,21 +6,36 @@ variance 1 - Var(R - V) / Var(R) is taken before the critic trains on the batch,
 measures prediction on states it has not fitted. One thread, one process:
 
     python benchmarks/ppo_critic_learning.py
-    python benchmarks/ppo_critic_learning.py --batches 40 --settings 1e-3:4,1e-2:4
+    python benchmarks/ppo_critic_learning.py --batches 40 --settings 1e-3:4,1e-2:4 --name NAME
+
+Writes `results/ppo_critic_learning.{json,md}` (`--name` for another name), stamped with
+`provenance`: per setting, the explained variance on every batch, its range and the mean over
+the last half of the batches, and the seconds the critic took.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from creditgym.agents.factory import load_policy
-from creditgym.credit import CreditContext, compute_advantages
-from creditgym.credit.estimators.ppo import PPOEstimator
-from creditgym.rollout.collect import PromptFormat, collect_episodes, group_tasks, make_envs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from provenance import markdown_table, stamp_or_exit, write_results  # noqa: E402
+
+from creditgym.agents.factory import load_policy  # noqa: E402
+from creditgym.credit import CreditContext, compute_advantages  # noqa: E402
+from creditgym.credit.estimators.ppo import PPOEstimator  # noqa: E402
+from creditgym.rollout.collect import (  # noqa: E402
+    PromptFormat,
+    collect_episodes,
+    group_tasks,
+    make_envs,
+)
 
 
 def main() -> None:
@@ -35,7 +50,10 @@ def main() -> None:
         default="1e-3:4,3e-3:4,1e-2:4,1e-2:32:10",
         help="comma-separated critic_lr:critic_epochs[:value_clip]",
     )
+    parser.add_argument("--name", default="ppo_critic_learning", help="results file name")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
+    stamp = stamp_or_exit(args.allow_dirty)
     torch.set_num_threads(1)
 
     policy = load_policy(args.agent)
@@ -47,12 +65,15 @@ def main() -> None:
         batches.append(
             collect_episodes(envs, policy, tasks, env_id=args.env, prompt_format=PromptFormat())
         )
-    success = np.mean([ep.success for batch in batches for ep in batch])
-    turns = np.mean([sum(len(ep.turns) for ep in batch) for batch in batches])
-    print(
+    success = float(np.mean([ep.success for batch in batches for ep in batch]))
+    turns = float(np.mean([sum(len(ep.turns) for ep in batch) for batch in batches]))
+    title = (
         f"{args.env}, {args.agent}: {args.batches} batches, {turns:.0f} turns each, "
         f"success {success:.1%}"
     )
+    print(title)
+    data = {"env": args.env, "agent": args.agent, "turns": turns, "success": success}
+    data["settings"], rows = [], []
 
     for setting in args.settings.split(","):
         lr, epochs, *clip = setting.split(":")
@@ -68,14 +89,26 @@ def main() -> None:
         start = time.perf_counter()
         for batch in batches:
             compute_advantages(batch, ["env"], spec, context=context)
-            explained.append(module.metrics()["explained_variance"])
+            explained.append(float(module.metrics()["explained_variance"]))
         seconds = time.perf_counter() - start
+        last_half = float(np.mean(explained[len(explained) // 2 :]))
         print(
             f"lr {lr} epochs {epochs} clip {spec['value_clip']}: explained variance "
             + " ".join(f"{x:+.2f}" for x in explained)
-            + f" | last half mean {np.mean(explained[len(explained) // 2 :]):+.3f} "
-            f"({seconds:.1f} s)"
+            + f" | last half mean {last_half:+.3f} ({seconds:.1f} s)"
         )
+        data["settings"].append({**spec, "explained_variance": explained, "seconds": seconds})
+        rows.append(
+            [
+                f"{lr} : {epochs}, value_clip {spec['value_clip']}",
+                f"{min(explained):+.2f} .. {max(explained):+.2f}",
+                f"{last_half:+.3f}",
+                f"{seconds:.1f}",
+            ]
+        )
+    columns = ["critic_lr : critic_epochs", "range", "mean of the last half", "seconds"]
+    path = write_results(args.name, stamp, data, f"{title}\n\n" + markdown_table(columns, rows))
+    print(f"written: {path}")
 
 
 if __name__ == "__main__":
