@@ -64,7 +64,7 @@ def main() -> None:
             rows.append([mode, *(f"{data[mode][key]:,.0f}" for key in COUNTS), seconds])
     columns = [
         "rollout.branch.mode", "env steps", "policy tokens", "of which branch steps",
-        "continuations", "replay steps", "rollout time (iterations 1 / 2)",
+        "continuations trained on", "replay steps", "rollout time (iterations 1 / 2)",
     ]  # fmt: skip
     table = markdown_table(columns, rows)
     path = write_results("branch_costs", stamp, data, "Iteration 1's counts.\n\n" + table)
