@@ -80,9 +80,6 @@ def test_each_stamped_results_files_command_is_printed_in_the_readme():
 # and none may join it.
 FROM_BEFORE_STAMPING = frozenset(
     {
-        "credit_curves_coop.json",
-        "credit_curves_search.json",
-        "credit_curves_search_long.json",
         "lare_smollm2_coop.json",
         "smollm2_household.json",
     }
