@@ -1,8 +1,8 @@
 """Does an offline instruct model write LaRe's factor function? SmolLM2-135M on the cooperative
 household, through `creditgym train` as a user runs it.
 
-    python benchmarks/lare_code_writer.py                # seed 0
-    python benchmarks/lare_code_writer.py --seeds 0,1,2
+    python benchmarks/lare_code_writer.py              # seeds 0, 1, 2 (~5 minutes each)
+    python benchmarks/lare_code_writer.py --seeds 0
 
 Each seed runs ``creditgym train configs/quickstart_rl.yaml`` with the credit curves' ``coop``
 preset and LaRe (``credit.shapers=[lare]``), its factors from ``credit.lare_factors=llm:smollm2``,
@@ -74,7 +74,10 @@ def write_once(seed: int, model: str = MODEL) -> dict:
                 + done.stderr[-2000:]
             )
         log = json.loads(log_path.read_text())
-    message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    # the trainer's one-line stop; a run that got working code trains on, and its last line is
+    # not about the factors
+    failed = done.returncode != 0 and done.stderr.strip()
+    message = done.stderr.strip().splitlines()[-1] if failed else ""
     return {
         "seed": seed,
         "exit_code": done.returncode,
@@ -107,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
     stamp = stamp_or_exit(args.allow_dirty)
