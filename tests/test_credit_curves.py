@@ -40,6 +40,19 @@ def _fake_train(calls: list[str]):
     return train
 
 
+# what `run` returns for `_fake_train`'s run: its summary and its rollouts' figures
+SUMMARY = {
+    "steps": [0, 100],
+    "success": {"valid_seen": [0.1, 0.3], "valid_unseen": [0.0, 0.2]},
+    "step_grouped_share": 0.5,
+    "minutes": 2.0,
+    "turns_last_quarter": 6.0,
+    "train_success_first_quarter": 0.0,
+    "train_success_last_quarter": 0.5,
+    "env_steps": 90,
+}
+
+
 def test_a_finished_run_is_loaded_not_trained_again(tmp_path, monkeypatch):
     calls: list[str] = []
     monkeypatch.setattr(credit_curves, "STORE", tmp_path)
@@ -47,16 +60,7 @@ def test_a_finished_run_is_loaded_not_trained_again(tmp_path, monkeypatch):
     first = credit_curves.run("easy", "grpo", 0, _args(), code="abc")
     again = credit_curves.run("easy", "grpo", 0, _args(), code="abc")
     assert len(calls) == 1 and again == first
-    assert first == {
-        "steps": [0, 100],
-        "success": {"valid_seen": [0.1, 0.3], "valid_unseen": [0.0, 0.2]},
-        "step_grouped_share": 0.5,
-        "minutes": 2.0,
-        "turns_last_quarter": 6.0,
-        "train_success_first_quarter": 0.0,
-        "train_success_last_quarter": 0.5,
-        "env_steps": 90,
-    }
+    assert first == SUMMARY
 
 
 def test_other_code_another_seed_or_another_config_trains_anew(tmp_path, monkeypatch):
@@ -72,15 +76,7 @@ def test_other_code_another_seed_or_another_config_trains_anew(tmp_path, monkeyp
 
 
 def test_the_table_shows_each_methods_rollouts_beside_its_held_out_success():
-    run = {
-        "success": {"valid_seen": [0.1, 0.3], "valid_unseen": [0.0, 0.2]},
-        "step_grouped_share": 0.5,
-        "minutes": 2.0,
-        "turns_last_quarter": 6.0,
-        "train_success_first_quarter": 0.0,
-        "train_success_last_quarter": 0.5,
-        "env_steps": 1500,
-    }
+    run = SUMMARY | {"env_steps": 1500}
     other = run | {"turns_last_quarter": 1.05, "train_success_last_quarter": 0.25, "env_steps": 900}
     table = credit_curves.final_table({"grpo": [run, other]})
     row = table.splitlines()[-1]
