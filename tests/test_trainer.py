@@ -1,6 +1,7 @@
 """The trainer: exact resume, and a small learning test that proves training improves the policy."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -40,6 +41,22 @@ def test_resume_after_two_iterations_equals_four_straight(tmp_path, credit):
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
+def test_a_run_started_afresh_in_a_used_directory_logs_only_its_own_rows(tmp_path):
+    first = train(household_config(tmp_path, "run", "train.iterations=2"))
+    # an earlier run stopped before its first checkpoint left rows, then the run starts over
+    shutil.rmtree(first.checkpoint.parent)
+    with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"iteration": 7, "stale": True}) + "\n")
+    train(household_config(tmp_path, "run", "train.iterations=2"))
+    train(household_config(tmp_path, "straight", "train.iterations=2"))
+
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert not any(row.get("stale") for row in rows)
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "straight")
 
 
 def test_checkpoint_is_a_hugging_face_directory_with_optimizer_and_rng(tmp_path):

@@ -148,6 +148,8 @@ def setup(config: Config, console: Any = None) -> Run:
     )
     if resume_from is not None:
         _resume(run, resume_from)
+    else:  # afresh: rows a run before this one left in the directory are not this run's
+        run.writer.start_over()
     run.train_kwargs = stage_kwargs(config, run.state.iteration + 1)
     run.train_envs = training_envs(config, run.local_batch_size, run.train_kwargs)
     return run

@@ -95,6 +95,13 @@ class MetricsWriter:
         for tracker in self._trackers:
             tracker.log(scalars, step)
 
+    def start_over(self) -> None:
+        """Empty `metrics.jsonl` for a run that starts afresh in a directory an earlier run (one
+        stopped before its first checkpoint, or one started over with ``run.resume=false``) has
+        written to, so its rows are not read as this run's."""
+        if self.enabled and self.path.exists():
+            self.path.write_text("")
+
     def truncate_after(self, iteration: int) -> None:
         """Drop rows past `iteration` (a resumed run rewrites what the crashed one logged).
 
