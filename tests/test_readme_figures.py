@@ -80,7 +80,6 @@ def test_each_stamped_results_files_command_is_printed_in_the_readme():
 # and none may join it.
 FROM_BEFORE_STAMPING = frozenset(
     {
-        "lare_smollm2_coop.json",
         "smollm2_household.json",
     }
 )
