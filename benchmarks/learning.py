@@ -53,7 +53,6 @@ import json
 import os
 import queue
 import shlex
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +74,7 @@ from learning_report import (  # noqa: E402
     results_table,
 )
 from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
-from run_store import code_key, config_hash, take_lock  # noqa: E402
+from run_store import code_key, config_hash, copy_run, take_lock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
@@ -320,7 +319,7 @@ class Benchmark:
         shorter = self.shorter_run(spec) if fresh else None
         origin = run_dir / CONTINUED_FROM
         if shorter is not None:  # a longer run continues the shorter one from its last checkpoint
-            _copy_run(self.runs / self.key(shorter[0]), run_dir)
+            copy_run(self.runs / self.key(shorter[0]), run_dir)
             origin.write_text(json.dumps({"run": self.key(shorter[0]), **shorter[1]}))
             fresh = False
         elif fresh and warm is not None:  # over from the seed's warm start, trained once
@@ -388,7 +387,7 @@ class Benchmark:
             if not lock.exists():
                 return False
             time.sleep(5)
-        _copy_run(self.runs / self.key(warm), run_dir)
+        copy_run(self.runs / self.key(warm), run_dir)
         return True
 
     def run_all(self, specs: list[RunSpec]) -> list[dict]:
@@ -398,15 +397,6 @@ class Benchmark:
         warm = list(dict.fromkeys(w for w in map(self.warm_start, specs) if w is not None))
         with ThreadPoolExecutor(self.args.jobs) as pool:
             return list(pool.map(self.run, [*warm, *specs]))[len(warm) :]
-
-
-def _copy_run(source: Path, run_dir: Path) -> None:
-    """Make `run_dir` a copy of the run in `source` (its checkpoints, optimizers included, and
-    its metrics), for the trainer to resume from its last checkpoint."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
-    shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
 
 
 def _held_out_success(run_dir: Path) -> dict[str, float]:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 
 from provenance import ROOT, commit, git
 
-__all__ = ["TRAINING_CODE", "code_key", "config_hash", "stored_run", "take_lock"]
+__all__ = ["TRAINING_CODE", "code_key", "config_hash", "copy_run", "stored_run", "take_lock"]
 
 LOCK_POLL_SECONDS = 30  # how often a run another process trains is looked at again
 
@@ -95,3 +96,12 @@ def stored_run(run_dir: Path, train: Callable[[Path], dict]) -> dict:
         return summary
     finally:
         lock.unlink(missing_ok=True)
+
+
+def copy_run(source: Path, run_dir: Path) -> None:
+    """Make `run_dir` a copy of the run in `source` (its checkpoints, optimizers included, and
+    its metrics), for the trainer to resume from its last checkpoint."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
+    shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")

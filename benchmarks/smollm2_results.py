@@ -6,24 +6,25 @@ GRPO and GiGPO.
 
 Each (method, seed) is one `creditgym train configs/smollm2_household.yaml` run (conversation
 mode, constrained to the admissible actions, LoRA) with `credit.estimator` set to the method, on
-one torch thread. Every run evaluates the random agent and the untrained model on the same
-held-out tasks before it trains (tasks 0..N-1 of each held-out split, so every row of the table
-is scored on the same tasks), then the trained model after its last iteration. The untrained
-model's row comes from the first method's run; the other runs re-measure it, and the script
-says if they disagree (they should not: same seed, same model, same tasks). When the config
-has a supervised warm start (`train.sft_warmup`), the model after it, before any RL, gets its
-own row the same way.
+one torch thread. A seed's supervised warm start (`train.sft_warmup`) is trained once, as the
+config run for 0 iterations: it evaluates the random agent and the untrained model on the
+held-out tasks (tasks 0..N-1 of each held-out split, so every row of the table is scored on the
+same tasks), trains on the expert's demonstrations and evaluates the model again. Each method's
+run at that seed starts from a copy of it (its iteration-0 checkpoint, optimizer and RNG states
+included: the trainer resumes it exactly as if the run had trained the warm start itself), then
+trains and evaluates the model after its last iteration. Without a warm start in the config,
+the first method's runs give the random and untrained rows.
 
 Writes `benchmarks/results/smollm2_household.md` (the table) and `.json` (every number, per
 run), stamped with `provenance`, and prints the table. Wall times are of this machine at the
 time of the run: on a shared CPU they move with the load, so read them as rough.
 
-Each finished run is stored under `results/runs/smollm2/`, keyed by the training code
-(`run_store.code_key`) and the resolved config: a rerun of the command loads it, an interrupted
-run resumes from its last checkpoint (its wall time then covers the resumed part only, and the
-JSON says so), and processes for different methods can fill the store on different cores
-(`taskset -c 0 ... --methods grpo`, `taskset -c 1 ... --methods gigpo`) before the README's
-command assembles the table from it.
+Each finished run (warm starts included) is stored under `results/runs/smollm2/`, keyed by the
+training code (`run_store.code_key`) and the resolved config: a rerun of the command loads it,
+an interrupted run resumes from its last checkpoint (its wall time then covers the resumed
+part only, and the JSON says so), and processes for different seeds can fill the store on
+different cores (`taskset -c 0 ... --seeds 0`, `taskset -c 1 ... --seeds 1`) before the
+README's command assembles the table from it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from provenance import RESULTS, ROOT, stamp_or_exit, write_results  # noqa: E402
-from run_store import code_key, config_hash, stored_run  # noqa: E402
+from run_store import code_key, config_hash, copy_run, stored_run  # noqa: E402
 
 from creditgym.config import Config, load_config  # noqa: E402
 from creditgym.envs.registry import eval_splits  # noqa: E402
@@ -50,32 +51,76 @@ CONFIG = ROOT / "configs" / "smollm2_household.yaml"
 STORE = RESULTS / "runs" / "smollm2"  # one directory per run, its summary.json once done
 ESTIMATORS = {"grpo": "{name: grpo}", "gigpo": "{name: gigpo}"}
 LABELS = {"grpo": "GRPO", "gigpo": "GiGPO"}
+WARM = "warm"  # the name of a seed's shared warm start in the store
 
 
-def run_one(method: str, seed: int, args: argparse.Namespace, code: str) -> dict[str, Any]:
-    """One (method, seed) run's evaluations, budget and timings: stored once finished, so a
-    rerun of the same code (`code`) and config loads them."""
-    overrides = [
-        f"credit.estimator={ESTIMATORS[method]}",
+def warm_start(seed: int, args: argparse.Namespace, code: str) -> dict[str, Any] | None:
+    """The seed's supervised warm start (the config trained for 0 iterations: the random agent,
+    the untrained model, the warm start and its evaluation), trained once and stored, so every
+    method's run at `seed` continues from the same model; None when the config has none."""
+    config = _config(seed, args, ["train.iterations=0"])
+    if config.train.sft_warmup.episodes == 0:
+        return None
+    run_dir = STORE / f"{WARM}-seed{seed}-{code}-{config_hash(config)}"
+    return stored_run(run_dir, lambda out: _train_warm_start(config, out, seed))
+
+
+def run_one(
+    method: str, seed: int, args: argparse.Namespace, code: str, warm: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One (method, seed) run's evaluations, budget and timings, continued from the seed's
+    warm start `warm` (if any): stored once finished, so a rerun of the same code (`code`) and
+    config loads them."""
+    overrides = [f"credit.estimator={ESTIMATORS[method]}"]
+    if args.iterations is not None:
+        overrides.append(f"train.iterations={args.iterations}")
+    config = _config(seed, args, overrides)
+    run_dir = STORE / f"{method}-seed{seed}-{code}-{config_hash(config)}"
+    return stored_run(run_dir, lambda out: _train(config, out, method, seed, warm))
+
+
+def _config(seed: int, args: argparse.Namespace, overrides: list[str]) -> Config:
+    """The SmolLM2 config at `seed` with this script's run options, `overrides` and the
+    command line's own."""
+    options = [
         f"run.seed={seed}",
         f"run.threads={args.threads}",
         "run.progress=false",
         "run.tensorboard=false",
         "run.resume=true",
     ]
-    if args.iterations is not None:
-        overrides.append(f"train.iterations={args.iterations}")
     if args.eval_episodes is not None:
-        overrides.append(f"eval.episodes={args.eval_episodes}")
-    config = load_config(CONFIG, [*overrides, *args.overrides])
-    run_dir = STORE / f"{method}-seed{seed}-{code}-{config_hash(config)}"
-    return stored_run(run_dir, lambda out: _train(config, out, method, seed))
+        options.append(f"eval.episodes={args.eval_episodes}")
+    return load_config(CONFIG, [*options, *overrides, *args.overrides])
 
 
-def _train(config: Config, out: Path, method: str, seed: int) -> dict[str, Any]:
-    """Train (or resume) the run in `out`: its evaluations, budget and timings."""
+def _train_warm_start(config: Config, out: Path, seed: int) -> dict[str, Any]:
+    """Train the 0-iteration run in `out`: held-out success before and after the warm start."""
     config.run.output_dir = str(out)  # outside the key: `config_hash` leaves it out
-    resumed = (out / "checkpoints").exists() and any((out / "checkpoints").iterdir())
+    start = time.perf_counter()
+    result = train(config)
+    return {
+        "method": WARM,
+        "seed": seed,
+        "output_dir": _relative(out),
+        "random": _success(result.random_baseline),
+        "untrained": _success(result.initial),
+        "warm_start": _success(result.final),  # the last evaluation: after the warm start
+        "warm_start_demonstrations": config.train.sft_warmup.episodes,
+        "eval_episodes": config.eval.episodes,
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def _train(
+    config: Config, out: Path, method: str, seed: int, warm: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Train (or resume) the run in `out`, from a copy of the warm start's directory (its
+    iteration-0 checkpoint) when it starts anew: its evaluations, budget and timings."""
+    config.run.output_dir = str(out)  # outside the key: `config_hash` leaves it out
+    resumed = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
+    if warm is not None and not resumed:
+        copy_run(ROOT / warm["output_dir"], out)
     start = time.perf_counter()
     result = train(config)
     seconds = time.perf_counter() - start
@@ -91,6 +136,7 @@ def _train(config: Config, out: Path, method: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "output_dir": _relative(out),
         "resumed": resumed,
+        "warm_start_run": warm["output_dir"] if warm else None,
         "env": config.env.id,
         "env_kwargs": config.env.kwargs,
         "iterations": result.iterations,
@@ -154,24 +200,29 @@ def _minutes(runs: list[dict[str, Any]]) -> str:
     return ", ".join(f"{r['wall_seconds'] / 60:.0f}" for r in runs) + " min"
 
 
-def table(runs: list[dict[str, Any]]) -> str:
-    """The markdown table: random, untrained, then one row per trained method."""
+def table(runs: list[dict[str, Any]], warm_starts: list[dict[str, Any]]) -> str:
+    """The markdown table: random, untrained, warm start (the seeds' shared `warm_starts`,
+    when the config has one), then one row per trained method."""
     splits = list(runs[0]["random"])
     first = runs[0]["method"]
-    base = [r for r in runs if r["method"] == first]
+    base = warm_starts or [r for r in runs if r["method"] == first]
     lines = [
         f"| agent | {' | '.join(splits)} | seeds | budget | wall time |",
         "|---" * (len(splits) + 4) + "|",
     ]
     seeds = ", ".join(str(r["seed"]) for r in base)
     evals = f"{runs[0]['eval_episodes']} tasks per split"
-    rows = [("random agent", "random", evals), ("SmolLM2, untrained", "untrained", evals)]
-    if base[0].get("warm_start"):
+    inside = "(inside the warm start)" if warm_starts else "(inside each run)"
+    rows = [
+        ("random agent", "random", evals, inside),
+        ("SmolLM2, untrained", "untrained", evals, inside),
+    ]
+    if warm_starts:
         demos = f"{base[0]['warm_start_demonstrations']} expert demonstrations"
-        rows.append(("SmolLM2, warm start only", "warm_start", demos))
-    for name, key, budget in rows:
+        rows.append(("SmolLM2, warm start only", "warm_start", demos, _minutes(warm_starts)))
+    for name, key, budget, minutes in rows:
         cells = " | ".join(_cell([r[key][s] for r in base]) for s in splits)
-        lines.append(f"| {name} | {cells} | {seeds} | {budget} | (inside each run) |")
+        lines.append(f"| {name} | {cells} | {seeds} | {budget} | {minutes} |")
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
         cells = " | ".join(_cell([r["trained"][s] for r in mine]) for s in splits)
@@ -180,27 +231,13 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"{r0['iterations']} it x {r0['groups']} tasks x {r0['group_size']} episodes "
             f"({r0['env_steps']} env steps)"
         )
+        after = " after the warm start" if warm_starts else ""
         lines.append(
-            f"| SmolLM2{' + warm start' if r0.get('warm_start') else ''} + {LABELS[method]} | "
+            f"| SmolLM2{' + warm start' if warm_starts else ''} + {LABELS[method]} | "
             f"{cells} | "
-            f"{', '.join(str(r['seed']) for r in mine)} | {budget} | {_minutes(mine)} |"
+            f"{', '.join(str(r['seed']) for r in mine)} | {budget} | {_minutes(mine)}{after} |"
         )
     return "\n".join(lines)
-
-
-def _disagreements(runs: list[dict[str, Any]]) -> list[str]:
-    """Runs of one seed whose untrained or warm-started model's evals differ (they should be
-    identical: same seed, same demonstrations)."""
-    notes = []
-    for seed in dict.fromkeys(r["seed"] for r in runs):
-        same = [r for r in runs if r["seed"] == seed]
-        for key in ("untrained", "warm_start"):
-            if any(r.get(key) != same[0].get(key) for r in same):
-                notes.append(
-                    f"seed {seed}: the {key.replace('_', '-')} model scored differently across "
-                    "runs: " + "; ".join(f"{r['method']} {r.get(key)}" for r in same)
-                )
-    return notes
 
 
 def main() -> None:
@@ -223,14 +260,17 @@ def main() -> None:
 
     stamp = stamp_or_exit(args.allow_dirty)
     code = code_key(args.allow_dirty)
-    runs = [run_one(method, seed, args, code) for seed in seeds for method in methods]
+    warm_starts, runs = [], []
+    for seed in seeds:  # a seed's warm start, then its methods: an interruption keeps whole seeds
+        warm = warm_start(seed, args, code)
+        warm_starts += [warm] if warm is not None else []
+        runs += [run_one(method, seed, args, code, warm) for method in methods]
     text = "\n".join(
         [
             f"# SmolLM2-135M-Instruct on {runs[0]['env']} {runs[0]['env_kwargs']}",
             "",
-            table(runs),
+            table(runs, warm_starts),
             "",
-            *[f"- {note}" for note in _disagreements(runs)],
             *[
                 f"- {r['method']} seed {r['seed']}: held-out success after iterations "
                 + ", ".join(
@@ -248,7 +288,7 @@ def main() -> None:
             ],
         ]
     )
-    write_results("smollm2_household", stamp, runs, text)
+    write_results("smollm2_household", stamp, {"warm_starts": warm_starts, "runs": runs}, text)
     print(text)
 
 

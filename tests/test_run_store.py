@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,34 +65,45 @@ def test_a_run_another_live_process_holds_is_waited_for(tmp_path, monkeypatch):
     assert calls == [] and waits == [run_store.LOCK_POLL_SECONDS] * 2
 
 
+def _evals(success: float) -> dict[str, float]:
+    return {"eval/valid_seen/success": success, "eval/valid_unseen/success": success}
+
+
+def _results(success: float) -> list[SplitResult]:
+    return [
+        SplitResult("policy", s, 32, success, success, 4.0) for s in ("valid_seen", "valid_unseen")
+    ]
+
+
 def _fake_train(calls: list[str]):
-    """Stands in for `train` on the SmolLM2 config: one iteration, evaluated before and after."""
+    """Stands in for `train` on the SmolLM2 config: the warm start (0 iterations) evaluates the
+    model before (0%) and after (25%) it; a method's run resumes from the warm start's metrics
+    and checkpoint and adds one iteration, evaluated after (50%)."""
 
     def train(config):
         calls.append(config.run.output_dir)
         out = Path(config.run.output_dir)
-        out.mkdir(parents=True)
-        evals = {"eval/valid_seen/success": 0.25, "eval/valid_unseen/success": 0.5}
-        rows = [
-            {"iteration": 0, **evals},
-            {"iteration": 1, "time/rollout": 3.0, "time/credit": 1.0, "time/update": 2.0}
-            | {"rollout/success": 0.75, "update/steps": 2},
-            {"iteration": 1, **evals},
-        ]
-        (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-        result = [
-            SplitResult("policy", s, 32, 0.5, 0.5, 4.0) for s in ("valid_seen", "valid_unseen")
-        ]
-        return type(
-            "Result",
-            (),
-            dict(
-                iterations=1,
-                env_steps=40,
-                random_baseline=result,
-                after_warm_start=[],
-                final=result,
-            ),
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        metrics = out / "metrics.jsonl"
+        if config.train.iterations == 0:
+            rows = [{"iteration": 0, **_evals(0.0)}, {"iteration": 0, **_evals(0.25)}]
+        else:
+            rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+            assert len(rows) == 2, "a method's run continues from the warm start's rows"
+            rows += [
+                {"iteration": 1, "time/rollout": 3.0, "time/credit": 1.0, "time/update": 2.0}
+                | {"rollout/success": 0.75, "update/steps": 2},
+                {"iteration": 1, **_evals(0.5)},
+            ]
+        metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (out / "checkpoints" / f"iter_{config.train.iterations:06d}").mkdir()
+        return SimpleNamespace(
+            iterations=config.train.iterations,
+            env_steps=40 * config.train.iterations,
+            random_baseline=_results(0.125),
+            initial=_results(0.0),
+            after_warm_start=_results(0.25) if config.train.iterations else [],
+            final=_results(0.5 if config.train.iterations else 0.25),
         )
 
     return train
@@ -111,20 +123,41 @@ def test_the_smollm2_table_is_assembled_from_stored_runs_and_stamped(tmp_path, m
         "--seeds",
         "0,1",
         "--methods",
-        "grpo",
+        "grpo,gigpo",
         "--allow-dirty",
     ]
     monkeypatch.setattr(sys, "argv", argv)
     smollm2_results.main()
     smollm2_results.main()  # the second time from the store
 
-    assert len(calls) == 2 and len(set(calls)) == 2  # one training per seed, not per call
+    # one warm start per seed, shared by both methods; nothing trained the second time
+    assert [Path(c).name.split("-code-")[0] for c in calls] == [
+        "warm-seed0",
+        "grpo-seed0",
+        "gigpo-seed0",
+        "warm-seed1",
+        "grpo-seed1",
+        "gigpo-seed1",
+    ]
     assert written["name"] == "smollm2_household"
     assert written["stamp"]["command"] == "python benchmarks/smollm2_results.py " + " ".join(
         argv[1:]
     )
-    assert [(r["method"], r["seed"], r["train_success"]) for r in written["data"]] == [
+    runs = written["data"]["runs"]
+    assert [(r["method"], r["seed"], r["train_success"]) for r in runs] == [
         ("grpo", 0, [0.75]),
+        ("gigpo", 0, [0.75]),
         ("grpo", 1, [0.75]),
+        ("gigpo", 1, [0.75]),
     ]
-    assert "| SmolLM2 + GRPO | 50.0% (50%, 50%) | 50.0% (50%, 50%) | 0, 1 |" in written["text"]
+    assert [Path(r["warm_start_run"]).name.split("-code-")[0] for r in runs] == [
+        "warm-seed0",
+        "warm-seed0",
+        "warm-seed1",
+        "warm-seed1",
+    ]
+    text = written["text"]
+    assert "| random agent | 12.5% (12%, 12%) | 12.5% (12%, 12%) | 0, 1 |" in text
+    assert "| SmolLM2, untrained | 0.0% (0%, 0%) | 0.0% (0%, 0%) | 0, 1 |" in text
+    assert "| SmolLM2, warm start only | 25.0% (25%, 25%) | 25.0% (25%, 25%) | 0, 1 |" in text
+    assert "| SmolLM2 + warm start + GiGPO | 50.0% (50%, 50%) | 50.0% (50%, 50%) | 0, 1 |" in text
