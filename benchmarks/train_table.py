@@ -1,0 +1,212 @@
+"""Held-out success of `creditgym train` runs over seeds and settings, as one stamped table.
+
+    python benchmarks/train_table.py --name NAME CONFIG [--seeds 0,1,2]
+        [--setting 'LABEL: key=value key=value' ...] [--threads 1] [key=value ...]
+
+Each (setting, seed) is `creditgym train CONFIG` with the overrides given on the command line,
+then the setting's own, then ``run.seed=SEED`` (a setting without overrides is the config as
+it is). Per run the table has held-out success per split of the random agent, the model before
+training, after the supervised warm start (when the config has one) and after the last
+iteration; the env steps, the training-rollout success over the first and the last quarter of
+the iterations, and the wall time (start-up, evaluations and warm start included). Per setting
+with several seeds, a row of the means over the seeds and their standard deviation.
+
+Writes ``benchmarks/results/NAME.{md,json}``, stamped with `provenance`. Each finished run is
+stored under ``results/runs/train_table/NAME/``, keyed by the training code
+(`run_store.code_key`) and the resolved config: a rerun loads it, an interrupted run resumes
+from its last checkpoint, and processes given different seeds or settings fill the store on
+different cores (``taskset -c 0 ... --seeds 0``, ``taskset -c 1 ... --seeds 1``) before one
+command with every seed assembles the table. Wall times are of this machine at the time: on a
+shared CPU they move with the load, so read them as rough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
+from run_store import code_key, config_hash, stored_run  # noqa: E402
+
+from creditgym.config import Config, ConfigError, load_config  # noqa: E402
+from creditgym.measure.evaluate import SplitResult  # noqa: E402
+from creditgym.train.trainer import train  # noqa: E402
+
+STORE = RESULTS / "runs" / "train_table"  # one folder per table, one per run in it
+
+
+def parse_setting(text: str) -> tuple[str, list[str]]:
+    """``'LABEL: key=value key=value'`` -> (label, overrides); a bare ``LABEL`` has none."""
+    label, _, overrides = text.partition(":")
+    if not label.strip():
+        raise ValueError(f"--setting {text!r} has no label: write 'LABEL: key=value ...'")
+    return label.strip(), overrides.split()
+
+
+def run_one(
+    args: argparse.Namespace, label: str, overrides: list[str], seed: int, code: str
+) -> dict[str, Any]:
+    """One (setting, seed) run's summary: stored once finished, loaded by a rerun of the same
+    training code (`code`) and resolved config."""
+    options = [
+        f"run.threads={args.threads}",
+        "run.progress=false",
+        "run.tensorboard=false",
+        "run.resume=true",
+    ]
+    config = load_config(args.config, [*options, *args.overrides, *overrides, f"run.seed={seed}"])
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "setting"
+    run_dir = STORE / args.name / f"{slug}-seed{seed}-{code}-{config_hash(config)}"
+    summary = stored_run(run_dir, lambda out: _train(config, out))
+    return {"setting": label, "overrides": overrides, "seed": seed, **summary}
+
+
+def _train(config: Config, out: Path) -> dict[str, Any]:
+    """Train (or resume) the run in `out`: its held-out success, budget and wall time."""
+    config.run.output_dir = str(out)  # outside the key: `config_hash` leaves it out
+    resumed = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
+    start = time.perf_counter()
+    result = train(config)
+    seconds = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    success = [row["rollout/success"] for row in rows if "rollout/success" in row]
+    quarter = max(1, len(success) // 4)
+    return {
+        "output_dir": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
+        "resumed": resumed,
+        "eval_episodes": config.eval.episodes,
+        "demonstrations": config.train.sft_warmup.episodes,
+        "random": _success(result.random_baseline),
+        "untrained": _success(result.initial),
+        "warm_start": _success(result.after_warm_start),
+        "final": _success(result.final),
+        "iterations": result.iterations,
+        "env_steps": result.env_steps,
+        "train_success_first_quarter": statistics.mean(success[:quarter]) if success else None,
+        "train_success_last_quarter": statistics.mean(success[-quarter:]) if success else None,
+        "minutes": seconds / 60,
+    }
+
+
+def _success(results: list[SplitResult]) -> dict[str, float]:
+    return {r.split: r.success for r in results}
+
+
+def _pair(success: dict[str, float]) -> str:
+    """``70.3% / 50.0%``: success per held-out split, in the env's split order."""
+    return " / ".join(f"{v:.1%}" for v in success.values()) if success else ""
+
+
+def _mean_pair(runs: list[dict[str, Any]], key: str) -> str:
+    """Per split, the mean over the runs' `key` success +- the standard deviation over seeds."""
+    splits = list(runs[0][key])
+    cells = []
+    for split in splits:
+        values = [r[key][split] for r in runs]
+        sd = f" +- {statistics.stdev(values):.1%}" if len(values) > 1 else ""
+        cells.append(f"**{statistics.mean(values):.1%}**{sd}")
+    return " / ".join(cells)
+
+
+def _quarters(run: dict[str, Any]) -> str:
+    first, last = run["train_success_first_quarter"], run["train_success_last_quarter"]
+    return "" if first is None else f"{first:.0%} -> {last:.0%}"
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """One row per run and, per setting with several seeds, the means over them."""
+    splits = " / ".join(runs[0]["final"])
+    iterations = runs[0]["iterations"]
+    columns = [
+        "setting",
+        "seed",
+        f"random agent ({splits})",
+        "before training",
+        "after the warm start",
+        "after training",
+        "iterations",
+        "env steps",
+        "training success, first -> last quarter",
+        "wall time",
+    ]
+    rows = []
+    for label in dict.fromkeys(r["setting"] for r in runs):
+        mine = [r for r in runs if r["setting"] == label]
+        for i, r in enumerate(mine):
+            rows.append(
+                [
+                    label if i == 0 else "",
+                    r["seed"],
+                    _pair(r["random"]),
+                    _pair(r["untrained"]),
+                    _pair(r["warm_start"]),
+                    _pair(r["final"]),
+                    r["iterations"],
+                    f"{r['env_steps']:,}",
+                    _quarters(r),
+                    f"{r['minutes']:.1f} min" + (" (resumed part)" if r["resumed"] else ""),
+                ]
+            )
+        if len(mine) > 1:
+            warm = _mean_pair(mine, "warm_start") if mine[0]["warm_start"] else ""
+            rows.append(["", "mean", "", "", warm, _mean_pair(mine, "final"), "", "", "", ""])
+    episodes = runs[0]["eval_episodes"]
+    note = (
+        f"Held-out success on tasks 0..{episodes - 1} of each split ({splits}); "
+        f"{iterations} iterations unless the column says otherwise."
+    )
+    return markdown_table(columns, rows, "llllllrrll") + "\n\n" + note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("config", help="a training config, e.g. configs/quickstart.yaml")
+    parser.add_argument("--name", required=True, help="the results file: results/NAME.md")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        help="'LABEL: key=value ...', repeatable (default: the config as it is)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
+    parser.add_argument("overrides", nargs="*", help="overrides for every setting, key=value")
+    args = parser.parse_intermixed_args()  # overrides may follow the options
+    if not re.fullmatch(r"[\w.-]+", args.name):
+        parser.error(f"--name {args.name!r}: use letters, digits, '_', '-' and '.' only")
+    try:
+        settings = [parse_setting(text) for text in args.setting] or [("config", [])]
+    except ValueError as error:
+        parser.error(str(error))
+    if not re.fullmatch(r"\d+(,\d+)*", args.seeds):
+        parser.error(f"--seeds {args.seeds!r}: comma-separated integers, e.g. 0,1,2")
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    stamp = stamp_or_exit(args.allow_dirty)
+    code = code_key(args.allow_dirty)
+    try:
+        runs = [
+            run_one(args, label, overrides, seed, code)
+            for label, overrides in settings
+            for seed in seeds
+        ]
+    except ConfigError as error:
+        raise SystemExit(f"error: {error}") from None
+    text = f"# `creditgym train {args.config}` over seeds\n\n{table(runs)}"
+    write_results(args.name, stamp, runs, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
