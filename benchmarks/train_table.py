@@ -12,11 +12,11 @@ the iterations, and the wall time (start-up, evaluations and warm start included
 with several seeds, a row of the means over the seeds and their standard deviation.
 
 Writes ``benchmarks/results/NAME.{md,json}``, stamped with `provenance`. Each finished run is
-stored under ``results/runs/train_table/NAME/``, keyed by the training code
-(`run_store.code_key`) and the resolved config: a rerun loads it, an interrupted run resumes
-from its last checkpoint, and processes given different seeds or settings fill the store on
-different cores (``taskset -c 0 ... --seeds 0``, ``taskset -c 1 ... --seeds 1``) before one
-command with every seed assembles the table. Wall times are of this machine at the time: on a
+stored under ``results/runs/train_table/``, keyed by the training code (`run_store.code_key`)
+and the resolved config (so tables share the runs they have in common, whatever their labels):
+a rerun loads it, an interrupted run resumes from its last checkpoint, and processes given
+different seeds or settings fill the store on different cores (``taskset -c 0 ... --seeds 0``,
+``taskset -c 1 ... --seeds 1``) before one command with every seed assembles the table. Wall times are of this machine at the time: on a
 shared CPU they move with the load, so read them as rough.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -40,15 +41,17 @@ from creditgym.config import Config, ConfigError, load_config  # noqa: E402
 from creditgym.measure.evaluate import SplitResult  # noqa: E402
 from creditgym.train.trainer import train  # noqa: E402
 
-STORE = RESULTS / "runs" / "train_table"  # one folder per table, one per run in it
+STORE = RESULTS / "runs" / "train_table"  # one folder per run, shared by every table
 
 
 def parse_setting(text: str) -> tuple[str, list[str]]:
-    """``'LABEL: key=value key=value'`` -> (label, overrides); a bare ``LABEL`` has none."""
+    """``'LABEL: key=value key=value'`` -> (label, overrides), the overrides split as a shell
+    would (quote one that holds spaces: ``'GiGPO: "credit.estimator={name: gigpo}"'``); a bare
+    ``LABEL`` has none."""
     label, _, overrides = text.partition(":")
     if not label.strip():
         raise ValueError(f"--setting {text!r} has no label: write 'LABEL: key=value ...'")
-    return label.strip(), overrides.split()
+    return label.strip(), shlex.split(overrides)
 
 
 def run_one(
@@ -63,8 +66,9 @@ def run_one(
         "run.resume=true",
     ]
     config = load_config(args.config, [*options, *args.overrides, *overrides, f"run.seed={seed}"])
-    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "setting"
-    run_dir = STORE / args.name / f"{slug}-seed{seed}-{code}-{config_hash(config)}"
+    # keyed by the config alone, not the table or the label: tables share the runs they have
+    # in common (the main job's seeds are also a table's GRPO setting)
+    run_dir = STORE / f"seed{seed}-{code}-{config_hash(config)}"
     summary = stored_run(run_dir, lambda out: _train(config, out))
     return {"setting": label, "overrides": overrides, "seed": seed, **summary}
 
