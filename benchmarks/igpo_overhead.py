@@ -9,7 +9,8 @@ identical): plain; with the answer scored from each prompt's KV cache while samp
 trainer does, `collect_episodes(answer_prefix=...)`) plus the `info_gain` shaper; and plain plus
 the shaper scoring every distinct prompt in a second, batched prefill (the fallback for
 policies without a KV cache). The target is an overhead under 30% of the rollout time at
-B = 64. Each row is timed after a warm-up rollout. The table is also written to
+B = 64. Each row is timed after a warm-up rollout. A second table gives the untrained policy's
+information gains themselves (mean, mean size, share below zero). The table is also written to
 benchmarks/results/igpo_overhead.{md,json}, stamped with the commit, the command and the
 machine's load (see provenance.py).
 """
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,6 +47,7 @@ def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str,
     )  # warm-up
     context = CreditContext(scorer=policy)
     totals = {"rollout": 0.0, "kv_cache": 0.0, "prefill": 0.0, "turns": 0.0, "scored": 0.0}
+    gains: list[float] = []  # every turn's gain but each episode's last (that one is 0)
 
     def timed(answer_prefix: str | None, seed: int) -> tuple[float, list]:
         policy.generator.manual_seed(seed)
@@ -52,7 +55,8 @@ def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str,
         episodes = collect_episodes(
             envs, policy, tasks, prompt_format=PromptFormat(), answer_prefix=answer_prefix
         )
-        information_gain(episodes, context) if answer_prefix else None
+        if answer_prefix:
+            gains.extend(g for r in information_gain(episodes, context) for g in r[:-1])
         return time.perf_counter() - start, episodes
 
     for repeat in range(repeats):
@@ -67,7 +71,21 @@ def measure(env_id: str, batch: int, group_size: int, repeats: int) -> dict[str,
         totals["prefill"] += time.perf_counter() - start
         totals["turns"] += sum(len(ep) for ep in episodes)
         totals["scored"] += len({turn.prompt for ep in episodes for turn in ep.turns})
-    return {key: value / repeats for key, value in totals.items()}
+    return {key: value / repeats for key, value in totals.items()} | gain_stats(gains)
+
+
+def gain_stats(gains: list[float]) -> dict[str, float]:
+    """What the untrained policy's information gains look like: their count, mean, mean size
+    and the share below zero (the README's reading of why IGPO collapsed episodes)."""
+    values = np.asarray(gains, dtype=float)
+    if values.size == 0:
+        return {"gains": 0, "gain_mean": 0.0, "gain_abs_mean": 0.0, "gain_negative": 0.0}
+    return {
+        "gains": float(values.size),
+        "gain_mean": float(values.mean()),
+        "gain_abs_mean": float(np.abs(values).mean()),
+        "gain_negative": float((values < 0).mean()),
+    }
 
 
 def main() -> None:
@@ -99,7 +117,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "rows": [],
     }
-    rows = []
+    rows, gain_rows = [], []
     for batch in [int(b) for b in args.batches.split(",")]:
         row = measure(args.env, batch, args.group_size, args.repeats)
         data["rows"].append(
@@ -110,7 +128,20 @@ def main() -> None:
                 "rollout_s": row["rollout"],
                 "kv_cache_scoring_s": row["kv_cache"],
                 "second_prefill_s": row["prefill"],
+                "gains": row["gains"],
+                "gain_mean": row["gain_mean"],
+                "gain_abs_mean": row["gain_abs_mean"],
+                "gain_negative": row["gain_negative"],
             }
+        )
+        gain_rows.append(
+            (
+                batch,
+                f"{row['gains']:.0f}",
+                f"{row['gain_mean']:.1e}",
+                f"{row['gain_abs_mean']:.1e}",
+                f"{row['gain_negative']:.0%}",
+            )
         )
         rows.append(
             (
@@ -134,7 +165,15 @@ def main() -> None:
         "second prefill s",
         "prefill overhead",
     )
-    text = f"{title}\n\n{markdown_table(columns, rows, align='r' * len(columns))}"
+    gains_title = (
+        "The untrained policy's information gains (`prob_diff`, every turn but each episode's "
+        f"last, the KV-cache rollouts of all {args.repeats} repeats pooled)"
+    )
+    gain_columns = ("B", "gains", "mean", "mean size", "below zero")
+    text = (
+        f"{title}\n\n{markdown_table(columns, rows, align='r' * len(columns))}\n\n"
+        f"{gains_title}\n\n{markdown_table(gain_columns, gain_rows, align='r' * 5)}"
+    )
     print(text)
     write_results("igpo_overhead", stamp, data, text)
 
