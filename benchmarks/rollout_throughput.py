@@ -12,8 +12,9 @@ Each row is one full rollout of B episodes, timed after a warm-up rollout.
 With `--workers`, a second table times constrained rollouts of `--workers-env` with its envs in
 this process (0) or in that many Ray actors (`rollout.workers`), at the largest B.
 
-The tables are also written to benchmarks/results/rollout_throughput.{md,json}, stamped with the
-commit, the command and the machine's load (see provenance.py).
+The tables are also written to benchmarks/results/NAME.{md,json} (`--name`, default
+rollout_throughput), stamped with the commit, the command and the machine's load (see
+provenance.py).
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def main() -> None:
         "--workers", default="", help="e.g. 0,1,2: Ray env-worker rows (0 = in-process)"
     )
     parser.add_argument("--workers-env", default="creditgym/MiniHackKeyRoom-v0")
+    parser.add_argument(
+        "--name", default="rollout_throughput", help="the results file: results/NAME.md"
+    )
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
     stamp = stamp_or_exit(args.allow_dirty)
@@ -116,7 +120,7 @@ def main() -> None:
         )
         print(f"\n{workers_text}")
         text += f"\n\n{workers_text}"
-    write_results("rollout_throughput", stamp, data, text)
+    write_results(args.name, stamp, data, text)
 
 
 def worker_rows(args: argparse.Namespace, batch: int) -> tuple[str, dict[str, Any]]:
