@@ -1,23 +1,27 @@
 """Held-out success of `creditgym train` runs over seeds and settings, as one stamped table.
 
     python benchmarks/train_table.py --name NAME CONFIG [--seeds 0,1,2]
-        [--setting 'LABEL: key=value key=value' ...] [--threads 1] [key=value ...]
+        [--setting 'LABEL: key=value key=value' ...] [--metric KEY ...] [--threads 1]
+        [key=value ...]
 
 Each (setting, seed) is `creditgym train CONFIG` with the overrides given on the command line,
-then the setting's own, then ``run.seed=SEED`` (a setting without overrides is the config as
-it is). Per run the table has held-out success per split of the random agent, the model before
+then the setting's own, then ``run.seed=SEED`` (a setting without overrides is the config as it
+is). Per run the table has held-out success per split of the random agent, the model before
 training, after the supervised warm start (when the config has one) and after the last
 iteration; the env steps, the training-rollout success over the first and the last quarter of
-the iterations, and the wall time (start-up, evaluations and warm start included). Per setting
-with several seeds, a row of the means over the seeds and their standard deviation.
+the iterations, the wall time (start-up, evaluations and warm start included), and for each
+``--metric`` (any key of the run's ``metrics.jsonl``, e.g. ``ppo/explained_variance``) its
+range over the iterations and its last value. Per setting with several seeds, a row of the
+means over the seeds and their standard deviation.
 
 Writes ``benchmarks/results/NAME.{md,json}``, stamped with `provenance`. Each finished run is
 stored under ``results/runs/train_table/``, keyed by the training code (`run_store.code_key`)
 and the resolved config (so tables share the runs they have in common, whatever their labels):
 a rerun loads it, an interrupted run resumes from its last checkpoint, and processes given
 different seeds or settings fill the store on different cores (``taskset -c 0 ... --seeds 0``,
-``taskset -c 1 ... --seeds 1``) before one command with every seed assembles the table. Wall times are of this machine at the time: on a
-shared CPU they move with the load, so read them as rough.
+``taskset -c 1 ... --seeds 1``) before one command with every seed assembles the table. Wall
+times are of this machine at the time: on a shared CPU they move with the load, so read them as
+rough.
 """
 
 from __future__ import annotations
@@ -70,7 +74,16 @@ def run_one(
     # in common (the main job's seeds are also a table's GRPO setting)
     run_dir = STORE / f"seed{seed}-{code}-{config_hash(config)}"
     summary = stored_run(run_dir, lambda out: _train(config, out))
-    return {"setting": label, "overrides": overrides, "seed": seed, **summary}
+    # read from the stored run's log at table time, so a table may ask for any logged metric
+    logged = _iteration_rows(run_dir)
+    metrics = {key: [row[key] for row in logged if key in row] for key in args.metric}
+    return {"setting": label, "overrides": overrides, "seed": seed, **summary, "metrics": metrics}
+
+
+def _iteration_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's metrics rows of its training iterations (not its evaluations)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in rows if "rollout/success" in row]
 
 
 def _train(config: Config, out: Path) -> dict[str, Any]:
@@ -80,8 +93,7 @@ def _train(config: Config, out: Path) -> dict[str, Any]:
     start = time.perf_counter()
     result = train(config)
     seconds = time.perf_counter() - start
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    success = [row["rollout/success"] for row in rows if "rollout/success" in row]
+    success = [row["rollout/success"] for row in _iteration_rows(out)]
     quarter = max(1, len(success) // 4)
     return {
         "output_dir": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
@@ -140,6 +152,7 @@ def table(runs: list[dict[str, Any]]) -> str:
         "env steps",
         "training success, first -> last quarter",
         "wall time",
+        *(f"{key}: min .. max (last)" for key in runs[0]["metrics"]),
     ]
     rows = []
     for label in dict.fromkeys(r["setting"] for r in runs):
@@ -157,17 +170,27 @@ def table(runs: list[dict[str, Any]]) -> str:
                     f"{r['env_steps']:,}",
                     _quarters(r),
                     f"{r['minutes']:.1f} min" + (" (resumed part)" if r["resumed"] else ""),
+                    *(_range(values) for values in r["metrics"].values()),
                 ]
             )
         if len(mine) > 1:
             warm = _mean_pair(mine, "warm_start") if mine[0]["warm_start"] else ""
-            rows.append(["", "mean", "", "", warm, _mean_pair(mine, "final"), "", "", "", ""])
+            blank = [""] * (len(columns) - 6)
+            rows.append(["", "mean", "", "", warm, _mean_pair(mine, "final"), *blank])
     episodes = runs[0]["eval_episodes"]
     note = (
         f"Held-out success on tasks 0..{episodes - 1} of each split ({splits}); "
         f"{iterations} iterations unless the column says otherwise."
     )
-    return markdown_table(columns, rows, "llllllrrll") + "\n\n" + note
+    align = "llllllrrll" + "l" * len(runs[0]["metrics"])
+    return markdown_table(columns, rows, align) + "\n\n" + note
+
+
+def _range(values: list[float]) -> str:
+    """``-0.014 .. +0.008 (+0.003)``: a logged metric's range over the iterations, and its last."""
+    if not values:
+        return "not logged"
+    return f"{min(values):+.3g} .. {max(values):+.3g} ({values[-1]:+.3g})"
 
 
 def main() -> None:
@@ -182,6 +205,12 @@ def main() -> None:
         action="append",
         default=[],
         help="'LABEL: key=value ...', repeatable (default: the config as it is)",
+    )
+    parser.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="a logged metric to tabulate per run (its range and last value), repeatable",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")

@@ -35,7 +35,11 @@ def _fake_train(calls: list[str]):
         out = Path(config.run.output_dir)
         out.mkdir(parents=True)
         success = [0.25, 0.5, 0.75, 1.0 - 0.125 * config.run.seed]
-        rows = [{"iteration": i + 1, "rollout/success": s} for i, s in enumerate(success)]
+        rows = [
+            {"iteration": i + 1, "rollout/success": s, "ppo/explained_variance": 0.1 * i - 0.1}
+            for i, s in enumerate(success)
+        ]
+        rows.insert(2, {"iteration": 2, "eval/valid_seen/success": 0.5})  # not an iteration's
         (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
         return SimpleNamespace(
             random_baseline=_results(0.0625),
@@ -81,6 +85,10 @@ def test_each_setting_and_seed_is_trained_once_and_tabled_with_means(fake, monke
         "high lr: train.lr=0.25",
         "--allow-dirty",
         "eval.episodes=8",
+        "--metric",
+        "ppo/explained_variance",
+        "--metric",
+        "never/logged",
     ]
     _main(monkeypatch, *argv)
     _main(monkeypatch, *argv)  # the second time from the store
@@ -99,7 +107,7 @@ def test_each_setting_and_seed_is_trained_once_and_tabled_with_means(fake, monke
     text = written["text"]
     assert (
         "| low lr | 0 | 6.2% / 6.2% | 0.0% / 0.0% | 25.0% / 25.0% | 62.5% / 62.5% | 4 | 1,234 "
-        "| 25% -> 100% |" in text
+        "| 25% -> 100% | 0.0 min | -0.1 .. +0.2 (+0.2) | not logged |" in text
     )
     assert "|  | 1 | " in text and "| 25% -> 88% |" in text  # seed 1's last quarter
     # the means of the two seeds with their standard deviation (0.125 / sqrt(2) = 8.8%)
