@@ -63,8 +63,6 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from estimators import METHODS as ESTIMATOR_METHODS  # noqa: E402
-from estimators import Method, _summarise, _train  # noqa: E402
 from learning_report import (  # noqa: E402
     BASELINE,
     diagnostics_table,
@@ -75,6 +73,8 @@ from learning_report import (  # noqa: E402
 )
 from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
 from run_store import code_key, config_hash, copy_run, take_lock  # noqa: E402
+from train_runs import METHODS as ESTIMATOR_METHODS  # noqa: E402
+from train_runs import Method, summarise_run, train_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM = "warm"  # the method name of a seed's shared warm start (`Benchmark.warm_start`)
@@ -330,7 +330,7 @@ class Benchmark:
         overrides = [*spec.overrides, f"run.output_dir={run_dir}"]
         core = self.cores.get()
         try:
-            code, seconds, cpu, tail = _train(
+            code, seconds, cpu, tail = train_process(
                 overrides,
                 run_dir,
                 run_dir.with_suffix(".log"),
@@ -364,7 +364,7 @@ class Benchmark:
             result["initial"] = _held_out_success(run_dir)
             print(f"warm    seed {spec.seed}: held-out {result['initial']}", flush=True)
         else:
-            result.update(_summarise(run_dir))
+            result.update(summarise_run(run_dir))
             result.update(_extras(run_dir))
             if continued:  # its held-out start is the shorter run's (the warm start's)
                 result["initial"] = continued["initial"]
@@ -407,7 +407,7 @@ def _held_out_success(run_dir: Path) -> dict[str, float]:
 
 
 def _extras(run_dir: Path) -> dict:
-    """What `_summarise` leaves out: the training-success AUC and the first batch's credit
+    """What `summarise_run` leaves out: the training-success AUC and the first batch's credit
     agreement with GRPO (the gate's numbers)."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "rollout/success" in r]

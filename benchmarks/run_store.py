@@ -29,7 +29,7 @@ LOCK_POLL_SECONDS = 30  # how often a run another process trains is looked at ag
 
 #: what a run's outcome depends on: a commit that changes none of these (a README, a test, a
 #: benchmark's table) keeps every stored run
-TRAINING_CODE = ("creditgym", "configs", "pyproject.toml", "benchmarks/estimators.py")
+TRAINING_CODE = ("creditgym", "configs", "pyproject.toml", "benchmarks/train_runs.py")
 
 
 def code_key(allow_dirty: bool) -> str:
