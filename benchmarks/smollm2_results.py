@@ -177,11 +177,12 @@ def shaped_returns(out: Path) -> list[float]:
 
 
 def _relative(path: Path) -> str:
-    """`path` relative to the repository when it is inside it (results name no machine paths)."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    """`path` relative to the repository when it is inside it (results name no machine paths),
+    as written (a store reached through a symbolic link is still inside) or resolved."""
+    for candidate in (path.absolute(), path.resolve()):
+        if candidate.is_relative_to(ROOT):
+            return str(candidate.relative_to(ROOT))
+    return str(path)
 
 
 def _success(results: list[SplitResult]) -> dict[str, float]:

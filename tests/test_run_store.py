@@ -161,3 +161,16 @@ def test_the_smollm2_table_is_assembled_from_stored_runs_and_stamped(tmp_path, m
     assert "| SmolLM2, untrained | 0.0% (0%, 0%) | 0.0% (0%, 0%) | 0, 1 |" in text
     assert "| SmolLM2, warm start only | 25.0% (25%, 25%) | 25.0% (25%, 25%) | 0, 1 |" in text
     assert "| SmolLM2 + warm start + GiGPO | 50.0% (50%, 50%) | 50.0% (50%, 50%) | 0, 1 |" in text
+
+
+def test_a_run_in_a_store_linked_from_elsewhere_is_named_relative_to_the_repository(
+    tmp_path, monkeypatch
+):
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    elsewhere.mkdir()
+    (repo / "benchmarks" / "results" / "runs").symlink_to(elsewhere)  # a shared run store
+    monkeypatch.setattr(smollm2_results, "ROOT", repo)
+    run = repo / "benchmarks" / "results" / "runs" / "warm-seed0"
+    assert smollm2_results._relative(run) == "benchmarks/results/runs/warm-seed0"
+    assert smollm2_results._relative(tmp_path / "other") == str(tmp_path / "other")
