@@ -1,18 +1,19 @@
 """Held-out success of `creditgym train` runs over seeds and settings, as one stamped table.
 
     python benchmarks/train_table.py --name NAME CONFIG [--seeds 0,1,2]
-        [--setting 'LABEL: key=value key=value' ...] [--metric KEY ...] [--threads 1]
-        [key=value ...]
+        [--setting 'LABEL: key=value key=value' ...] [--metric KEY ...] [--scores]
+        [--threads 1] [key=value ...]
 
 Each (setting, seed) is `creditgym train CONFIG` with the overrides given on the command line,
 then the setting's own, then ``run.seed=SEED`` (a setting without overrides is the config as it
 is). Per run the table has held-out success per split of the random agent, the model before
 training, after the supervised warm start (when the config has one) and after the last
-iteration; the env steps, the training-rollout success over the first and the last quarter of
-the iterations, the wall time (start-up, evaluations and warm start included), and for each
-``--metric`` (any key of the run's ``metrics.jsonl``, e.g. ``ppo/explained_variance``) its
-range over the iterations and its last value. Per setting with several seeds, a row of the
-means over the seeds and their standard deviation.
+iteration (with ``--scores``, their scores too: the env's graded score where it reports one,
+WebShop's 0-100, else the mean return); the env steps, the training-rollout success over the
+first and the last quarter of the iterations, the wall time (start-up, evaluations and warm
+start included), and for each ``--metric`` (any key of the run's ``metrics.jsonl``, e.g.
+``ppo/explained_variance``) its range over the iterations and its last value. Per setting with
+several seeds, a row of the means over the seeds and their standard deviation.
 
 Writes ``benchmarks/results/NAME.{md,json}``, stamped with `provenance`. Each finished run is
 stored under ``results/runs/train_table/``, keyed by the training code (`run_store.code_key`)
@@ -104,6 +105,16 @@ def _train(config: Config, out: Path) -> dict[str, Any]:
         "untrained": _success(result.initial),
         "warm_start": _success(result.after_warm_start),
         "final": _success(result.final),
+        # per split, the env's graded score where it has one (WebShop: 0-100), else mean return
+        "scores": {
+            key: {r.split: r.mean_return if r.score is None else r.score for r in results}
+            for key, results in (
+                ("random", result.random_baseline),
+                ("untrained", result.initial),
+                ("warm_start", result.after_warm_start),
+                ("final", result.final),
+            )
+        },
         "iterations": result.iterations,
         "env_steps": result.env_steps,
         "train_success_first_quarter": statistics.mean(success[:quarter]) if success else None,
@@ -116,9 +127,15 @@ def _success(results: list[SplitResult]) -> dict[str, float]:
     return {r.split: r.success for r in results}
 
 
-def _pair(success: dict[str, float]) -> str:
-    """``70.3% / 50.0%``: success per held-out split, in the env's split order."""
-    return " / ".join(f"{v:.1%}" for v in success.values()) if success else ""
+def _pair(run: dict[str, Any], key: str, scores: bool = False) -> str:
+    """``70.3% / 50.0%``: the run's `key` success per held-out split, in the env's split order;
+    with `scores`, its scores after it: ``1.6% / 0.0% (score 24.7 / 28.6)``."""
+    if not run[key]:
+        return ""
+    text = " / ".join(f"{v:.1%}" for v in run[key].values())
+    if scores:
+        text += f" (score {' / '.join(f'{v:.3g}' for v in run['scores'][key].values())})"
+    return text
 
 
 def _mean_pair(runs: list[dict[str, Any]], key: str) -> str:
@@ -137,8 +154,9 @@ def _quarters(run: dict[str, Any]) -> str:
     return "" if first is None else f"{first:.0%} -> {last:.0%}"
 
 
-def table(runs: list[dict[str, Any]]) -> str:
-    """One row per run and, per setting with several seeds, the means over them."""
+def table(runs: list[dict[str, Any]], scores: bool = False) -> str:
+    """One row per run and, per setting with several seeds, the means over them (of success;
+    with `scores`, each run's cells also give its scores)."""
     splits = " / ".join(runs[0]["final"])
     iterations = runs[0]["iterations"]
     columns = [
@@ -162,10 +180,10 @@ def table(runs: list[dict[str, Any]]) -> str:
                 [
                     label if i == 0 else "",
                     r["seed"],
-                    _pair(r["random"]),
-                    _pair(r["untrained"]),
-                    _pair(r["warm_start"]),
-                    _pair(r["final"]),
+                    _pair(r, "random", scores),
+                    _pair(r, "untrained", scores),
+                    _pair(r, "warm_start", scores),
+                    _pair(r, "final", scores),
                     r["iterations"],
                     f"{r['env_steps']:,}",
                     _quarters(r),
@@ -212,6 +230,11 @@ def main() -> None:
         default=[],
         help="a logged metric to tabulate per run (its range and last value), repeatable",
     )
+    parser.add_argument(
+        "--scores",
+        action="store_true",
+        help="give each run's score beside its success (the env's graded score, else return)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     parser.add_argument("overrides", nargs="*", help="overrides for every setting, key=value")
@@ -236,7 +259,7 @@ def main() -> None:
         ]
     except ConfigError as error:
         raise SystemExit(f"error: {error}") from None
-    text = f"# `creditgym train {args.config}` over seeds\n\n{table(runs)}"
+    text = f"# `creditgym train {args.config}` over seeds\n\n{table(runs, args.scores)}"
     write_results(args.name, stamp, runs, text)
     print(text)
 

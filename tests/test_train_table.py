@@ -20,9 +20,10 @@ import train_table  # noqa: E402
 from creditgym.measure.evaluate import SplitResult  # noqa: E402
 
 
-def _results(success: float) -> list[SplitResult]:
+def _results(success: float, score: float | None = None) -> list[SplitResult]:
     return [
-        SplitResult("policy", s, 8, success, success, 4.0) for s in ("valid_seen", "valid_unseen")
+        SplitResult("policy", s, 8, success, success, 4.0, score)
+        for s in ("valid_seen", "valid_unseen")
     ]
 
 
@@ -45,7 +46,7 @@ def _fake_train(calls: list[str]):
             random_baseline=_results(0.0625),
             initial=_results(0.0),
             after_warm_start=_results(0.25),
-            final=_results(0.5 + config.train.lr + config.run.seed / 8),
+            final=_results(0.5 + config.train.lr + config.run.seed / 8, score=24.7),
             iterations=4,
             env_steps=1234,
         )
@@ -185,9 +186,15 @@ def test_tables_share_the_runs_whose_configs_are_the_same(fake, monkeypatch):
         "the low lr again: train.lr=0.125",
         "--setting",
         "GiGPO: 'credit.estimator={name: gigpo}'",
+        "--scores",
     )
     assert len(calls) == 2
     assert [(r["setting"], r["overrides"]) for r in written["data"]] == [
         ("the low lr again", ["train.lr=0.125"]),
         ("GiGPO", ["credit.estimator={name: gigpo}"]),
     ]
+    # the env's graded score where it has one (after training here), else the mean return
+    assert (
+        "| the low lr again | 0 | 6.2% / 6.2% (score 0.0625 / 0.0625) | 0.0% / 0.0% (score 0 / 0) "
+        "| 25.0% / 25.0% (score 0.25 / 0.25) | 62.5% / 62.5% (score 24.7 / 24.7) |"
+    ) in written["text"]
