@@ -1,19 +1,19 @@
 """Held-out success of `creditgym train` runs over seeds and settings, as one stamped table.
 
     python benchmarks/train_table.py --name NAME CONFIG [--seeds 0,1,2]
-        [--setting 'LABEL: key=value key=value' ...] [--metric KEY ...] [--scores]
+        [--setting 'LABEL: key=value key=value' ...] [--metric KEY ...] [--returns]
         [--threads 1] [key=value ...]
 
 Each (setting, seed) is `creditgym train CONFIG` with the overrides given on the command line,
 then the setting's own, then ``run.seed=SEED`` (a setting without overrides is the config as it
 is). Per run the table has held-out success per split of the random agent, the model before
 training, after the supervised warm start (when the config has one) and after the last
-iteration (with ``--scores``, their scores too: the env's graded score where it reports one,
-WebShop's 0-100, else the mean return); the env steps, the training-rollout success over the
-first and the last quarter of the iterations, the wall time (start-up, evaluations and warm
-start included), and for each ``--metric`` (any key of the run's ``metrics.jsonl``, e.g.
-``ppo/explained_variance``) its range over the iterations and its last value. Per setting with
-several seeds, a row of the means over the seeds and their standard deviation.
+iteration (with ``--returns``, their mean returns too: WebShop's score is 100 x the return);
+the env steps, the training-rollout success over the first and the last quarter of the
+iterations, the wall time (start-up, evaluations and warm start included), and for each
+``--metric`` (any key of the run's ``metrics.jsonl``, e.g. ``ppo/explained_variance``) its
+range over the iterations and its last value. Per setting with several seeds, a row of the
+means over the seeds and their standard deviation.
 
 Writes ``benchmarks/results/NAME.{md,json}``, stamped with `provenance`. Each finished run is
 stored under ``results/runs/train_table/``, keyed by the training code (`run_store.code_key`)
@@ -105,9 +105,10 @@ def _train(config: Config, out: Path) -> dict[str, Any]:
         "untrained": _success(result.initial),
         "warm_start": _success(result.after_warm_start),
         "final": _success(result.final),
-        # per split, the env's graded score where it has one (WebShop: 0-100), else mean return
-        "scores": {
-            key: {r.split: r.mean_return if r.score is None else r.score for r in results}
+        # per split, the mean return: the trainer logs no graded score for its own evaluations,
+        # so the one quantity every row has (WebShop's score is 100 x it)
+        "returns": {
+            key: {r.split: r.mean_return for r in results}
             for key, results in (
                 ("random", result.random_baseline),
                 ("untrained", result.initial),
@@ -127,14 +128,14 @@ def _success(results: list[SplitResult]) -> dict[str, float]:
     return {r.split: r.success for r in results}
 
 
-def _pair(run: dict[str, Any], key: str, scores: bool = False) -> str:
+def _pair(run: dict[str, Any], key: str, returns: bool = False) -> str:
     """``70.3% / 50.0%``: the run's `key` success per held-out split, in the env's split order;
-    with `scores`, its scores after it: ``1.6% / 0.0% (score 24.7 / 28.6)``."""
+    with `returns`, its mean returns after it: ``1.6% / 0.0% (return 0.247 / 0.286)``."""
     if not run[key]:
         return ""
     text = " / ".join(f"{v:.1%}" for v in run[key].values())
-    if scores:
-        text += f" (score {' / '.join(f'{v:.3g}' for v in run['scores'][key].values())})"
+    if returns:
+        text += f" (return {' / '.join(f'{v:.3f}' for v in run['returns'][key].values())})"
     return text
 
 
@@ -154,9 +155,9 @@ def _quarters(run: dict[str, Any]) -> str:
     return "" if first is None else f"{first:.0%} -> {last:.0%}"
 
 
-def table(runs: list[dict[str, Any]], scores: bool = False) -> str:
+def table(runs: list[dict[str, Any]], returns: bool = False) -> str:
     """One row per run and, per setting with several seeds, the means over them (of success;
-    with `scores`, each run's cells also give its scores)."""
+    with `returns`, each run's cells also give its mean returns)."""
     splits = " / ".join(runs[0]["final"])
     iterations = runs[0]["iterations"]
     columns = [
@@ -180,10 +181,10 @@ def table(runs: list[dict[str, Any]], scores: bool = False) -> str:
                 [
                     label if i == 0 else "",
                     r["seed"],
-                    _pair(r, "random", scores),
-                    _pair(r, "untrained", scores),
-                    _pair(r, "warm_start", scores),
-                    _pair(r, "final", scores),
+                    _pair(r, "random", returns),
+                    _pair(r, "untrained", returns),
+                    _pair(r, "warm_start", returns),
+                    _pair(r, "final", returns),
                     r["iterations"],
                     f"{r['env_steps']:,}",
                     _quarters(r),
@@ -231,9 +232,7 @@ def main() -> None:
         help="a logged metric to tabulate per run (its range and last value), repeatable",
     )
     parser.add_argument(
-        "--scores",
-        action="store_true",
-        help="give each run's score beside its success (the env's graded score, else return)",
+        "--returns", action="store_true", help="give each run's mean returns beside its success"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
@@ -259,7 +258,7 @@ def main() -> None:
         ]
     except ConfigError as error:
         raise SystemExit(f"error: {error}") from None
-    text = f"# `creditgym train {args.config}` over seeds\n\n{table(runs, args.scores)}"
+    text = f"# `creditgym train {args.config}` over seeds\n\n{table(runs, args.returns)}"
     write_results(args.name, stamp, runs, text)
     print(text)
 

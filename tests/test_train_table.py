@@ -46,7 +46,7 @@ def _fake_train(calls: list[str]):
             random_baseline=_results(0.0625),
             initial=_results(0.0),
             after_warm_start=_results(0.25),
-            final=_results(0.5 + config.train.lr + config.run.seed / 8, score=24.7),
+            final=_results(0.5 + config.train.lr + config.run.seed / 8, score=24.7),  # unused
             iterations=4,
             env_steps=1234,
         )
@@ -186,15 +186,16 @@ def test_tables_share_the_runs_whose_configs_are_the_same(fake, monkeypatch):
         "the low lr again: train.lr=0.125",
         "--setting",
         "GiGPO: 'credit.estimator={name: gigpo}'",
-        "--scores",
+        "--returns",
     )
     assert len(calls) == 2
     assert [(r["setting"], r["overrides"]) for r in written["data"]] == [
         ("the low lr again", ["train.lr=0.125"]),
         ("GiGPO", ["credit.estimator={name: gigpo}"]),
     ]
-    # the env's graded score where it has one (after training here), else the mean return
+    # every row's mean return, never the env's graded score (the trainer's evaluations log none,
+    # so a score beside returns would mix two scales in one table)
     assert (
-        "| the low lr again | 0 | 6.2% / 6.2% (score 0.0625 / 0.0625) | 0.0% / 0.0% (score 0 / 0) "
-        "| 25.0% / 25.0% (score 0.25 / 0.25) | 62.5% / 62.5% (score 24.7 / 24.7) |"
+        "| the low lr again | 0 | 6.2% / 6.2% (return 0.062 / 0.062) | 0.0% / 0.0% (return 0.000 / "
+        "0.000) | 25.0% / 25.0% (return 0.250 / 0.250) | 62.5% / 62.5% (return 0.625 / 0.625) |"
     ) in written["text"]
