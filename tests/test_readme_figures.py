@@ -75,32 +75,17 @@ def test_each_stamped_results_files_command_is_printed_in_the_readme():
         assert re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", stamp["commit"]), stamp["commit"]
 
 
-# Results files the README cites that were written before the runners stamped their output. The
-# README says of each that it predates stamping; each leaves this list when its command is rerun,
-# and none may join it.
-FROM_BEFORE_STAMPING = frozenset(
-    {
-        "smollm2_household.json",
-    }
-)
-
-
-def test_every_cited_results_file_is_stamped_unless_it_predates_stamping():
+def test_every_results_file_the_readme_cites_is_stamped():
+    """Every cited results file carries the commit, command, date and load that produced it
+    (the last files from before stamping, the SmolLM2 table's, were rerun on 2026-12-07)."""
     cited = {Path(name).with_suffix(".json") for name in cited_files(README)}
     unstamped = {
         path.name for path in cited if (ROOT / path).is_file() and not _is_stamped(ROOT / path)
     }
-    assert unstamped <= FROM_BEFORE_STAMPING, (
-        f"{sorted(unstamped - FROM_BEFORE_STAMPING)} carry no provenance: write them with "
-        "benchmarks/provenance.py's write_results"
+    assert not unstamped, (
+        f"{sorted(unstamped)} carry no provenance: write them with benchmarks/provenance.py's "
+        "write_results"
     )
-
-
-@pytest.mark.parametrize("name", sorted(FROM_BEFORE_STAMPING))
-def test_a_file_from_before_stamping_leaves_the_list_once_rerun(name):
-    path = ROOT / "benchmarks" / "results" / name
-    assert path.is_file(), f"{name} is gone: take it off FROM_BEFORE_STAMPING"
-    assert not _is_stamped(path), f"{name} is stamped now: take it off FROM_BEFORE_STAMPING"
 
 
 # A row of the README's credit-fidelity table: its report, success, then the grpo, gigpo and
