@@ -34,6 +34,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def warm_start(seed: int, args: argparse.Namespace, code: str) -> dict[str, Any]
     """The seed's supervised warm start (the config trained for 0 iterations: the random agent,
     the untrained model, the warm start and its evaluation), trained once and stored, so every
     method's run at `seed` continues from the same model; None when the config has none."""
-    config = _config(seed, args, ["train.iterations=0"])
+    config = _config(seed, args, final=["train.iterations=0"])  # whatever the command line says
     if config.train.sft_warmup.episodes == 0:
         return None
     run_dir = STORE / f"{WARM}-seed{seed}-{code}-{config_hash(config)}"
@@ -79,9 +80,11 @@ def run_one(
     return stored_run(run_dir, lambda out: _train(config, out, method, seed, warm))
 
 
-def _config(seed: int, args: argparse.Namespace, overrides: list[str]) -> Config:
-    """The SmolLM2 config at `seed` with this script's run options, `overrides` and the
-    command line's own."""
+def _config(
+    seed: int, args: argparse.Namespace, overrides: Sequence[str] = (), final: Sequence[str] = ()
+) -> Config:
+    """The SmolLM2 config at `seed` with this script's run options, `overrides`, the command
+    line's own, then `final` (which nothing on the command line can undo)."""
     options = [
         f"run.seed={seed}",
         f"run.threads={args.threads}",
@@ -91,7 +94,7 @@ def _config(seed: int, args: argparse.Namespace, overrides: list[str]) -> Config
     ]
     if args.eval_episodes is not None:
         options.append(f"eval.episodes={args.eval_episodes}")
-    return load_config(CONFIG, [*options, *overrides, *args.overrides])
+    return load_config(CONFIG, [*options, *overrides, *args.overrides, *final])
 
 
 def _train_warm_start(config: Config, out: Path, seed: int) -> dict[str, Any]:

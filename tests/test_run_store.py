@@ -125,6 +125,7 @@ def test_the_smollm2_table_is_assembled_from_stored_runs_and_stamped(tmp_path, m
         "--methods",
         "grpo,gigpo",
         "--allow-dirty",
+        "train.iterations=6",  # the methods' budget; the warm starts still train 0 iterations
     ]
     monkeypatch.setattr(sys, "argv", argv)
     smollm2_results.main()
