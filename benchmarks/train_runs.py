@@ -3,8 +3,10 @@ overrides it needs), a `creditgym train` process pinned to one thread, and the s
 from its metrics.
 
 This module is part of the training code (`run_store.TRAINING_CODE`): a change here changes
-every stored run's key, so `learning.py` trains anew; the tables and reports built from the runs
-live in `estimators.py` and `learning.py`, which can change without retraining anything.
+the key of every run the benchmarks store (`learning.py`, `credit_curves.py`,
+`smollm2_results.py`, `train_table.py`), so they train anew; the tables and reports built from
+the runs live elsewhere (`estimators.py`, `learning_report.py`, ...) and can change without
+retraining anything.
 """
 
 from __future__ import annotations
