@@ -13,7 +13,6 @@ the mode's estimator (grpo, tree, vine), in a child process on one thread. Write
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from credit_reports import run_creditgym  # noqa: E402
 from provenance import ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
+from run_store import read_metrics  # noqa: E402
 
 MODES = {"none": "grpo", "tree": "tree", "vine": "vine"}  # branch mode -> its estimator
 TRAIN = (
@@ -43,7 +43,7 @@ def iteration_rows(mode: str, out: Path) -> list[dict]:
         f"credit.estimator={{name: {MODES[mode]}}}",
         f"run.output_dir={out}",
     )
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(out)
     return [row for row in rows if "time/rollout" in row]
 
 

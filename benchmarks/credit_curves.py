@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
-from run_store import code_key, config_hash, stored_run  # noqa: E402
+from run_store import code_key_or_exit, config_hash, read_metrics, stored_run  # noqa: E402
 
 from creditgym.config import load_config  # noqa: E402
 from creditgym.envs.registry import eval_splits  # noqa: E402
@@ -125,7 +125,7 @@ def run(preset: str, method: str, seed: int, args: argparse.Namespace, code: str
 def rollout_figures(output_dir: Path) -> dict:
     """What the run's training rollouts did (its ``metrics.jsonl``): turns per episode over the
     last quarter of the iterations, success over the first and the last quarter, env steps."""
-    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(output_dir)
     iterations = [row for row in rows if "rollout/turns" in row]
     quarter = max(1, len(iterations) // 4)
     first, last = iterations[:quarter], iterations[-quarter:]
@@ -142,7 +142,7 @@ def _train(config: Any, output_dir: Path) -> dict:
     config.run.output_dir = str(output_dir)  # outside the key: `config_hash` leaves it out
     result = train(config)
     splits = config.env.eval_splits or eval_splits(config.env.id)
-    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(output_dir)
     grouped = [
         row["credit/step_grouped_turn_share"]
         for row in rows
@@ -255,7 +255,7 @@ def main() -> None:
         stamp, results = stored["provenance"], stored["data"]
     else:
         stamp = stamp_or_exit(args.allow_dirty)
-        code = code_key(args.allow_dirty)
+        code = code_key_or_exit(args.allow_dirty)
         seeds = [int(s) for s in args.seeds.split(",")]
         methods = args.methods.split(",") if args.methods else PRESETS[args.preset][1]
         results = {

@@ -72,7 +72,7 @@ from learning_report import (  # noqa: E402
     results_table,
 )
 from provenance import DirtyTree, commit, provenance, write_results  # noqa: E402
-from run_store import code_key, config_hash, copy_run, take_lock  # noqa: E402
+from run_store import code_key, config_hash, copy_run, read_metrics, take_lock  # noqa: E402
 from train_runs import METHODS as ESTIMATOR_METHODS  # noqa: E402
 from train_runs import Method, summarise_run, train_process  # noqa: E402
 
@@ -401,7 +401,7 @@ class Benchmark:
 
 def _held_out_success(run_dir: Path) -> dict[str, float]:
     """The last evaluation's success per held-out split."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     last = [r for r in rows if any(k.startswith("eval/") for k in r)][-1]
     return {k.split("/")[1]: v for k, v in last.items() if k.endswith("/success")}
 
@@ -409,7 +409,7 @@ def _held_out_success(run_dir: Path) -> dict[str, float]:
 def _extras(run_dir: Path) -> dict:
     """What `summarise_run` leaves out: the training-success AUC and the first batch's credit
     agreement with GRPO (the gate's numbers)."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     train_rows = [r for r in rows if "rollout/success" in r]
     first = train_rows[0]
     gate = (

@@ -4,11 +4,11 @@ logged while training, the gate's verdicts, and the training-success curves."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from paired_stats import mean_interval, paired_difference
+from run_store import read_metrics
 
 BASELINE = "grpo"
 GATE_CORRELATION = 0.8  # at or above: the method's advantages are GRPO's up to noise
@@ -127,7 +127,7 @@ def diagnostics_table(
             metrics = runs_dir / f"{method}-seed{seed}-{result['code']}-{result['config_hash']}"
             if not (metrics / "metrics.jsonl").is_file():
                 continue
-            rows = [json.loads(line) for line in (metrics / "metrics.jsonl").open()]
+            rows = read_metrics(metrics)
             for name, key in DIAGNOSTICS.items():
                 values = [r[key] for r in rows if r.get(key) is not None]
                 if values:

@@ -16,14 +16,25 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from provenance import ROOT, commit, git
+from provenance import ROOT, DirtyTree, commit, git
 
-__all__ = ["TRAINING_CODE", "code_key", "config_hash", "copy_run", "stored_run", "take_lock"]
+__all__ = [
+    "TRAINING_CODE",
+    "code_key",
+    "code_key_or_exit",
+    "config_hash",
+    "copy_run",
+    "read_metrics",
+    "split_success",
+    "stored_run",
+    "take_lock",
+]
 
 LOCK_POLL_SECONDS = 30  # how often a run another process trains is looked at again
 
@@ -34,13 +45,20 @@ TRAINING_CODE = ("creditgym", "configs", "pyproject.toml", "benchmarks/train_run
 
 def code_key(allow_dirty: bool) -> str:
     """A hash of the committed training code (`TRAINING_CODE`'s git objects); with
-    `allow_dirty` and uncommitted changes, ``<hash>+dirty-<hash of the diff>`` (so a rerun on
-    the same uncommitted code finds its runs, and other code does not).
+    `allow_dirty` and uncommitted changes (a training file not yet added to git included),
+    ``<hash>+dirty-<hash of the changes>`` (so a rerun on the same uncommitted code finds its
+    runs, and other code does not).
 
     Raises `DirtyTree` on uncommitted changes unless allowed.
     """
-    dirty = commit(allow_dirty).endswith("+dirty")
-    objects = [git("rev-parse", f"HEAD:{path}") for path in TRAINING_CODE]
+    untracked = git("ls-files", "--others", "--exclude-standard", "--", *TRAINING_CODE).splitlines()
+    if untracked and not allow_dirty:
+        raise DirtyTree(
+            f"{untracked[0]} is training code that git does not track yet; commit it so the "
+            "runs can be keyed on it, or pass --allow-dirty"
+        )
+    dirty = commit(allow_dirty).endswith("+dirty") or bool(untracked)
+    objects = [_head_object(path) for path in TRAINING_CODE]
     key = hashlib.sha256(" ".join(objects).encode()).hexdigest()[:12]
     if not dirty:
         return key
@@ -50,7 +68,26 @@ def code_key(allow_dirty: bool) -> str:
         capture_output=True,
         check=True,
     ).stdout
-    return f"{key}+dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
+    changes = hashlib.sha256(diff)
+    for path in untracked:
+        changes.update(path.encode() + b"\0" + (ROOT / path).read_bytes())
+    return f"{key}+dirty-{changes.hexdigest()[:8]}"
+
+
+def _head_object(path: str) -> str:
+    """The git object `path` is in HEAD; '' for a path not committed yet (a new module)."""
+    entry = git("ls-tree", "HEAD", "--", path)  # "<mode> <type> <object>\t<path>"
+    return entry.split()[2] if entry else ""
+
+
+def code_key_or_exit(allow_dirty: bool) -> str:
+    """`code_key` for a runner's ``main``: on uncommitted training code that was not allowed,
+    one ``error: ...`` line on stderr and exit status 2, not a traceback."""
+    try:
+        return code_key(allow_dirty)
+    except DirtyTree as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def config_hash(config: Any) -> str:
@@ -105,3 +142,15 @@ def copy_run(source: Path, run_dir: Path) -> None:
         shutil.rmtree(run_dir)
     shutil.copytree(source / "checkpoints", run_dir / "checkpoints")
     shutil.copy2(source / "metrics.jsonl", run_dir / "metrics.jsonl")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of the run's ``metrics.jsonl`` in the order the trainer logged them: its
+    evaluations and its training iterations (each caller picks the rows it reads by their
+    keys)."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def split_success(results: Iterable[Any]) -> dict[str, float]:
+    """``{split: success}`` of one evaluation's per-split results (`SplitResult`s)."""
+    return {result.split: result.success for result in results}

@@ -41,11 +41,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from provenance import RESULTS, ROOT, stamp_or_exit, write_results  # noqa: E402
-from run_store import code_key, config_hash, copy_run, stored_run  # noqa: E402
+from run_store import (  # noqa: E402
+    code_key_or_exit,
+    config_hash,
+    copy_run,
+    read_metrics,
+    split_success,
+    stored_run,
+)
 
 from creditgym.config import Config, load_config  # noqa: E402
 from creditgym.envs.registry import eval_splits  # noqa: E402
-from creditgym.measure.evaluate import SplitResult  # noqa: E402
 from creditgym.train.trainer import train  # noqa: E402
 
 CONFIG = ROOT / "configs" / "smollm2_household.yaml"
@@ -106,9 +112,9 @@ def _train_warm_start(config: Config, out: Path, seed: int) -> dict[str, Any]:
         "method": WARM,
         "seed": seed,
         "output_dir": _relative(out),
-        "random": _success(result.random_baseline),
-        "untrained": _success(result.initial),
-        "warm_start": _success(result.final),  # the last evaluation: after the warm start
+        "random": split_success(result.random_baseline),
+        "untrained": split_success(result.initial),
+        "warm_start": split_success(result.final),  # the last evaluation: after the warm start
         "warm_start_demonstrations": config.train.sft_warmup.episodes,
         "eval_episodes": config.eval.episodes,
         "wall_seconds": time.perf_counter() - start,
@@ -127,7 +133,7 @@ def _train(
     start = time.perf_counter()
     result = train(config)
     seconds = time.perf_counter() - start
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(out)
     iterations = [row for row in rows if "time/rollout" in row]
     per_iteration = [
         row["time/rollout"] + row["time/credit"] + row["time/update"] for row in iterations
@@ -148,12 +154,12 @@ def _train(
         "group_size": config.rollout.group_size,
         "env_steps": result.env_steps,
         "eval_episodes": config.eval.episodes,
-        "random": _success(result.random_baseline),
+        "random": split_success(result.random_baseline),
         # the untrained model: the run's first eval row (iteration 0), also after a resume
         "untrained": {split: evals[0][f"eval/{split}/success"] for split in splits},
-        "warm_start": _success(result.after_warm_start) or None,
+        "warm_start": split_success(result.after_warm_start) or None,
         "warm_start_demonstrations": config.train.sft_warmup.episodes,
-        "trained": _success(result.final),
+        "trained": split_success(result.final),
         "curve": [
             {"iteration": row["iteration"], **{s: row[f"eval/{s}/success"] for s in splits}}
             for row in evals
@@ -186,10 +192,6 @@ def _relative(path: Path) -> str:
         if candidate.is_relative_to(ROOT):
             return str(candidate.relative_to(ROOT))
     return str(path)
-
-
-def _success(results: list[SplitResult]) -> dict[str, float]:
-    return {r.split: r.success for r in results}
 
 
 def _cell(values: list[float]) -> str:
@@ -263,7 +265,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
 
     stamp = stamp_or_exit(args.allow_dirty)
-    code = code_key(args.allow_dirty)
+    code = code_key_or_exit(args.allow_dirty)
     warm_starts, runs = [], []
     for seed in seeds:  # a seed's warm start, then its methods: an interruption keeps whole seeds
         warm = warm_start(seed, args, code)

@@ -11,7 +11,6 @@ retraining anything.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -20,6 +19,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from run_store import read_metrics
 
 __all__ = ["METHODS", "Method", "summarise_run", "train_process"]
 
@@ -91,7 +92,7 @@ def train_process(
 def summarise_run(run_dir: Path) -> dict:
     """A finished run's iterations, budget spent, held-out success before and after training (the
     last two evaluations), training-success curve and training seconds, from its metrics."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     train_rows = [r for r in rows if "rollout/success" in r]
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
     splits = sorted({k.split("/")[1] for r in evals for k in r if k.startswith("eval/")})

@@ -28,7 +28,6 @@ rough.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import statistics
@@ -40,10 +39,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
-from run_store import code_key, config_hash, stored_run  # noqa: E402
+from run_store import code_key_or_exit, config_hash, read_metrics, split_success, stored_run  # noqa: E402
 
 from creditgym.config import Config, ConfigError, load_config  # noqa: E402
-from creditgym.measure.evaluate import SplitResult  # noqa: E402
 from creditgym.train.trainer import train  # noqa: E402
 
 STORE = RESULTS / "runs" / "train_table"  # one folder per run, shared by every table
@@ -83,7 +81,7 @@ def run_one(
 
 def _iteration_rows(run_dir: Path) -> list[dict[str, Any]]:
     """The run's metrics rows of its training iterations (not its evaluations)."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     return [row for row in rows if "rollout/success" in row]
 
 
@@ -101,10 +99,10 @@ def _train(config: Config, out: Path) -> dict[str, Any]:
         "resumed": resumed,
         "eval_episodes": config.eval.episodes,
         "demonstrations": config.train.sft_warmup.episodes,
-        "random": _success(result.random_baseline),
-        "untrained": _success(result.initial),
-        "warm_start": _success(result.after_warm_start),
-        "final": _success(result.final),
+        "random": split_success(result.random_baseline),
+        "untrained": split_success(result.initial),
+        "warm_start": split_success(result.after_warm_start),
+        "final": split_success(result.final),
         # per split, the mean return: the trainer logs no graded score for its own evaluations,
         # so the one quantity every row has (WebShop's score is 100 x it)
         "returns": {
@@ -122,10 +120,6 @@ def _train(config: Config, out: Path) -> dict[str, Any]:
         "train_success_last_quarter": statistics.mean(success[-quarter:]) if success else None,
         "minutes": seconds / 60,
     }
-
-
-def _success(results: list[SplitResult]) -> dict[str, float]:
-    return {r.split: r.success for r in results}
 
 
 def _pair(run: dict[str, Any], key: str, returns: bool = False) -> str:
@@ -249,7 +243,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
 
     stamp = stamp_or_exit(args.allow_dirty)
-    code = code_key(args.allow_dirty)
+    code = code_key_or_exit(args.allow_dirty)
     try:
         runs = [
             run_one(args, label, overrides, seed, code)

@@ -1,10 +1,12 @@
 """The benchmarks' run store: a finished run is loaded, never trained twice, whether a rerun or
-another process asks for it; a run that fails stores nothing."""
+another process asks for it; a run that fails stores nothing; runs are keyed on the committed
+training code, and uncommitted training code is refused in one line unless allowed."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import provenance  # noqa: E402
 import run_store  # noqa: E402
 import smollm2_results  # noqa: E402
 
@@ -27,6 +30,72 @@ def _counting_train(calls: list[Path]):
         return {"success": 0.5}
 
     return train
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    """A git repository holding every path of the training code, committed, as the key's root."""
+    for path in (
+        "creditgym/train.py",
+        "configs/a.yaml",
+        "pyproject.toml",
+        "benchmarks/train_runs.py",
+    ):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(f"# {path}\n")
+    (tmp_path / "README.md").write_text("readme\n")
+    _git(tmp_path, "init", "-q")
+    _commit(tmp_path, "first")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    monkeypatch.setattr(run_store, "ROOT", tmp_path)
+    return tmp_path
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def _commit(root: Path, message: str) -> None:
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message)
+
+
+def test_the_key_follows_the_committed_training_code_only(repo):
+    key = run_store.code_key(allow_dirty=False)
+    assert len(key) == 12
+    (repo / "README.md").write_text("another readme\n")
+    _commit(repo, "docs")
+    assert run_store.code_key(allow_dirty=False) == key
+    (repo / "creditgym" / "train.py").write_text("# changed\n")
+    _commit(repo, "code")
+    assert run_store.code_key(allow_dirty=False) != key
+
+
+def test_uncommitted_training_code_is_refused_unless_allowed_and_then_keyed_apart(repo):
+    clean = run_store.code_key(allow_dirty=False)
+    (repo / "creditgym" / "train.py").write_text("# edited\n")
+    with pytest.raises(provenance.DirtyTree):
+        run_store.code_key(allow_dirty=False)
+    edited = run_store.code_key(allow_dirty=True)
+    assert edited.startswith(f"{clean}+dirty-")
+    assert run_store.code_key(allow_dirty=True) == edited  # a rerun finds its runs
+    (repo / "creditgym" / "train.py").write_text("# edited again\n")
+    assert run_store.code_key(allow_dirty=True) not in (edited, clean)
+
+
+def test_a_training_module_git_does_not_track_yet_is_named_in_one_line(repo, capsys):
+    clean = run_store.code_key(allow_dirty=False)
+    (repo / "creditgym" / "new_module.py").write_text("x = 1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_store.code_key_or_exit(allow_dirty=False)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "creditgym/new_module.py" in err and "--allow-dirty" in err
+    # allowed, its content is in the key: another version of the new file is another key
+    first = run_store.code_key(allow_dirty=True)
+    assert first.startswith(f"{clean}+dirty-")
+    (repo / "creditgym" / "new_module.py").write_text("x = 2\n")
+    assert run_store.code_key(allow_dirty=True) != first
 
 
 def test_a_finished_run_is_loaded_and_a_failed_one_trained_again(tmp_path):
@@ -117,7 +186,7 @@ def test_the_smollm2_table_is_assembled_from_stored_runs_and_stamped(tmp_path, m
     monkeypatch.setattr(
         smollm2_results, "write_results", lambda name, stamp, data, text: written.update(locals())
     )
-    monkeypatch.setattr(smollm2_results, "code_key", lambda allow_dirty: "code")
+    monkeypatch.setattr(smollm2_results, "code_key_or_exit", lambda allow_dirty: "code")
     argv = [
         str(ROOT / "benchmarks" / "smollm2_results.py"),
         "--seeds",

@@ -60,7 +60,7 @@ def fake(tmp_path, monkeypatch):
     written: dict = {}
     monkeypatch.setattr(train_table, "STORE", tmp_path / "runs")
     monkeypatch.setattr(train_table, "train", _fake_train(calls))
-    monkeypatch.setattr(train_table, "code_key", lambda allow_dirty: "code")
+    monkeypatch.setattr(train_table, "code_key_or_exit", lambda allow_dirty: "code")
     monkeypatch.setattr(
         train_table, "write_results", lambda name, stamp, data, text: written.update(locals())
     )
