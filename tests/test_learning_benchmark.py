@@ -142,12 +142,17 @@ TINY_RUN = [
 ]  # fmt: skip
 
 
-def _benchmark(out: Path, *extra: str, background: bool = False):
+def _benchmark(out: Path, *extra: str, background: bool = False, stderr=None):
     command = [sys.executable, "benchmarks/learning.py", "--out", str(out), *extra, *TINY_RUN]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if background:
         return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
         )
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -155,9 +160,14 @@ def _benchmark(out: Path, *extra: str, background: bool = False):
 @pytest.mark.slow
 def test_a_killed_benchmark_resumes_without_redoing_finished_runs(tmp_path):
     store = tmp_path / "learning_runs" / "scratch"
-    first = _benchmark(tmp_path, background=True)
+    log = tmp_path / "first.stderr"
+    with log.open("w") as stderr:
+        first = _benchmark(tmp_path, background=True, stderr=stderr)
     deadline = time.monotonic() + 600
     while not list(store.glob("*.json")) and time.monotonic() < deadline:
+        # a benchmark that died at once (a bad install, a dirty-tree refusal) fails here, not
+        # after the whole deadline
+        assert first.poll() is None, log.read_text()[-2000:]
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)  # the benchmark and the run it was training
     first.wait()
