@@ -2,7 +2,7 @@
 
     python benchmarks/train_table.py --name NAME CONFIG [--seeds 0,1,2]
         [--setting 'LABEL: key=value key=value' ...] [--metric KEY ...] [--returns]
-        [--threads 1] [key=value ...]
+        [--threads 1] [--code KEY] [key=value ...]
 
 Each (setting, seed) is `creditgym train CONFIG` with the overrides given on the command line,
 then the setting's own, then ``run.seed=SEED`` (a setting without overrides is the config as it
@@ -13,14 +13,19 @@ the env steps, the training-rollout success over the first and the last quarter 
 iterations, the wall time (start-up, evaluations and warm start included), and for each
 ``--metric`` (any key of the run's ``metrics.jsonl``, e.g. ``ppo/explained_variance``) its
 range over the iterations and its last value. Per setting with several seeds, a row of the
-means over the seeds and their standard deviation.
+means over the seeds and their standard deviation; below the table, paired by seed (a seed's
+runs share their tasks, initial weights and warm start), each later setting's final success
+minus the first setting's and each setting's final success minus its warm start's, with 95%
+t intervals over the seeds (`paired_stats`).
 
 Writes ``benchmarks/results/NAME.{md,json}``, stamped with `provenance`. Each finished run is
 stored under ``results/runs/train_table/``, keyed by the training code (`run_store.code_key`)
 and the resolved config (so tables share the runs they have in common, whatever their labels):
 a rerun loads it, an interrupted run resumes from its last checkpoint, and processes given
 different seeds or settings fill the store on different cores (``taskset -c 0 ... --seeds 0``,
-``taskset -c 1 ... --seeds 1``) before one command with every seed assembles the table. Wall
+``taskset -c 1 ... --seeds 1``) before one command with every seed assembles the table.
+``--code KEY`` assembles a table from the runs stored under another training code's key (e.g.
+runs trained before a commit that changed only a benchmark's table) and trains nothing. Wall
 times are of this machine at the time: on a shared CPU they move with the load, so read them as
 rough.
 """
@@ -38,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from paired_stats import paired_difference  # noqa: E402
 from provenance import RESULTS, ROOT, markdown_table, stamp_or_exit, write_results  # noqa: E402
 from run_store import code_key_or_exit, config_hash, read_metrics, split_success, stored_run  # noqa: E402
 
@@ -45,6 +51,10 @@ from creditgym.config import Config, ConfigError, load_config  # noqa: E402
 from creditgym.train.trainer import train  # noqa: E402
 
 STORE = RESULTS / "runs" / "train_table"  # one folder per run, shared by every table
+
+
+class MissingRun(LookupError):
+    """A table assembled from stored runs (``--code``) lacks one of its runs."""
 
 
 def parse_setting(text: str) -> tuple[str, list[str]]:
@@ -72,6 +82,11 @@ def run_one(
     # keyed by the config alone, not the table or the label: tables share the runs they have
     # in common (the main job's seeds are also a table's GRPO setting)
     run_dir = STORE / f"seed{seed}-{code}-{config_hash(config)}"
+    if args.code and not (run_dir / "summary.json").is_file():
+        raise MissingRun(
+            f"--code {code}: no finished run of setting {label!r}, seed {seed} is stored "
+            f"({run_dir.name}); --code reads stored runs only, drop it to train them"
+        )
     summary = stored_run(run_dir, lambda out: _train(config, out))
     # read from the stored run's log at table time, so a table may ask for any logged metric
     logged = _iteration_rows(run_dir)
@@ -199,6 +214,50 @@ def table(runs: list[dict[str, Any]], returns: bool = False) -> str:
     return markdown_table(columns, rows, align) + "\n\n" + note
 
 
+def paired(runs: list[dict[str, Any]]) -> str:
+    """Differences paired by seed, per split, in points with their 95% t intervals: each later
+    setting's final success minus the first setting's, and each setting's final success minus
+    its warm start's; '' when no setting has two seeds to pair."""
+    by_setting: dict[str, dict[int, dict[str, Any]]] = {}
+    for run in runs:
+        by_setting.setdefault(run["setting"], {})[run["seed"]] = run
+    labels = list(by_setting)
+    splits = list(runs[0]["final"])
+    rows = []
+
+    def row(name: str, pairs: list[tuple[dict[str, float], dict[str, float]]]) -> None:
+        cells = []
+        for split in splits:
+            d = paired_difference([a[split] for a, _ in pairs], [b[split] for _, b in pairs])
+            cells.append(
+                f"{100 * d.mean:+.1f} [{100 * d.t_low:+.1f}, {100 * d.t_high:+.1f}]"
+                + (" *" if d.excludes_zero else "")
+            )
+        rows.append([name, len(pairs), *cells])
+
+    first = by_setting[labels[0]]
+    for label in labels[1:]:
+        seeds = sorted(set(first) & set(by_setting[label]))
+        if len(seeds) > 1:
+            pairs = [(by_setting[label][s]["final"], first[s]["final"]) for s in seeds]
+            row(f"{label} minus {labels[0]}, after training", pairs)
+    for label in labels:
+        mine = [r for r in by_setting[label].values() if r["warm_start"]]
+        if len(mine) > 1 and mine[0]["iterations"] > 0:
+            row(
+                f"{label}: after training minus after the warm start",
+                [(r["final"], r["warm_start"]) for r in mine],
+            )
+    if not rows:
+        return ""
+    columns = ["paired by seed", "seeds", *(f"{split} (points)" for split in splits)]
+    note = (
+        "Mean difference over the seeds [95% t interval]; * where the interval excludes 0. "
+        "With few seeds the interval is wide: a difference inside it is no difference."
+    )
+    return markdown_table(columns, rows, "lr" + "l" * len(splits)) + "\n\n" + note
+
+
 def _range(values: list[float]) -> str:
     """``-0.014 .. +0.008 (+0.003)``: a logged metric's range over the iterations, and its last."""
     if not values:
@@ -230,6 +289,10 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
+    parser.add_argument(
+        "--code",
+        help="assemble the table from the runs stored under this training-code key; train none",
+    )
     parser.add_argument("overrides", nargs="*", help="overrides for every setting, key=value")
     args = parser.parse_intermixed_args()  # overrides may follow the options
     if not re.fullmatch(r"[\w.-]+", args.name):
@@ -242,17 +305,22 @@ def main() -> None:
         parser.error(f"--seeds {args.seeds!r}: comma-separated integers, e.g. 0,1,2")
     seeds = [int(s) for s in args.seeds.split(",")]
 
+    if args.code and not re.fullmatch(r"[0-9a-f]{12}(\+dirty-[0-9a-f]{8})?", args.code):
+        parser.error(f"--code {args.code!r}: a stored run's training-code key, e.g. f518bbf36023")
+
     stamp = stamp_or_exit(args.allow_dirty)
-    code = code_key_or_exit(args.allow_dirty)
+    code = args.code or code_key_or_exit(args.allow_dirty)
     try:
         runs = [
             run_one(args, label, overrides, seed, code)
             for label, overrides in settings
             for seed in seeds
         ]
-    except ConfigError as error:
+    except (ConfigError, MissingRun) as error:
         raise SystemExit(f"error: {error}") from None
     text = f"# `creditgym train {args.config}` over seeds\n\n{table(runs, args.returns)}"
+    if differences := paired(runs):
+        text += f"\n\n{differences}"
     write_results(args.name, stamp, runs, text)
     print(text)
 

@@ -116,6 +116,49 @@ def test_each_setting_and_seed_is_trained_once_and_tabled_with_means(fake, monke
         text
     )
     assert "| **81.2%** +- 8.8% / **81.2%** +- 8.8% |" in text
+    # paired by seed: high lr is 12.5 points above low lr at both seeds (no spread: an interval
+    # of one point that excludes 0), and each setting's gain over its warm start (37.5, 50)
+    assert (
+        "| high lr minus low lr, after training | 2 | +12.5 [+12.5, +12.5] * "
+        "| +12.5 [+12.5, +12.5] * |" in text
+    )
+    assert "| low lr: after training minus after the warm start | 2 | +43.8 [-35.7, +123.2] |" in (
+        text
+    )
+    assert "| high lr: after training minus after the warm start | 2 | +56.2 [-23.2, +135.7] |" in (
+        text
+    )
+
+
+def test_one_seed_has_nothing_to_pair(fake, monkeypatch):
+    _, written = fake
+    argv = ["configs/quickstart.yaml", "--name", "t", "--seeds", "0", "--allow-dirty"]
+    _main(monkeypatch, *argv, "--setting", "a: train.lr=0.125", "--setting", "b: train.lr=0.25")
+    assert "| a | 0 |" in written["text"] and "paired by seed" not in written["text"]
+
+
+def test_code_assembles_the_runs_stored_under_another_key_and_trains_none(fake, monkeypatch):
+    calls, written = fake
+    monkeypatch.setattr(train_table, "code_key_or_exit", lambda allow_dirty: "0123456789ab")
+    base = ["configs/quickstart.yaml", "--name", "t", "--allow-dirty"]
+    _main(monkeypatch, *base, "--seeds", "0")  # trained under the current key
+    assert len(calls) == 1
+    # another commit's key stands in for the current one: a table of its stored runs
+    monkeypatch.setattr(train_table, "code_key_or_exit", lambda allow_dirty: "ba9876543210")
+    _main(monkeypatch, *base, "--seeds", "0", "--code", "0123456789ab")
+    assert len(calls) == 1 and written["data"][0]["seed"] == 0
+    with pytest.raises(SystemExit) as stopped:  # seed 1 was never trained: named, not trained
+        _main(monkeypatch, *base, "--seeds", "0,1", "--code", "0123456789ab")
+    assert "no finished run of setting 'config', seed 1" in str(stopped.value.code)
+    assert "--code reads stored runs only" in str(stopped.value.code) and len(calls) == 1
+
+
+def test_a_malformed_code_is_one_line(fake, monkeypatch, capsys):
+    calls, _ = fake
+    with pytest.raises(SystemExit) as stopped:
+        _main(monkeypatch, "configs/quickstart.yaml", "--name", "t", "--code", "HEAD")
+    assert stopped.value.code == 2 and calls == []
+    assert "--code 'HEAD': a stored run's training-code key" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
