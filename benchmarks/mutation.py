@@ -10,6 +10,7 @@ change any result (``benchmarks/mutation_equivalent.json`` lists those, each wit
     python benchmarks/mutation.py --modules creditgym/credit/estimators/gigpo.py
     python benchmarks/mutation.py --report-only         # tabulate what mutants/ holds
     python benchmarks/mutation.py --not-caught-only     # rerun only the survivors (new tests)
+    python benchmarks/mutation.py --recheck benchmarks/results/mutation.json --max-children 2
 
 Runs resume: mutmut keeps each mutant's result in mutants/ and tests only mutants of changed
 functions again (or those named, with --modules). It maps tests to the functions they reach
@@ -21,6 +22,13 @@ The table (per module: mutants killed, timed out, explained as equivalent, survi
 yet checked, and the share caught among those checked) goes to
 benchmarks/results/mutation.{md,json}, and the surviving mutants' names to the terminal
 (`mutmut show NAME` shows one).
+
+``--recheck FILE`` reruns exactly the mutants a stamped results file (an earlier pass's
+``mutation.json``) lists as not caught, in a fresh or kept mutants/, and tabulates what became of
+each into benchmarks/results/mutation_recheck.{md,json}: the check that the tests written for
+those survivors kill them inside mutmut, not only when the mutant is applied by hand. The names
+are mutmut's (module, function, number), so they mean the same mutants only while those modules
+are unchanged since that pass; a module changed since is refused.
 """
 
 from __future__ import annotations
@@ -112,6 +120,41 @@ def _line(row: dict, columns: tuple[str, ...], bold: bool = False) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def recheck_table(previous: dict, found: dict[str, dict[str, str]]) -> tuple[str, dict]:
+    """What became of an earlier pass's survivors: counts by status now, and each name's status.
+
+    `previous` is that pass's results file (its provenance and ``not_caught`` names); a name
+    mutmut no longer generates counts as "gone"."""
+    now = {name: found_status(found, name) for name in previous["data"]["not_caught"]}
+    counts = Counter(now.values())
+    caught = sum(counts[s] for s in CAUGHT)
+    origin = previous["provenance"]
+    lines = [
+        f"{len(now)} mutants not caught by the pass at commit {origin['commit']} "
+        f"(`{origin['command']}`, {origin['date']}), rerun: **{caught} caught** "
+        f"({', '.join(f'{counts[s]} {s}' for s in sorted(counts))})",
+        "",
+        "| mutant | now |",
+        "|---|---|",
+        *(f"| `{name}` | {status} |" for name, status in sorted(now.items())),
+    ]
+    return "\n".join(lines), {"previous": origin, "counts": dict(counts), "mutants": now}
+
+
+def changed_since(commit: str, modules: list[str]) -> list[str]:
+    """The modules among `modules` whose source differs from `commit`'s."""
+    diff = subprocess.run(
+        ["git", "diff", "--name-only", commit, "--", *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if diff.returncode != 0:
+        raise SystemExit(f"error: git cannot compare with commit {commit}: {diff.stderr.strip()}")
+    return diff.stdout.split()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", nargs="*", help="paths under creditgym/ (default: all)")
@@ -128,6 +171,12 @@ def main() -> int:
         action="store_true",
         help="rerun only the mutants that survived (after new tests)",
     )
+    parser.add_argument(
+        "--recheck",
+        type=Path,
+        metavar="FILE",
+        help="rerun the mutants an earlier pass's results file lists as not caught",
+    )
     parser.add_argument("--allow-dirty", action="store_true", help="record a dirty tree")
     args = parser.parse_args()
     stamp = stamp_or_exit(args.allow_dirty)
@@ -136,6 +185,8 @@ def main() -> int:
     if unknown:
         print(f"error: {', '.join(unknown)} not in [tool.mutmut] only_mutate", file=sys.stderr)
         return 2
+    if args.recheck:
+        return recheck(args.recheck, args.max_children, stamp)
     if args.fresh_stats:
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     if not args.report_only:
@@ -163,8 +214,37 @@ def main() -> int:
     return 0
 
 
+def recheck(path: Path, max_children: int, stamp: dict) -> int:
+    """Rerun the mutants `path` lists as not caught; write results/mutation_recheck."""
+    try:
+        previous = json.loads(path.read_text())
+        names, commit = previous["data"]["not_caught"], previous["provenance"]["commit"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"error: {path} is not a mutation results file ({error})", file=sys.stderr)
+        return 2
+    modules = configured_modules()
+    changed = changed_since(commit, modules)
+    if changed:
+        print(
+            f"error: {', '.join(changed)} changed since commit {commit}, so mutmut's names there "
+            "no longer mean the same mutants; run a full pass instead",
+            file=sys.stderr,
+        )
+        return 2
+    if names:
+        command = ["mutmut", "run", "--max-children", str(max_children), *names]
+        if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
+            print("error: mutmut run failed (see above)", file=sys.stderr)
+            return 1
+    text, data = recheck_table(previous, statuses(modules))
+    print(text)
+    write_results("mutation_recheck", stamp, data, text)
+    return 0
+
+
 def found_status(found: dict[str, dict[str, str]], name: str) -> str:
-    return next(by_name[name] for by_name in found.values() if name in by_name)
+    """`name`'s status in `found`, or "gone" where mutmut no longer generates it."""
+    return next((by_name[name] for by_name in found.values() if name in by_name), "gone")
 
 
 if __name__ == "__main__":
