@@ -63,6 +63,12 @@ class PairedDifference:
         """Whether the t interval lies on one side of 0 (a difference at the 5% level)."""
         return self.t_low > 0 or self.t_high < 0
 
+    def in_points(self) -> str:
+        """A difference of shares in points with its t interval, ``+4.2 [-3.9, +12.2]``, and
+        `` *`` where the interval excludes 0."""
+        text = f"{100 * self.mean:+.1f} [{100 * self.t_low:+.1f}, {100 * self.t_high:+.1f}]"
+        return text + (" *" if self.excludes_zero else "")
+
 
 def paired_difference(
     method: Sequence[float], baseline: Sequence[float], *, draws: int = 10_000, seed: int = 0

@@ -229,10 +229,7 @@ def paired(runs: list[dict[str, Any]]) -> str:
         cells = []
         for split in splits:
             d = paired_difference([a[split] for a, _ in pairs], [b[split] for _, b in pairs])
-            cells.append(
-                f"{100 * d.mean:+.1f} [{100 * d.t_low:+.1f}, {100 * d.t_high:+.1f}]"
-                + (" *" if d.excludes_zero else "")
-            )
+            cells.append(d.in_points())
         rows.append([name, len(pairs), *cells])
 
     first = by_setting[labels[0]]
