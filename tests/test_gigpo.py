@@ -142,9 +142,11 @@ def test_by_default_an_invalid_turn_loses_0_1_and_only_equal_anchors_share_a_ste
     # the hand-worked numbers of the penalty test above, with the penalty left to its default
     advantages = gigpo(penalty_pair(valid_first=[False, True]), gamma=1.0)
     assert advantages[0] == pytest.approx([0.4 + 0.45, 0.5 + 0.5])
-    # anchors 0.975 alike (difflib), above the 0.95 threshold, stay two singleton step groups
+    # anchors 0.975 alike (difflib), above the 0.95 threshold, stay two singleton step groups:
+    # no step advantage, only the episodes' -0.5 / +0.5 (grouped, they would add -0.5 / +0.5)
     near = [episode([0], anchors=["a" * 40]), episode([1], anchors=["a" * 39 + "b"])]
     assert gigpo_terms(near, env_rewards(near, None)).step_advantage.tolist() == [0.0, 0.0]
+    assert [a.tolist() for a in gigpo(near)] == [[-0.5], [0.5]]
 
 
 def test_singleton_step_groups_give_zero_step_advantage():
