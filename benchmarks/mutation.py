@@ -7,7 +7,7 @@ the code that no test can see: either a missing test, or an *equivalent* mutant 
 change any result (``benchmarks/mutation_equivalent.json`` lists those, each with its reason).
 
     python benchmarks/mutation.py                       # every configured module
-    python benchmarks/mutation.py --modules creditgym/credit/estimators/gigpo.py
+    python benchmarks/mutation.py --modules creditgym/credit/estimators/gigpo.py [--name NAME]
     python benchmarks/mutation.py --report-only         # tabulate what mutants/ holds
     python benchmarks/mutation.py --not-caught-only     # rerun only the survivors (new tests)
     python benchmarks/mutation.py --recheck benchmarks/results/mutation.json --max-children 2
@@ -158,6 +158,11 @@ def changed_since(commit: str, modules: list[str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", nargs="*", help="paths under creditgym/ (default: all)")
+    parser.add_argument(
+        "--name",
+        help="results file name (default: mutation for every module; a --modules run writes one "
+        "only when named)",
+    )
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--report-only", action="store_true", help="do not run mutmut")
     parser.add_argument(
@@ -209,8 +214,9 @@ def main() -> int:
     if survivors:
         print(f"\n{len(survivors)} not caught (mutmut show NAME):")
         print("\n".join(f"  {name}  [{found_status(found, name)}]" for name in survivors))
-    if not args.modules:  # the README's table covers every module
-        write_results("mutation", stamp, {"modules": rows, "not_caught": survivors}, text)
+    name = args.name or (None if args.modules else "mutation")  # README's table: every module
+    if name:
+        write_results(name, stamp, {"modules": rows, "not_caught": survivors}, text)
     return 0
 
 

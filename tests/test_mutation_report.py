@@ -104,3 +104,23 @@ def test_changed_since_names_an_edited_module_and_an_unknown_commit_in_one_line(
     assert mutation.changed_since(commit, ["a.py", "b.py"]) == ["b.py"]
     with pytest.raises(SystemExit, match="cannot compare with commit 0{12}"):
         mutation.changed_since("0" * 12, ["a.py"])
+
+
+@pytest.mark.parametrize(
+    ("args", "written"),
+    [
+        (["--modules", "creditgym/credit/estimators/grpo.py"], None),  # a subset: printed only
+        (["--modules", "creditgym/credit/estimators/grpo.py", "--name", "part"], "part"),
+        ([], "mutation"),  # every module: the README's table
+    ],
+)
+def test_report_writes_a_results_file_for_every_module_or_a_named_subset(
+    monkeypatch, args, written
+):
+    names = []
+    monkeypatch.setattr(mutation, "statuses", lambda modules: {m: {} for m in modules})
+    monkeypatch.setattr(mutation, "write_results", lambda name, *rest: names.append(name))
+    argv = ["mutation.py", "--report-only", "--allow-dirty", *args]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert mutation.main() == 0
+    assert names == ([written] if written else [])
