@@ -48,6 +48,10 @@ def test_oracle_rewards_only_first_achievements_times_beta():
     assert doubled == pytest.approx([0.5, 0.0, 0.5, 0.0, 0.5])
 
 
+def test_the_oracle_judge_names_itself_as_it_is_built():
+    assert repr(OracleJudge()) == "OracleJudge()"
+
+
 def test_calm_needs_a_judge():
     with pytest.raises(ValueError, match="calm shaper.*judge"):
         calm_rewards([events_episode([[]])], CreditContext())
