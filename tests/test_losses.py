@@ -93,6 +93,87 @@ def test_reference_kl_is_zero_at_the_reference_and_positive_elsewhere():
     assert apart.ref_kl == pytest.approx(float(torch.exp(torch.tensor(-0.5))) - 0.5)
 
 
+def test_default_options_clip_at_0_2_and_add_no_kl_or_entropy_term():
+    logprobs = torch.tensor([[-1.0, -2.0]])
+    old = logprobs - torch.tensor([[0.5, -0.5]])  # ratios e^0.5 = 1.65 and e^-0.5 = 0.61
+    given = {"ref_logprobs": logprobs - 1.0, "entropy": torch.ones(1, 2)}
+    default = ppo_clip_loss(logprobs, old, torch.ones(1), torch.ones(1, 2), **given)
+    explicit = ppo_clip_loss(
+        logprobs,
+        old,
+        torch.ones(1),
+        torch.ones(1, 2),
+        clip_eps=0.2,
+        kl_coef=0.0,
+        entropy_coef=0.0,
+        **given,
+    )
+    assert default.loss.item() == explicit.loss.item()
+    assert default.clip_fraction == 1.0  # both ratios outside [0.8, 1.2]
+    # A = 1: min(r, clip(r)) per token, 1.2 and 0.61, negated and averaged
+    assert default.loss.item() == pytest.approx(-(1.2 + float(torch.exp(torch.tensor(-0.5)))) / 2)
+
+
+def test_no_reference_kl_is_computed_or_reported_when_its_coefficient_is_0():
+    logprobs = torch.tensor([[-1.0, -2.0]])
+    out = ppo_clip_loss(
+        logprobs, logprobs, torch.zeros(1), torch.ones(1, 2), ref_logprobs=logprobs - 0.5
+    )
+    assert out.ref_kl == 0.0
+
+
+def test_reference_kl_leaves_out_padding_tokens():
+    logprobs = torch.tensor([[-1.0, -2.0]])
+    out = ppo_clip_loss(
+        logprobs,
+        logprobs,
+        torch.zeros(1),
+        torch.tensor([[1.0, 0.0]]),
+        ref_logprobs=logprobs - torch.tensor([[0.5, 3.0]]),  # the padding token far off
+        kl_coef=0.1,
+    )
+    assert out.ref_kl == pytest.approx(float(torch.exp(torch.tensor(-0.5))) - 0.5)
+
+
+def test_weighted_loss_adds_the_reference_kl_with_the_same_token_weights():
+    logprobs = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]], requires_grad=True)
+    weights = torch.tensor([[0.25, 0.25], [0.5, 0.0]])
+    advantages = torch.tensor([2.0, -1.0])
+    out = ppo_clip_loss(
+        logprobs,
+        logprobs.detach(),
+        advantages,
+        torch.ones(2, 2),
+        ref_logprobs=logprobs.detach() - 0.5,
+        kl_coef=0.5,
+        token_weights=weights,
+    )
+    k3 = float(torch.exp(torch.tensor(-0.5))) - 0.5  # per token, delta = -0.5 everywhere
+    pg = -(0.25 * 2 + 0.25 * 2 + 0.5 * -1.0)
+    assert out.loss.item() == pytest.approx(pg + 0.5 * k3 * float(weights.sum()))
+
+
+def test_the_loss_keeps_the_log_probs_dtype_whatever_the_other_inputs():
+    logprobs = torch.tensor([[-1.0, -2.0]], requires_grad=True)
+    double = torch.float64
+    for weights in (None, torch.tensor([[0.5, 0.5]], dtype=double)):
+        out = ppo_clip_loss(
+            logprobs,
+            logprobs.detach(),
+            torch.tensor([1.0], dtype=double),
+            torch.ones(1, 2, dtype=double),
+            token_weights=weights,
+        )
+        assert out.loss.dtype == torch.float32
+
+
+def test_pad_sequences_pads_with_the_value_asked_and_masks_in_the_values_dtype():
+    values, mask = pad_sequences([torch.tensor([1, 2]), torch.tensor([3])], pad_value=7)
+    assert values.tolist() == [[1, 2], [3, 7]]
+    assert mask.dtype == values.dtype == torch.int64
+    assert mask.tolist() == [[1, 1], [1, 0]]
+
+
 def test_pad_sequences_masks_the_padding():
     values, mask = pad_sequences([torch.tensor([1.0, 2.0]), torch.tensor([3.0])])
     assert values.tolist() == [[1.0, 2.0], [3.0, 0.0]]
