@@ -25,10 +25,10 @@ benchmarks/results/mutation.{md,json}, and the surviving mutants' names to the t
 
 ``--recheck FILE`` reruns exactly the mutants a stamped results file (an earlier pass's
 ``mutation.json``) lists as not caught, in a fresh or kept mutants/, and tabulates what became of
-each into benchmarks/results/mutation_recheck.{md,json}: the check that the tests written for
-those survivors kill them inside mutmut, not only when the mutant is applied by hand. The names
-are mutmut's (module, function, number), so they mean the same mutants only while those modules
-are unchanged since that pass; a module changed since is refused.
+each into benchmarks/results/mutation_recheck.{md,json} (or ``--name``): the check that the
+tests written for those survivors kill them inside mutmut, not only when the mutant is applied
+by hand. The names are mutmut's (module, function, number), so they mean the same mutants only
+while those modules are unchanged since that pass; a module changed since is refused.
 """
 
 from __future__ import annotations
@@ -160,8 +160,8 @@ def main() -> int:
     parser.add_argument("--modules", nargs="*", help="paths under creditgym/ (default: all)")
     parser.add_argument(
         "--name",
-        help="results file name (default: mutation for every module; a --modules run writes one "
-        "only when named)",
+        help="results file name (default: mutation for every module, mutation_recheck for "
+        "--recheck; a --modules run writes one only when named)",
     )
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--report-only", action="store_true", help="do not run mutmut")
@@ -191,7 +191,7 @@ def main() -> int:
         print(f"error: {', '.join(unknown)} not in [tool.mutmut] only_mutate", file=sys.stderr)
         return 2
     if args.recheck:
-        return recheck(args.recheck, args.max_children, stamp)
+        return recheck(args.recheck, args.max_children, stamp, args.name or "mutation_recheck")
     if args.fresh_stats:
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     if not args.report_only:
@@ -220,8 +220,8 @@ def main() -> int:
     return 0
 
 
-def recheck(path: Path, max_children: int, stamp: dict) -> int:
-    """Rerun the mutants `path` lists as not caught; write results/mutation_recheck."""
+def recheck(path: Path, max_children: int, stamp: dict, name: str = "mutation_recheck") -> int:
+    """Rerun the mutants `path` lists as not caught; write results/NAME."""
     try:
         previous = json.loads(path.read_text())
         names, commit = previous["data"]["not_caught"], previous["provenance"]["commit"]
@@ -244,7 +244,7 @@ def recheck(path: Path, max_children: int, stamp: dict) -> int:
             return 1
     text, data = recheck_table(previous, statuses(modules))
     print(text)
-    write_results("mutation_recheck", stamp, data, text)
+    write_results(name, stamp, data, text)
     return 0
 
 

@@ -124,3 +124,16 @@ def test_report_writes_a_results_file_for_every_module_or_a_named_subset(
     monkeypatch.setattr(sys, "argv", argv)
     assert mutation.main() == 0
     assert names == ([written] if written else [])
+
+
+def test_recheck_writes_under_the_name_given(tmp_path, monkeypatch):
+    written = []
+    monkeypatch.setattr(mutation, "changed_since", lambda commit, modules: [])
+    monkeypatch.setattr(mutation, "statuses", lambda modules: FOUND)
+    monkeypatch.setattr(mutation.subprocess, "run", lambda cmd, **kw: _Done(0))
+    monkeypatch.setattr(mutation, "write_results", lambda name, *rest: written.append(name))
+    previous = _previous_file(tmp_path, PREVIOUS)
+    monkeypatch.setattr(sys, "argv", ["mutation.py", "--recheck", str(previous), "--name", "again"])
+    monkeypatch.setattr(mutation, "stamp_or_exit", lambda allow_dirty: {})
+    assert mutation.main() == 0
+    assert written == ["again"]
