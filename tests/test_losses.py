@@ -153,6 +153,23 @@ def test_weighted_loss_adds_the_reference_kl_with_the_same_token_weights():
     assert out.loss.item() == pytest.approx(pg + 0.5 * k3 * float(weights.sum()))
 
 
+def test_weighted_loss_subtracts_the_entropy_bonus_with_the_same_token_weights():
+    logprobs = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]], requires_grad=True)
+    weights = torch.tensor([[0.25, 0.25], [0.5, 0.0]])
+    entropy = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    out = ppo_clip_loss(
+        logprobs,
+        logprobs.detach(),
+        torch.zeros(2),
+        torch.ones(2, 2),
+        entropy=entropy,
+        entropy_coef=0.1,
+        token_weights=weights,
+    )
+    assert out.loss.item() == pytest.approx(-0.1 * (0.25 * 1 + 0.25 * 2 + 0.5 * 3))
+    assert out.entropy == pytest.approx(2.5)  # the statistic stays the token mean
+
+
 def test_the_loss_keeps_the_log_probs_dtype_whatever_the_other_inputs():
     logprobs = torch.tensor([[-1.0, -2.0]], requires_grad=True)
     double = torch.float64
