@@ -170,6 +170,12 @@ def test_weighted_loss_subtracts_the_entropy_bonus_with_the_same_token_weights()
     assert out.entropy == pytest.approx(2.5)  # the statistic stays the token mean
 
 
+def test_a_ratio_exactly_at_the_clip_edge_is_not_counted_as_clipped():
+    logprobs = torch.tensor([[-1.0, -2.0]])  # ratio exactly 1, |ratio - 1| = 0 = clip_eps
+    out = ppo_clip_loss(logprobs, logprobs, torch.ones(1), torch.ones(1, 2), clip_eps=0.0)
+    assert out.clip_fraction == 0.0
+
+
 def test_the_loss_keeps_the_log_probs_dtype_whatever_the_other_inputs():
     logprobs = torch.tensor([[-1.0, -2.0]], requires_grad=True)
     double = torch.float64

@@ -94,8 +94,29 @@ def test_bf16_mixed_runs_the_forward_pass_in_bf16():
 
 
 def test_an_unknown_precision_names_the_choices():
-    with pytest.raises(ValueError, match="fp32, bf16-mixed, bf16"):
+    with pytest.raises(ValueError) as raised:
         resolve_precision("fp16", "cpu")
+    assert str(raised.value) == (
+        "train.precision='fp16'; choose one of auto, fp32, bf16-mixed, bf16 "
+        "(bf16-mixed: fp32 weights with bf16 autocast)"
+    )
+
+
+def test_pure_bf16_warns_with_the_fix_in_one_message():
+    with pytest.warns(UserWarning) as caught:
+        resolve_precision("bf16", "cpu")
+    assert str(caught[0].message) == (
+        "train.precision=bf16 keeps the weights in bfloat16: updates smaller than ~1/256 of a "
+        "weight round away (at lr 1e-6 one AdamW step changes under 1% of the weights); "
+        "use train.precision=bf16-mixed (fp32 master weights, bf16 autocast) unless the "
+        "learning rate is large"
+    )
+
+
+def test_the_pure_bf16_warning_points_at_the_caller():
+    with pytest.warns(UserWarning) as caught:
+        resolve_precision("bf16", "cpu")
+    assert caught[0].filename == __file__
 
 
 def test_a_bf16_mixed_checkpoint_loads_in_plain_transformers(tmp_path):
