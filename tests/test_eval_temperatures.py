@@ -5,6 +5,7 @@ episodes)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,11 +73,6 @@ def test_table_runs_names_a_missing_file_setting_or_run_in_one_line(table):
         eval_temperatures.table_runs("t", "GRPO")
 
 
-class _Done:
-    def __init__(self, returncode: int, stderr: str = "") -> None:
-        self.returncode, self.stderr, self.stdout = returncode, stderr, ""
-
-
 def test_evaluate_run_calls_creditgym_eval_with_the_runs_env_and_budget(table, monkeypatch):
     seen = {}
 
@@ -84,7 +80,7 @@ def test_evaluate_run_calls_creditgym_eval_with_the_runs_env_and_budget(table, m
         seen.update(command=command, threads=env["OMP_NUM_THREADS"])
         out = Path(command[command.index("--json") + 1])
         out.write_text(json.dumps([{"split": "valid_seen", "success": 0.25}]))
-        return _Done(0)
+        return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(eval_temperatures.subprocess, "run", fake_run)
     assert eval_temperatures.evaluate_run(RUNS[1], 0.5, threads=1) == {"valid_seen": 0.25}
@@ -103,7 +99,9 @@ def test_a_failed_evaluation_is_one_line_naming_the_command(table, monkeypatch):
     monkeypatch.setattr(
         eval_temperatures.subprocess,
         "run",
-        lambda *a, **k: _Done(2, "Traceback ...\nerror: no checkpoint in runs/seed0\n"),
+        lambda command, **k: subprocess.CompletedProcess(
+            command, 2, "", "Traceback ...\nerror: no checkpoint in runs/seed0\n"
+        ),
     )
     with pytest.raises(SystemExit) as raised:
         eval_temperatures.evaluate_run(RUNS[0], 1.0, threads=1)

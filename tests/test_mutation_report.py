@@ -43,6 +43,11 @@ def test_recheck_table_gives_each_survivors_status_now():
     assert "| `m.g__mutmut_7` | survived |" in text
 
 
+def _ran(command: list[str]) -> subprocess.CompletedProcess:
+    """What `subprocess.run` gives back for a command that succeeded."""
+    return subprocess.CompletedProcess(command, 0)
+
+
 def _previous_file(tmp_path: Path, content: dict | str) -> Path:
     path = tmp_path / "mutation.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -53,18 +58,13 @@ def test_recheck_runs_mutmut_on_exactly_the_survivors_and_writes_the_table(tmp_p
     calls, written = [], {}
     monkeypatch.setattr(mutation, "changed_since", lambda commit, modules: [])
     monkeypatch.setattr(mutation, "statuses", lambda modules: FOUND)
-    monkeypatch.setattr(mutation.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or _Done(0))
+    monkeypatch.setattr(mutation.subprocess, "run", lambda cmd, **_: calls.append(cmd) or _ran(cmd))
     monkeypatch.setattr(
         mutation, "write_results", lambda name, stamp, data, text: written.update(name=name)
     )
     assert mutation.recheck(_previous_file(tmp_path, PREVIOUS), 2, {}) == 0
     assert calls == [["mutmut", "run", "--max-children", "2", *PREVIOUS["data"]["not_caught"]]]
     assert written == {"name": "mutation_recheck"}
-
-
-class _Done:
-    def __init__(self, returncode: int) -> None:
-        self.returncode = returncode
 
 
 @pytest.mark.parametrize("content", ["{not json", {"data": {}}, {"provenance": {}, "data": []}])
@@ -130,7 +130,7 @@ def test_recheck_writes_under_the_name_given(tmp_path, monkeypatch):
     written = []
     monkeypatch.setattr(mutation, "changed_since", lambda commit, modules: [])
     monkeypatch.setattr(mutation, "statuses", lambda modules: FOUND)
-    monkeypatch.setattr(mutation.subprocess, "run", lambda cmd, **kw: _Done(0))
+    monkeypatch.setattr(mutation.subprocess, "run", lambda cmd, **kw: _ran(cmd))
     monkeypatch.setattr(mutation, "write_results", lambda name, *rest: written.append(name))
     previous = _previous_file(tmp_path, PREVIOUS)
     monkeypatch.setattr(sys, "argv", ["mutation.py", "--recheck", str(previous), "--name", "again"])
