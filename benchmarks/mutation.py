@@ -43,7 +43,7 @@ from pathlib import Path
 import tomllib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import ROOT, stamp_or_exit, write_results  # noqa: E402
+from provenance import ROOT, git, stamp_or_exit, write_results  # noqa: E402
 
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
 STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", 255: "timeout"}
@@ -143,16 +143,12 @@ def recheck_table(previous: dict, found: dict[str, dict[str, str]]) -> tuple[str
 
 def changed_since(commit: str, modules: list[str]) -> list[str]:
     """The modules among `modules` whose source differs from `commit`'s."""
-    diff = subprocess.run(
-        ["git", "diff", "--name-only", commit, "--", *modules],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if diff.returncode != 0:
-        raise SystemExit(f"error: git cannot compare with commit {commit}: {diff.stderr.strip()}")
-    return diff.stdout.split()
+    try:
+        return git("diff", "--name-only", commit, "--", *modules).split()
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(
+            f"error: git cannot compare with commit {commit}: {error.stderr.strip()}"
+        ) from None
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import mutation  # noqa: E402
+import provenance  # noqa: E402
 
 PREVIOUS = {
     "provenance": {"commit": "dfc2b82ac3ff", "command": "mutation.py", "date": "2026-12-06"},
@@ -98,7 +99,7 @@ def test_changed_since_names_an_edited_module_and_an_unknown_commit_in_one_line(
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
     commit = git("rev-parse", "HEAD")
-    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)  # where git runs
     assert mutation.changed_since(commit, ["a.py", "b.py"]) == []
     (tmp_path / "b.py").write_text("x = 2\n")
     assert mutation.changed_since(commit, ["a.py", "b.py"]) == ["b.py"]
